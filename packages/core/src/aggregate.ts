@@ -1,0 +1,165 @@
+import type { CallRecord } from './call.js'
+import { OUTCOMES, type Outcome } from './outcome.js'
+import { LatencySketch } from './sketch.js'
+
+/**
+ * The mergeable aggregate of a set of calls. Storage adapters return these (one per group and time bucket); rollups
+ * store them; the stats API turns them into {@link StatsSummary}. Every sum is an exact integer: cost in nano-USD,
+ * durations in microseconds, so two adapters adding the same calls in any order agree to the last digit.
+ */
+export interface AggregateState {
+  requests: number
+  outcomes: Record<Outcome, number>
+  cached: number
+  /** Sum of known costs, integer nano-USD. */
+  costNanos: number
+  /** Calls priced but whose usage never arrived (`costSource: 'unknown'`). */
+  costUnknown: number
+  inputTokens: number
+  outputTokens: number
+  cachedInputTokens: number
+  requestBytes: number
+  responseBytes: number
+  /** Sum of durations in integer microseconds. */
+  durationSumUs: number
+  /** Smallest duration (ms), `Infinity` when empty. */
+  durationMin: number
+  /** Largest duration (ms), `-Infinity` when empty. */
+  durationMax: number
+  sketch: LatencySketch
+}
+
+/** Counts per outcome; every outcome is present. */
+export type OutcomeCounts = Record<Outcome, number>
+
+/**
+ * Usage of a set of calls: what `stats.summary()` returns, and each row of `timeseries()` / `breakdown()`.
+ * All numbers are plain JS numbers; `cost` is USD, exact to 1e-9.
+ */
+export interface StatsSummary {
+  requests: number
+  /** Calls whose outcome is `success`. */
+  successes: number
+  /** `requests - successes`. */
+  errors: number
+  /** `errors / requests`, 0 when there are no requests. */
+  errorRate: number
+  outcomes: OutcomeCounts
+  cached: number
+  /** `cached / requests`, 0 when there are no requests. */
+  cacheHitRate: number
+  /** USD. */
+  cost: number
+  /** Calls that are priced but whose cost is unknown (a cut stream): not counted in `cost`. */
+  costUnknown: number
+  tokens: { input: number; output: number; cachedInput: number }
+  /** Milliseconds; `null` when there are no requests. Percentiles are within 1% of the exact nearest-rank value. */
+  latency: { avg: number; min: number; max: number; p50: number; p90: number; p95: number; p99: number } | null
+  requestBytes: number
+  responseBytes: number
+}
+
+/** An aggregate of no calls. */
+export function emptyAggregate(): AggregateState {
+  return {
+    requests: 0,
+    outcomes: emptyOutcomes(),
+    cached: 0,
+    costNanos: 0,
+    costUnknown: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    cachedInputTokens: 0,
+    requestBytes: 0,
+    responseBytes: 0,
+    durationSumUs: 0,
+    durationMin: Infinity,
+    durationMax: -Infinity,
+    sketch: new LatencySketch(),
+  }
+}
+
+/** Zero for every outcome. */
+export function emptyOutcomes(): OutcomeCounts {
+  return {
+    success: 0,
+    client_error: 0,
+    server_error: 0,
+    rate_limited: 0,
+    timeout: 0,
+    network_error: 0,
+    aborted: 0,
+  }
+}
+
+/** Adds one call to an aggregate. */
+export function addCall(state: AggregateState, call: CallRecord): void {
+  state.requests++
+  state.outcomes[call.outcome]++
+  if (call.cached) state.cached++
+  if (call.costNanos !== null) state.costNanos += call.costNanos
+  else if (call.costSource === 'unknown') state.costUnknown++
+  state.inputTokens += call.inputTokens ?? 0
+  state.outputTokens += call.outputTokens ?? 0
+  state.cachedInputTokens += call.cachedInputTokens ?? 0
+  state.requestBytes += call.requestBytes ?? 0
+  state.responseBytes += call.responseBytes ?? 0
+  const d = call.durationMs
+  state.durationSumUs += Math.round(d * 1000)
+  if (d < state.durationMin) state.durationMin = d
+  if (d > state.durationMax) state.durationMax = d
+  state.sketch.add(d)
+}
+
+/** Adds `other` into `into`. */
+export function mergeAggregate(into: AggregateState, other: AggregateState): void {
+  into.requests += other.requests
+  for (const outcome of OUTCOMES) into.outcomes[outcome] += other.outcomes[outcome]
+  into.cached += other.cached
+  into.costNanos += other.costNanos
+  into.costUnknown += other.costUnknown
+  into.inputTokens += other.inputTokens
+  into.outputTokens += other.outputTokens
+  into.cachedInputTokens += other.cachedInputTokens
+  into.requestBytes += other.requestBytes
+  into.responseBytes += other.responseBytes
+  into.durationSumUs += other.durationSumUs
+  if (other.durationMin < into.durationMin) into.durationMin = other.durationMin
+  if (other.durationMax > into.durationMax) into.durationMax = other.durationMax
+  into.sketch.merge(other.sketch)
+}
+
+/** Turns an aggregate into the public summary shape. */
+export function toSummary(state: AggregateState): StatsSummary {
+  const requests = state.requests
+  const successes = state.outcomes.success
+  const errors = requests - successes
+  let latency: StatsSummary['latency'] = null
+  if (requests > 0) {
+    const [p50, p90, p95, p99] = state.sketch.quantiles([0.5, 0.9, 0.95, 0.99], state.durationMin, state.durationMax)
+    latency = {
+      avg: state.durationSumUs / requests / 1000,
+      min: state.durationMin,
+      max: state.durationMax,
+      p50: p50!,
+      p90: p90!,
+      p95: p95!,
+      p99: p99!,
+    }
+  }
+  return {
+    requests,
+    successes,
+    errors,
+    errorRate: requests === 0 ? 0 : errors / requests,
+    outcomes: { ...state.outcomes },
+    cached: state.cached,
+    cacheHitRate: requests === 0 ? 0 : state.cached / requests,
+    cost: state.costNanos / 1e9,
+    costUnknown: state.costUnknown,
+    tokens: { input: state.inputTokens, output: state.outputTokens, cachedInput: state.cachedInputTokens },
+    latency,
+    requestBytes: state.requestBytes,
+    responseBytes: state.responseBytes,
+  }
+}

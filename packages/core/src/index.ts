@@ -1,0 +1,74 @@
+// Public API of @apimeter/core. Every export is listed by name.
+export {
+  type AggregateState,
+  addCall,
+  emptyAggregate,
+  mergeAggregate,
+  type OutcomeCounts,
+  type StatsSummary,
+  toSummary,
+} from './aggregate.js'
+export {
+  assertCallRecords,
+  CALL_RECORD_FIELDS,
+  type CallInput,
+  type CallRecord,
+  checkCallRecord,
+  COST_SOURCES,
+  type CostSource,
+  type Direction,
+  DIRECTIONS,
+  LIMITS,
+  nanosToUsd,
+  type RateLimitInfo,
+  usdToNanos,
+} from './call.js'
+export { type Clock, systemClock } from './clock.js'
+export { ApimeterError, type ApimeterErrorCode, isApimeterError } from './errors.js'
+export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './memory-storage.js'
+export {
+  type CallHandle,
+  type CallStart,
+  type CallUpdate,
+  createMonitor,
+  type Monitor,
+  type MonitorEvents,
+} from './monitor.js'
+export { DEFAULTS, type Logger, type MonitorOptions } from './monitor-options.js'
+export {
+  classifyError,
+  classifyStatus,
+  type ErrorClassification,
+  isOutcome,
+  type Outcome,
+  OUTCOMES,
+} from './outcome.js'
+export type { HealthError, MonitorHealth, RetryPolicy } from './pipeline.js'
+export { maskUrl, normalizePath, OVERFLOW_ROUTE, UNMATCHED_ROUTE } from './route.js'
+export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from './sketch.js'
+export {
+  BREAKDOWN_ORDERS,
+  type BreakdownOrder,
+  type BreakdownQuery,
+  type BreakdownRow,
+  createStats,
+  type CreateStatsOptions,
+  NO_VALUE_KEY,
+  type Stats,
+  type StatsFilter,
+  type TimeseriesPoint,
+  type TimeseriesQuery,
+} from './stats.js'
+export {
+  type AggregateQuery,
+  type AggregateRow,
+  type CallFilter,
+  type Dimension,
+  DIMENSION_FIELD,
+  DIMENSIONS,
+  matchesFilter,
+  type StorageAdapter,
+  type StorageCapabilities,
+} from './storage.js'
+export { bucketStart, type Interval, INTERVALS, nextBucket, type TimeInput } from './time.js'
+export { VERSION } from './version.js'

@@ -1,0 +1,206 @@
+import { z } from 'zod'
+import type { Clock } from './clock.js'
+import type { RetryPolicy } from './pipeline.js'
+import type { StorageAdapter } from './storage.js'
+import { intInRange, numberInRange, wholeOrInfinity } from './validation.js'
+
+/** Where apimeter writes warnings when nobody listens for `error` events. */
+export interface Logger {
+  warn(message: string): void
+}
+
+/**
+ * Options of `createMonitor()`. Every option is optional; a bad value throws an error naming the option, what was
+ * expected and what came.
+ *
+ * @example
+ * ```ts
+ * const monitor = createMonitor({
+ *   service: 'checkout',
+ *   storage: sqliteStorage({ filename: 'apimeter.db' }),
+ *   flushIntervalMs: 2000,
+ *   maxBufferSize: 200_000,
+ * })
+ * ```
+ */
+export interface MonitorOptions {
+  /**
+   * Name of this application; stored on every call so several services can share one database.
+   * @default 'default'
+   * @example
+   * ```ts
+   * createMonitor({ service: 'checkout' })
+   * ```
+   */
+  service?: string
+  /**
+   * Where calls are written.
+   * @default memoryStorage()
+   * @example
+   * ```ts
+   * createMonitor({ storage: memoryStorage({ maxCalls: 1_000_000 }) })
+   * ```
+   */
+  storage?: StorageAdapter
+  /**
+   * How often buffered calls are written even when a batch is not full (ms, 10 … 3,600,000).
+   * @default 1000
+   * @example
+   * ```ts
+   * createMonitor({ flushIntervalMs: 5000 })
+   * ```
+   */
+  flushIntervalMs?: number
+  /**
+   * Calls per write batch (1 … 50,000); a full batch is written right away.
+   * @default 500
+   * @example
+   * ```ts
+   * createMonitor({ batchSize: 2000 })
+   * ```
+   */
+  batchSize?: number
+  /**
+   * Most calls held in memory, buffered or being written/retried (>= batchSize, <= 10,000,000). When full, new
+   * calls are dropped and counted in `health().dropped`, with one warning.
+   * @default 50_000
+   * @example
+   * ```ts
+   * createMonitor({ maxBufferSize: 500_000 })  // ride out a longer database outage
+   * ```
+   */
+  maxBufferSize?: number
+  /**
+   * Write batches in flight at once (1 … 32); a storage may lower it through its capabilities.
+   * @default 2
+   * @example
+   * ```ts
+   * createMonitor({ concurrency: 4 })
+   * ```
+   */
+  concurrency?: number
+  /**
+   * Backoff for failed writes. Defaults: `{ initialDelayMs: 100, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5,
+   * maxAttempts: Infinity }`; with the default, a batch retries as long as the monitor is open.
+   * @example
+   * ```ts
+   * createMonitor({ retry: { initialDelayMs: 50, maxDelayMs: 5000 } })
+   * ```
+   */
+  retry?: Partial<RetryPolicy>
+  /**
+   * How long `close()` keeps trying to write what is buffered before counting it as dropped (ms).
+   * @default 10_000
+   * @example
+   * ```ts
+   * createMonitor({ closeTimeoutMs: 3000 })
+   * ```
+   */
+  closeTimeoutMs?: number
+  /**
+   * Distinct routes kept per service, direction and API (10 … 100,000); later new routes are stored as `(other)`,
+   * so a URL-scanning attack cannot grow memory or tables without bound.
+   * @default 1000
+   * @example
+   * ```ts
+   * createMonitor({ maxRoutes: 5000 })
+   * ```
+   */
+  maxRoutes?: number
+  /**
+   * Clock for timestamps and durations (inject one in tests).
+   * @default the system clock
+   * @example
+   * ```ts
+   * createMonitor({ clock: { now: () => fakeNow } })
+   * ```
+   */
+  clock?: Clock
+  /**
+   * Receives warnings (first buffer overflow, first write failure, …) when no `error` listener is attached;
+   * `false` silences them. Everything is also counted in `health()`.
+   * @default process.emitWarning
+   * @example
+   * ```ts
+   * createMonitor({ logger: { warn: (m) => pino.warn(m) } })
+   * ```
+   */
+  logger?: Logger | false
+  /**
+   * When the process is about to exit on its own (`beforeExit`) with calls still buffered, write them first
+   * (bounded by `closeTimeoutMs`). Timers never keep the process alive either way.
+   * @default true
+   * @example
+   * ```ts
+   * createMonitor({ flushOnExit: false })
+   * ```
+   */
+  flushOnExit?: boolean
+}
+
+const retrySchema = z
+  .strictObject({
+    initialDelayMs: numberInRange(0, 3_600_000, 'a number of milliseconds from 0 to 3,600,000').optional(),
+    maxDelayMs: numberInRange(0, 3_600_000, 'a number of milliseconds from 0 to 3,600,000').optional(),
+    multiplier: numberInRange(1, 100, 'a number from 1 to 100').optional(),
+    jitter: numberInRange(0, 1, 'a number from 0 to 1').optional(),
+    maxAttempts: wholeOrInfinity(1, 'a whole number >= 1 or Infinity').optional(),
+  })
+  .optional()
+
+const isStorage = (value: unknown): value is StorageAdapter =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as StorageAdapter).writeCalls === 'function' &&
+  typeof (value as StorageAdapter).aggregate === 'function' &&
+  typeof (value as StorageAdapter).close === 'function'
+
+/** The zod schema behind {@link MonitorOptions}. */
+export const monitorOptionsSchema = z
+  .strictObject({
+    service: z.string({ error: 'a non-empty string of at most 200 characters' }).min(1, { error: 'a non-empty string of at most 200 characters' }).max(200, { error: 'a non-empty string of at most 200 characters' }).optional(),
+    storage: z.custom<StorageAdapter>(isStorage, { error: 'a storage adapter (memoryStorage(), sqliteStorage(), postgresStorage() …)' }).optional(),
+    flushIntervalMs: intInRange(10, 3_600_000, 'a whole number of milliseconds from 10 to 3,600,000').optional(),
+    batchSize: intInRange(1, 50_000, 'a whole number from 1 to 50,000').optional(),
+    maxBufferSize: intInRange(1, 10_000_000, 'a whole number from 1 to 10,000,000').optional(),
+    concurrency: intInRange(1, 32, 'a whole number from 1 to 32').optional(),
+    retry: retrySchema,
+    closeTimeoutMs: intInRange(0, 600_000, 'a whole number of milliseconds from 0 to 600,000').optional(),
+    maxRoutes: intInRange(10, 100_000, 'a whole number from 10 to 100,000').optional(),
+    clock: z
+      .custom<Clock>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function' && ((v as Clock).monotonic === undefined || typeof (v as Clock).monotonic === 'function'),
+        { error: 'an object with a now() function (and optionally monotonic())' },
+      )
+      .optional(),
+    logger: z
+      .union([z.literal(false), z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function')], {
+        error: 'an object with a warn(message) function, or false',
+      })
+      .optional(),
+    flushOnExit: z.boolean({ error: 'true or false' }).optional(),
+  })
+  .superRefine((options, ctx) => {
+    const batchSize = options.batchSize ?? DEFAULTS.batchSize
+    const maxBufferSize = options.maxBufferSize ?? DEFAULTS.maxBufferSize
+    if (maxBufferSize < batchSize) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxBufferSize'],
+        message: `at least batchSize (${batchSize})`,
+        input: maxBufferSize,
+      })
+    }
+  })
+
+/** Defaults of the numeric options. */
+export const DEFAULTS = {
+  service: 'default',
+  flushIntervalMs: 1000,
+  batchSize: 500,
+  maxBufferSize: 50_000,
+  concurrency: 2,
+  closeTimeoutMs: 10_000,
+  maxRoutes: 1000,
+  retry: { initialDelayMs: 100, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5, maxAttempts: Infinity },
+} as const

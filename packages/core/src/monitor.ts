@@ -1,0 +1,378 @@
+import { randomBytes } from 'node:crypto'
+import { type CallInput, normalizeCall, type NormalizeContext } from './call.js'
+import { type ResolvedClock, resolveClock } from './clock.js'
+import { SafeEmitter } from './emitter.js'
+import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
+import { memoryStorage } from './memory-storage.js'
+import { DEFAULTS, type Logger, type MonitorOptions, monitorOptionsSchema } from './monitor-options.js'
+import { classifyError } from './outcome.js'
+import { type MonitorHealth, WritePipeline } from './pipeline.js'
+import { RouteGuard } from './route.js'
+import { createStats, type Stats } from './stats.js'
+import type { StorageAdapter } from './storage.js'
+import { parseOrThrow } from './validation.js'
+
+/** Events a monitor emits. Listeners run asynchronously; one that throws is caught and reported, never rethrown. */
+export interface MonitorEvents {
+  /** Something went wrong that the SDK handled: an invalid call, a failed write, an overflow… */
+  error: (error: ApimeterError) => void
+}
+
+/** The fields known when a call starts (everything of {@link CallInput} but the result and timing). */
+export type CallStart = Omit<CallInput, 'durationMs' | 'statusCode' | 'outcome' | 'error' | 'timestamp' | 'ttfbMs'>
+
+/** Fields that can be set or changed while a call runs or when it ends. */
+export type CallUpdate = Partial<Omit<CallInput, 'direction' | 'durationMs' | 'timestamp' | 'ttfbMs'>>
+
+/**
+ * A call in progress, from {@link Monitor.startCall}. It times the call with the monotonic clock; `finish()` or
+ * `fail()` records it once (later calls to either are ignored and return false).
+ *
+ * @example
+ * ```ts
+ * const call = monitor.startCall({ direction: 'outbound', api: 'finnhub', method: 'GET', url })
+ * try {
+ *   const res = await fetch(url)
+ *   call.firstByte()
+ *   const body = await res.text()
+ *   call.finish({ statusCode: res.status, responseBytes: body.length })
+ * } catch (err) {
+ *   call.fail(err)
+ * }
+ * ```
+ */
+export interface CallHandle {
+  /** Start time, epoch ms. */
+  readonly timestamp: number
+  /** True once `finish()` or `fail()` ran. */
+  readonly done: boolean
+  /** Milliseconds since the start. */
+  elapsedMs(): number
+  /** Sets or changes fields (route once known, tenant, model, tokens, cost…). */
+  set(fields: CallUpdate): this
+  /** Marks the arrival of the response headers (time to first byte). First call wins. */
+  firstByte(): this
+  /** Adds to the request body size. */
+  addRequestBytes(bytes: number): this
+  /** Adds to the response body size. */
+  addResponseBytes(bytes: number): this
+  /** Records the call with its result. Returns false when it was already recorded. */
+  finish(result?: CallUpdate): boolean
+  /**
+   * Records the call as failed by `error` (timeout, abort, network error, classified from the error). If a status
+   * code was already known (the body broke mid-stream), it is kept and the outcome still comes from the error.
+   */
+  fail(error: unknown, fields?: CallUpdate): boolean
+}
+
+/**
+ * A monitor: records calls, writes them to storage in the background, answers stats queries.
+ * Create one per process with {@link createMonitor}.
+ */
+export interface Monitor {
+  /** The `service` stored on calls that do not name their own. */
+  readonly service: string
+  /** The storage calls are written to. */
+  readonly storage: StorageAdapter
+  /** Usage queries over everything in the storage (the monitor's own service is not an implicit filter). */
+  readonly stats: Stats
+  /**
+   * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
+   * and reported as an `error` event.
+   * @example
+   * ```ts
+   * monitor.record({ direction: 'inbound', method: 'GET', route: '/users/:id', statusCode: 200, durationMs: 3.2 })
+   * ```
+   */
+  record(call: CallInput): void
+  /**
+   * Starts timing a call; the returned handle records it on `finish()` / `fail()`. Framework middleware and fetch
+   * wrappers are built on this.
+   * @example
+   * ```ts
+   * const call = monitor.startCall({ direction: 'inbound', method: req.method, route: '/orders/:id' })
+   * res.on('finish', () => call.finish({ statusCode: res.statusCode }))
+   * ```
+   */
+  startCall(start: CallStart): CallHandle
+  /**
+   * Counters of the write path.
+   * @example
+   * ```ts
+   * const { queued, dropped, lastError } = monitor.health()
+   * ```
+   */
+  health(): MonitorHealth
+  /**
+   * Resolves when every call recorded before it is written. With `timeoutMs`, rejects with `FLUSH_TIMEOUT` when
+   * the storage does not accept them in time (they stay buffered).
+   * @example
+   * ```ts
+   * await monitor.flush({ timeoutMs: 5000 })
+   * ```
+   */
+  flush(options?: { timeoutMs?: number }): Promise<void>
+  /**
+   * Flushes (within `closeTimeoutMs`), stops timers and closes the storage. Idempotent; never rejects. Calls
+   * recorded afterwards are dropped and counted.
+   * @example
+   * ```ts
+   * process.on('SIGTERM', async () => { await monitor.close(); process.exit(0) })
+   * ```
+   */
+  close(): Promise<void>
+  /**
+   * Listens for an event.
+   * @example
+   * ```ts
+   * monitor.on('error', (err) => console.warn(err.code, err.message))
+   * ```
+   */
+  on<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this
+  /** Removes a listener. */
+  off<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this
+  /** Listens for one occurrence of an event. */
+  once<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this
+}
+
+const defaultLogger: Logger = {
+  warn: (message) => process.emitWarning(message, { type: 'ApimeterWarning' }),
+}
+
+// One `beforeExit` listener for all monitors, installed on first use.
+const exitFlushMonitors = new Set<MonitorImpl>()
+let exitHookInstalled = false
+function installExitHook(): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.on('beforeExit', () => {
+    for (const monitor of exitFlushMonitors) monitor.flushBeforeExit()
+  })
+}
+
+class MonitorImpl implements Monitor {
+  readonly service: string
+  readonly storage: StorageAdapter
+  readonly stats: Stats
+  private readonly clock: ResolvedClock
+  private readonly pipeline: WritePipeline
+  private readonly emitter: SafeEmitter<MonitorEvents>
+  private readonly logger: Logger | false
+  private readonly warned = new Set<ApimeterErrorCode>()
+  private readonly ctx: NormalizeContext
+  private readonly closeTimeoutMs: number
+  private exitFlushAttempted = false
+
+  constructor(options: MonitorOptions) {
+    const parsed = parseOrThrow(monitorOptionsSchema, options ?? {}, 'options')
+    this.service = parsed.service ?? DEFAULTS.service
+    this.storage = parsed.storage ?? memoryStorage()
+    this.clock = resolveClock(parsed.clock)
+    this.logger = parsed.logger === undefined ? defaultLogger : parsed.logger
+    this.closeTimeoutMs = parsed.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs
+    this.emitter = new SafeEmitter<MonitorEvents>((error, event) => {
+      this.warn('LISTENER_FAILED', `a '${String(event)}' listener threw: ${errorMessage(error)}`)
+    })
+    const storageConcurrency = this.storage.capabilities?.maxWriteConcurrency ?? Infinity
+    this.pipeline = new WritePipeline(
+      this.storage,
+      {
+        batchSize: parsed.batchSize ?? DEFAULTS.batchSize,
+        maxBufferSize: parsed.maxBufferSize ?? DEFAULTS.maxBufferSize,
+        flushIntervalMs: parsed.flushIntervalMs ?? DEFAULTS.flushIntervalMs,
+        concurrency: Math.max(1, Math.min(parsed.concurrency ?? DEFAULTS.concurrency, storageConcurrency)),
+        retry: { ...DEFAULTS.retry, ...parsed.retry },
+        closeTimeoutMs: this.closeTimeoutMs,
+      },
+      (error) => this.report(error),
+    )
+    const prefix = randomBytes(6).toString('hex')
+    let sequence = 0
+    this.ctx = {
+      service: this.service,
+      now: this.clock.now,
+      nextId: () => `${prefix}${(sequence++).toString(36)}`,
+      routeGuard: new RouteGuard(parsed.maxRoutes ?? DEFAULTS.maxRoutes, 10_000),
+      onMetadataDropped: (reason) => this.report(new ApimeterError('METADATA_DROPPED', reason)),
+    }
+    this.stats = createStats(this.storage, { clock: this.clock })
+    if (parsed.flushOnExit !== false) {
+      installExitHook()
+      exitFlushMonitors.add(this)
+    }
+  }
+
+  record(call: CallInput): void {
+    let record
+    try {
+      record = normalizeCall(call, this.ctx)
+    } catch (error) {
+      const err = isApimeterError(error)
+        ? error
+        : new ApimeterError('INVALID_CALL', `a call could not be recorded: ${errorMessage(error)}`, { cause: error })
+      this.pipeline.countInvalid(err)
+      this.report(err)
+      return
+    }
+    this.pipeline.push(record)
+  }
+
+  startCall(start: CallStart): CallHandle {
+    return new RunningCall(this, this.clock, start)
+  }
+
+  health(): MonitorHealth {
+    const p = this.pipeline
+    return {
+      queued: p.queued,
+      written: p.written,
+      dropped: p.dropped,
+      invalid: p.invalid,
+      failedWrites: p.failedWrites,
+      lastError: p.lastError,
+    }
+  }
+
+  flush(options: { timeoutMs?: number } = {}): Promise<void> {
+    return this.pipeline.flush(options.timeoutMs)
+  }
+
+  async close(): Promise<void> {
+    exitFlushMonitors.delete(this)
+    await this.pipeline.close()
+  }
+
+  on<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this {
+    this.emitter.on(event, listener)
+    return this
+  }
+
+  off<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this {
+    this.emitter.off(event, listener)
+    return this
+  }
+
+  once<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this {
+    this.emitter.once(event, listener)
+    return this
+  }
+
+  /** Called from the shared `beforeExit` hook: one bounded attempt to write what is still buffered. */
+  flushBeforeExit(): void {
+    if (this.exitFlushAttempted || this.pipeline.queued === 0 || !this.pipeline.isOpen) return
+    this.exitFlushAttempted = true
+    const queued = this.pipeline.queued
+    this.pipeline.flush(this.closeTimeoutMs).catch(() => {
+      this.warn('DROPPED', `the process is exiting with ${this.pipeline.queued} of ${queued} calls unwritten (storage did not accept them within closeTimeoutMs); call monitor.close() before exit to be sure`)
+    })
+  }
+
+  /** Emits an `error` event, or, when nobody listens, warns once per error code. */
+  report(error: ApimeterError): void {
+    if (!this.emitter.emit('error', error)) this.warn(error.code, error.message)
+  }
+
+  private warn(code: ApimeterErrorCode, message: string): void {
+    if (this.logger === false || this.warned.has(code)) return
+    this.warned.add(code)
+    try {
+      this.logger.warn(`${message} (further '${code}' warnings are counted in monitor.health() but not logged)`)
+    } catch {
+      // a logger that throws must not break the host
+    }
+  }
+}
+
+class RunningCall implements CallHandle {
+  readonly timestamp: number
+  private readonly started: number
+  private ttfb: number | undefined
+  private requestBytes = 0
+  private responseBytes = 0
+  private fields: Record<string, unknown>
+  private finished = false
+
+  constructor(
+    private readonly monitor: MonitorImpl,
+    private readonly clock: ResolvedClock,
+    start: CallStart,
+  ) {
+    this.timestamp = clock.now()
+    this.started = clock.monotonic()
+    this.fields = typeof start === 'object' && start !== null ? { ...start } : {}
+  }
+
+  get done(): boolean {
+    return this.finished
+  }
+
+  elapsedMs(): number {
+    return this.clock.monotonic() - this.started
+  }
+
+  set(fields: CallUpdate): this {
+    if (typeof fields === 'object' && fields !== null) Object.assign(this.fields, fields)
+    return this
+  }
+
+  firstByte(): this {
+    this.ttfb ??= this.clock.monotonic() - this.started
+    return this
+  }
+
+  addRequestBytes(bytes: number): this {
+    if (typeof bytes === 'number' && bytes > 0) this.requestBytes += bytes
+    return this
+  }
+
+  addResponseBytes(bytes: number): this {
+    if (typeof bytes === 'number' && bytes > 0) this.responseBytes += bytes
+    return this
+  }
+
+  finish(result?: CallUpdate): boolean {
+    if (this.finished) return false
+    this.finished = true
+    if (result) this.set(result)
+    this.monitor.record(this.build())
+    return true
+  }
+
+  fail(error: unknown, fields?: CallUpdate): boolean {
+    if (this.finished) return false
+    this.finished = true
+    if (fields) this.set(fields)
+    const classified = classifyError(error)
+    this.fields.outcome ??= classified.outcome
+    this.fields.errorType ??= classified.errorType
+    this.fields.errorMessage ??= classified.errorMessage || null
+    this.monitor.record(this.build())
+    return true
+  }
+
+  private build(): CallInput {
+    const durationMs = Math.max(0, this.clock.monotonic() - this.started)
+    const call = { ...this.fields, timestamp: this.timestamp, durationMs } as CallInput & Record<string, unknown>
+    if (this.ttfb !== undefined && call.ttfbMs === undefined) call.ttfbMs = Math.max(0, this.ttfb)
+    if (call.requestBytes === undefined && this.requestBytes > 0) call.requestBytes = this.requestBytes
+    if (call.responseBytes === undefined && this.responseBytes > 0) call.responseBytes = this.responseBytes
+    return call
+  }
+}
+
+/**
+ * Creates a monitor. Throws an `INVALID_OPTIONS` {@link ApimeterError} on a bad option; never throws afterwards.
+ *
+ * @example
+ * ```ts
+ * import { createMonitor } from '@apimeter/core'
+ *
+ * const monitor = createMonitor({ service: 'checkout' })   // in-memory storage
+ * monitor.record({ direction: 'outbound', api: 'stripe', method: 'POST', route: '/v1/charges', statusCode: 200, durationMs: 240 })
+ * console.log(await monitor.stats.summary({ from: '-1h' }))
+ * await monitor.close()
+ * ```
+ */
+export function createMonitor(options: MonitorOptions = {}): Monitor {
+  return new MonitorImpl(options)
+}

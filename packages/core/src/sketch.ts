@@ -1,0 +1,147 @@
+/**
+ * A mergeable latency sketch with fixed logarithmic buckets (the DDSketch mapping with a fixed gamma).
+ *
+ * A positive duration `x` falls in bucket `i = ceil(log_gamma(x))`, i.e. `gamma^(i-1) < x <= gamma^i`; the bucket
+ * is represented by `2 * gamma^i / (gamma + 1)`, which is within `RELATIVE_ACCURACY` (0.5%) of every value in it.
+ * Because bucket boundaries are fixed, sketches from different buckets, processes and databases merge by adding
+ * counts, and a quantile read from any merge stays within 0.5% of the exact nearest-rank value. Durations <= 0 go
+ * to a zero bucket.
+ *
+ * The bucket index is a small integer (about ±2100 for 1 ns … 11 days), so SQL storage can keep it as a column
+ * on raw calls and as `(bucket, count)` pairs on rollups.
+ */
+
+/** Guaranteed relative error of every quantile read from a sketch. */
+export const RELATIVE_ACCURACY = 0.005
+const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+const LN_GAMMA = Math.log(GAMMA)
+/** Bucket index used for durations of 0 ms (and anything not positive). */
+export const ZERO_BUCKET = -32768
+
+/** The bucket a duration in milliseconds falls into. */
+export function latencyBucket(durationMs: number): number {
+  if (!(durationMs > 0)) return ZERO_BUCKET
+  return Math.ceil(Math.log(durationMs) / LN_GAMMA)
+}
+
+/** The representative value of a bucket, in milliseconds. */
+export function bucketValue(bucket: number): number {
+  if (bucket === ZERO_BUCKET) return 0
+  return (2 * Math.pow(GAMMA, bucket)) / (GAMMA + 1)
+}
+
+/** Nearest-rank position (1-based) of quantile `q` among `count` values. */
+export function quantileRank(q: number, count: number): number {
+  return Math.min(count, Math.max(1, Math.ceil(q * count)))
+}
+
+/** A mergeable histogram of durations; see the module comment for its accuracy. */
+export class LatencySketch {
+  /** bucket index → count */
+  readonly buckets = new Map<number, number>()
+  count = 0
+
+  /** Adds one duration (ms), or `times` of them. */
+  add(durationMs: number, times = 1): void {
+    this.addBucket(latencyBucket(durationMs), times)
+  }
+
+  /** Adds `times` values to a bucket by index (used when reading sketches back from storage). */
+  addBucket(bucket: number, times: number): void {
+    if (times <= 0) return
+    this.buckets.set(bucket, (this.buckets.get(bucket) ?? 0) + times)
+    this.count += times
+  }
+
+  /** Adds every count of `other` into this sketch. */
+  merge(other: LatencySketch): void {
+    for (const [bucket, times] of other.buckets) this.addBucket(bucket, times)
+  }
+
+  /**
+   * Several quantiles at once (each 0..1), nearest-rank. `min`/`max`, when known exactly, clamp the estimates and
+   * are returned as-is for the first and last rank, so p0 and p100 are exact. Returns NaN for each quantile of an empty sketch.
+   */
+  quantiles(qs: readonly number[], min = -Infinity, max = Infinity): number[] {
+    if (this.count === 0) return qs.map(() => Number.NaN)
+    const sorted = [...this.buckets.keys()].sort((a, b) => a - b)
+    const ranks = qs.map((q) => quantileRank(q, this.count))
+    const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
+    const out = new Array<number>(qs.length).fill(Number.NaN)
+    let cumulative = 0
+    let next = 0
+    for (const bucket of sorted) {
+      cumulative += this.buckets.get(bucket)!
+      while (next < order.length && ranks[order[next]!]! <= cumulative) {
+        const rank = ranks[order[next]!]!
+        // The first and last ranks are the exact min and max when those are known.
+        if (rank === this.count && Number.isFinite(max)) out[order[next]!] = max
+        else if (rank === 1 && Number.isFinite(min)) out[order[next]!] = min
+        else out[order[next]!] = Math.min(max, Math.max(min, bucketValue(bucket)))
+        next++
+      }
+      if (next === order.length) break
+    }
+    return out
+  }
+
+  /** One quantile; see {@link LatencySketch.quantiles}. */
+  quantile(q: number, min?: number, max?: number): number {
+    return this.quantiles([q], min, max)[0]!
+  }
+
+  /**
+   * Compact binary form for storage: for each bucket in ascending order, a zig-zag varint of the delta from the
+   * previous bucket index, then a varint count.
+   */
+  encode(): Uint8Array {
+    const sorted = [...this.buckets.keys()].sort((a, b) => a - b)
+    const bytes: number[] = []
+    let previous = 0
+    for (const bucket of sorted) {
+      writeVarint(bytes, zigzag(bucket - previous))
+      writeVarint(bytes, this.buckets.get(bucket)!)
+      previous = bucket
+    }
+    return Uint8Array.from(bytes)
+  }
+
+  /** Reads what {@link LatencySketch.encode} wrote. */
+  static decode(data: Uint8Array): LatencySketch {
+    const sketch = new LatencySketch()
+    let offset = 0
+    let previous = 0
+    const read = (): number => {
+      let result = 0
+      let multiplier = 1
+      for (;;) {
+        if (offset >= data.length) throw new Error('@apimeter/core: truncated latency sketch')
+        const byte = data[offset++]!
+        result += (byte & 0x7f) * multiplier
+        if (byte < 0x80) return result
+        multiplier *= 128
+      }
+    }
+    while (offset < data.length) {
+      const bucket = previous + unzigzag(read())
+      sketch.addBucket(bucket, read())
+      previous = bucket
+    }
+    return sketch
+  }
+}
+
+function zigzag(n: number): number {
+  return n >= 0 ? n * 2 : -n * 2 - 1
+}
+function unzigzag(n: number): number {
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2
+}
+function writeVarint(out: number[], value: number): void {
+  let v = value
+  while (v >= 0x80) {
+    out.push((v % 128) | 0x80)
+    v = Math.floor(v / 128)
+  }
+  out.push(v)
+}

@@ -1,0 +1,362 @@
+import { z } from 'zod'
+import { emptyAggregate, mergeAggregate, type StatsSummary, toSummary } from './aggregate.js'
+import { DIRECTIONS, type Direction } from './call.js'
+import { type Clock, resolveClock } from './clock.js'
+import { ApimeterError, describeValue } from './errors.js'
+import { OUTCOMES, type Outcome } from './outcome.js'
+import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS, type StorageAdapter } from './storage.js'
+import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from './time.js'
+import { parseOrThrow } from './validation.js'
+
+/** The key shown for calls whose grouped field is empty (no tenant, no model, no status code…). */
+export const NO_VALUE_KEY = '(none)'
+
+type OneOrMany<T> = T | readonly T[]
+
+/**
+ * Which calls a stats query reads. Every field is optional; fields are AND-ed, a list inside a field is OR-ed, and
+ * `null` matches calls where the field is empty. `from` is inclusive and `to` exclusive; each is a Date, epoch ms,
+ * an ISO-8601 string, or a relative time such as `'-24h'`, `'-7d'`, `'-30m'`, `'now'`.
+ *
+ * @example
+ * ```ts
+ * await monitor.stats.summary({ api: 'openai', from: '-24h', outcome: ['server_error', 'timeout'] })
+ * ```
+ */
+export interface StatsFilter {
+  from?: TimeInput
+  to?: TimeInput
+  service?: OneOrMany<string>
+  direction?: OneOrMany<Direction>
+  api?: OneOrMany<string | null>
+  route?: OneOrMany<string>
+  method?: OneOrMany<string>
+  tenantId?: OneOrMany<string | null>
+  userId?: OneOrMany<string | null>
+  outcome?: OneOrMany<Outcome>
+  model?: OneOrMany<string | null>
+  statusCode?: OneOrMany<number | null>
+}
+
+/**
+ * A timeseries query: the filter plus a UTC bucket size and an optional grouping.
+ *
+ * @example
+ * ```ts
+ * await monitor.stats.timeseries({ interval: 'hour', from: '-7d', groupBy: 'route' })
+ * ```
+ */
+export interface TimeseriesQuery extends StatsFilter {
+  interval: Interval
+  /** One row per (bucket, group) instead of one per bucket. */
+  groupBy?: Dimension
+  /**
+   * Without `groupBy` and with a `from`, every bucket from `from` up to `to` (default now) is returned, empty ones
+   * as zero rows, so charts need no gap handling. Set `false` to get only buckets that have calls.
+   * @default true
+   */
+  fill?: boolean
+}
+
+/** What a breakdown can be ordered by. */
+export const BREAKDOWN_ORDERS = [
+  'requests',
+  'errors',
+  'errorRate',
+  'cost',
+  'cached',
+  'cacheHitRate',
+  'tokens',
+  'requestBytes',
+  'responseBytes',
+  'avgLatency',
+  'p50',
+  'p95',
+  'p99',
+  'maxLatency',
+  'key',
+] as const
+/** One of {@link BREAKDOWN_ORDERS}. */
+export type BreakdownOrder = (typeof BREAKDOWN_ORDERS)[number]
+
+/**
+ * A breakdown query: the filter, the dimension to group by, the order and how many rows.
+ *
+ * @example
+ * ```ts
+ * await monitor.stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10 })
+ * ```
+ */
+export interface BreakdownQuery extends StatsFilter {
+  by: Dimension
+  /** @default 'requests' */
+  orderBy?: BreakdownOrder
+  /** @default 'desc' ('asc' when ordering by key) */
+  order?: 'asc' | 'desc'
+  /** Most rows returned (after ordering). */
+  limit?: number
+}
+
+/** One bucket of a timeseries; `group` is present when the query had `groupBy`. */
+export type TimeseriesPoint = StatsSummary & { start: Date; group?: string }
+/** One row of a breakdown. */
+export type BreakdownRow = StatsSummary & { key: string }
+
+/**
+ * The query API over a storage: the same on `monitor.stats` and on `createStats(storage)`.
+ */
+export interface Stats {
+  /**
+   * Totals over the filtered calls.
+   * @example
+   * ```ts
+   * const { requests, errorRate, cost, latency } = await stats.summary({ from: '-24h' })
+   * ```
+   */
+  summary(filter?: StatsFilter): Promise<StatsSummary>
+  /**
+   * One summary per UTC time bucket (and group), oldest first.
+   * @example
+   * ```ts
+   * const hourly = await stats.timeseries({ interval: 'hour', from: '-24h' })
+   * ```
+   */
+  timeseries(query: TimeseriesQuery): Promise<TimeseriesPoint[]>
+  /**
+   * One summary per value of a dimension, ordered and limited.
+   * @example
+   * ```ts
+   * const topTenants = await stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10 })
+   * ```
+   */
+  breakdown(query: BreakdownQuery): Promise<BreakdownRow[]>
+}
+
+/** Options of {@link createStats}. */
+export interface CreateStatsOptions {
+  /**
+   * Clock used to resolve relative times such as `'-24h'`.
+   * @default the system clock
+   * @example
+   * ```ts
+   * createStats(storage, { clock: { now: () => Date.parse('2026-01-02T00:00:00Z') } })
+   * ```
+   */
+  clock?: Clock
+}
+
+const MAX_FILL_BUCKETS = 100_000
+
+const timeInput = z.union([z.date(), z.number(), z.string()], {
+  error: `a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h'`,
+})
+function listOf<T extends z.ZodType>(item: T, expected: string) {
+  return z.union([item, z.array(item)], { error: expected }).optional()
+}
+const nonEmpty = z.string().min(1)
+const filterShape = {
+  from: timeInput.optional(),
+  to: timeInput.optional(),
+  service: listOf(nonEmpty, 'a service name or a list of them'),
+  direction: listOf(z.enum(DIRECTIONS), `'inbound', 'outbound' or a list of them`),
+  api: listOf(nonEmpty.nullable(), 'an API name, null, or a list of them'),
+  route: listOf(nonEmpty, 'a route template or a list of them'),
+  method: listOf(nonEmpty, 'an HTTP method or a list of them'),
+  tenantId: listOf(nonEmpty.nullable(), 'a tenant id, null, or a list of them'),
+  userId: listOf(nonEmpty.nullable(), 'a user id, null, or a list of them'),
+  outcome: listOf(z.enum(OUTCOMES), `an outcome (${OUTCOMES.join(', ')}) or a list of them`),
+  model: listOf(nonEmpty.nullable(), 'a model name, null, or a list of them'),
+  statusCode: listOf(z.number().int().min(100).max(999).nullable(), 'an HTTP status code, null, or a list of them'),
+}
+const filterSchema = z.strictObject(filterShape)
+const dimension = z.enum(DIMENSIONS, { error: `one of ${DIMENSIONS.join(', ')}` })
+const timeseriesSchema = z.strictObject({
+  ...filterShape,
+  interval: z.enum(INTERVALS, { error: `one of ${INTERVALS.join(', ')}` }),
+  groupBy: dimension.optional(),
+  fill: z.boolean().optional(),
+})
+const breakdownSchema = z.strictObject({
+  ...filterShape,
+  by: dimension,
+  orderBy: z.enum(BREAKDOWN_ORDERS, { error: `one of ${BREAKDOWN_ORDERS.join(', ')}` }).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
+  limit: z.number().int({ error: 'a whole number >= 1' }).min(1, { error: 'a whole number >= 1' }).optional(),
+})
+
+type ParsedFilter = z.infer<typeof filterSchema>
+
+/** Memoised `storage.init()`, shared by the monitor and every stats object on the same storage. */
+const initialised = new WeakMap<StorageAdapter, Promise<void>>()
+/** Runs `storage.init()` once (again after a failure). */
+export function ensureStorageReady(storage: StorageAdapter): Promise<void> {
+  let ready = initialised.get(storage)
+  if (ready === undefined) {
+    ready = Promise.resolve()
+      .then(() => storage.init?.())
+      .catch((error: unknown) => {
+        initialised.delete(storage)
+        throw error
+      })
+    initialised.set(storage, ready)
+  }
+  return ready
+}
+
+function toList<T>(value: T | readonly T[] | undefined): readonly T[] | undefined {
+  if (value === undefined) return undefined
+  return Array.isArray(value) ? (value as readonly T[]) : [value as T]
+}
+
+/** Turns a public filter into the resolved form storage adapters take. Exported for storage tests. */
+export function resolveFilter(parsed: ParsedFilter, now: number, root = 'query'): CallFilter {
+  const filter: CallFilter = {}
+  for (const edge of ['from', 'to'] as const) {
+    const value = parsed[edge]
+    if (value === undefined) continue
+    const t = resolveTime(value, now)
+    if (t === undefined) {
+      throw new ApimeterError(
+        'INVALID_QUERY',
+        `${root}.${edge} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', '-7d', '-30m' or 'now', got ${describeValue(value)}`,
+        { details: { field: edge } },
+      )
+    }
+    filter[edge] = t
+  }
+  if (filter.from !== undefined && filter.to !== undefined && filter.from > filter.to) {
+    throw new ApimeterError(
+      'INVALID_QUERY',
+      `${root}.from must not be after ${root}.to, got from ${new Date(filter.from).toISOString()} and to ${new Date(filter.to).toISOString()}`,
+      { details: { field: 'from' } },
+    )
+  }
+  for (const field of FILTER_FIELDS) {
+    const list = toList(parsed[field] as unknown)
+    if (list === undefined) continue
+    ;(filter as Record<string, unknown>)[field] = field === 'method' ? list.map((m) => String(m).toUpperCase()) : list
+  }
+  return filter
+}
+
+/** Code-point order: the same on every machine and locale. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function keyOf(value: string | null): string {
+  return value === null ? NO_VALUE_KEY : value
+}
+
+function orderValue(row: BreakdownRow, orderBy: BreakdownOrder): number | string | null {
+  switch (orderBy) {
+    case 'key':
+      return row.key
+    case 'tokens':
+      return row.tokens.input + row.tokens.output + row.tokens.cachedInput
+    case 'avgLatency':
+      return row.latency?.avg ?? null
+    case 'maxLatency':
+      return row.latency?.max ?? null
+    case 'p50':
+    case 'p95':
+    case 'p99':
+      return row.latency?.[orderBy] ?? null
+    default:
+      return row[orderBy]
+  }
+}
+
+/**
+ * The stats query API over any storage, without a monitor: for scripts, the CLI and dashboards.
+ *
+ * @example
+ * ```ts
+ * import { createStats } from '@apimeter/core'
+ * import { sqliteStorage } from '@apimeter/storage-sqlite'
+ *
+ * const stats = createStats(sqliteStorage({ filename: 'apimeter.db' }))
+ * console.log(await stats.summary({ from: '-24h' }))
+ * ```
+ */
+export function createStats(storage: StorageAdapter, options: CreateStatsOptions = {}): Stats {
+  if (typeof storage !== 'object' || storage === null || typeof storage.aggregate !== 'function') {
+    throw new ApimeterError('INVALID_OPTIONS', `createStats(storage) needs a storage adapter (memoryStorage(), sqliteStorage(), …), got ${describeValue(storage)}`)
+  }
+  const clock = resolveClock(options.clock)
+
+  const parse = <T>(schema: z.ZodType<T>, input: unknown): T => parseOrThrow(schema, input ?? {}, 'query', 'INVALID_QUERY')
+
+  return {
+    async summary(filter = {}) {
+      const parsed = parse(filterSchema, filter)
+      const resolved = resolveFilter(parsed, clock.now())
+      await ensureStorageReady(storage)
+      const rows = await storage.aggregate({ filter: resolved, groupBy: [] })
+      const total = emptyAggregate()
+      for (const row of rows) mergeAggregate(total, row.state)
+      return toSummary(total)
+    },
+
+    async timeseries(query) {
+      const parsed = parse(timeseriesSchema, query)
+      const now = clock.now()
+      const resolved = resolveFilter(parsed, now)
+      const interval = parsed.interval
+      const groupBy = parsed.groupBy
+      const fill = parsed.fill !== false && groupBy === undefined && resolved.from !== undefined
+      let fillStarts: number[] = []
+      if (fill) {
+        const end = resolved.to ?? now
+        for (let t = bucketStart(resolved.from!, interval); t < end; t = nextBucket(t, interval)) {
+          fillStarts.push(t)
+          if (fillStarts.length > MAX_FILL_BUCKETS) {
+            throw new ApimeterError(
+              'INVALID_QUERY',
+              `query.interval '${interval}' over this range gives more than ${MAX_FILL_BUCKETS} buckets; use a coarser interval, a shorter range, or fill: false`,
+              { details: { field: 'interval' } },
+            )
+          }
+        }
+      }
+      await ensureStorageReady(storage)
+      const rows = await storage.aggregate({ filter: resolved, groupBy: groupBy ? [groupBy] : [], interval })
+      const points: TimeseriesPoint[] = rows.map((row) => {
+        const point: TimeseriesPoint = { start: new Date(row.start!), ...toSummary(row.state) }
+        if (groupBy) point.group = keyOf(row.keys[0] ?? null)
+        return point
+      })
+      if (fill) {
+        const have = new Set(points.map((p) => p.start.getTime()))
+        fillStarts = fillStarts.filter((t) => !have.has(t))
+        for (const t of fillStarts) points.push({ start: new Date(t), ...toSummary(emptyAggregate()) })
+      }
+      points.sort(
+        (a, b) => a.start.getTime() - b.start.getTime() || compareStrings(a.group ?? '', b.group ?? ''),
+      )
+      return points
+    },
+
+    async breakdown(query) {
+      const parsed = parse(breakdownSchema, query)
+      const resolved = resolveFilter(parsed, clock.now())
+      await ensureStorageReady(storage)
+      const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by] })
+      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state) }))
+      const orderBy = parsed.orderBy ?? 'requests'
+      const direction = (parsed.order ?? (orderBy === 'key' ? 'asc' : 'desc')) === 'asc' ? 1 : -1
+      out.sort((a, b) => {
+        const va = orderValue(a, orderBy)
+        const vb = orderValue(b, orderBy)
+        if (va !== vb) {
+          if (va === null) return 1 // rows without a value always last
+          if (vb === null) return -1
+          const cmp = typeof va === 'string' ? compareStrings(va, vb as string) : (va as number) - (vb as number)
+          if (cmp !== 0) return cmp * direction
+        }
+        return compareStrings(a.key, b.key)
+      })
+      return parsed.limit === undefined ? out : out.slice(0, parsed.limit)
+    },
+  }
+}

@@ -1,0 +1,79 @@
+/** Time bucket sizes for timeseries and rollups; all aligned to UTC. */
+export const INTERVALS = ['minute', 'hour', 'day', 'month'] as const
+/** One of {@link INTERVALS}. */
+export type Interval = (typeof INTERVALS)[number]
+
+const MINUTE = 60_000
+const HOUR = 3_600_000
+const DAY = 86_400_000
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY }
+
+/** A relative time: `-24h`, `-30m`, `-7d`, `-2w`, `-90s`, `+1h`, or `now`. */
+export const RELATIVE_TIME = /^(?:now|([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))$/
+
+/** A point in time as a stats query accepts it. */
+export type TimeInput = Date | string | number
+
+/** Parses a duration such as `'5m'`, `'2h'`, `'1d'`, `'250ms'` into milliseconds; `undefined` when it does not parse. */
+export function parseDuration(value: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(value.trim())
+  if (!match) return undefined
+  return Number(match[1]) * UNIT_MS[match[2]!]!
+}
+
+/**
+ * Resolves a time input to epoch ms: a Date, epoch milliseconds, an ISO-8601 string, or a relative time
+ * (`'-24h'`) counted from `now`. Returns `undefined` when the input does not parse.
+ */
+export function resolveTime(value: TimeInput, now: number): number | undefined {
+  if (value instanceof Date) {
+    const t = value.getTime()
+    return Number.isNaN(t) ? undefined : t
+  }
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
+  if (typeof value !== 'string') return undefined
+  const trimmed = value.trim()
+  const relative = RELATIVE_TIME.exec(trimmed)
+  if (relative) {
+    if (trimmed === 'now') return now
+    const sign = relative[1] === '-' ? -1 : 1
+    return now + sign * Number(relative[2]) * UNIT_MS[relative[3]!]!
+  }
+  // Only ISO-8601-looking strings: Date.parse accepts too many odd formats.
+  if (!/^\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/.test(trimmed)) return undefined
+  const t = Date.parse(trimmed.length <= 10 ? trimmed : trimmed.replace(' ', 'T'))
+  return Number.isNaN(t) ? undefined : t
+}
+
+/** Start (epoch ms) of the UTC bucket holding `t`. */
+export function bucketStart(t: number, interval: Interval): number {
+  switch (interval) {
+    case 'minute':
+      return Math.floor(t / MINUTE) * MINUTE
+    case 'hour':
+      return Math.floor(t / HOUR) * HOUR
+    case 'day':
+      return Math.floor(t / DAY) * DAY
+    case 'month': {
+      const d = new Date(t)
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1)
+    }
+  }
+}
+
+/** Start of the bucket after the one starting at `start`. */
+export function nextBucket(start: number, interval: Interval): number {
+  switch (interval) {
+    case 'minute':
+      return start + MINUTE
+    case 'hour':
+      return start + HOUR
+    case 'day':
+      return start + DAY
+    case 'month': {
+      const d = new Date(start)
+      return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)
+    }
+  }
+}

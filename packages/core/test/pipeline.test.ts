@@ -1,0 +1,182 @@
+import { describe, expect, it, vi } from 'vitest'
+import { type CallInput, memoryStorage } from '@apimeter/core'
+import { testMonitor, tick } from './helpers/monitor.js'
+import { downStorage, failingFirst, gated, refusingStorage } from './helpers/storages.js'
+
+const call = (i = 0): CallInput => ({ direction: 'inbound', method: 'GET', route: '/r', statusCode: 200, durationMs: i % 100, cost: 0.000001 })
+const fastRetry = { initialDelayMs: 1, maxDelayMs: 5, jitter: 0 }
+
+describe('write pipeline', () => {
+  it('loses nothing when storage fails 5 times then recovers', async () => {
+    const real = memoryStorage({ maxCalls: Infinity })
+    const storage = failingFirst(real, 5)
+    const { monitor, errors } = testMonitor({ storage, batchSize: 500, retry: fastRetry })
+    for (let i = 0; i < 1200; i++) monitor.record(call(i))
+    await monitor.flush()
+    await tick()
+    expect(real.size).toBe(1200)
+    expect(storage.failed).toBe(5)
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 1200, dropped: 0, invalid: 0, failedWrites: 5 })
+    expect(monitor.health().lastError).toMatchObject({ code: 'WRITE_FAILED' })
+    expect(monitor.health().lastError!.message).toMatch(/simulated outage/)
+    expect(errors.some((e) => e.code === 'WRITE_FAILED')).toBe(true)
+    expect((await monitor.stats.summary()).cost).toBe(0.0012)
+    await monitor.close()
+  })
+
+  it('writes a full batch without waiting for the interval', async () => {
+    const { monitor, storage } = testMonitor({ batchSize: 10, flushIntervalMs: 3_600_000 })
+    for (let i = 0; i < 9; i++) monitor.record(call(i))
+    await tick()
+    await tick()
+    expect(storage.size).toBe(0)
+    monitor.record(call())
+    await vi.waitFor(() => expect(storage.size).toBe(10))
+    await monitor.close()
+  })
+
+  it('writes a partial batch on the interval', async () => {
+    const { monitor, storage } = testMonitor({ batchSize: 100, flushIntervalMs: 20 })
+    for (let i = 0; i < 3; i++) monitor.record(call(i))
+    expect(storage.size).toBe(0)
+    await vi.waitFor(() => expect(storage.size).toBe(3), { timeout: 2000 })
+    await monitor.close()
+  })
+
+  it('drops and counts the newest calls when the buffer is full, with one warning', async () => {
+    const storage = gated(memoryStorage({ maxCalls: Infinity }))
+    const { monitor, errors } = testMonitor({ storage, batchSize: 10, maxBufferSize: 100, flushIntervalMs: 10 })
+    for (let i = 0; i < 150; i++) monitor.record(call(i))
+    await tick()
+    expect(monitor.health()).toMatchObject({ queued: 100, dropped: 50, written: 0 })
+    expect(errors.filter((e) => e.code === 'BUFFER_OVERFLOW')).toHaveLength(1)
+    for (let i = 0; i < 50; i++) monitor.record(call(i))
+    expect(monitor.health().dropped).toBe(100)
+    storage.open()
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 100, dropped: 100 })
+    expect(storage.maxActive).toBeLessThanOrEqual(2)
+    await monitor.close()
+  })
+
+  it('bounds concurrent writes by the option and by the storage capability', async () => {
+    const a = gated(memoryStorage())
+    const m1 = testMonitor({ storage: a, batchSize: 5, concurrency: 3 }).monitor
+    for (let i = 0; i < 100; i++) m1.record(call(i))
+    m1.flush().catch(() => undefined)
+    await tick()
+    expect(a.maxActive).toBe(3)
+    a.open()
+    await m1.close()
+
+    const inner = memoryStorage()
+    const b = gated({ ...inner, name: 'single', capabilities: { durable: false, maxWriteConcurrency: 1 }, writeCalls: inner.writeCalls, aggregate: inner.aggregate, close: inner.close })
+    const m2 = testMonitor({ storage: b, batchSize: 5, concurrency: 8 }).monitor
+    for (let i = 0; i < 100; i++) m2.record(call(i))
+    m2.flush().catch(() => undefined)
+    await tick()
+    expect(b.maxActive).toBe(1)
+    b.open()
+    await m2.close()
+  })
+
+  it('flush() resolves only when everything recorded before it is written', async () => {
+    const storage = gated(memoryStorage())
+    const { monitor } = testMonitor({ storage, batchSize: 1000 })
+    for (let i = 0; i < 25; i++) monitor.record(call(i))
+    let flushed = false
+    const flushing = monitor.flush().then(() => (flushed = true))
+    await tick()
+    expect(flushed).toBe(false)
+    expect(monitor.health().queued).toBe(25)
+    storage.open()
+    await flushing
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 25 })
+    await monitor.flush() // nothing pending: resolves at once
+    await monitor.close()
+  })
+
+  it('flush({ timeoutMs }) rejects when storage is down, keeps the calls, and writes them once it is back', async () => {
+    const real = memoryStorage()
+    const storage = failingFirst(real, 1_000_000)
+    const { monitor } = testMonitor({ storage, retry: fastRetry })
+    for (let i = 0; i < 7; i++) monitor.record(call(i))
+    await expect(monitor.flush({ timeoutMs: 50 })).rejects.toMatchObject({ code: 'FLUSH_TIMEOUT' })
+    expect(monitor.health().queued).toBe(7)
+    expect(monitor.health().failedWrites).toBeGreaterThan(1)
+    // recovery: make the wrapper stop failing by swapping its failure budget
+    Object.defineProperty(storage, 'writeCalls', { value: (calls: never) => real.writeCalls(calls) })
+    await monitor.flush()
+    expect(real.size).toBe(7)
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 7, dropped: 0 })
+    await monitor.close()
+  })
+
+  it('gives up after retry.maxAttempts and counts the calls as dropped', async () => {
+    const storage = downStorage()
+    const { monitor, errors } = testMonitor({ storage, retry: { ...fastRetry, maxAttempts: 3 } })
+    for (let i = 0; i < 4; i++) monitor.record(call(i))
+    await monitor.flush()
+    expect(storage.attempts).toBe(3)
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 0, dropped: 4, failedWrites: 3 })
+    expect(monitor.health().lastError?.code).toBe('DROPPED')
+    await tick()
+    expect(errors.map((e) => e.code)).toContain('DROPPED')
+    await monitor.close()
+  })
+
+  it('drops a batch the storage refuses as invalid even though it passed validation', async () => {
+    const { monitor } = testMonitor({ storage: refusingStorage(), retry: fastRetry })
+    monitor.record(call())
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ written: 0, dropped: 1, failedWrites: 1 })
+    expect(monitor.health().lastError?.message).toMatch(/column "route" is too long/)
+    await monitor.close()
+  })
+
+  it('close() is idempotent, flushes, closes storage; record() afterwards counts a drop and never throws', async () => {
+    const storage = memoryStorage()
+    const { monitor, errors } = testMonitor({ storage, batchSize: 1000 })
+    for (let i = 0; i < 42; i++) monitor.record(call(i))
+    const first = monitor.close()
+    const second = monitor.close()
+    expect(second).toStrictEqual(first)
+    await first
+    expect(monitor.health()).toMatchObject({ written: 42, queued: 0, dropped: 0 })
+    await expect(storage.writeCalls([])).rejects.toMatchObject({ code: 'STORAGE_CLOSED' })
+    expect(() => monitor.record(call())).not.toThrow()
+    expect(() => monitor.record(call())).not.toThrow()
+    expect(monitor.health().dropped).toBe(2)
+    await monitor.flush()
+    await tick()
+    expect(errors.filter((e) => e.code === 'DROPPED')).toHaveLength(1)
+  })
+
+  it('close() gives up after closeTimeoutMs when storage stays down, counting what it could not write', async () => {
+    const storage = downStorage()
+    const { monitor } = testMonitor({ storage, closeTimeoutMs: 150, retry: { initialDelayMs: 20, maxDelayMs: 40, jitter: 0 } })
+    for (let i = 0; i < 30; i++) monitor.record(call(i))
+    const started = performance.now()
+    await monitor.close()
+    const took = performance.now() - started
+    expect(took).toBeGreaterThanOrEqual(100)
+    expect(took).toBeLessThan(5000)
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 0, dropped: 30 })
+    expect(storage.closed).toBe(true)
+  })
+
+  it('close() does not hang on a write that never returns', async () => {
+    const storage = gated(memoryStorage()) // never opened
+    const { monitor } = testMonitor({ storage, closeTimeoutMs: 50 })
+    monitor.record(call())
+    await monitor.close()
+    expect(monitor.health()).toMatchObject({ queued: 0, dropped: 1, written: 0 })
+  })
+
+  it('health() has exactly the documented fields', async () => {
+    const { monitor } = testMonitor()
+    expect(Object.keys(monitor.health()).sort()).toEqual(['dropped', 'failedWrites', 'invalid', 'lastError', 'queued', 'written'])
+    expect(monitor.health().lastError).toBeNull()
+    await monitor.close()
+  })
+})

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core'
+import { exactQuantile, seededRandom } from '@apimeter/core/testing'
+
+describe('LatencySketch', () => {
+  it('represents every value of a bucket within the relative accuracy', () => {
+    const random = seededRandom(1)
+    for (let i = 0; i < 100_000; i++) {
+      const x = Math.exp(-7 + random() * 25) // 1 µs … 70 hours
+      const estimate = bucketValue(latencyBucket(x))
+      expect(Math.abs(estimate - x) / x).toBeLessThanOrEqual(RELATIVE_ACCURACY + 1e-12)
+    }
+  })
+
+  it('puts zero durations in the zero bucket and reads them back as 0', () => {
+    const sketch = new LatencySketch()
+    sketch.add(0, 3)
+    sketch.add(10)
+    expect(latencyBucket(0)).toBe(ZERO_BUCKET)
+    expect(sketch.quantile(0.5)).toBe(0)
+    expect(sketch.quantile(1, 0, 10)).toBe(10)
+  })
+
+  it('merges sketches built separately into the same answer as one sketch', () => {
+    const random = seededRandom(99)
+    const whole = new LatencySketch()
+    const parts = [new LatencySketch(), new LatencySketch(), new LatencySketch()]
+    const values: number[] = []
+    for (let i = 0; i < 30_000; i++) {
+      const x = 1 + random() * 1000
+      values.push(x)
+      whole.add(x)
+      parts[i % 3]!.add(x)
+    }
+    const merged = new LatencySketch()
+    for (const p of parts) merged.merge(p)
+    const qs = [0.5, 0.9, 0.95, 0.99, 0.999]
+    expect(merged.quantiles(qs)).toEqual(whole.quantiles(qs))
+    for (const q of qs) {
+      const exact = exactQuantile(values, q)
+      expect(Math.abs(merged.quantile(q) - exact) / exact).toBeLessThanOrEqual(0.01)
+    }
+  })
+
+  it('encodes compactly and decodes to the same sketch', () => {
+    const sketch = new LatencySketch()
+    for (const x of [0, 0.001, 0.5, 1, 2, 3, 100, 100, 100, 65_000, 1e7]) sketch.add(x)
+    const bytes = sketch.encode()
+    expect(bytes.length).toBeLessThan(40)
+    const back = LatencySketch.decode(bytes)
+    expect([...back.buckets]).toEqual([...sketch.buckets].sort((a, b) => a[0] - b[0]))
+    expect(back.count).toBe(sketch.count)
+    expect(() => LatencySketch.decode(Uint8Array.from([0x81]))).toThrow(/truncated latency sketch/)
+  })
+
+  it('returns NaN quantiles for an empty sketch', () => {
+    expect(new LatencySketch().quantile(0.5)).toBeNaN()
+  })
+})
