@@ -165,61 +165,13 @@ export const LIMITS = {
   method: 32,
 } as const
 
-const CALL_INPUT_KEYS = [
+export const CALL_INPUT_KEYS = [
   'direction', 'method', 'route', 'url', 'durationMs', 'statusCode', 'outcome', 'error', 'timestamp', 'service', 'api',
   'host', 'ttfbMs', 'requestBytes', 'responseBytes', 'cached', 'cacheSignal', 'cost', 'costSource', 'model',
   'inputTokens', 'outputTokens', 'cachedInputTokens', 'tenantId', 'userId', 'apiKeyId', 'clientIp', 'userAgent',
   'errorType', 'errorMessage', 'rateLimit', 'attempt', 'operationId', 'metadata',
 ] as const satisfies readonly (keyof CallInput)[]
-const CALL_INPUT_KEY_SET: ReadonlySet<string> = new Set(CALL_INPUT_KEYS)
-const COST_SOURCE_SET: ReadonlySet<string> = new Set(COST_SOURCES)
-
-/** What normalisation needs from the monitor. */
-export interface NormalizeContext {
-  service: string
-  now(): number
-  nextId(): string
-  routeGuard: RouteGuard
-  /** Called when metadata had to be dropped (the call itself is kept). */
-  onMetadataDropped?(reason: string): void
-}
-
-function invalid(field: string, expected: string, got: unknown): never {
-  throw new ApimeterError('INVALID_CALL', `call.${field} must be ${expected}, got ${describeValue(got)}`, {
-    details: { field },
-  })
-}
-
-function cap(value: string, max: number): string {
-  return value.length > max ? value.slice(0, max - 1) + '…' : value
-}
-
-function optionalString(input: CallInput, field: keyof CallInput, max: number): string | null {
-  const value = input[field]
-  if (value === undefined || value === null) return null
-  if (typeof value === 'string') return value === '' ? null : cap(value, max)
-  return invalid(field, 'a string or null', value)
-}
-
-function optionalId(input: CallInput, field: 'tenantId' | 'userId'): string | null {
-  const value = input[field]
-  if (value === undefined || value === null) return null
-  if (typeof value === 'string') return value === '' ? null : cap(value, LIMITS.shortString)
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  return invalid(field, 'a string, a number or null', value)
-}
-
-function optionalCount(value: unknown, field: string): number | null {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value
-  return invalid(field, 'a whole number >= 0 or null', value)
-}
-
-function optionalMs(value: unknown, field: string): number | null {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000) / 1000
-  return invalid(field, 'a finite number of milliseconds >= 0 or null', value)
-}
+export const COST_SOURCE_SET: ReadonlySet<string> = new Set(COST_SOURCES)
 
 /** USD → integer nano-USD, exact for every value given to 9 decimal places. */
 export function usdToNanos(usd: number): number {
@@ -230,240 +182,6 @@ export function usdToNanos(usd: number): number {
 export function nanosToUsd(nanos: number): number {
   return nanos / 1e9
 }
-
-/**
- * Validates and normalises one call. Throws an {@link ApimeterError} (`INVALID_CALL`) naming the field on bad
- * input; `record()` catches it and counts the call as invalid.
- */
-export function normalizeCall(input: CallInput, ctx: NormalizeContext): CallRecord {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new ApimeterError('INVALID_CALL', `call must be an object, got ${describeValue(input)}`, {
-      details: { field: 'call' },
-    })
-  }
-  for (const key in input) {
-    if (!CALL_INPUT_KEY_SET.has(key)) {
-      const hint = suggest(key, CALL_INPUT_KEYS)
-      throw new ApimeterError(
-        'INVALID_CALL',
-        `call.${key} is not a known field${hint ? ` (did you mean ${hint}?)` : ''}`,
-        { details: { field: key } },
-      )
-    }
-  }
-
-  const direction = input.direction
-  if (direction !== 'inbound' && direction !== 'outbound') invalid('direction', `'inbound' or 'outbound'`, direction)
-
-  const rawMethod = input.method
-  if (typeof rawMethod !== 'string' || rawMethod === '' || rawMethod.length > LIMITS.method) {
-    invalid('method', `an HTTP method string (1-${LIMITS.method} characters)`, rawMethod)
-  }
-  const method = rawMethod.toUpperCase()
-
-  const durationMs = input.durationMs
-  if (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs < 0) {
-    invalid('durationMs', 'a finite number of milliseconds >= 0', durationMs)
-  }
-
-  // Host and URL.
-  let host = optionalString(input, 'host', LIMITS.shortString)
-  let url: string | null = null
-  let pathForRoute: string | null = null
-  if (input.url !== undefined && input.url !== null) {
-    if (typeof input.url !== 'string' || input.url === '') invalid('url', 'a non-empty URL or path string', input.url)
-    const split = splitUrl(input.url)
-    if (host === null && split.host !== null) host = cap(split.host, LIMITS.shortString)
-    pathForRoute = split.path
-    url = cap(maskUrl(input.url), LIMITS.url)
-  }
-
-  // Route: a template as given, else folded from the URL.
-  let route: string
-  if (input.route !== undefined && input.route !== null) {
-    if (typeof input.route !== 'string' || input.route === '') invalid('route', 'a non-empty route template string', input.route)
-    route = input.route.length > MAX_ROUTE_LENGTH ? input.route.slice(0, MAX_ROUTE_LENGTH) : input.route
-  } else if (pathForRoute !== null) {
-    route = normalizePath(pathForRoute)
-  } else {
-    throw new ApimeterError('INVALID_CALL', `call.route must be a route template string (or give call.url), got undefined`, {
-      details: { field: 'route' },
-    })
-  }
-
-  const service =
-    input.service === undefined ? ctx.service : typeof input.service === 'string' && input.service !== '' ? cap(input.service, LIMITS.shortString) : invalid('service', 'a non-empty string', input.service)
-  const api = optionalString(input, 'api', LIMITS.shortString)
-  if (route !== UNMATCHED_ROUTE) {
-    route = ctx.routeGuard.admit(`${service}\u0000${direction}\u0000${api ?? host ?? ''}`, route)
-  }
-
-  // Status and outcome.
-  let statusCode: number | null = null
-  const rawStatus = input.statusCode
-  if (rawStatus !== undefined && rawStatus !== null) {
-    if (typeof rawStatus !== 'number' || !Number.isInteger(rawStatus) || rawStatus < 100 || rawStatus > 999) {
-      invalid('statusCode', 'an HTTP status code (100-999) or null', rawStatus)
-    }
-    statusCode = rawStatus
-  }
-  let outcome: Outcome
-  let errorType = optionalString(input, 'errorType', LIMITS.shortString)
-  let errorMessage = optionalString(input, 'errorMessage', LIMITS.errorMessage)
-  if (input.outcome !== undefined) {
-    if (!isOutcome(input.outcome)) invalid('outcome', `one of ${['success', 'client_error', 'server_error', 'rate_limited', ...NO_RESPONSE_OUTCOMES].join(', ')}`, input.outcome)
-    if (statusCode === null && !(NO_RESPONSE_OUTCOMES as readonly string[]).includes(input.outcome)) {
-      invalid('outcome', `'timeout', 'network_error' or 'aborted' when no statusCode is given (a '${input.outcome}' call has a status code)`, input.outcome)
-    }
-    outcome = input.outcome
-  } else if (statusCode !== null) {
-    outcome = classifyStatus(statusCode)
-  } else if (input.error !== undefined && input.error !== null) {
-    const classified = classifyError(input.error)
-    outcome = classified.outcome
-    errorType ??= cap(classified.errorType, LIMITS.shortString)
-    errorMessage ??= classified.errorMessage ? cap(classified.errorMessage, LIMITS.errorMessage) : null
-  } else {
-    throw new ApimeterError(
-      'INVALID_CALL',
-      `call.statusCode must be an HTTP status code, or call.outcome ('timeout', 'network_error' or 'aborted') / call.error must say why no response arrived, got neither`,
-      { details: { field: 'statusCode' } },
-    )
-  }
-  if (input.error !== undefined && input.error !== null && (errorType === null || errorMessage === null)) {
-    const classified = classifyError(input.error)
-    errorType ??= cap(classified.errorType, LIMITS.shortString)
-    errorMessage ??= classified.errorMessage ? cap(classified.errorMessage, LIMITS.errorMessage) : null
-  }
-
-  // Time.
-  let timestamp: number
-  const rawTimestamp = input.timestamp
-  if (rawTimestamp === undefined) timestamp = ctx.now()
-  else if (typeof rawTimestamp === 'number' && Number.isFinite(rawTimestamp) && rawTimestamp >= 0) timestamp = rawTimestamp
-  else if (rawTimestamp instanceof Date && !Number.isNaN(rawTimestamp.getTime())) timestamp = rawTimestamp.getTime()
-  else return invalid('timestamp', 'epoch milliseconds or a valid Date', rawTimestamp)
-
-  // Cost.
-  let costNanos: number | null = null
-  const rawCost = input.cost
-  if (rawCost !== undefined && rawCost !== null) {
-    if (typeof rawCost !== 'number' || !Number.isFinite(rawCost) || rawCost < 0 || rawCost > 9e6) {
-      invalid('cost', 'a USD amount between 0 and 9,000,000 or null', rawCost)
-    }
-    costNanos = usdToNanos(rawCost)
-  }
-  let costSource: CostSource | null = null
-  if (input.costSource !== undefined && input.costSource !== null) {
-    if (!COST_SOURCE_SET.has(input.costSource)) invalid('costSource', `one of ${COST_SOURCES.join(', ')} or null`, input.costSource)
-    costSource = input.costSource
-  }
-  if (costSource === 'unknown' && costNanos !== null) invalid('costSource', `not 'unknown' when call.cost is given`, costSource)
-  if (costNanos !== null && costSource === null) costSource = 'computed'
-
-  const cached = input.cached
-  if (cached !== undefined && typeof cached !== 'boolean') invalid('cached', 'true or false', cached)
-
-  let attempt = 1
-  if (input.attempt !== undefined) {
-    if (typeof input.attempt !== 'number' || !Number.isInteger(input.attempt) || input.attempt < 1 || input.attempt > 1000) {
-      invalid('attempt', 'a whole number from 1 to 1000', input.attempt)
-    }
-    attempt = input.attempt
-  }
-
-  let rateLimitLimit: number | null = null
-  let rateLimitRemaining: number | null = null
-  let rateLimitResetMs: number | null = null
-  let rateLimitScope: string | null = null
-  const rateLimit = input.rateLimit
-  if (rateLimit !== undefined && rateLimit !== null) {
-    if (typeof rateLimit !== 'object') invalid('rateLimit', 'an object { limit, remaining, resetMs, scope } or null', rateLimit)
-    rateLimitLimit = optionalFinite(rateLimit.limit, 'rateLimit.limit')
-    rateLimitRemaining = optionalFinite(rateLimit.remaining, 'rateLimit.remaining')
-    rateLimitResetMs = optionalFinite(rateLimit.resetMs, 'rateLimit.resetMs')
-    if (rateLimit.scope !== undefined && rateLimit.scope !== null) {
-      if (typeof rateLimit.scope !== 'string') invalid('rateLimit.scope', 'a string or null', rateLimit.scope)
-      rateLimitScope = cap(rateLimit.scope, 64)
-    }
-  }
-
-  let metadata: string | null = null
-  if (input.metadata !== undefined && input.metadata !== null) {
-    if (typeof input.metadata !== 'object' || Array.isArray(input.metadata)) invalid('metadata', 'a plain object or null', input.metadata)
-    metadata = serializeMetadata(input.metadata, ctx)
-  }
-
-  return {
-    id: ctx.nextId(),
-    timestamp: Math.floor(timestamp),
-    direction,
-    service,
-    api,
-    method,
-    route,
-    host,
-    url,
-    statusCode,
-    outcome,
-    durationMs: Math.round(durationMs * 1000) / 1000,
-    ttfbMs: optionalMs(input.ttfbMs, 'ttfbMs'),
-    requestBytes: optionalCount(input.requestBytes, 'requestBytes'),
-    responseBytes: optionalCount(input.responseBytes, 'responseBytes'),
-    cached: cached === true,
-    cacheSignal: optionalString(input, 'cacheSignal', 64),
-    costNanos,
-    costSource,
-    model: optionalString(input, 'model', LIMITS.shortString),
-    inputTokens: optionalCount(input.inputTokens, 'inputTokens'),
-    outputTokens: optionalCount(input.outputTokens, 'outputTokens'),
-    cachedInputTokens: optionalCount(input.cachedInputTokens, 'cachedInputTokens'),
-    tenantId: optionalId(input, 'tenantId'),
-    userId: optionalId(input, 'userId'),
-    apiKeyId: optionalString(input, 'apiKeyId', LIMITS.shortString),
-    clientIp: optionalString(input, 'clientIp', 64),
-    userAgent: optionalString(input, 'userAgent', LIMITS.userAgent),
-    errorType,
-    errorMessage,
-    rateLimitLimit,
-    rateLimitRemaining,
-    rateLimitResetMs,
-    rateLimitScope,
-    attempt,
-    operationId: optionalString(input, 'operationId', LIMITS.shortString),
-    metadata,
-  }
-}
-
-function optionalFinite(value: unknown, field: string): number | null {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value
-  return invalid(field, 'a finite number >= 0 or null', value)
-}
-
-function serializeMetadata(metadata: Record<string, unknown>, ctx: NormalizeContext): string | null {
-  let json: string
-  try {
-    json = JSON.stringify(metadata)
-  } catch (error) {
-    ctx.onMetadataDropped?.(`call.metadata is not JSON-serialisable (${error instanceof Error ? error.message : String(error)}); the call was kept without it`)
-    return null
-  }
-  if (Buffer.byteLength(json) > LIMITS.metadataBytes) {
-    ctx.onMetadataDropped?.(`call.metadata serialises to ${Buffer.byteLength(json)} bytes, over the ${LIMITS.metadataBytes}-byte cap; the call was kept without it`)
-    return null
-  }
-  return json === '{}' ? null : json
-}
-
-const NULLABLE_STRING_FIELDS = [
-  'api', 'host', 'url', 'cacheSignal', 'model', 'tenantId', 'userId', 'apiKeyId', 'clientIp', 'userAgent', 'errorType',
-  'errorMessage', 'rateLimitScope', 'operationId', 'metadata',
-] as const satisfies readonly (keyof CallRecord)[]
-const NULLABLE_COUNT_FIELDS = [
-  'requestBytes', 'responseBytes', 'costNanos', 'inputTokens', 'outputTokens', 'cachedInputTokens',
-] as const satisfies readonly (keyof CallRecord)[]
-const NULLABLE_NUMBER_FIELDS = ['ttfbMs', 'rateLimitLimit', 'rateLimitRemaining', 'rateLimitResetMs'] as const satisfies readonly (keyof CallRecord)[]
 
 /**
  * Checks that a row is a well-formed {@link CallRecord}; returns a description of the first problem, or null.
@@ -477,33 +195,62 @@ const NULLABLE_NUMBER_FIELDS = ['ttfbMs', 'rateLimitLimit', 'rateLimitRemaining'
  */
 export function checkCallRecord(record: unknown): string | null {
   if (typeof record !== 'object' || record === null) return `record must be an object, got ${describeValue(record)}`
-  const r = record as Record<string, unknown>
-  const bad = (field: string, expected: string): string => `record.${field} must be ${expected}, got ${describeValue(r[field])}`
-  if (typeof r.id !== 'string' || r.id === '') return bad('id', 'a non-empty string')
-  if (typeof r.timestamp !== 'number' || !Number.isInteger(r.timestamp) || r.timestamp < 0) return bad('timestamp', 'integer epoch milliseconds')
-  if (r.direction !== 'inbound' && r.direction !== 'outbound') return bad('direction', `'inbound' or 'outbound'`)
-  for (const field of ['service', 'method', 'route'] as const) {
-    if (typeof r[field] !== 'string' || r[field] === '') return bad(field, 'a non-empty string')
-  }
-  if (!isOutcome(r.outcome)) return bad('outcome', 'an outcome')
-  if (r.statusCode !== null && (typeof r.statusCode !== 'number' || !Number.isInteger(r.statusCode))) return bad('statusCode', 'an integer or null')
-  if (r.statusCode === null && !(NO_RESPONSE_OUTCOMES as readonly string[]).includes(r.outcome as string)) return bad('outcome', 'timeout, network_error or aborted when statusCode is null')
-  if (typeof r.durationMs !== 'number' || !Number.isFinite(r.durationMs) || r.durationMs < 0) return bad('durationMs', 'a finite number >= 0')
-  if (typeof r.cached !== 'boolean') return bad('cached', 'a boolean')
-  if (typeof r.attempt !== 'number' || !Number.isInteger(r.attempt) || r.attempt < 1) return bad('attempt', 'a whole number >= 1')
-  if (r.costSource !== null && !COST_SOURCE_SET.has(r.costSource as string)) return bad('costSource', 'a cost source or null')
-  for (const field of NULLABLE_STRING_FIELDS) {
-    if (r[field] !== null && typeof r[field] !== 'string') return bad(field, 'a string or null')
-  }
-  for (const field of NULLABLE_COUNT_FIELDS) {
-    const v = r[field]
-    if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) return bad(field, 'a whole number >= 0 or null')
-  }
-  for (const field of NULLABLE_NUMBER_FIELDS) {
-    const v = r[field]
-    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) return bad(field, 'a finite number or null')
-  }
+  const r = record as CallRecord
+  if (typeof r.id !== 'string' || r.id === '') return badRecord(r, 'id', 'a non-empty string')
+  if (typeof r.timestamp !== 'number' || !Number.isInteger(r.timestamp) || r.timestamp < 0) return badRecord(r, 'timestamp', 'integer epoch milliseconds')
+  if (r.direction !== 'inbound' && r.direction !== 'outbound') return badRecord(r, 'direction', `'inbound' or 'outbound'`)
+  if (typeof r.service !== 'string' || r.service === '') return badRecord(r, 'service', 'a non-empty string')
+  if (typeof r.method !== 'string' || r.method === '') return badRecord(r, 'method', 'a non-empty string')
+  if (typeof r.route !== 'string' || r.route === '') return badRecord(r, 'route', 'a non-empty string')
+  if (!isOutcome(r.outcome)) return badRecord(r, 'outcome', 'an outcome')
+  if (r.statusCode === null) {
+    if (r.outcome !== 'timeout' && r.outcome !== 'network_error' && r.outcome !== 'aborted') return badRecord(r, 'outcome', 'timeout, network_error or aborted when statusCode is null')
+  } else if (typeof r.statusCode !== 'number' || !Number.isInteger(r.statusCode)) return badRecord(r, 'statusCode', 'an integer or null')
+  if (typeof r.durationMs !== 'number' || !Number.isFinite(r.durationMs) || r.durationMs < 0) return badRecord(r, 'durationMs', 'a finite number >= 0')
+  if (typeof r.cached !== 'boolean') return badRecord(r, 'cached', 'a boolean')
+  if (typeof r.attempt !== 'number' || !Number.isInteger(r.attempt) || r.attempt < 1) return badRecord(r, 'attempt', 'a whole number >= 1')
+  if (r.costSource !== null && !COST_SOURCE_SET.has(r.costSource)) return badRecord(r, 'costSource', 'a cost source or null')
+  // Unrolled on purpose: named property reads stay fast on the write path of every adapter.
+  if (!isNullableString(r.api)) return badRecord(r, 'api', 'a string or null')
+  if (!isNullableString(r.host)) return badRecord(r, 'host', 'a string or null')
+  if (!isNullableString(r.url)) return badRecord(r, 'url', 'a string or null')
+  if (!isNullableString(r.cacheSignal)) return badRecord(r, 'cacheSignal', 'a string or null')
+  if (!isNullableString(r.model)) return badRecord(r, 'model', 'a string or null')
+  if (!isNullableString(r.tenantId)) return badRecord(r, 'tenantId', 'a string or null')
+  if (!isNullableString(r.userId)) return badRecord(r, 'userId', 'a string or null')
+  if (!isNullableString(r.apiKeyId)) return badRecord(r, 'apiKeyId', 'a string or null')
+  if (!isNullableString(r.clientIp)) return badRecord(r, 'clientIp', 'a string or null')
+  if (!isNullableString(r.userAgent)) return badRecord(r, 'userAgent', 'a string or null')
+  if (!isNullableString(r.errorType)) return badRecord(r, 'errorType', 'a string or null')
+  if (!isNullableString(r.errorMessage)) return badRecord(r, 'errorMessage', 'a string or null')
+  if (!isNullableString(r.rateLimitScope)) return badRecord(r, 'rateLimitScope', 'a string or null')
+  if (!isNullableString(r.operationId)) return badRecord(r, 'operationId', 'a string or null')
+  if (!isNullableString(r.metadata)) return badRecord(r, 'metadata', 'a string or null')
+  if (!isNullableCount(r.requestBytes)) return badRecord(r, 'requestBytes', 'a whole number >= 0 or null')
+  if (!isNullableCount(r.responseBytes)) return badRecord(r, 'responseBytes', 'a whole number >= 0 or null')
+  if (!isNullableCount(r.costNanos)) return badRecord(r, 'costNanos', 'a whole number >= 0 or null')
+  if (!isNullableCount(r.inputTokens)) return badRecord(r, 'inputTokens', 'a whole number >= 0 or null')
+  if (!isNullableCount(r.outputTokens)) return badRecord(r, 'outputTokens', 'a whole number >= 0 or null')
+  if (!isNullableCount(r.cachedInputTokens)) return badRecord(r, 'cachedInputTokens', 'a whole number >= 0 or null')
+  if (!isNullableFinite(r.ttfbMs)) return badRecord(r, 'ttfbMs', 'a finite number or null')
+  if (!isNullableFinite(r.rateLimitLimit)) return badRecord(r, 'rateLimitLimit', 'a finite number or null')
+  if (!isNullableFinite(r.rateLimitRemaining)) return badRecord(r, 'rateLimitRemaining', 'a finite number or null')
+  if (!isNullableFinite(r.rateLimitResetMs)) return badRecord(r, 'rateLimitResetMs', 'a finite number or null')
   return null
+}
+
+function isNullableString(v: unknown): boolean {
+  return v === null || typeof v === 'string'
+}
+function isNullableCount(v: unknown): boolean {
+  return v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)
+}
+function isNullableFinite(v: unknown): boolean {
+  return v === null || (typeof v === 'number' && Number.isFinite(v))
+}
+
+function badRecord(record: CallRecord, field: keyof CallRecord, expected: string): string {
+  return `record.${field} must be ${expected}, got ${describeValue(record[field])}`
 }
 
 /**

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto'
-import { type CallInput, normalizeCall, type NormalizeContext } from './call.js'
+import type { CallInput } from './call.js'
 import { type ResolvedClock, resolveClock } from './clock.js'
 import { SafeEmitter } from './emitter.js'
 import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
@@ -159,7 +158,6 @@ class MonitorImpl implements Monitor {
   private readonly emitter: SafeEmitter<MonitorEvents>
   private readonly logger: Logger | false
   private readonly warned = new Set<ApimeterErrorCode>()
-  private readonly ctx: NormalizeContext
   private readonly closeTimeoutMs: number
   private exitFlushAttempted = false
 
@@ -184,17 +182,14 @@ class MonitorImpl implements Monitor {
         retry: { ...DEFAULTS.retry, ...parsed.retry },
         closeTimeoutMs: this.closeTimeoutMs,
       },
+      {
+        service: this.service,
+        now: this.clock.now,
+        routeGuard: new RouteGuard(parsed.maxRoutes ?? DEFAULTS.maxRoutes, 10_000),
+        onMetadataDropped: (reason) => this.report(new ApimeterError('METADATA_DROPPED', reason)),
+      },
       (error) => this.report(error),
     )
-    const prefix = randomBytes(6).toString('hex')
-    let sequence = 0
-    this.ctx = {
-      service: this.service,
-      now: this.clock.now,
-      nextId: () => `${prefix}${(sequence++).toString(36)}`,
-      routeGuard: new RouteGuard(parsed.maxRoutes ?? DEFAULTS.maxRoutes, 10_000),
-      onMetadataDropped: (reason) => this.report(new ApimeterError('METADATA_DROPPED', reason)),
-    }
     this.stats = createStats(this.storage, { clock: this.clock })
     if (parsed.flushOnExit !== false) {
       installExitHook()
@@ -203,18 +198,15 @@ class MonitorImpl implements Monitor {
   }
 
   record(call: CallInput): void {
-    let record
     try {
-      record = normalizeCall(call, this.ctx)
+      this.pipeline.push(call)
     } catch (error) {
       const err = isApimeterError(error)
         ? error
         : new ApimeterError('INVALID_CALL', `a call could not be recorded: ${errorMessage(error)}`, { cause: error })
       this.pipeline.countInvalid(err)
       this.report(err)
-      return
     }
-    this.pipeline.push(record)
   }
 
   startCall(start: CallStart): CallHandle {

@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks'
 import PQueue from 'p-queue'
-import { type CallRecord, checkCallRecord } from './call.js'
+import { randomBytes } from 'node:crypto'
+import { type CallInput, type CallRecord, checkCallRecord } from './call.js'
 import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
+import { CallColumns, type NormalizeContext, normalizeInto } from './normalize.js'
 import { ensureStorageReady } from './stats.js'
 import type { StorageAdapter } from './storage.js'
 
@@ -58,12 +60,16 @@ interface Batch {
 }
 
 /**
- * The buffered, batched, retrying write path. `push()` is O(1) and never throws; batches go to storage through a
- * p-queue with bounded concurrency; failed batches retry with exponential backoff and jitter and keep their place in
- * the buffer bound, so nothing is lost while the buffer has room.
+ * The buffered, batched, retrying write path. `push()` is O(1) and allocation-free on the common path; batches go
+ * to storage through a p-queue with bounded concurrency; failed batches retry with exponential backoff and jitter
+ * and keep their place in the buffer bound, so nothing is lost while the buffer has room.
  */
 export class WritePipeline {
-  private buffer: CallRecord[] = []
+  /** Calls accepted since the last drain, column by column (see normalize.ts for why). */
+  private readonly staging: CallColumns
+  private staged = 0
+  private readonly idPrefix = randomBytes(6).toString('hex')
+  private idSequence = 0
   private pending = 0
   private readonly inflight = new Set<Promise<void>>()
   private readonly batches = new Set<Batch>()
@@ -88,23 +94,28 @@ export class WritePipeline {
   constructor(
     private readonly storage: StorageAdapter,
     private readonly options: PipelineOptions,
+    private readonly normalize: NormalizeContext,
     private readonly report: (error: ApimeterError) => void,
   ) {
+    this.staging = new CallColumns(Math.min(options.maxBufferSize, 1024))
     this.queue = new PQueue({ concurrency: options.concurrency })
     this.timer = setInterval(() => this.drain(), options.flushIntervalMs)
     this.timer.unref()
   }
 
   get queued(): number {
-    return this.buffer.length + this.pending
+    return this.staged + this.pending
   }
 
   get isOpen(): boolean {
     return this.state === 'open'
   }
 
-  /** Accepts one call; O(1); never throws. */
-  push(record: CallRecord): void {
+  /**
+   * Validates and stages one call; O(1). Returns normally when the call was accepted or dropped (and counted);
+   * throws an `INVALID_CALL` {@link ApimeterError} for a malformed call, which the caller counts.
+   */
+  push(input: CallInput): void {
     if (this.state !== 'open') {
       this.dropped++
       if (!this.droppedAfterCloseReported) {
@@ -113,7 +124,8 @@ export class WritePipeline {
       }
       return
     }
-    if (this.buffer.length + this.pending >= this.options.maxBufferSize) {
+    const staged = this.staged
+    if (staged + this.pending >= this.options.maxBufferSize) {
       this.dropped++
       if (!this.overflowing) {
         this.overflowing = true
@@ -124,8 +136,10 @@ export class WritePipeline {
       }
       return
     }
-    this.buffer.push(record)
-    if (this.buffer.length >= this.options.batchSize && !this.drainScheduled) {
+    if (staged === this.staging.capacity) this.staging.ensure(staged + 1)
+    normalizeInto(input, this.normalize, this.staging, staged)
+    this.staged = staged + 1
+    if (staged + 1 >= this.options.batchSize && !this.drainScheduled) {
       this.drainScheduled = true
       setImmediate(() => {
         this.drainScheduled = false
@@ -140,14 +154,21 @@ export class WritePipeline {
     this.setLastError(error.code, error.message)
   }
 
-  /** Moves everything buffered into batches on the write queue. */
+  /** Turns everything staged into records and puts them, in batches, on the write queue. */
   drain(): void {
-    if (this.buffer.length === 0) return
-    const all = this.buffer
-    this.buffer = []
+    const count = this.staged
+    if (count === 0) return
     const size = this.options.batchSize
-    if (all.length <= size) this.submit(all)
-    else for (let i = 0; i < all.length; i += size) this.submit(all.slice(i, i + size))
+    let batch: CallRecord[] = []
+    for (let i = 0; i < count; i++) {
+      batch.push(this.staging.read(i, this.idPrefix + (this.idSequence++).toString(36)))
+      if (batch.length === size) {
+        this.submit(batch)
+        batch = []
+      }
+    }
+    this.staged = 0
+    if (batch.length > 0) this.submit(batch)
   }
 
   private submit(rows: CallRecord[]): void {

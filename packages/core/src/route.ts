@@ -143,16 +143,32 @@ export class RouteGuard {
     readonly maxGroups: number,
   ) {}
 
-  /** Returns `route` when admitted, or {@link OVERFLOW_ROUTE}. */
-  admit(group: string, route: string): string {
-    let routes = this.groups.get(group)
-    if (routes === undefined) {
-      if (this.groups.size >= this.maxGroups) {
-        this.overflowed++
-        return OVERFLOW_ROUTE
+  // The last group looked up: consecutive calls usually share one, so most calls skip building the group key.
+  private lastService: string | undefined
+  private lastDirection: string | undefined
+  private lastApi: string | undefined
+  private lastRoutes: Set<string> | undefined
+
+  /** Returns `route` when admitted to its group (service, direction, api), or {@link OVERFLOW_ROUTE}. */
+  admit(service: string, direction: string, api: string, route: string): string {
+    let routes: Set<string> | undefined
+    if (service === this.lastService && direction === this.lastDirection && api === this.lastApi) {
+      routes = this.lastRoutes!
+    } else {
+      const group = `${service}\u0000${direction}\u0000${api}`
+      routes = this.groups.get(group)
+      if (routes === undefined) {
+        if (this.groups.size >= this.maxGroups) {
+          this.overflowed++
+          return OVERFLOW_ROUTE
+        }
+        routes = new Set()
+        this.groups.set(group, routes)
       }
-      routes = new Set()
-      this.groups.set(group, routes)
+      this.lastService = service
+      this.lastDirection = direction
+      this.lastApi = api
+      this.lastRoutes = routes
     }
     if (routes.has(route)) return route
     if (routes.size >= this.maxRoutes) {

@@ -33,6 +33,21 @@ describe('monitor.record()', () => {
     await monitor.close()
   })
 
+  it('copies the call: mutating the input object after record() changes nothing', async () => {
+    const { monitor, storage } = testMonitor()
+    const reused: CallInput = { ...valid, tenantId: 'first' }
+    monitor.record(reused)
+    reused.tenantId = 'second'
+    reused.statusCode = 500
+    monitor.record(reused)
+    await monitor.flush()
+    expect(storage.calls().map((c) => [c.tenantId, c.statusCode])).toEqual([
+      ['first', 200],
+      ['second', 500],
+    ])
+    await monitor.close()
+  })
+
   it('classifies outcomes from status codes in one place', async () => {
     const { monitor, storage } = testMonitor()
     for (const statusCode of [101, 200, 204, 304, 400, 404, 408, 429, 500, 503, 599]) monitor.record({ ...valid, statusCode })

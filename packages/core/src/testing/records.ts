@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { type CallInput, type CallRecord, normalizeCall } from '../call.js'
+import type { CallInput, CallRecord } from '../call.js'
+import { normalizeCall } from '../normalize.js'
 import { RouteGuard } from '../route.js'
 
 /**

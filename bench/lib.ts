@@ -1,0 +1,77 @@
+import { readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+
+/** One measured figure of a suite. */
+export interface Figure {
+  name: string
+  value: number
+  unit: string
+  /** e.g. '≥ 1,000,000 calls/s' */
+  target?: string
+  /** Whether the target is met, when there is one. */
+  met?: boolean
+  note?: string
+}
+
+/** A suite's result: its figures and a short description of how they were measured. */
+export interface SuiteResult {
+  id: string
+  title: string
+  method: string
+  figures: Figure[]
+}
+
+/** Median of numbers. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** Lets pending I/O and timers run. */
+export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** Formats a number with thousands separators. */
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+}
+
+/** Machine line for the report. */
+export function machine(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU'
+  return `${cpu}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`
+}
+
+/** Renders one suite as a Markdown section. */
+export function renderSuite(result: SuiteResult, date: string): string {
+  const rows = result.figures
+    .map((f) => `| ${f.name} | ${fmt(f.value, f.unit === 'ratio' || f.unit === 'ms' ? 2 : 0)} ${f.unit === 'ratio' ? '' : f.unit} | ${f.target ?? '—'} | ${f.met === undefined ? '—' : f.met ? 'met' : '**not met**'} |${f.note ? ` ${f.note} |` : ' |'}`)
+    .join('\n')
+  return [
+    `<!-- bench:${result.id}:start -->`,
+    `## ${result.title}`,
+    '',
+    `Measured ${date} on ${machine()}.`,
+    '',
+    result.method,
+    '',
+    '| figure | result | target | status | note |',
+    '|---|---|---|---|---|',
+    rows,
+    `<!-- bench:${result.id}:end -->`,
+  ].join('\n')
+}
+
+/** Replaces (or appends) each suite's section in docs/benchmarks.md, leaving other suites' sections alone. */
+export function writeReport(path: string, results: SuiteResult[]): void {
+  const date = new Date().toISOString().slice(0, 10)
+  let doc = existsSync(path)
+    ? readFileSync(path, 'utf8')
+    : `# Benchmarks\n\nProduced by \`npm run bench\` (not part of \`npm test\`). Each section is rewritten when its suite runs;\nratios are measured side by side in one run, so they hold better than absolute figures on a shared machine.\nRun one suite with \`npm run bench -- <suite>\`.\n`
+  for (const result of results) {
+    const section = renderSuite(result, date)
+    const pattern = new RegExp(`<!-- bench:${result.id}:start -->[\\s\\S]*?<!-- bench:${result.id}:end -->`)
+    doc = pattern.test(doc) ? doc.replace(pattern, section) : `${doc.trimEnd()}\n\n${section}\n`
+  }
+  writeFileSync(path, doc.endsWith('\n') ? doc : `${doc}\n`)
+}
