@@ -4,25 +4,29 @@ import { defineConfig } from 'vitest/config'
 const src = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 
 // Tests import packages by name; these aliases point them at each package's source, so no build is needed.
+const resolve = {
+  alias: [
+    { find: /^@apimeter\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+    { find: /^@apimeter\/core$/, replacement: src('./packages/core/src/index.ts') },
+    { find: /^@apimeter\/storage-sqlite$/, replacement: src('./packages/storage-sqlite/src/index.ts') },
+  ],
+}
+
+/** One vitest project per package (plus the built-packages checks), sharing the aliases. */
+const project = (name: string, include: string[], timeouts: { testTimeout: number; hookTimeout: number }) => ({
+  resolve,
+  test: { name, include, environment: 'node' as const, ...timeouts },
+})
+
 export default defineConfig({
-  resolve: {
-    alias: [
-      { find: /^@apimeter\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
-      { find: /^@apimeter\/core$/, replacement: src('./packages/core/src/index.ts') },
-    ],
-  },
+  resolve,
   test: {
+    // Runs once for the whole run: builds the packages (and, later, starts services tests need).
+    globalSetup: ['./test/global-setup.ts'],
     projects: [
-      {
-        extends: true,
-        test: {
-          name: 'core',
-          include: ['packages/core/test/**/*.test.ts'],
-          environment: 'node',
-          testTimeout: 30_000,
-          hookTimeout: 60_000,
-        },
-      },
+      project('packages', ['test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 60_000 }),
+      project('core', ['packages/core/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 60_000 }),
+      project('storage-sqlite', ['packages/storage-sqlite/test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 120_000 }),
     ],
   },
 })

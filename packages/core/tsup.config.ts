@@ -14,5 +14,5 @@ export default defineConfig({
   clean: true,
   splitting: true,
   treeshake: true,
-  external: ['vitest'],
+  external: ['vitest', '@apimeter/storage-sqlite', '@apimeter/storage-postgres'],
 })

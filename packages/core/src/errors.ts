@@ -15,6 +15,9 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `METADATA_DROPPED`: a call's metadata was not JSON-serialisable or too large; the call was kept without it.
  * - `FLUSH_TIMEOUT`: `flush({ timeoutMs })` ran out of time (the calls stay buffered).
  * - `STORAGE_CLOSED`: a storage adapter was used after `close()`.
+ * - `STORAGE_UNAVAILABLE`: the database could not be opened or reached (missing directory, read-only file…).
+ * - `MIGRATION_FAILED`: a migration run failed and was rolled back.
+ * - `MIGRATION_REQUIRED`: the database schema is older than this version of apimeter and `migrate` is off.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
  */
 export type ApimeterErrorCode =
@@ -28,6 +31,9 @@ export type ApimeterErrorCode =
   | 'METADATA_DROPPED'
   | 'FLUSH_TIMEOUT'
   | 'STORAGE_CLOSED'
+  | 'STORAGE_UNAVAILABLE'
+  | 'MIGRATION_FAILED'
+  | 'MIGRATION_REQUIRED'
   | 'LISTENER_FAILED'
 
 /**
@@ -99,6 +105,9 @@ export function errorMessage(error: unknown): string {
 /** Closest candidate by edit distance, for "did you mean …?" hints (only when reasonably close). */
 export function suggest(input: string, candidates: readonly string[]): string | undefined {
   const lower = input.toLowerCase()
+  // A clear prefix ("file" for "filename") beats edit distance.
+  const prefixed = candidates.filter((c) => lower.length >= 3 && c.toLowerCase().startsWith(lower))
+  if (prefixed.length === 1) return prefixed[0]
   let best: string | undefined
   let bestDistance = Infinity
   for (const candidate of candidates) {

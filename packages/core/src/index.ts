@@ -72,3 +72,25 @@ export {
 } from './storage.js'
 export { bucketStart, type Interval, INTERVALS, nextBucket, type TimeInput } from './time.js'
 export { VERSION } from './version.js'
+export { apimeterMigrations, type NamedMigration } from './sql/migrations.js'
+export {
+  getMigrationStatus,
+  type MigrateOptions,
+  type MigrationReport,
+  type MigrationState,
+  type MigrationStatus,
+  type MigrationStep,
+  type MigrationTarget,
+  runMigrations,
+} from './sql/migrator.js'
+export { type ApimeterDatabase, CALL_COLUMNS, type CallRow, type SqlDialectName, TABLES } from './sql/schema.js'
+export {
+  aggregateCalls,
+  bucketExpression,
+  callToRow,
+  createSqlStorage,
+  DIMENSION_COLUMN,
+  type SqlStorage,
+  type SqlStorageConfig,
+} from './sql/sql-storage.js'
+export { parseOrThrow } from './validation.js'

@@ -2,7 +2,8 @@ import { z } from 'zod'
 import { ApimeterError, type ApimeterErrorCode, describeValue, PACKAGE_NAME, suggest } from './errors.js'
 
 /**
- * Parses `input` with a zod schema and turns the first problems into one readable error:
+ * Parses `input` with a zod schema and turns the first problems into one readable error (used by every apimeter
+ * package for its options, with its own package name as `prefix`):
  * `@apimeter/core: options.flushIntervalMs must be a whole number of milliseconds >= 10, got -5`.
  *
  * Custom messages on schemas are the *expected* phrase ("a whole number of milliseconds >= 10"); the field path

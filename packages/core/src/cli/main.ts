@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { ApimeterError, errorMessage } from '../errors.js'
+import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/migrator.js'
 import { VERSION } from '../version.js'
 
 /** Where the CLI writes; replaced in tests. */
@@ -10,11 +14,19 @@ export interface CliIO {
 export const EXIT = {
   /** Success. */
   ok: 0,
-  /** The command ran and found a problem (e.g. pending migrations for `migrate status`). */
+  /** The command ran and found a problem: pending, failed or unknown migrations, a migration that failed. */
   problem: 1,
-  /** The command line itself was wrong (unknown command or option, missing argument). */
+  /** The command line itself was wrong (unknown command or option, missing or malformed argument). */
   usage: 2,
+  /** The database could not be opened or written (missing file or directory, read-only, unreachable, driver missing). */
+  unavailable: 3,
 } as const
+
+const EXIT_CODES_HELP = `Exit codes:
+  0  success
+  1  the command ran and found a problem (pending, failed or unknown migrations; a migration failed)
+  2  the command line was wrong (unknown command or option, bad --db)
+  3  the database could not be opened or written (missing, read-only, unreachable, driver not installed)`
 
 const HELP = `apimeter ${VERSION} — meter the HTTP calls your app makes and receives
 
@@ -22,45 +34,228 @@ Usage:
   apimeter <command> [options]
 
 Commands:
+  migrate latest   Apply every pending migration
+  migrate up       Apply the next pending migration
+  migrate down     Revert the newest applied migration
+  migrate status   List applied and pending migrations (exit 1 when any is pending)
   help             Show this help
 
 Options:
-  -h, --help       Show help (also after a command: apimeter <command> --help)
+  -h, --help       Show help (also after a command: apimeter migrate --help)
   -v, --version    Print the version
 
-Exit codes:
-  0  success
-  1  the command ran and found a problem
-  2  the command line was wrong (unknown command or option)
+${EXIT_CODES_HELP}
 
-Docs: docs/getting-started.md, docs/api.md
+Docs: docs/getting-started.md, docs/schema.md, docs/api.md
 `
 
+const MIGRATE_HELP = `Usage:
+  apimeter migrate <latest|up|down|status> --db <database> [--json]
+
+Applies or inspects apimeter's own schema migrations (tables prefixed apimeter_, see docs/schema.md).
+All migrations of one run are one transaction: a failure leaves the database at its previous version.
+Several processes may run this at once; each migration is applied exactly once.
+
+Subcommands:
+  latest   Apply every pending migration
+  up       Apply the next pending migration
+  down     Revert the newest applied migration
+  status   List applied and pending migrations; exit 1 when any is pending or unknown
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --json            Print the result as JSON
+  -h, --help        Show this help
+
+${EXIT_CODES_HELP}
+
+Examples:
+  apimeter migrate latest --db ./apimeter.db
+  apimeter migrate status --db sqlite:/var/lib/app/apimeter.db --json
+`
+
+/** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
+interface MigratableStorage {
+  migrate(to?: MigrationTarget): Promise<MigrationReport>
+  migrationStatus(): Promise<MigrationStatus>
+  close(): Promise<void>
+}
+
+type Target = { kind: 'sqlite'; filename: string } | { kind: 'postgres'; url: string }
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message)
+  }
+}
+
+/** Reads `--db` into a target, or throws a usage error saying what is accepted. */
+export function parseDatabaseArgument(value: string): Target {
+  const trimmed = value.trim()
+  if (trimmed === '') throw new CliError(`--db must be a SQLite file path, sqlite:<path> or a postgres:// URL, got an empty string`, EXIT.usage)
+  if (/^postgres(ql)?:\/\//i.test(trimmed)) {
+    try {
+      const url = new URL(trimmed)
+      if (!url.hostname && !url.searchParams.get('host')) throw new Error('no host')
+    } catch {
+      throw new CliError(`--db must be a valid postgres:// URL (postgres://user:password@host:5432/database), got "${redact(trimmed)}"`, EXIT.usage)
+    }
+    return { kind: 'postgres', url: trimmed }
+  }
+  if (/^sqlite:/i.test(trimmed)) {
+    const filename = trimmed.replace(/^sqlite:(\/\/)?/i, '')
+    if (filename === '') throw new CliError(`--db sqlite:<path> needs a path after "sqlite:", got "${trimmed}"`, EXIT.usage)
+    return { kind: 'sqlite', filename }
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(trimmed)
+  if (scheme) {
+    throw new CliError(`--db scheme "${scheme[1]}" is not supported; use a SQLite file path, sqlite:<path> or a postgres:// URL`, EXIT.usage)
+  }
+  return { kind: 'sqlite', filename: trimmed }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@')
+}
+
+async function openStorage(target: Target, mustExist: boolean): Promise<MigratableStorage> {
+  if (target.kind === 'postgres') {
+    const mod = await importOptional('@apimeter/storage-postgres', 'PostgreSQL')
+    const factory = (mod as { postgresStorage?: (o: object) => MigratableStorage }).postgresStorage
+    if (typeof factory !== 'function') throw new CliError('@apimeter/storage-postgres does not export postgresStorage()', EXIT.unavailable)
+    return factory({ connectionString: target.url, migrate: false })
+  }
+  if (mustExist && target.filename !== ':memory:' && !existsSync(target.filename)) {
+    throw new CliError(`database file ${target.filename} does not exist (nothing to report; 'apimeter migrate latest' creates it)`, EXIT.unavailable)
+  }
+  const mod = await importOptional('@apimeter/storage-sqlite', 'SQLite')
+  const factory = (mod as { sqliteStorage?: (o: object) => MigratableStorage }).sqliteStorage
+  if (typeof factory !== 'function') throw new CliError('@apimeter/storage-sqlite does not export sqliteStorage()', EXIT.unavailable)
+  return factory({ filename: target.filename, migrate: false })
+}
+
+async function importOptional(name: string, what: string): Promise<unknown> {
+  try {
+    return await import(name)
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new CliError(`${what} databases need ${name}: npm install ${name}`, EXIT.unavailable)
+    }
+    throw error
+  }
+}
+
+/** Maps a storage or migration error to an exit code: unreachable/read-only databases are 3, the rest 1. */
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.code
+  if (error instanceof ApimeterError && error.code === 'STORAGE_UNAVAILABLE') return EXIT.unavailable
+  const text = collectMessages(error)
+  if (/readonly|read-only|SQLITE_CANTOPEN|SQLITE_READONLY|unable to open|ECONNREFUSED|ENOTFOUND|EACCES|permission denied|password authentication failed|does not exist/i.test(text)) {
+    return EXIT.unavailable
+  }
+  return EXIT.problem
+}
+
+function collectMessages(error: unknown): string {
+  const parts: string[] = []
+  let current: unknown = error
+  for (let i = 0; i < 5 && current; i++) {
+    parts.push(errorMessage(current), String((current as { code?: unknown }).code ?? ''))
+    current = (current as { cause?: unknown }).cause
+  }
+  return parts.join(' ')
+}
+
+async function migrateCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: { db: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    })
+  } catch (error) {
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter migrate --help' for usage.`, EXIT.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    io.out(MIGRATE_HELP)
+    return EXIT.ok
+  }
+  const [sub, ...extra] = positionals
+  if (sub === undefined) throw new CliError(`migrate needs a subcommand: latest, up, down or status\nRun 'apimeter migrate --help' for usage.`, EXIT.usage)
+  if (!['latest', 'up', 'down', 'status'].includes(sub)) {
+    throw new CliError(`unknown migrate subcommand '${sub}' (expected latest, up, down or status)\nRun 'apimeter migrate --help' for usage.`, EXIT.usage)
+  }
+  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter migrate --help' for usage.`, EXIT.usage)
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`migrate ${sub} needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const target = parseDatabaseArgument(db)
+  const where = target.kind === 'postgres' ? redact(target.url) : target.filename
+
+  const storage = await openStorage(target, sub === 'status')
+  try {
+    if (sub === 'status') {
+      const status = await storage.migrationStatus()
+      const problem = status.pending.length > 0 || status.unknown.length > 0
+      if (values.json) {
+        io.out(`${JSON.stringify({ database: where, current: status.current, pending: status.pending, unknown: status.unknown, migrations: status.migrations }, null, 2)}\n`)
+      } else {
+        io.out(`database: ${where}\n`)
+        for (const m of status.migrations) io.out(`  ${m.appliedAt ? 'applied' : 'pending'}  ${m.name}${m.appliedAt ? `  (${m.appliedAt.toISOString()})` : ''}\n`)
+        for (const name of status.unknown) io.out(`  unknown  ${name}  (applied by a newer apimeter; upgrade this one)\n`)
+        io.out(status.pending.length > 0 ? `${status.pending.length} pending: run 'apimeter migrate latest --db ${where}'\n` : status.unknown.length > 0 ? 'the database is newer than this apimeter\n' : 'up to date\n')
+      }
+      return problem ? EXIT.problem : EXIT.ok
+    }
+    const report = await storage.migrate(sub as MigrationTarget)
+    if (values.json) {
+      io.out(`${JSON.stringify({ database: where, current: report.current, steps: report.steps, error: report.error?.message }, null, 2)}\n`)
+    } else {
+      for (const step of report.steps) io.out(`  ${step.status.padEnd(11)} ${step.name} (${step.direction})\n`)
+      if (!report.error) io.out(report.steps.length === 0 ? `nothing to do; database ${where} is at ${report.current ?? 'no migration'}\n` : `database ${where} is at ${report.current ?? 'no migration'}\n`)
+    }
+    if (report.error) {
+      io.err(`apimeter: ${report.error.message}\n`)
+      return exitCodeOf(report.error)
+    }
+    return EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
 /**
- * Runs the CLI with `argv` (without `node` and the script path) and returns the exit code.
+ * Runs the CLI with `argv` (without `node` and the script path) and returns the exit code. Never throws.
  *
  * @example
  * ```ts
- * const code = await runCli(['--version'])
+ * const code = await runCli(['migrate', 'status', '--db', 'apimeter.db'])
  * ```
  */
 export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Promise<number> {
   const [first, ...rest] = argv
-  if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
-    io.out(HELP)
-    return EXIT.ok
+  try {
+    if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+      io.out(HELP)
+      return EXIT.ok
+    }
+    if (first === '-v' || first === '--version') {
+      io.out(`${VERSION}\n`)
+      return EXIT.ok
+    }
+    if (first === 'migrate') return await migrateCommand(rest, io)
+    if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
+    throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
+  } catch (error) {
+    const message = errorMessage(error).replace(/^@apimeter\/[a-z-]+: /, '')
+    io.err(`apimeter: ${message}\n`)
+    return exitCodeOf(error)
   }
-  if (first === '-v' || first === '--version') {
-    io.out(`${VERSION}\n`)
-    return EXIT.ok
-  }
-  if (first.startsWith('-')) {
-    io.err(`apimeter: unknown option '${first}'\nRun 'apimeter --help' for usage.\n`)
-    return EXIT.usage
-  }
-  void rest
-  io.err(`apimeter: unknown command '${first}'\nRun 'apimeter --help' for the list of commands.\n`)
-  return EXIT.usage
 }
 
 const defaultIO: CliIO = {

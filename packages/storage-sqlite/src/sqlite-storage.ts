@@ -1,0 +1,184 @@
+import { dirname } from 'node:path'
+import { existsSync } from 'node:fs'
+import { ApimeterError, CALL_COLUMNS, callToRow, type CallRecord, createSqlStorage, parseOrThrow, type SqlStorage, TABLES } from '@apimeter/core'
+import Database from 'better-sqlite3'
+import { Kysely, SqliteDialect } from 'kysely'
+import { z } from 'zod'
+
+const PACKAGE = '@apimeter/storage-sqlite'
+
+/** The better-sqlite3 database type (what `new Database(file)` returns). */
+export type SqliteDatabase = Database.Database
+
+/**
+ * Options of {@link sqliteStorage}: give `filename` (apimeter opens and closes the file) or `database` (your own
+ * better-sqlite3 connection, which apimeter never closes).
+ */
+export interface SqliteStorageOptions {
+  /**
+   * Path of the database file (created when missing, its directory must exist), or `':memory:'`.
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db' })
+   * ```
+   */
+  filename?: string
+  /**
+   * An open better-sqlite3 database to use instead of a file name. apimeter sets its pragmas (WAL, busy timeout)
+   * and leaves it open on `close()`.
+   * @example
+   * ```ts
+   * sqliteStorage({ database: new Database('app.db') })
+   * ```
+   */
+  database?: SqliteDatabase
+  /**
+   * Apply pending migrations on first use. With `false`, the storage refuses to start on an outdated schema and
+   * says which command to run.
+   * @default true
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', migrate: false })   // migrations run by `apimeter migrate latest`
+   * ```
+   */
+  migrate?: boolean
+  /**
+   * How long a write waits for another process's lock before failing (it is then retried by the monitor).
+   * @default 5000
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'shared.db', busyTimeoutMs: 15_000 })
+   * ```
+   */
+  busyTimeoutMs?: number
+}
+
+const optionsSchema = z
+  .strictObject({
+    filename: z.string({ error: 'a file path or ":memory:"' }).min(1, { error: 'a file path or ":memory:"' }).optional(),
+    database: z
+      .custom<SqliteDatabase>((v) => typeof v === 'object' && v !== null && typeof (v as SqliteDatabase).prepare === 'function' && typeof (v as SqliteDatabase).pragma === 'function', {
+        error: 'an open better-sqlite3 Database',
+      })
+      .optional(),
+    migrate: z.boolean({ error: 'true or false' }).optional(),
+    busyTimeoutMs: z.number({ error: 'a whole number of milliseconds from 0 to 600,000' }).int({ error: 'a whole number of milliseconds from 0 to 600,000' }).min(0, { error: 'a whole number of milliseconds from 0 to 600,000' }).max(600_000, { error: 'a whole number of milliseconds from 0 to 600,000' }).optional(),
+  })
+  .superRefine((o, ctx) => {
+    if ((o.filename === undefined) === (o.database === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'exactly one of filename or database', input: o })
+    }
+  })
+
+/** Rows per prepared multi-row INSERT (39 columns × 200 rows stays far below SQLite's 32,766 parameters). */
+const ROWS_PER_STATEMENT = 200
+
+/**
+ * SQLite storage on better-sqlite3 and kysely: the embedded default. WAL journal, `synchronous = NORMAL`, a busy
+ * timeout so several processes can share one file; each batch is one `BEGIN IMMEDIATE` transaction of prepared
+ * multi-row inserts. Stats queries come from the shared SQL layer in `@apimeter/core`.
+ *
+ * @example
+ * ```ts
+ * import { createMonitor } from '@apimeter/core'
+ * import { sqliteStorage } from '@apimeter/storage-sqlite'
+ *
+ * const monitor = createMonitor({ storage: sqliteStorage({ filename: 'apimeter.db' }) })
+ * ```
+ */
+export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
+  const parsed = parseOrThrow(optionsSchema, options, 'options', 'INVALID_OPTIONS', PACKAGE)
+  const busyTimeoutMs = parsed.busyTimeoutMs ?? 5000
+  const owned = parsed.database === undefined
+  const label = parsed.filename ?? 'the given database'
+  let raw: SqliteDatabase | undefined
+
+  const open = (): SqliteDatabase => {
+    if (raw) return raw
+    let database: SqliteDatabase
+    if (parsed.database) {
+      database = parsed.database
+    } else {
+      const filename = parsed.filename!
+      if (filename !== ':memory:' && !filename.startsWith('file:') && !existsSync(dirname(filename))) {
+        throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot open ${filename}: directory ${dirname(filename)} does not exist`, { prefix: PACKAGE })
+      }
+      try {
+        database = new Database(filename)
+      } catch (error) {
+        throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot open ${filename}: ${(error as Error).message}`, { cause: error, prefix: PACKAGE })
+      }
+    }
+    try {
+      database.pragma(`busy_timeout = ${busyTimeoutMs}`)
+      if (!database.memory && !database.readonly) database.pragma('journal_mode = WAL')
+      database.pragma('synchronous = NORMAL')
+      database.pragma('foreign_keys = ON')
+    } catch (error) {
+      if (owned) database.close()
+      throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot use ${label}: ${(error as Error).message}`, { cause: error, prefix: PACKAGE })
+    }
+    raw = database
+    return database
+  }
+
+  // kysely closes its database on destroy(): hand it a view whose close() is a no-op when the connection is yours.
+  const db = new Kysely<unknown>({
+    dialect: new SqliteDialect({
+      database: async () => {
+        const database = open()
+        return owned ? database : { prepare: (query: string) => database.prepare(query), close: () => undefined }
+      },
+    }),
+  })
+
+  // Prepared statements, created on first use after migrations made the table exist.
+  let insertMany: Database.Statement | undefined
+  let insertOne: Database.Statement | undefined
+  let insertBatch: ((calls: readonly CallRecord[]) => void) | undefined
+  const columns = CALL_COLUMNS.join(', ')
+  const rowPlaceholder = `(${CALL_COLUMNS.map(() => '?').join(', ')})`
+
+  const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
+    const database = open()
+    if (!insertBatch) {
+      insertMany = database.prepare(`INSERT INTO ${TABLES.calls} (${columns}) VALUES ${Array(ROWS_PER_STATEMENT).fill(rowPlaceholder).join(', ')}`)
+      insertOne = database.prepare(`INSERT INTO ${TABLES.calls} (${columns}) VALUES ${rowPlaceholder}`)
+      const many = insertMany
+      const one = insertOne
+      insertBatch = database.transaction((batch: readonly CallRecord[]) => {
+        let i = 0
+        for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
+          const params: unknown[] = []
+          for (let j = i; j < i + ROWS_PER_STATEMENT; j++) params.push(...callToRow(batch[j]!))
+          many.run(params)
+        }
+        for (; i < batch.length; i++) one.run(callToRow(batch[i]!))
+      })
+    }
+    // IMMEDIATE takes the write lock up front, so two writing processes queue on the busy timeout instead of
+    // failing on a lock upgrade.
+    ;(insertBatch as unknown as { immediate: (b: readonly CallRecord[]) => void }).immediate(calls)
+  }
+
+  return createSqlStorage({
+    name: 'sqlite',
+    dialect: 'sqlite',
+    db,
+    durable: parsed.filename !== ':memory:',
+    // One connection: concurrent batches would only queue on it.
+    maxWriteConcurrency: 1,
+    migrate: parsed.migrate ?? true,
+    migrateHint: `apimeter migrate latest --db ${parsed.filename ?? '<your database file>'}`,
+    serializeWrites: true,
+    insertCalls,
+    async prepare() {
+      open()
+    },
+    async release() {
+      await db.destroy().catch(() => undefined)
+      if (raw && owned && raw.open) raw.close()
+      raw = undefined
+    },
+  })
+}

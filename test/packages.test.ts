@@ -1,0 +1,89 @@
+import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+
+// Loads the built packages (dist, built by the global setup) the way users do, from a separate Node process,
+// through both `import` and `require()` (Node >= 20.19 requires ES modules natively).
+const run = promisify(execFile)
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
+const manifest = (pkg: string) => JSON.parse(readFileSync(new URL(`../packages/${pkg}/package.json`, import.meta.url), 'utf8'))
+
+const node = (args: string[]) => run(process.execPath, args, { cwd: repoRoot })
+
+describe('@apimeter/core (built)', () => {
+  const script = `
+    const record = { direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 2, cost: 0.5 }
+    const m = core.createMonitor({ logger: false })
+    m.record(record)
+    m.flush().then(() => m.stats.summary()).then((s) => { console.log(JSON.stringify({ requests: s.requests, cost: s.cost })); return m.close() })
+  `
+
+  it('loads through import', async () => {
+    const { stdout } = await node(['--input-type=module', '-e', `import * as core from '@apimeter/core'; ${script}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.5 })
+  })
+
+  it('loads through require()', async () => {
+    const { stdout, stderr } = await node(['--input-type=commonjs', '-e', `const core = require('@apimeter/core'); ${script}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.5 })
+    expect(stderr).not.toMatch(/is not a constructor/)
+  })
+
+  it('exposes @apimeter/core/testing with types', () => {
+    expect(manifest('core').exports['./testing']).toEqual({ types: './dist/testing.d.ts', default: './dist/testing.js' })
+    expect(readFileSync(new URL('../packages/core/dist/testing.d.ts', import.meta.url), 'utf8')).toMatch(/runStorageConformance/)
+    expect(readFileSync(new URL('../packages/core/dist/index.d.ts', import.meta.url), 'utf8')).toMatch(/declare function createMonitor/)
+  })
+
+  it('runs the apimeter bin', async () => {
+    const bin = fileURLToPath(new URL('../packages/core/dist/cli.js', import.meta.url))
+    expect(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node')).toBe(true)
+    const { stdout } = await node([bin, '--version'])
+    expect(stdout.trim()).toBe(manifest('core').version)
+    expect((await node([bin, '--help'])).stdout).toMatch(/apimeter <command>/)
+  })
+})
+
+describe('@apimeter/storage-sqlite (built)', () => {
+  const script = `
+    const monitor = core.createMonitor({ logger: false, storage: sqlite.sqliteStorage({ filename: ':memory:' }) })
+    monitor.record({ direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200, durationMs: 3, cost: 0.25 })
+    monitor.flush().then(() => monitor.stats.summary()).then((s) => { console.log(JSON.stringify({ requests: s.requests, cost: s.cost })); return monitor.close() })
+  `
+  it('loads through import', async () => {
+    const { stdout } = await node(['--input-type=module', '-e', `import * as core from '@apimeter/core'; import * as sqlite from '@apimeter/storage-sqlite'; ${script}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.25 })
+  })
+
+  it('loads through require()', async () => {
+    const { stdout } = await node(['--input-type=commonjs', '-e', `const core = require('@apimeter/core'); const sqlite = require('@apimeter/storage-sqlite'); ${script}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.25 })
+  })
+
+  it('lets the built apimeter bin migrate a SQLite file', async () => {
+    const bin = fileURLToPath(new URL('../packages/core/dist/cli.js', import.meta.url))
+    const file = `${repoRoot}/.tmp-cli-${process.pid}.db`
+    try {
+      const { stdout } = await node([bin, 'migrate', 'latest', '--db', file])
+      expect(stdout).toMatch(/applied\s+0001_initial/)
+      expect((await node([bin, 'migrate', 'status', '--db', file])).stdout).toMatch(/up to date/)
+    } finally {
+      for (const suffix of ['', '-wal', '-shm']) await run('rm', ['-f', `${file}${suffix}`])
+    }
+  })
+})
+
+describe('package manifests', () => {
+  it.each(['core', 'storage-sqlite'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: `${repoRoot}/packages/${pkg}` })
+    const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path)
+    expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'package.json', 'README.md']))
+    expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false)
+    const m = manifest(pkg)
+    expect(m.engines).toEqual({ node: '>=20.19' })
+    expect(m.type).toBe('module')
+    expect(m.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' })
+  })
+})
