@@ -4,9 +4,11 @@
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runRecordSuite } from './suites/record.js'
+import { runSqliteSuite } from './suites/sqlite.js'
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
+  sqlite: runSqliteSuite,
 }
 
 const wanted = process.argv.slice(2)

@@ -1,12 +1,17 @@
-// npm run demo — meters a realistic synthetic day of API traffic and prints the stats read back from storage.
-// (Once the SQLite storage lands this demo writes to a SQLite file; for now it uses the in-memory default.)
-import { type CallInput, createMonitor, memoryStorage, type StatsSummary } from '@apimeter/core'
+// npm run demo — meters a realistic synthetic day of API traffic into a SQLite file, then reopens the file and
+// prints the stats read back from it.
+import { rmSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { type CallInput, createMonitor, createStats, type StatsSummary } from '@apimeter/core'
+import { sqliteStorage } from '@apimeter/storage-sqlite'
 
 const random = Math.random
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!
 const HOUR = 3_600_000
 
-const monitor = createMonitor({ service: 'demo-shop', storage: memoryStorage({ maxCalls: 200_000 }) })
+const filename = process.env.APIMETER_DEMO_DB ?? fileURLToPath(new URL('./demo.db', import.meta.url))
+for (const suffix of ['', '-wal', '-shm']) rmSync(`${filename}${suffix}`, { force: true }) // a fresh day each run
+const monitor = createMonitor({ service: 'demo-shop', storage: sqliteStorage({ filename }) })
 
 /** What the shop calls, with realistic latency, error, cache and price profiles. */
 const outbound = [
@@ -26,7 +31,7 @@ const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli']
 const now = Date.now()
 const calls: CallInput[] = []
 for (let i = 0; i < 20_000; i++) {
-  const timestamp = now - Math.floor(random() * 24 * HOUR)
+  const timestamp = now - Math.floor(random() * 23.9 * HOUR)
   const tenantId = pick(tenants)
   if (random() < 0.6) {
     const r = pick(inboundRoutes)
@@ -64,9 +69,12 @@ for (let i = 0; i < 20_000; i++) {
   calls.push(call)
 }
 for (const call of calls) monitor.record(call)
-await monitor.flush()
+await monitor.close() // everything is written; the file is closed
 
-// ---- read it back ----------------------------------------------------------------------------------------------
+// ---- read it back from the file, as a separate reader would (a dashboard, a script, the CLI) --------------------
+const storage = sqliteStorage({ filename })
+const stats = createStats(storage)
+
 const ms = (n: number | undefined): string => (n === undefined ? '—' : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`)
 const usd = (n: number): string => `$${n.toFixed(4)}`
 const pct = (n: number): string => `${(n * 100).toFixed(1)}%`
@@ -82,14 +90,15 @@ const summaryRow = (key: string, s: StatsSummary): string[] => [
 ]
 const HEAD = ['', 'requests', 'errors', 'cached', 'p50', 'p95', 'p99', 'cost']
 
-const total = await monitor.stats.summary({ from: '-24h' })
-console.log(`apimeter demo — service "demo-shop", ${total.requests.toLocaleString('en-US')} calls metered over the last 24 h`)
-table('Last 24 h by direction', HEAD, [summaryRow('all', total), ...(await monitor.stats.breakdown({ by: 'direction', from: '-24h' })).map((r) => summaryRow(r.key, r))])
-table('Outbound APIs, by cost', HEAD, (await monitor.stats.breakdown({ by: 'api', direction: 'outbound', orderBy: 'cost', from: '-24h' })).map((r) => summaryRow(r.key, r)))
-table('Inbound routes, slowest p95 first', HEAD, (await monitor.stats.breakdown({ by: 'route', direction: 'inbound', orderBy: 'p95', from: '-24h' })).map((r) => summaryRow(r.key, r)))
-const tenantsByCost = await monitor.stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 3, from: '-24h' })
+const total = await stats.summary({ from: '-24h' })
+console.log(`apimeter demo — service "demo-shop", ${total.requests.toLocaleString('en-US')} calls metered over the last 24 h into ${filename}`)
+table('Last 24 h by direction', HEAD, [summaryRow('all', total), ...(await stats.breakdown({ by: 'direction', from: '-24h' })).map((r) => summaryRow(r.key, r))])
+table('Outbound APIs, by cost', HEAD, (await stats.breakdown({ by: 'api', direction: 'outbound', orderBy: 'cost', from: '-24h' })).map((r) => summaryRow(r.key, r)))
+table('Inbound routes, slowest p95 first', HEAD, (await stats.breakdown({ by: 'route', direction: 'inbound', orderBy: 'p95', from: '-24h' })).map((r) => summaryRow(r.key, r)))
+const tenantsByCost = await stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 3, from: '-24h' })
 table('Top 3 tenants by spend', ['tenant', 'requests', 'tokens in', 'tokens out', 'cost'], tenantsByCost.map((r) => [r.key, String(r.requests), String(r.tokens.input), String(r.tokens.output), usd(r.cost)]))
-const hours = await monitor.stats.timeseries({ interval: 'hour', from: '-6h', direction: 'outbound' })
+const hours = await stats.timeseries({ interval: 'hour', from: '-6h', direction: 'outbound' })
 table('Outbound, last 6 hours (UTC buckets)', ['hour', 'requests', 'errors', 'rate-limited', 'p95', 'cost'], hours.map((h) => [h.start.toISOString().slice(11, 16), String(h.requests), pct(h.errorRate), String(h.outcomes.rate_limited), ms(h.latency?.p95), usd(h.cost)]))
-console.log(`\nhealth: ${JSON.stringify(monitor.health())}`)
-await monitor.close()
+console.log(`\nwrite path health: ${JSON.stringify(monitor.health())}`)
+console.log(`inspect it: npx apimeter migrate status --db ${filename}`)
+await storage.close()

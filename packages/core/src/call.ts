@@ -253,6 +253,14 @@ function badRecord(record: CallRecord, field: keyof CallRecord, expected: string
   return `record.${field} must be ${expected}, got ${describeValue(record[field])}`
 }
 
+// Batches built by the write pipeline from calls it has just validated; storages need not check them again.
+const validatedBatches = new WeakSet<readonly CallRecord[]>()
+
+/** Marks a batch as built from validated calls (the write pipeline does this), so storages skip re-validation. */
+export function markValidated(batch: readonly CallRecord[]): void {
+  validatedBatches.add(batch)
+}
+
 /**
  * Throws `INVALID_RECORD` naming the row and field when any row of a batch is malformed.
  *
@@ -265,6 +273,7 @@ export function assertCallRecords(records: readonly CallRecord[]): void {
   if (!Array.isArray(records)) {
     throw new ApimeterError('INVALID_RECORD', `writeCalls() expects an array of call records, got ${describeValue(records)}`)
   }
+  if (validatedBatches.has(records)) return
   for (let i = 0; i < records.length; i++) {
     const problem = checkCallRecord(records[i])
     if (problem !== null) {

@@ -92,5 +92,6 @@ export {
   DIMENSION_COLUMN,
   type SqlStorage,
   type SqlStorageConfig,
+  writeCallRow,
 } from './sql/sql-storage.js'
 export { parseOrThrow } from './validation.js'

@@ -465,7 +465,9 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
  * Throws `INVALID_CALL` naming the field on bad input.
  */
 export function normalizeCall(input: CallInput, ctx: NormalizeContext & { nextId(): string }): CallRecord {
-  const one = new CallColumns(1)
-  normalizeInto(input, ctx, one, 0)
-  return one.read(0, ctx.nextId())
+  // One reusable row: normalisation is synchronous, so no two calls share it at once.
+  singleRow ??= new CallColumns(1)
+  normalizeInto(input, ctx, singleRow, 0)
+  return singleRow.read(0, ctx.nextId())
 }
+let singleRow: CallColumns | undefined

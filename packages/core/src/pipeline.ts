@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import PQueue from 'p-queue'
 import { randomBytes } from 'node:crypto'
-import { type CallInput, type CallRecord, checkCallRecord } from './call.js'
+import { type CallInput, type CallRecord, checkCallRecord, markValidated } from './call.js'
 import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
 import { CallColumns, type NormalizeContext, normalizeInto } from './normalize.js'
 import { ensureStorageReady } from './stats.js'
@@ -172,6 +172,7 @@ export class WritePipeline {
   }
 
   private submit(rows: CallRecord[]): void {
+    markValidated(rows)
     const batch: Batch = { rows, settled: false, abandoned: false }
     this.pending += rows.length
     this.batches.add(batch)

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path'
 import { existsSync } from 'node:fs'
-import { ApimeterError, CALL_COLUMNS, callToRow, type CallRecord, createSqlStorage, parseOrThrow, type SqlStorage, TABLES } from '@apimeter/core'
+import { ApimeterError, CALL_COLUMNS, type CallRecord, createSqlStorage, parseOrThrow, type SqlStorage, TABLES, writeCallRow } from '@apimeter/core'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import { z } from 'zod'
@@ -70,8 +70,8 @@ const optionsSchema = z
     }
   })
 
-/** Rows per prepared multi-row INSERT (39 columns × 200 rows stays far below SQLite's 32,766 parameters). */
-const ROWS_PER_STATEMENT = 200
+/** Rows per prepared multi-row INSERT (38 columns × 100 rows stays far below SQLite's 32,766 parameters). */
+const ROWS_PER_STATEMENT = 100
 
 /**
  * SQLite storage on better-sqlite3 and kysely: the embedded default. WAL journal, `synchronous = NORMAL`, a busy
@@ -114,6 +114,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
       if (!database.memory && !database.readonly) database.pragma('journal_mode = WAL')
       database.pragma('synchronous = NORMAL')
       database.pragma('foreign_keys = ON')
+      database.pragma('cache_size = -32768') // 32 MiB of page cache (the default is 2 MiB)
     } catch (error) {
       if (owned) database.close()
       throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot use ${label}: ${(error as Error).message}`, { cause: error, prefix: PACKAGE })
@@ -132,30 +133,33 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
     }),
   })
 
-  // Prepared statements, created on first use after migrations made the table exist.
-  let insertMany: Database.Statement | undefined
-  let insertOne: Database.Statement | undefined
+  // Prepared statements, created on first use (after migrations made the table exist). A full chunk of rows goes
+  // through one multi-row statement whose parameter array is filled in place (no array per row); the remainder
+  // goes row by row.
   let insertBatch: ((calls: readonly CallRecord[]) => void) | undefined
-  const columns = CALL_COLUMNS.join(', ')
-  const rowPlaceholder = `(${CALL_COLUMNS.map(() => '?').join(', ')})`
+  const width = CALL_COLUMNS.length
+  const prepareInsert = (database: SqliteDatabase): ((calls: readonly CallRecord[]) => void) => {
+    const rowPlaceholder = `(${CALL_COLUMNS.map(() => '?').join(', ')})`
+    const into = `INSERT INTO ${TABLES.calls} (${CALL_COLUMNS.join(', ')}) VALUES `
+    const many = database.prepare(into + Array(ROWS_PER_STATEMENT).fill(rowPlaceholder).join(', '))
+    const one = database.prepare(into + rowPlaceholder)
+    const manyParams = new Array<unknown>(ROWS_PER_STATEMENT * width)
+    const oneParams = new Array<unknown>(width)
+    return database.transaction((batch: readonly CallRecord[]) => {
+      let i = 0
+      for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
+        for (let j = 0; j < ROWS_PER_STATEMENT; j++) writeCallRow(batch[i + j]!, manyParams, j * width)
+        many.run(manyParams)
+      }
+      for (; i < batch.length; i++) {
+        writeCallRow(batch[i]!, oneParams, 0)
+        one.run(oneParams)
+      }
+    })
+  }
 
   const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
-    const database = open()
-    if (!insertBatch) {
-      insertMany = database.prepare(`INSERT INTO ${TABLES.calls} (${columns}) VALUES ${Array(ROWS_PER_STATEMENT).fill(rowPlaceholder).join(', ')}`)
-      insertOne = database.prepare(`INSERT INTO ${TABLES.calls} (${columns}) VALUES ${rowPlaceholder}`)
-      const many = insertMany
-      const one = insertOne
-      insertBatch = database.transaction((batch: readonly CallRecord[]) => {
-        let i = 0
-        for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
-          const params: unknown[] = []
-          for (let j = i; j < i + ROWS_PER_STATEMENT; j++) params.push(...callToRow(batch[j]!))
-          many.run(params)
-        }
-        for (; i < batch.length; i++) one.run(callToRow(batch[i]!))
-      })
-    }
+    insertBatch ??= prepareInsert(open())
     // IMMEDIATE takes the write lock up front, so two writing processes queue on the busy timeout instead of
     // failing on a lock upgrade.
     ;(insertBatch as unknown as { immediate: (b: readonly CallRecord[]) => void }).immediate(calls)

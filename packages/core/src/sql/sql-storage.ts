@@ -49,50 +49,57 @@ const FILTER_COLUMN = {
 } as const satisfies Record<Exclude<keyof CallFilter, 'from' | 'to'>, string>
 
 /**
- * The values of one call in {@link CALL_COLUMNS} order: durations in integer microseconds, the latency sketch
- * bucket precomputed, booleans as 0/1, metadata as JSON text.
+ * Writes the values of one call in {@link CALL_COLUMNS} order into `out` from `offset`: durations in integer
+ * microseconds, the latency sketch bucket precomputed, booleans as 0/1, metadata as JSON text. Adapters fill one
+ * reused parameter array for a multi-row statement this way, without a temporary array per row.
  */
+export function writeCallRow(call: CallRecord, out: unknown[], offset: number): void {
+  let i = offset
+  out[i++] = call.id
+  out[i++] = call.timestamp
+  out[i++] = call.direction
+  out[i++] = call.service
+  out[i++] = call.api
+  out[i++] = call.method
+  out[i++] = call.route
+  out[i++] = call.host
+  out[i++] = call.url
+  out[i++] = call.statusCode
+  out[i++] = call.outcome
+  out[i++] = Math.round(call.durationMs * 1000)
+  out[i++] = latencyBucket(call.durationMs)
+  out[i++] = call.ttfbMs === null ? null : Math.round(call.ttfbMs * 1000)
+  out[i++] = call.requestBytes
+  out[i++] = call.responseBytes
+  out[i++] = call.cached ? 1 : 0
+  out[i++] = call.cacheSignal
+  out[i++] = call.costNanos
+  out[i++] = call.costSource
+  out[i++] = call.model
+  out[i++] = call.inputTokens
+  out[i++] = call.outputTokens
+  out[i++] = call.cachedInputTokens
+  out[i++] = call.tenantId
+  out[i++] = call.userId
+  out[i++] = call.apiKeyId
+  out[i++] = call.clientIp
+  out[i++] = call.userAgent
+  out[i++] = call.errorType
+  out[i++] = call.errorMessage
+  out[i++] = call.rateLimitLimit
+  out[i++] = call.rateLimitRemaining
+  out[i++] = call.rateLimitResetMs
+  out[i++] = call.rateLimitScope
+  out[i++] = call.attempt
+  out[i++] = call.operationId
+  out[i] = call.metadata
+}
+
+/** The values of one call in {@link CALL_COLUMNS} order (see {@link writeCallRow}). */
 export function callToRow(call: CallRecord): unknown[] {
-  return [
-    call.id,
-    call.timestamp,
-    call.direction,
-    call.service,
-    call.api,
-    call.method,
-    call.route,
-    call.host,
-    call.url,
-    call.statusCode,
-    call.outcome,
-    Math.round(call.durationMs * 1000),
-    latencyBucket(call.durationMs),
-    call.ttfbMs === null ? null : Math.round(call.ttfbMs * 1000),
-    call.requestBytes,
-    call.responseBytes,
-    call.cached ? 1 : 0,
-    call.cacheSignal,
-    call.costNanos,
-    call.costSource,
-    call.model,
-    call.inputTokens,
-    call.outputTokens,
-    call.cachedInputTokens,
-    call.tenantId,
-    call.userId,
-    call.apiKeyId,
-    call.clientIp,
-    call.userAgent,
-    call.errorType,
-    call.errorMessage,
-    call.rateLimitLimit,
-    call.rateLimitRemaining,
-    call.rateLimitResetMs,
-    call.rateLimitScope,
-    call.attempt,
-    call.operationId,
-    call.metadata,
-  ]
+  const row = new Array<unknown>(CALL_COLUMNS.length)
+  writeCallRow(call, row, 0)
+  return row
 }
 
 const MINUTE = 60_000
