@@ -14,5 +14,5 @@ export default defineConfig({
   clean: true,
   splitting: true,
   treeshake: true,
-  external: ['vitest', '@apimeter/storage-sqlite', '@apimeter/storage-postgres'],
+  external: ['vitest', 'fast-check', '@apimeter/storage-sqlite', '@apimeter/storage-postgres'],
 })

@@ -1,4 +1,5 @@
 import type { CallRecord } from './call.js'
+import type { Resolution } from './storage.js'
 import { OUTCOMES, type Outcome } from './outcome.js'
 import { LatencySketch } from './sketch.js'
 
@@ -57,6 +58,12 @@ export interface StatsSummary {
   latency: { avg: number; min: number; max: number; p50: number; p90: number; p95: number; p99: number } | null
   requestBytes: number
   responseBytes: number
+  /**
+   * How precisely the requested time range was honoured: `raw` (exactly). After retention deleted finer data,
+   * `hour` / `day` / `month` say an edge was widened to a whole bucket of that size, and `partial` that raw calls
+   * the query needed (a user filter, for instance, which no rollup keeps) are gone.
+   */
+  resolution: Resolution
 }
 
 /** An aggregate of no calls. */
@@ -130,7 +137,7 @@ export function mergeAggregate(into: AggregateState, other: AggregateState): voi
 }
 
 /** Turns an aggregate into the public summary shape. */
-export function toSummary(state: AggregateState): StatsSummary {
+export function toSummary(state: AggregateState, resolution: Resolution = 'raw'): StatsSummary {
   const requests = state.requests
   const successes = state.outcomes.success
   const errors = requests - successes
@@ -161,5 +168,6 @@ export function toSummary(state: AggregateState): StatsSummary {
     latency,
     requestBytes: state.requestBytes,
     responseBytes: state.responseBytes,
+    resolution,
   }
 }

@@ -66,11 +66,15 @@ export {
   type Dimension,
   DIMENSION_FIELD,
   DIMENSIONS,
+  AggregateGroups,
+  coarserResolution,
   matchesFilter,
+  type Resolution,
   type StorageAdapter,
   type StorageCapabilities,
+  type StorageHooks,
 } from './storage.js'
-export { bucketStart, type Interval, INTERVALS, nextBucket, type TimeInput } from './time.js'
+export { bucketStart, type Interval, INTERVALS, nextBucket, parseDuration, type TimeInput } from './time.js'
 export { VERSION } from './version.js'
 export { apimeterMigrations, type NamedMigration } from './sql/migrations.js'
 export {
@@ -84,14 +88,15 @@ export {
   runMigrations,
 } from './sql/migrator.js'
 export { type ApimeterDatabase, CALL_COLUMNS, type CallRow, type SqlDialectName, TABLES } from './sql/schema.js'
+export { aggregateCalls, bucketExpression, callToRow, DIMENSION_COLUMN, writeCallRow } from './sql/aggregate-sql.js'
+export { DEFAULT_RETENTION, resolveRetention, retentionSchema, type RetentionOptions } from './sql/retention.js'
+export { type Horizons, planQuery, type QueryPlan, type Segment } from './sql/rollup-plan.js'
+export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RetentionMs, type RollupLevel } from './sql/rollups.js'
 export {
-  aggregateCalls,
-  bucketExpression,
-  callToRow,
   createSqlStorage,
-  DIMENSION_COLUMN,
+  type MaintenanceReport,
+  type MaintenanceSchedule,
   type SqlStorage,
   type SqlStorageConfig,
-  writeCallRow,
 } from './sql/sql-storage.js'
 export { parseOrThrow } from './validation.js'

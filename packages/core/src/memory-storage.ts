@@ -1,9 +1,8 @@
 import { z } from 'zod'
-import { addCall, type AggregateState, emptyAggregate } from './aggregate.js'
+import { addCall } from './aggregate.js'
 import { assertCallRecords, type CallRecord } from './call.js'
 import { ApimeterError } from './errors.js'
-import type { AggregateQuery, AggregateRow, StorageAdapter } from './storage.js'
-import { dimensionKey, matchesFilter } from './storage.js'
+import { type AggregateQuery, AggregateGroups, type AggregateRow, dimensionKey, matchesFilter, type StorageAdapter } from './storage.js'
 import { bucketStart } from './time.js'
 import { parseOrThrow, wholeOrInfinity } from './validation.js'
 
@@ -83,21 +82,14 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
     },
     async aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
       ensureOpen()
-      const groups = new Map<string, AggregateRow>()
+      const groups = new AggregateGroups()
       const { filter, groupBy, interval } = query
       for (const call of rows) {
         if (!matchesFilter(call, filter)) continue
         const start = interval ? bucketStart(call.timestamp, interval) : null
-        const keys = groupBy.map((d) => dimensionKey(call, d))
-        const id = `${start}\u0001${keys.map((k) => (k === null ? '\u0000' : k)).join('\u0001')}`
-        let row = groups.get(id)
-        if (row === undefined) {
-          row = { start, keys, state: emptyAggregate() as AggregateState }
-          groups.set(id, row)
-        }
-        addCall(row.state, call)
+        addCall(groups.get(start, groupBy.map((d) => dimensionKey(call, d))).state, call)
       }
-      return [...groups.values()]
+      return groups.rows()
     },
     async close() {
       closed = true

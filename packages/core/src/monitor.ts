@@ -190,6 +190,7 @@ class MonitorImpl implements Monitor {
       },
       (error) => this.report(error),
     )
+    this.storage.attach?.({ report: (error) => this.report(error) })
     this.stats = createStats(this.storage, { clock: this.clock })
     if (parsed.flushOnExit !== false) {
       installExitHook()

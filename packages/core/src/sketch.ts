@@ -109,6 +109,12 @@ export class LatencySketch {
   /** Reads what {@link LatencySketch.encode} wrote. */
   static decode(data: Uint8Array): LatencySketch {
     const sketch = new LatencySketch()
+    LatencySketch.decodeInto(data, sketch)
+    return sketch
+  }
+
+  /** Adds an encoded sketch into `sketch` without building an intermediate one (merging stored rollups). */
+  static decodeInto(data: Uint8Array, sketch: LatencySketch): void {
     let offset = 0
     let previous = 0
     const read = (): number => {
@@ -127,7 +133,6 @@ export class LatencySketch {
       sketch.addBucket(bucket, read())
       previous = bucket
     }
-    return sketch
   }
 }
 

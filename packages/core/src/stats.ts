@@ -4,7 +4,7 @@ import { DIRECTIONS, type Direction } from './call.js'
 import { type Clock, resolveClock } from './clock.js'
 import { ApimeterError, describeValue } from './errors.js'
 import { OUTCOMES, type Outcome } from './outcome.js'
-import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS, type StorageAdapter } from './storage.js'
+import { type CallFilter, coarserResolution, type Dimension, DIMENSIONS, FILTER_FIELDS, type Resolution, type StorageAdapter } from './storage.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from './time.js'
 import { parseOrThrow } from './validation.js'
 
@@ -294,8 +294,12 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
       await ensureStorageReady(storage)
       const rows = await storage.aggregate({ filter: resolved, groupBy: [] })
       const total = emptyAggregate()
-      for (const row of rows) mergeAggregate(total, row.state)
-      return toSummary(total)
+      let resolution: Resolution = 'raw'
+      for (const row of rows) {
+        mergeAggregate(total, row.state)
+        resolution = coarserResolution(resolution, row.resolution ?? 'raw')
+      }
+      return toSummary(total, resolution)
     },
 
     async timeseries(query) {
@@ -322,13 +326,17 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
       await ensureStorageReady(storage)
       const rows = await storage.aggregate({ filter: resolved, groupBy: groupBy ? [groupBy] : [], interval })
       const points: TimeseriesPoint[] = rows.map((row) => {
-        const point: TimeseriesPoint = { start: new Date(row.start!), ...toSummary(row.state) }
+        const point: TimeseriesPoint = { start: new Date(row.start!), ...toSummary(row.state, row.resolution) }
         if (groupBy) point.group = keyOf(row.keys[0] ?? null)
         return point
       })
       if (fill) {
         const have = new Set(points.map((p) => p.start.getTime()))
-        fillStarts = fillStarts.filter((t) => !have.has(t))
+        // A point that retention left only at a coarser resolution covers its whole bucket: no zero rows inside it.
+        const covered = points
+          .filter((p) => p.resolution === 'hour' || p.resolution === 'day' || p.resolution === 'month')
+          .map((p) => [p.start.getTime(), nextBucket(p.start.getTime(), p.resolution as Interval)] as const)
+        fillStarts = fillStarts.filter((t) => !have.has(t) && !covered.some(([s, e]) => t >= s && t < e))
         for (const t of fillStarts) points.push({ start: new Date(t), ...toSummary(emptyAggregate()) })
       }
       points.sort(
@@ -342,7 +350,7 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
       const resolved = resolveFilter(parsed, clock.now())
       await ensureStorageReady(storage)
       const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by] })
-      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state) }))
+      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state, row.resolution) }))
       const orderBy = parsed.orderBy ?? 'requests'
       const direction = (parsed.order ?? (orderBy === 'key' ? 'asc' : 'desc')) === 'asc' ? 1 : -1
       out.sort((a, b) => {

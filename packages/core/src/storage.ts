@@ -1,4 +1,5 @@
-import type { AggregateState } from './aggregate.js'
+import { type AggregateState, emptyAggregate } from './aggregate.js'
+import type { ApimeterError } from './errors.js'
 import type { CallRecord, Direction } from './call.js'
 import type { Outcome } from './outcome.js'
 import type { Interval } from './time.js'
@@ -74,12 +75,50 @@ export interface AggregateQuery {
   interval?: Interval
 }
 
+/**
+ * How precisely a result honours the requested time range. `raw`: exactly (to the millisecond). `hour` / `day` /
+ * `month`: retention deleted the finer data at an edge of the range, so that edge was widened to the enclosing
+ * bucket of that size. `partial`: the query needs raw calls (a filter or grouping no rollup keeps, such as a user)
+ * over a range where retention deleted them, so those calls are missing.
+ */
+export type Resolution = 'raw' | 'hour' | 'day' | 'month' | 'partial'
+const RESOLUTION_ORDER: Record<Resolution, number> = { raw: 0, hour: 1, day: 2, month: 3, partial: 4 }
+
+/** The coarser of two resolutions. */
+export function coarserResolution(a: Resolution, b: Resolution): Resolution {
+  return RESOLUTION_ORDER[a] >= RESOLUTION_ORDER[b] ? a : b
+}
+
 /** One group of an aggregation. `keys` follow `groupBy` order; a status key is its code as a string. */
 export interface AggregateRow {
   /** Bucket start (epoch ms) when the query had an interval, else null. */
   start: number | null
   keys: (string | null)[]
   state: AggregateState
+  /** How precisely this group honours the time range; absent means `raw`. */
+  resolution?: Resolution
+}
+
+/** Collects aggregate rows by (bucket start, keys), creating each group on first use. */
+export class AggregateGroups {
+  private readonly groups = new Map<string, AggregateRow>()
+
+  /** The group of a bucket and key list (created empty when new). */
+  get(start: number | null, keys: (string | null)[]): AggregateRow {
+    let id = start === null ? '' : String(start)
+    for (const k of keys) id += k === null ? '\u0001\u0000' : `\u0001${k}`
+    let row = this.groups.get(id)
+    if (row === undefined) {
+      row = { start, keys, state: emptyAggregate() }
+      this.groups.set(id, row)
+    }
+    return row
+  }
+
+  /** Every group collected. */
+  rows(): AggregateRow[] {
+    return [...this.groups.values()]
+  }
 }
 
 /** What a storage adapter can do; later flags default to "no" so adding one breaks no adapter. */
@@ -88,6 +127,12 @@ export interface StorageCapabilities {
   durable: boolean
   /** Upper bound on concurrent `writeCalls()` the adapter wants (the monitor uses the smaller of this and its own). */
   maxWriteConcurrency?: number
+}
+
+/** What a monitor hands a storage it writes to. */
+export interface StorageHooks {
+  /** Reports a problem the storage handled in the background (a failed rollup run…) through the monitor. */
+  report(error: ApimeterError): void
 }
 
 /**
@@ -105,6 +150,8 @@ export interface StorageAdapter {
   /** A short name for messages (`memory`, `sqlite`, `postgres`). */
   readonly name: string
   readonly capabilities: StorageCapabilities
+  /** Called by each monitor that writes to this storage, so background problems reach its `error` event. */
+  attach?(hooks: StorageHooks): void
   /** Connects / migrates. Called once before the first write or query; must be idempotent. */
   init?(): Promise<void>
   /** Writes one batch atomically. Rejects with `INVALID_RECORD` (nothing written) on a malformed row. */

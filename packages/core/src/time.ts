@@ -7,17 +7,17 @@ const MINUTE = 60_000
 const HOUR = 3_600_000
 const DAY = 86_400_000
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY }
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY, y: 365 * DAY }
 
-/** A relative time: `-24h`, `-30m`, `-7d`, `-2w`, `-90s`, `+1h`, or `now`. */
-export const RELATIVE_TIME = /^(?:now|([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w))$/
+/** A relative time: `-24h`, `-30m`, `-7d`, `-2w`, `-1y`, `-90s`, `+1h`, or `now`. */
+export const RELATIVE_TIME = /^(?:now|([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y))$/
 
 /** A point in time as a stats query accepts it. */
 export type TimeInput = Date | string | number
 
-/** Parses a duration such as `'5m'`, `'2h'`, `'1d'`, `'250ms'` into milliseconds; `undefined` when it does not parse. */
+/** Parses a duration such as `'5m'`, `'2h'`, `'1d'`, `'2y'` (365 days), `'250ms'` into milliseconds; `undefined` when it does not parse. */
 export function parseDuration(value: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(value.trim())
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)$/.exec(value.trim())
   if (!match) return undefined
   return Number(match[1]) * UNIT_MS[match[2]!]!
 }

@@ -1,6 +1,19 @@
 import { dirname } from 'node:path'
 import { existsSync } from 'node:fs'
-import { ApimeterError, CALL_COLUMNS, type CallRecord, createSqlStorage, parseOrThrow, type SqlStorage, TABLES, writeCallRow } from '@apimeter/core'
+import {
+  ApimeterError,
+  CALL_COLUMNS,
+  type CallRecord,
+  createSqlStorage,
+  type MaintenanceSchedule,
+  parseOrThrow,
+  resolveRetention,
+  type RetentionOptions,
+  retentionSchema,
+  type SqlStorage,
+  TABLES,
+  writeCallRow,
+} from '@apimeter/core'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import { z } from 'zod'
@@ -51,6 +64,33 @@ export interface SqliteStorageOptions {
    * ```
    */
   busyTimeoutMs?: number
+  /**
+   * How long raw calls and each rollup level are kept. Defaults: raw `'30d'`, hour `'90d'`, day `'2y'`, month
+   * `'forever'`. Applied in small batches after writes; ranges whose raw calls expired still answer from rollups.
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', retention: { raw: '7d', hour: '30d' } })
+   * ```
+   */
+  retention?: RetentionOptions
+  /**
+   * When rollups and retention run (after writes). Mostly for tests; the defaults suit production.
+   * @default { rollupEveryCalls: 20_000, rollupIntervalMs: 2_000, retentionIntervalMs: 600_000 }
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', schedule: { rollupIntervalMs: 500 } })
+   * ```
+   */
+  schedule?: Partial<MaintenanceSchedule>
+  /**
+   * Clock for retention, epoch ms (inject one in tests).
+   * @default Date.now
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', now: () => fakeNow })
+   * ```
+   */
+  now?: () => number
 }
 
 const optionsSchema = z
@@ -62,6 +102,15 @@ const optionsSchema = z
       })
       .optional(),
     migrate: z.boolean({ error: 'true or false' }).optional(),
+    retention: retentionSchema.optional(),
+    schedule: z
+      .strictObject({
+        rollupEveryCalls: z.number().int().min(1).optional(),
+        rollupIntervalMs: z.number().min(0).optional(),
+        retentionIntervalMs: z.number().min(0).optional(),
+      })
+      .optional(),
+    now: z.custom<() => number>((v) => typeof v === 'function', { error: 'a function returning epoch milliseconds' }).optional(),
     busyTimeoutMs: z.number({ error: 'a whole number of milliseconds from 0 to 600,000' }).int({ error: 'a whole number of milliseconds from 0 to 600,000' }).min(0, { error: 'a whole number of milliseconds from 0 to 600,000' }).max(600_000, { error: 'a whole number of milliseconds from 0 to 600,000' }).optional(),
   })
   .superRefine((o, ctx) => {
@@ -173,6 +222,9 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
     // One connection: concurrent batches would only queue on it.
     maxWriteConcurrency: 1,
     migrate: parsed.migrate ?? true,
+    retention: resolveRetention(parsed.retention),
+    schedule: parsed.schedule,
+    now: parsed.now,
     migrateHint: `apimeter migrate latest --db ${parsed.filename ?? '<your database file>'}`,
     serializeWrites: true,
     insertCalls,

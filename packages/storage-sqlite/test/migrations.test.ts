@@ -40,13 +40,13 @@ describe('SQLite migrations', () => {
     })
     for (const report of reports) {
       expect(report.error).toBeUndefined()
-      expect(report.current).toBe('0002_test_extra')
+      expect(report.current).toBe('0003_test_extra')
     }
-    for (const name of ['0001_initial', '0002_test_extra']) {
+    for (const name of ['0001_initial', '0002_rollups', '0003_test_extra']) {
       const appliers = reports.filter((r) => r.steps.some((s) => s.name === name && s.status === 'applied'))
       expect(appliers, name).toHaveLength(1)
     }
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_test_extra'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_test_extra'])
   })
 
   it('a process killed in the middle of a migration leaves the database at the previous version', async () => {
@@ -54,11 +54,11 @@ describe('SQLite migrations', () => {
     const storage = sqliteStorage({ filename: file })
     await storage.init!()
     await storage.close()
-    expect(appliedMigrations(file)).toEqual(['0001_initial'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups'])
 
     const crashed = await runFixture('migrate-child.ts', ['crash', file])
     expect(crashed.signal).toBe('SIGKILL')
-    expect(appliedMigrations(file)).toEqual(['0001_initial'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups'])
     expect(tableNames(file)).not.toContain('apimeter_test_crash')
 
     // the lock died with the process: the next run proceeds
@@ -75,14 +75,15 @@ describe('SQLite migrations', () => {
       dialect: 'sqlite',
       migrations: [
         ...apimeterMigrations('sqlite'),
-        { name: '0002_broken', up: async (d) => { await sql`CREATE TABLE half_done (x INTEGER)`.execute(d); await sql`SELECT * FROM no_such_table`.execute(d) }, down: async () => {} },
+        { name: '0003_broken', up: async (d) => { await sql`CREATE TABLE half_done (x INTEGER)`.execute(d); await sql`SELECT * FROM no_such_table`.execute(d) }, down: async () => {} },
       ],
     })
     expect(report.error?.code).toBe('MIGRATION_FAILED')
-    expect(report.error?.message).toMatch(/migration 0002_broken failed: no such table: no_such_table; the run was rolled back, the database stays at no migration/)
+    expect(report.error?.message).toMatch(/migration 0003_broken failed: no such table: no_such_table; the run was rolled back, the database stays at no migration/)
     expect(report.steps).toEqual([
       { name: '0001_initial', direction: 'up', status: 'rolled-back' },
-      { name: '0002_broken', direction: 'up', status: 'failed' },
+      { name: '0002_rollups', direction: 'up', status: 'rolled-back' },
+      { name: '0003_broken', direction: 'up', status: 'failed' },
     ])
     expect(report.current).toBeNull()
     await db.destroy()
@@ -96,7 +97,7 @@ describe('SQLite migrations', () => {
     expect(zero.steps).toEqual([{ name: '0001_initial', direction: 'down', status: 'reverted' }])
     expect(zero.current).toBeNull()
     const bad = await storage.migrate('0042_nope')
-    expect(bad.error?.message).toMatch(/migration target must be 'latest', 'up', 'down', 'zero' or one of 0001_initial, got "0042_nope"/)
+    expect(bad.error?.message).toMatch(/migration target must be 'latest', 'up', 'down', 'zero' or one of 0001_initial, 0002_rollups, got "0042_nope"/)
     await storage.close()
   })
 

@@ -38,6 +38,7 @@ Commands:
   migrate up       Apply the next pending migration
   migrate down     Revert the newest applied migration
   migrate status   List applied and pending migrations (exit 1 when any is pending)
+  rollups rebuild  Recompute the rollups of a time range from the raw calls
   help             Show this help
 
 Options:
@@ -74,10 +75,31 @@ Examples:
   apimeter migrate status --db sqlite:/var/lib/app/apimeter.db --json
 `
 
+const ROLLUPS_HELP = `Usage:
+  apimeter rollups rebuild --db <database> --from <time> --to <time> [--json]
+
+Recomputes the hour, day and month rollups of a time range from the raw calls (after a manual fix of raw data, or
+to repair rollups). The range is widened to whole UTC months. Refused for a range whose raw calls retention has
+already deleted, since the rollups are then the only copy.
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --from <time>     Start: an ISO-8601 date/time or a relative time such as -30d
+  --to <time>       End (exclusive): the same forms, or now
+  --json            Print the result as JSON
+  -h, --help        Show this help
+
+${EXIT_CODES_HELP}
+
+Example:
+  apimeter rollups rebuild --db ./apimeter.db --from 2026-01-01 --to 2026-03-01
+`
+
 /** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
 interface MigratableStorage {
   migrate(to?: MigrationTarget): Promise<MigrationReport>
   migrationStatus(): Promise<MigrationStatus>
+  rebuildRollups(range: { from: string; to: string }): Promise<{ from: Date; to: Date; calls: number }>
   close(): Promise<void>
 }
 
@@ -170,6 +192,48 @@ function collectMessages(error: unknown): string {
   return parts.join(' ')
 }
 
+async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: { db: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    })
+  } catch (error) {
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    io.out(ROLLUPS_HELP)
+    return EXIT.ok
+  }
+  const [sub, ...extra] = positionals
+  if (sub !== 'rebuild') {
+    throw new CliError(`${sub === undefined ? 'rollups needs a subcommand: rebuild' : `unknown rollups subcommand '${sub}' (expected rebuild)`}\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+  }
+  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+  if (values.from === undefined || values.to === undefined) throw new CliError(`rollups rebuild needs --from and --to (ISO-8601 or relative times such as -30d)`, EXIT.usage)
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`rollups rebuild needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const target = parseDatabaseArgument(db)
+  const storage = await openStorage(target, true)
+  try {
+    let result
+    try {
+      result = await storage.rebuildRollups({ from: values.from, to: values.to })
+    } catch (error) {
+      if (error instanceof ApimeterError && error.code === 'INVALID_OPTIONS') throw new CliError(error.message.replace(/^@apimeter\/[a-z-]+: /, ''), error.message.includes('retention') ? EXIT.problem : EXIT.usage)
+      throw error
+    }
+    if (values.json) io.out(`${JSON.stringify(result)}\n`)
+    else io.out(`rebuilt the rollups of ${result.from.toISOString()} … ${result.to.toISOString()} from ${result.calls} calls\n`)
+    return EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
 async function migrateCommand(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed
   try {
@@ -249,6 +313,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       return EXIT.ok
     }
     if (first === 'migrate') return await migrateCommand(rest, io)
+    if (first === 'rollups') return await rollupsCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {

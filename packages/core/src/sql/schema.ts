@@ -13,6 +13,7 @@ export const TABLES = {
   rollupHour: 'apimeter_rollups_hour',
   rollupDay: 'apimeter_rollups_day',
   rollupMonth: 'apimeter_rollups_month',
+  rollupState: 'apimeter_rollup_state',
   apiProviders: 'apimeter_api_providers',
   apiEndpoints: 'apimeter_api_endpoints',
   alertRules: 'apimeter_alert_rules',

@@ -1,4 +1,8 @@
+import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { memoryStorage } from '../memory-storage.js'
+import { DIMENSIONS } from '../storage.js'
+import type { BreakdownQuery, StatsFilter, TimeseriesQuery } from '../stats.js'
 import type { CallInput, CallRecord } from '../call.js'
 import { isApimeterError } from '../errors.js'
 import { createStats, type Stats } from '../stats.js'
@@ -16,6 +20,11 @@ export interface ConformanceHarness {
   reopen?: () => StorageAdapter | Promise<StorageAdapter>
   /** Removes files, drops schemas… after the test. */
   cleanup?: () => void | Promise<void>
+  /**
+   * Brings derived data up to date (rollups). The property tests call it at random points between writes, so
+   * answers are checked both from rollups and from raw calls not yet rolled up.
+   */
+  maintain?: () => Promise<unknown>
 }
 
 /** Tuning of {@link runStorageConformance}. */
@@ -28,6 +37,8 @@ export interface ConformanceOptions {
   timeoutMs?: number
   /** The adapter keeps data across close/reopen; the harness must then provide `reopen`. @default false */
   durable?: boolean
+  /** Random datasets per property test (each with several random queries). @default 25 */
+  propertyRuns?: number
 }
 
 /** 2026-01-15T10:00:00Z, a Thursday. */
@@ -84,6 +95,7 @@ export function runStorageConformance(
   const percentileCalls = options.percentileCalls ?? 20_000
   const timeout = options.timeoutMs ?? 60_000
   const durable = options.durable ?? false
+  const propertyRuns = options.propertyRuns ?? 25
 
   describe(`storage conformance: ${name}`, { timeout }, () => {
     let harness: ConformanceHarness
@@ -427,6 +439,138 @@ export function runStorageConformance(
       await expect(stats.breakdown({ by: 'api', limit: 0 })).rejects.toThrow(/query\.limit must be a whole number >= 1, got 0/)
       await expect(stats.timeseries({ interval: 'fortnight' as never })).rejects.toThrow(/query\.interval must be one of minute, hour, day, month/)
       await expect(stats.summary({ tenant: 'acme' } as never)).rejects.toThrow(/query\.tenant is not a known option \(did you mean tenantId\?\)/)
+    })
+
+    describe('properties: equals an in-memory raw scan on random workloads and windows', () => {
+      // Dec 2025 … Mar 2026: spans month, day and hour boundaries; late writes come in random order.
+      const SPAN_START = Date.UTC(2025, 11, 20)
+      const SPAN_END = Date.UTC(2026, 2, 5)
+      const pools = {
+        api: ['openai', 'finnhub', null],
+        route: ['/a', '/b/:id', '/c'],
+        method: ['GET', 'POST'],
+        tenantId: ['acme', 'globex', null],
+        userId: ['u1', 'u2', null],
+        model: ['m1', null],
+        status: [200, 201, 404, 429, 500, 503, null],
+      } as const
+      const arbCall = fc.record({
+        t: fc.integer({ min: SPAN_START, max: SPAN_END - 1 }),
+        api: fc.constantFrom(...pools.api),
+        route: fc.constantFrom(...pools.route),
+        method: fc.constantFrom(...pools.method),
+        tenantId: fc.constantFrom(...pools.tenantId),
+        userId: fc.constantFrom(...pools.userId),
+        model: fc.constantFrom(...pools.model),
+        status: fc.constantFrom(...pools.status),
+        durationUs: fc.integer({ min: 0, max: 90_000_000 }),
+        cost: fc.option(fc.integer({ min: 0, max: 5_000_000 }), { nil: null }),
+        tokens: fc.nat({ max: 5000 }),
+        bytes: fc.option(fc.nat({ max: 100_000 }), { nil: null }),
+        cached: fc.boolean(),
+      })
+      // an edge: absent, or aligned to a month/day/hour, or anywhere
+      const arbEdge = fc.oneof(
+        fc.constant(undefined),
+        fc.integer({ min: SPAN_START - 86_400_000, max: SPAN_END + 86_400_000 }).map((t) => t),
+        fc.integer({ min: 0, max: 80 }).map((d) => SPAN_START + d * 86_400_000),
+        fc.integer({ min: 0, max: 80 * 24 }).map((h) => SPAN_START + h * 3_600_000),
+        fc.constantFrom(Date.UTC(2026, 0, 1), Date.UTC(2026, 1, 1), Date.UTC(2026, 2, 1)),
+      )
+      // 0–2 filter fields, so most queries fit a rollup level (all fields at once would almost always need raw calls)
+      const filterValues = {
+        api: fc.constantFrom<StatsFilter['api']>('openai', null, ['openai', 'finnhub']),
+        route: fc.constantFrom('/a', '/b/:id'),
+        method: fc.constantFrom('GET', 'POST'),
+        tenantId: fc.constantFrom<StatsFilter['tenantId']>('acme', null, ['globex', null]),
+        userId: fc.constantFrom('u1', null),
+        model: fc.constantFrom('m1', null),
+        outcome: fc.constantFrom<StatsFilter['outcome']>('success', ['server_error', 'timeout']),
+        statusCode: fc.constantFrom<StatsFilter['statusCode']>(200, null, [429, 503]),
+        direction: fc.constantFrom<StatsFilter['direction']>('outbound', 'inbound'),
+      }
+      const arbFilter = fc
+        .subarray(Object.keys(filterValues) as (keyof typeof filterValues)[], { maxLength: 2 })
+        .chain((keys) => fc.record(Object.fromEntries(keys.map((k) => [k, filterValues[k]])) as Record<string, fc.Arbitrary<unknown>>))
+        .map((f) => f as StatsFilter)
+      const arbQuery = fc.record({
+        from: arbEdge,
+        to: arbEdge,
+        filter: arbFilter,
+        kind: fc.constantFrom('summary', 'timeseries', 'breakdown'),
+        interval: fc.constantFrom('hour', 'day', 'month', 'minute') as fc.Arbitrary<TimeseriesQuery['interval']>,
+        by: fc.constantFrom(...DIMENSIONS),
+        groupBy: fc.option(fc.constantFrom(...DIMENSIONS), { nil: undefined }),
+      })
+      const arbCase = fc.record({
+        calls: fc.array(arbCall, { minLength: 1, maxLength: 300 }),
+        maintainAfter: fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
+        queries: fc.array(arbQuery, { minLength: 4, maxLength: 8 }),
+      })
+
+      it('summary, timeseries and breakdown match the raw scan exactly, before and after maintenance', async () => {
+        await fc.assert(
+          fc.asyncProperty(arbCase, async ({ calls, maintainAfter, queries }) => {
+            const h = await factory()
+            const reference = memoryStorage({ maxCalls: Infinity })
+            const clock = { now: () => SPAN_END + 3_600_000 }
+            try {
+              await h.storage.init?.()
+              const records = calls.map((c) =>
+                make({
+                  direction: c.api === null ? 'inbound' : 'outbound',
+                  api: c.api,
+                  route: c.route,
+                  method: c.method,
+                  tenantId: c.tenantId,
+                  userId: c.userId,
+                  model: c.model,
+                  ...(c.status === null ? { outcome: 'timeout' as const } : { statusCode: c.status }),
+                  durationMs: c.durationUs / 1000,
+                  cost: c.cost === null ? null : c.cost / 1e9,
+                  costSource: c.cost === null && c.api === 'openai' ? 'unknown' : undefined,
+                  inputTokens: c.tokens,
+                  outputTokens: c.tokens % 97,
+                  cachedInputTokens: c.tokens % 13,
+                  responseBytes: c.bytes,
+                  cached: c.cached,
+                  timestamp: c.t,
+                }),
+              )
+              // three writes, with maintenance (rollups) after some of them
+              const third = Math.ceil(records.length / 3)
+              for (let i = 0; i < 3; i++) {
+                const part = records.slice(i * third, (i + 1) * third)
+                if (part.length) {
+                  await h.storage.writeCalls(part)
+                  await reference.writeCalls(part)
+                }
+                if (maintainAfter[i]) await h.maintain?.()
+              }
+              const actual = createStats(h.storage, { clock })
+              const expected = createStats(reference, { clock })
+              for (const q of queries) {
+                const [from, to] = q.from !== undefined && q.to !== undefined && q.from > q.to ? [q.to, q.from] : [q.from, q.to]
+                const filter: StatsFilter = { ...q.filter, from, to }
+                if (q.kind === 'summary') {
+                  expect(await actual.summary(filter)).toEqual(await expected.summary(filter))
+                } else if (q.kind === 'breakdown') {
+                  const bq: BreakdownQuery = { ...filter, by: q.by }
+                  expect(await actual.breakdown(bq)).toEqual(await expected.breakdown(bq))
+                } else {
+                  const tq: TimeseriesQuery = { ...filter, interval: q.interval, groupBy: q.groupBy, fill: false }
+                  if (q.interval === 'minute' && (from === undefined || to === undefined || to - from > 3 * 86_400_000)) continue
+                  expect(await actual.timeseries(tq)).toEqual(await expected.timeseries(tq))
+                }
+              }
+            } finally {
+              await h.storage.close().catch(() => undefined)
+              await h.cleanup?.()
+            }
+          }),
+          { numRuns: propertyRuns },
+        )
+      })
     })
 
     if (durable) {

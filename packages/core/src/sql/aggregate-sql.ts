@@ -1,0 +1,212 @@
+import { type Expression, type Kysely, type RawBuilder, sql } from 'kysely'
+import type { AggregateState } from '../aggregate.js'
+import type { CallRecord } from '../call.js'
+import { OUTCOMES } from '../outcome.js'
+import { latencyBucket } from '../sketch.js'
+import { type AggregateQuery, AggregateGroups, type AggregateRow, type CallFilter, type Dimension } from '../storage.js'
+import type { Interval } from '../time.js'
+import { CALL_COLUMNS, type SqlDialectName, TABLES } from './schema.js'
+
+/**
+ * The one SQL layer, part 1: how calls become rows and how raw calls are aggregated, written once with kysely and
+ * shared by the SQLite and PostgreSQL storages, so both answer every query identically (the conformance suite holds
+ * them to it). Adapters add connection handling and a faster insert path.
+ */
+
+/** The column of `apimeter_calls` behind each dimension. */
+export const DIMENSION_COLUMN: Record<Dimension, string> = {
+  service: 'service',
+  direction: 'direction',
+  api: 'api',
+  route: 'route',
+  method: 'method',
+  status: 'status_code',
+  outcome: 'outcome',
+  tenant: 'tenant_id',
+  user: 'user_id',
+  model: 'model',
+}
+
+const FILTER_COLUMN = {
+  service: 'service',
+  direction: 'direction',
+  api: 'api',
+  route: 'route',
+  method: 'method',
+  tenantId: 'tenant_id',
+  userId: 'user_id',
+  outcome: 'outcome',
+  model: 'model',
+  statusCode: 'status_code',
+} as const satisfies Record<Exclude<keyof CallFilter, 'from' | 'to'>, string>
+
+/**
+ * Writes the values of one call in {@link CALL_COLUMNS} order into `out` from `offset`: durations in integer
+ * microseconds, the latency sketch bucket precomputed, booleans as 0/1, metadata as JSON text. Adapters fill one
+ * reused parameter array for a multi-row statement this way, without a temporary array per row.
+ */
+export function writeCallRow(call: CallRecord, out: unknown[], offset: number): void {
+  let i = offset
+  out[i++] = call.id
+  out[i++] = call.timestamp
+  out[i++] = call.direction
+  out[i++] = call.service
+  out[i++] = call.api
+  out[i++] = call.method
+  out[i++] = call.route
+  out[i++] = call.host
+  out[i++] = call.url
+  out[i++] = call.statusCode
+  out[i++] = call.outcome
+  out[i++] = Math.round(call.durationMs * 1000)
+  out[i++] = latencyBucket(call.durationMs)
+  out[i++] = call.ttfbMs === null ? null : Math.round(call.ttfbMs * 1000)
+  out[i++] = call.requestBytes
+  out[i++] = call.responseBytes
+  out[i++] = call.cached ? 1 : 0
+  out[i++] = call.cacheSignal
+  out[i++] = call.costNanos
+  out[i++] = call.costSource
+  out[i++] = call.model
+  out[i++] = call.inputTokens
+  out[i++] = call.outputTokens
+  out[i++] = call.cachedInputTokens
+  out[i++] = call.tenantId
+  out[i++] = call.userId
+  out[i++] = call.apiKeyId
+  out[i++] = call.clientIp
+  out[i++] = call.userAgent
+  out[i++] = call.errorType
+  out[i++] = call.errorMessage
+  out[i++] = call.rateLimitLimit
+  out[i++] = call.rateLimitRemaining
+  out[i++] = call.rateLimitResetMs
+  out[i++] = call.rateLimitScope
+  out[i++] = call.attempt
+  out[i++] = call.operationId
+  out[i] = call.metadata
+}
+
+/** The values of one call in {@link CALL_COLUMNS} order (see {@link writeCallRow}). */
+export function callToRow(call: CallRecord): unknown[] {
+  const row = new Array<unknown>(CALL_COLUMNS.length)
+  writeCallRow(call, row, 0)
+  return row
+}
+
+const MINUTE = 60_000
+const HOUR = 3_600_000
+const DAY = 86_400_000
+
+/** SQL for the UTC bucket start (epoch ms) of `ts`. Timestamps are never negative (the schema stores epoch ms). */
+export function bucketExpression(dialect: SqlDialectName, interval: Interval): RawBuilder<number> {
+  if (interval !== 'month') {
+    const size = interval === 'minute' ? MINUTE : interval === 'hour' ? HOUR : DAY
+    return sql<number>`(ts - (ts % ${sql.lit(size)}))`
+  }
+  if (dialect === 'sqlite') {
+    return sql<number>`(CAST(strftime('%s', ts / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000)`
+  }
+  return sql<number>`(CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC')) AS BIGINT) * 1000)`
+}
+
+export function filterExpression(filter: CallFilter): RawBuilder<boolean> {
+  const parts: RawBuilder<unknown>[] = []
+  if (filter.from !== undefined) parts.push(sql`ts >= ${filter.from}`)
+  if (filter.to !== undefined) parts.push(sql`ts < ${filter.to}`)
+  for (const field of Object.keys(FILTER_COLUMN) as (keyof typeof FILTER_COLUMN)[]) {
+    const values = filter[field] as readonly (string | number | null)[] | undefined
+    if (values === undefined) continue
+    const column = sql.ref(FILTER_COLUMN[field])
+    const present = values.filter((v) => v !== null)
+    const alternatives: RawBuilder<unknown>[] = []
+    if (present.length > 0) alternatives.push(sql`${column} IN (${sql.join(present)})`)
+    if (present.length < values.length) alternatives.push(sql`${column} IS NULL`)
+    parts.push(alternatives.length === 0 ? sql`1 = 0` : sql`(${sql.join(alternatives, sql` OR `)})`)
+  }
+  return parts.length === 0 ? sql<boolean>`1 = 1` : sql<boolean>`${sql.join(parts, sql` AND `)}`
+}
+
+/** Numbers come back as strings from PostgreSQL BIGINT/NUMERIC aggregates; null sums mean 0. */
+export function num(value: unknown): number {
+  if (value === null || value === undefined) return 0
+  return typeof value === 'number' ? value : Number(value)
+}
+
+/**
+ * Aggregates raw calls: one SQL query grouped by the requested dimensions, the time bucket and the latency sketch
+ * bucket; the rows of one group are then merged into its {@link AggregateState} (their sketch buckets form the
+ * group's latency sketch, so percentiles need no second query).
+ */
+export async function aggregateCalls(
+  db: Kysely<unknown>,
+  dialect: SqlDialectName,
+  query: AggregateQuery,
+  options: { where?: RawBuilder<boolean>; into?: AggregateGroups } = {},
+): Promise<AggregateRow[]> {
+  const keyColumns = query.groupBy.map((d, i) => sql`${sql.ref(DIMENSION_COLUMN[d])} AS ${sql.ref(`k${i}`)}`)
+  const groupColumns = query.groupBy.map((d) => sql.ref(DIMENSION_COLUMN[d]))
+  const bucket = query.interval ? bucketExpression(dialect, query.interval) : undefined
+  const outcomeSums = OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN 1 ELSE 0 END) AS ${sql.ref(`o${i}`)}`)
+  const selected: Expression<unknown>[] = [
+    ...keyColumns,
+    ...(bucket ? [sql`${bucket} AS b`] : []),
+    sql`latency_bucket AS lb`,
+    sql`COUNT(*) AS requests`,
+    ...outcomeSums,
+    sql`SUM(cached) AS cached`,
+    sql`SUM(cost_nanos) AS cost_nanos`,
+    sql`SUM(CASE WHEN cost_nanos IS NULL AND cost_source = 'unknown' THEN 1 ELSE 0 END) AS cost_unknown`,
+    sql`SUM(input_tokens) AS input_tokens`,
+    sql`SUM(output_tokens) AS output_tokens`,
+    sql`SUM(cached_input_tokens) AS cached_input_tokens`,
+    sql`SUM(request_bytes) AS request_bytes`,
+    sql`SUM(response_bytes) AS response_bytes`,
+    sql`SUM(duration_us) AS duration_sum_us`,
+    sql`MIN(duration_us) AS duration_min_us`,
+    sql`MAX(duration_us) AS duration_max_us`,
+  ]
+  const groupBy = [...groupColumns, ...(bucket ? [bucket] : []), sql`latency_bucket`]
+  const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)
+  const result = await sql<Record<string, unknown>>`SELECT ${sql.join(selected)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(groupBy)}`.execute(db)
+
+  const groups = options.into ?? new AggregateGroups()
+  for (const row of result.rows) {
+    const keys = query.groupBy.map((_, i) => {
+      const v = row[`k${i}`]
+      return v === null || v === undefined ? null : String(v)
+    })
+    addRow(groups.get(bucket ? num(row.b) : null, keys).state, row)
+  }
+  return groups.rows()
+}
+
+function addRow(state: AggregateState, row: Record<string, unknown>): void {
+  addSums(state, row)
+  OUTCOMES.forEach((o, i) => {
+    state.outcomes[o] += num(row[`o${i}`])
+  })
+  state.sketch.addBucket(num(row.lb), num(row.requests))
+}
+
+/**
+ * Adds the sums, minimum and maximum of a row into an aggregate. Raw aggregation and rollup tables use the same
+ * column names for them (`requests`, `cached`, `cost_nanos`, … `duration_max_us`).
+ */
+export function addSums(state: AggregateState, row: Record<string, unknown>): void {
+  state.requests += num(row.requests)
+  state.cached += num(row.cached)
+  state.costNanos += num(row.cost_nanos)
+  state.costUnknown += num(row.cost_unknown)
+  state.inputTokens += num(row.input_tokens)
+  state.outputTokens += num(row.output_tokens)
+  state.cachedInputTokens += num(row.cached_input_tokens)
+  state.requestBytes += num(row.request_bytes)
+  state.responseBytes += num(row.response_bytes)
+  state.durationSumUs += num(row.duration_sum_us)
+  const min = num(row.duration_min_us) / 1000
+  const max = num(row.duration_max_us) / 1000
+  if (min < state.durationMin) state.durationMin = min
+  if (max > state.durationMax) state.durationMax = max
+}
+

@@ -1,0 +1,66 @@
+import { z } from 'zod'
+import { parseDuration } from '../time.js'
+import type { RetentionMs } from './rollups.js'
+
+/**
+ * How long each level of detail is kept: raw calls, hour, day and month rollups. Each is a duration (`'30d'`,
+ * `'12w'`, `'2y'`, milliseconds) or `'forever'`. Coarser levels must be kept at least as long as finer ones.
+ *
+ * @example
+ * ```ts
+ * sqliteStorage({ filename: 'apimeter.db', retention: { raw: '7d', hour: '30d' } })
+ * ```
+ */
+export interface RetentionOptions {
+  /** @default '30d' */
+  raw?: string | number
+  /** @default '90d' */
+  hour?: string | number
+  /** @default '2y' */
+  day?: string | number
+  /** @default 'forever' */
+  month?: string | number
+}
+
+/** The documented defaults. */
+export const DEFAULT_RETENTION = { raw: '30d', hour: '90d', day: '2y', month: 'forever' } as const
+
+const period = z.union([z.string(), z.number()], { error: `a duration such as '30d', '12w', '2y', a number of milliseconds, or 'forever'` })
+  .refine((v) => toMs(v) !== undefined, { error: `a duration such as '30d', '12w', '2y', a number of milliseconds, or 'forever'` })
+
+/** The zod schema of {@link RetentionOptions}, for storage option schemas. */
+export const retentionSchema = z
+  .strictObject({ raw: period.optional(), hour: period.optional(), day: period.optional(), month: period.optional() })
+  .superRefine((r, ctx) => {
+    const ms = resolveRetention(r)
+    const levels = ['raw', 'hour', 'day', 'month'] as const
+    for (let i = 1; i < levels.length; i++) {
+      if (ms[levels[i]!] < ms[levels[i - 1]!]) {
+        ctx.addIssue({ code: 'custom', path: [levels[i]!], message: `at least as long as ${levels[i - 1]} (${String(r[levels[i - 1]!] ?? DEFAULT_RETENTION[levels[i - 1]!])}): coarser data must outlive finer data`, input: r[levels[i]!] ?? DEFAULT_RETENTION[levels[i]!] })
+      }
+    }
+  })
+
+function toMs(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : value === Infinity ? Infinity : undefined
+  if (value.trim() === 'forever') return Infinity
+  const ms = parseDuration(value)
+  return ms !== undefined && ms > 0 ? ms : undefined
+}
+
+/**
+ * Retention in milliseconds (`Infinity` = forever), defaults filled in.
+ *
+ * @example
+ * ```ts
+ * resolveRetention({ raw: '7d' }).raw // 604800000
+ * ```
+ */
+export function resolveRetention(options: RetentionOptions = {}): RetentionMs {
+  return {
+    raw: toMs(options.raw ?? DEFAULT_RETENTION.raw)!,
+    hour: toMs(options.hour ?? DEFAULT_RETENTION.hour)!,
+    day: toMs(options.day ?? DEFAULT_RETENTION.day)!,
+    month: toMs(options.month ?? DEFAULT_RETENTION.month)!,
+  }
+}

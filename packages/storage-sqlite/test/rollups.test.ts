@@ -1,0 +1,209 @@
+import Database from 'better-sqlite3'
+import { sql } from 'kysely'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type CallRecord, createMonitor, createStats, memoryStorage, type StatsFilter } from '@apimeter/core'
+import { recordFactory, seededRandom } from '@apimeter/core/testing'
+import { sqliteStorage } from '@apimeter/storage-sqlite'
+import { runCli } from '../../core/src/cli/main.js'
+import { tempDir } from './helpers.js'
+
+const HOUR = 3_600_000
+const DAY = 86_400_000
+const NOW = Date.UTC(2026, 5, 15, 12) // 2026-06-15T12:00Z
+const FOREVER = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forever' }
+
+/** Calls spread over `days` days before NOW, several APIs, tenants and users. */
+function workload(days: number, perDay: number, seed = 1): CallRecord[] {
+  const random = seededRandom(seed)
+  const make = recordFactory({ service: 'shop' })
+  const out: CallRecord[] = []
+  for (let i = 0; i < days * perDay; i++) {
+    const api = ['openai', 'finnhub', null][i % 3] ?? null
+    out.push(
+      make({
+        direction: api ? 'outbound' : 'inbound',
+        api,
+        method: i % 4 === 0 ? 'POST' : 'GET',
+        route: ['/a', '/b/:id'][i % 2]!,
+        statusCode: i % 17 === 0 ? 503 : 200,
+        durationMs: Math.round(1 + random() * 3000),
+        cost: api ? 0.000123 : undefined,
+        tenantId: ['acme', 'globex', null][i % 3 === 1 ? 2 : i % 2] ?? null,
+        userId: `u${i % 5}`,
+        timestamp: NOW - Math.floor(random() * days * DAY),
+      }),
+    )
+  }
+  return out
+}
+
+async function rows(storage: ReturnType<typeof sqliteStorage>, query: string): Promise<Record<string, unknown>[]> {
+  return (await sql.raw<Record<string, unknown>>(query).execute(storage.db)).rows
+}
+
+describe('rollups and retention on SQLite', () => {
+  let tmp: ReturnType<typeof tempDir>
+  beforeEach(() => {
+    tmp = tempDir('apimeter-rollups-')
+  })
+  afterEach(() => tmp.remove())
+
+  it('are maintained in the background of writes and answer exactly like a raw scan', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, schedule: { rollupEveryCalls: 500 } })
+    const monitor = createMonitor({ storage, logger: false, flushOnExit: false, batchSize: 250 })
+    const calls = workload(10, 300)
+    const reference = memoryStorage({ maxCalls: Infinity })
+    await reference.writeCalls(calls)
+    for (const c of calls) {
+      monitor.record({
+        direction: c.direction, api: c.api, method: c.method, route: c.route, statusCode: c.statusCode, durationMs: c.durationMs,
+        cost: c.costNanos === null ? null : c.costNanos / 1e9, tenantId: c.tenantId, userId: c.userId, timestamp: c.timestamp, service: c.service,
+      })
+    }
+    await monitor.flush()
+    const [state] = await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = 'cursor'`)
+    expect(Number(state!.value)).toBeGreaterThanOrEqual(2500) // rolled up without anyone asking
+    const clock = { now: () => NOW }
+    const a = createStats(storage, { clock })
+    const b = createStats(reference, { clock })
+    const queries: StatsFilter[] = [{}, { from: '-3d' }, { api: 'openai', from: '-7d', to: '-1d' }, { tenantId: 'acme' }, { userId: 'u1', from: '-2d' }]
+    for (const q of queries) expect(await a.summary(q)).toEqual(await b.summary(q))
+    expect(await a.breakdown({ by: 'route', orderBy: 'p95' })).toEqual(await b.breakdown({ by: 'route', orderBy: 'p95' }))
+    expect(await a.timeseries({ interval: 'day', from: '-10d', groupBy: 'tenant' })).toEqual(await b.timeseries({ interval: 'day', from: '-10d', groupBy: 'tenant' }))
+    await monitor.close()
+  })
+
+  it('count late and out-of-order calls in buckets already rolled up', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER })
+    const make = recordFactory()
+    const base = { direction: 'outbound', api: 'x', method: 'GET', route: '/r', statusCode: 200 } as const
+    await storage.writeCalls([make({ ...base, durationMs: 10, timestamp: NOW - 2 * DAY }), make({ ...base, durationMs: 20, timestamp: NOW - HOUR })])
+    await storage.maintain()
+    // late: into a day and an hour already rolled up
+    await storage.writeCalls([make({ ...base, durationMs: 30, timestamp: NOW - 2 * DAY + 5 }), make({ ...base, durationMs: 40, timestamp: NOW - 40 * DAY })])
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const check = async () => {
+      const s = await stats.summary({ from: '-3d' })
+      expect(s.requests).toBe(3)
+      expect(s.latency).toMatchObject({ min: 10, max: 30, avg: 20 })
+      expect((await stats.summary()).requests).toBe(4)
+      const daily = await stats.timeseries({ interval: 'day', from: new Date(NOW - 3 * DAY), fill: false })
+      expect(daily.map((p) => p.requests)).toEqual([2, 1])
+    }
+    await check() // tail: late calls not rolled up yet
+    const before = await rows(storage, `SELECT SUM(requests) AS n FROM apimeter_rollups_month WHERE level = 0`)
+    expect(Number(before[0]!.n)).toBe(2)
+    await storage.maintain()
+    const after = await rows(storage, `SELECT SUM(requests) AS n FROM apimeter_rollups_month WHERE level = 0`)
+    expect(Number(after[0]!.n)).toBe(4)
+    await check() // from rollups
+    await storage.close()
+  })
+
+  it('retention deletes expired raw calls and rollups, and old ranges still answer from rollups with their resolution', async () => {
+    let now = NOW
+    const storage = sqliteStorage({ filename: tmp.file(), retention: { raw: '30d', hour: '60d', day: '2y' }, now: () => now })
+    const calls = workload(100, 200, 7)
+    for (let i = 0; i < calls.length; i += 2000) await storage.writeCalls(calls.slice(i, i + 2000))
+    const everything = memoryStorage({ maxCalls: Infinity })
+    await everything.writeCalls(calls)
+    await storage.maintain()
+    const rawLeft = await rows(storage, `SELECT COUNT(*) AS n, MIN(ts) AS oldest FROM apimeter_calls`)
+    const rawCut = Math.floor((NOW - 30 * DAY) / HOUR) * HOUR
+    expect(Number(rawLeft[0]!.oldest)).toBeGreaterThanOrEqual(rawCut)
+    expect(Number(rawLeft[0]!.n)).toBeLessThan(calls.length * 0.35)
+    const hourLeft = await rows(storage, `SELECT MIN(bucket_start) AS oldest FROM apimeter_rollups_hour`)
+    expect(Number(hourLeft[0]!.oldest)).toBeGreaterThanOrEqual(Math.floor((NOW - 60 * DAY) / DAY) * DAY)
+
+    const clock = { now: () => NOW }
+    const stats = createStats(storage, { clock })
+    const reference = createStats(everything, { clock })
+    // whole range and aligned ranges: exact, from rollups
+    expect(await stats.summary()).toEqual(await reference.summary())
+    const aligned = { from: new Date(Date.UTC(2026, 2, 10)), to: new Date(Date.UTC(2026, 4, 1)) }
+    expect(await stats.summary(aligned)).toEqual(await reference.summary(aligned))
+    expect(await stats.breakdown({ by: 'tenant', orderBy: 'cost' })).toEqual(await reference.breakdown({ by: 'tenant', orderBy: 'cost' }))
+    // an unaligned edge where raw calls expired: widened to its hour, and said so
+    const unaligned = await stats.summary({ from: new Date(NOW - 45 * DAY + 30 * 60_000), to: new Date(NOW - DAY) })
+    expect(unaligned.resolution).toBe('hour')
+    expect(unaligned.requests).toBe((await reference.summary({ from: new Date(NOW - 45 * DAY), to: new Date(NOW - DAY) })).requests)
+    // where hour rollups expired too: widened to the day
+    expect((await stats.summary({ from: new Date(NOW - 80 * DAY + 90 * 60_000) })).resolution).toBe('day')
+    // an hourly timeseries over a range with only days left: whole days, marked
+    const ts = await stats.timeseries({ interval: 'hour', from: new Date(Date.UTC(2026, 2, 20)), to: new Date(Date.UTC(2026, 2, 22)) })
+    expect(ts.map((p) => [p.start.toISOString(), p.resolution])).toEqual([
+      ['2026-03-20T00:00:00.000Z', 'day'],
+      ['2026-03-21T00:00:00.000Z', 'day'],
+    ])
+    // users are in no rollup: over expired raw calls the answer is partial
+    expect((await stats.summary({ userId: 'u1' })).resolution).toBe('partial')
+    expect((await stats.summary({ userId: 'u1', from: '-7d' })).resolution).toBe('raw')
+    await storage.close()
+    now = NOW
+  })
+
+  it('applies retention in small batches after writes, without failing them', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: { raw: '1d' }, now: () => NOW, schedule: { retentionIntervalMs: 0, rollupEveryCalls: 1 } })
+    const make = recordFactory()
+    const old = Array.from({ length: 45_000 }, (_, i) => make({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1, timestamp: NOW - 10 * DAY - i }))
+    await storage.writeCalls(old) // rolled up; the first retention pass may delete up to 20,000 of them
+    await storage.writeCalls([make({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1, timestamp: NOW })])
+    const [left] = await rows(storage, 'SELECT COUNT(*) AS n FROM apimeter_calls')
+    expect(Number(left!.n)).toBeGreaterThan(1) // not everything in one go
+    expect(Number(left!.n)).toBeLessThan(45_001)
+    await storage.maintain()
+    const [after] = await rows(storage, 'SELECT COUNT(*) AS n FROM apimeter_calls')
+    expect(Number(after!.n)).toBe(1)
+    expect((await createStats(storage, { clock: { now: () => NOW } }).summary()).requests).toBe(45_001)
+    await storage.close()
+  })
+
+  it('rebuildRollups() recomputes damaged rollups from raw calls, and refuses where raw calls expired', async () => {
+    const file = tmp.file()
+    const storage = sqliteStorage({ filename: file, retention: { raw: '30d' }, now: () => NOW })
+    await storage.writeCalls(workload(50, 100, 3))
+    await storage.maintain()
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const before = await stats.summary({ from: '-20d' })
+    await sql`UPDATE apimeter_rollups_day SET requests = requests + 1000`.execute(storage.db)
+    await sql`DELETE FROM apimeter_rollups_hour WHERE level = 1`.execute(storage.db)
+    expect((await stats.summary({ from: '-20d' })).requests).not.toBe(before.requests)
+    // a rebuild covering the damaged rows: hours from raw calls, the days and months they touch from those hours
+    const rebuilt = await storage.rebuildRollups({ from: new Date(NOW - 20 * DAY - 30 * 60_000), to: new Date(NOW + 90 * 60_000) })
+    expect(rebuilt.from.toISOString()).toBe('2026-05-26T11:00:00.000Z')
+    expect(rebuilt.to.toISOString()).toBe('2026-06-15T14:00:00.000Z')
+    expect(await stats.summary({ from: '-20d' })).toEqual(before)
+    expect((await stats.breakdown({ by: 'route', from: '-20d' })).reduce((n, r) => n + r.requests, 0)).toBe(before.requests)
+    await expect(storage.rebuildRollups({ from: new Date(NOW - 45 * DAY), to: new Date(NOW) })).rejects.toThrow(/retention deleted raw calls before/)
+    await storage.close()
+
+    let out = ''
+    let err = ''
+    const io = { out: (t: string) => (out += t), err: (t: string) => (err += t) }
+    expect(await runCli(['rollups', 'rebuild', '--db', file, '--from', '2026-06-01', '--to', '2026-06-10'], io)).toBe(0)
+    expect(out).toMatch(/rebuilt the rollups of 2026-06-01T00:00:00.000Z … 2026-06-10T00:00:00.000Z from \d+ calls/)
+    expect(await runCli(['rollups', 'rebuild', '--db', file, '--from', '2026-01-01', '--to', '2026-06-10'], io)).toBe(1)
+    expect(err).toMatch(/retention deleted raw calls/)
+    expect(await runCli(['rollups', 'rebuild', '--db', file, '--from', '2026-06-01'], io)).toBe(2)
+    expect(await runCli(['rollups', 'rebuild', '--db', file, '--from', 'yesterday', '--to', 'now'], io)).toBe(2)
+    expect(await runCli(['rollups', '--help'], io)).toBe(0)
+  })
+
+  it('a failing rollup run is reported through the monitor and never fails the write', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, schedule: { rollupEveryCalls: 1 } })
+    const monitor = createMonitor({ storage, logger: false, flushOnExit: false })
+    const errors: string[] = []
+    monitor.on('error', (e) => errors.push(e.message))
+    await storage.init!()
+    await sql`DROP TABLE apimeter_rollups_day`.execute(storage.db)
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ written: 1, dropped: 0, failedWrites: 0 })
+    await new Promise((r) => setImmediate(r))
+    expect(errors.join('\n')).toMatch(/maintenance failed .*no such table: apimeter_rollups_day/)
+    const raw = new Database(storage.name === 'sqlite' ? (tmp.file()) : '', { readonly: true })
+    expect(raw.prepare('SELECT COUNT(*) AS n FROM apimeter_calls').get()).toEqual({ n: 1 })
+    raw.close()
+    await monitor.close()
+  })
+})
