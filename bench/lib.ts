@@ -45,7 +45,7 @@ export function machine(): string {
 /** Renders one suite as a Markdown section. */
 export function renderSuite(result: SuiteResult, date: string): string {
   const rows = result.figures
-    .map((f) => `| ${f.name} | ${fmt(f.value, f.unit === 'ratio' || f.unit === 'ms' ? 2 : 0)} ${f.unit === 'ratio' ? '' : f.unit} | ${f.target ?? '—'} | ${f.met === undefined ? '—' : f.met ? 'met' : '**not met**'} |${f.note ? ` ${f.note} |` : ' |'}`)
+    .map((f) => `| ${f.name} | ${fmt(f.value, f.unit === 'ratio' || f.unit === 'ms' || f.unit === 'MiB' ? 2 : 0)} ${f.unit === 'ratio' ? '' : f.unit} | ${f.target ?? '—'} | ${f.met === undefined ? '—' : f.met ? 'met' : '**not met**'} |${f.note ? ` ${f.note} |` : ' |'}`)
     .join('\n')
   return [
     `<!-- bench:${result.id}:start -->`,

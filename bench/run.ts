@@ -4,11 +4,13 @@
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runRecordSuite } from './suites/record.js'
+import { runRollupsSuite } from './suites/rollups.js'
 import { runSqliteSuite } from './suites/sqlite.js'
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
   sqlite: runSqliteSuite,
+  rollups: runRollupsSuite,
 }
 
 const wanted = process.argv.slice(2)

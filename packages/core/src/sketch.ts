@@ -35,43 +35,84 @@ export function quantileRank(q: number, count: number): number {
   return Math.min(count, Math.max(1, Math.ceil(q * count)))
 }
 
-/** A mergeable histogram of durations; see the module comment for its accuracy. */
+/**
+ * A mergeable histogram of durations; see the module comment for its accuracy. Counts live in a dense array over
+ * the range of bucket indexes seen (a few hundred to ~2,000 wide), so adding, merging and encoding are plain loops
+ * without hashing or sorting: rollup runs merge thousands of sketches.
+ */
 export class LatencySketch {
-  /** bucket index → count */
-  readonly buckets = new Map<number, number>()
+  private counts = new Float64Array(0)
+  /** Bucket index of `counts[0]`. */
+  private offset = 0
+  private zero = 0
   count = 0
+
+  /** Non-empty buckets as a map (index → count), ascending; for inspection and tests. */
+  get buckets(): Map<number, number> {
+    const out = new Map<number, number>()
+    if (this.zero > 0) out.set(ZERO_BUCKET, this.zero)
+    for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 0) out.set(i + this.offset, this.counts[i]!)
+    return out
+  }
 
   /** Adds one duration (ms), or `times` of them. */
   add(durationMs: number, times = 1): void {
     this.addBucket(latencyBucket(durationMs), times)
   }
 
+  /** Makes `counts` cover bucket indexes lo…hi. */
+  private cover(lo: number, hi: number): void {
+    const len = this.counts.length
+    if (len > 0 && lo >= this.offset && hi < this.offset + len) return
+    const curLo = len > 0 ? this.offset : lo
+    const curHi = len > 0 ? this.offset + len - 1 : hi
+    // grow with slack on the side that grew, so a spreading distribution does not reallocate on every bucket
+    const newLo = lo < curLo ? Math.min(lo, curLo - Math.max(16, len >> 1)) : curLo
+    const newHi = hi > curHi ? Math.max(hi, curHi + Math.max(16, len >> 1)) : curHi
+    const next = new Float64Array(newHi - newLo + 1)
+    if (len > 0) next.set(this.counts, this.offset - newLo)
+    this.counts = next
+    this.offset = newLo
+  }
+
   /** Adds `times` values to a bucket by index (used when reading sketches back from storage). */
   addBucket(bucket: number, times: number): void {
     if (times <= 0) return
-    this.buckets.set(bucket, (this.buckets.get(bucket) ?? 0) + times)
     this.count += times
+    if (bucket === ZERO_BUCKET) {
+      this.zero += times
+      return
+    }
+    const i = bucket - this.offset
+    if (i < 0 || i >= this.counts.length) this.cover(bucket, bucket)
+    this.counts[bucket - this.offset]! += times
   }
 
   /** Adds every count of `other` into this sketch. */
   merge(other: LatencySketch): void {
-    for (const [bucket, times] of other.buckets) this.addBucket(bucket, times)
+    if (other.count === 0) return
+    this.zero += other.zero
+    this.count += other.count
+    const src = other.counts
+    if (src.length === 0) return
+    this.cover(other.offset, other.offset + src.length - 1)
+    const dst = this.counts
+    const shift = other.offset - this.offset
+    for (let i = 0; i < src.length; i++) if (src[i] !== 0) dst[i + shift]! += src[i]!
   }
 
   /**
    * Several quantiles at once (each 0..1), nearest-rank. `min`/`max`, when known exactly, clamp the estimates and
-   * are returned as-is for the first and last rank, so p0 and p100 are exact. Returns NaN for each quantile of an empty sketch.
+   * are returned as-is for the first and last rank, so p0 and p100 are exact. Returns NaN for each quantile of an
+   * empty sketch.
    */
   quantiles(qs: readonly number[], min = -Infinity, max = Infinity): number[] {
     if (this.count === 0) return qs.map(() => Number.NaN)
-    const sorted = [...this.buckets.keys()].sort((a, b) => a - b)
     const ranks = qs.map((q) => quantileRank(q, this.count))
     const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
     const out = new Array<number>(qs.length).fill(Number.NaN)
-    let cumulative = 0
     let next = 0
-    for (const bucket of sorted) {
-      cumulative += this.buckets.get(bucket)!
+    const settle = (bucket: number, cumulative: number): void => {
       while (next < order.length && ranks[order[next]!]! <= cumulative) {
         const rank = ranks[order[next]!]!
         // The first and last ranks are the exact min and max when those are known.
@@ -80,7 +121,14 @@ export class LatencySketch {
         else out[order[next]!] = Math.min(max, Math.max(min, bucketValue(bucket)))
         next++
       }
-      if (next === order.length) break
+    }
+    let cumulative = this.zero
+    if (this.zero > 0) settle(ZERO_BUCKET, cumulative)
+    for (let i = 0; i < this.counts.length && next < order.length; i++) {
+      const c = this.counts[i]!
+      if (c === 0) continue
+      cumulative += c
+      settle(i + this.offset, cumulative)
     }
     return out
   }
@@ -95,12 +143,19 @@ export class LatencySketch {
    * previous bucket index, then a varint count.
    */
   encode(): Uint8Array {
-    const sorted = [...this.buckets.keys()].sort((a, b) => a - b)
     const bytes: number[] = []
     let previous = 0
-    for (const bucket of sorted) {
+    if (this.zero > 0) {
+      writeVarint(bytes, zigzag(ZERO_BUCKET))
+      writeVarint(bytes, this.zero)
+      previous = ZERO_BUCKET
+    }
+    for (let i = 0; i < this.counts.length; i++) {
+      const c = this.counts[i]!
+      if (c === 0) continue
+      const bucket = i + this.offset
       writeVarint(bytes, zigzag(bucket - previous))
-      writeVarint(bytes, this.buckets.get(bucket)!)
+      writeVarint(bytes, c)
       previous = bucket
     }
     return Uint8Array.from(bytes)

@@ -184,34 +184,53 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
 
   // Prepared statements, created on first use (after migrations made the table exist). A full chunk of rows goes
   // through one multi-row statement whose parameter array is filled in place (no array per row); the remainder
-  // goes row by row.
-  let insertBatch: ((calls: readonly CallRecord[]) => void) | undefined
+  // goes row by row. The batch's rows get consecutive ids (AUTOINCREMENT under the write lock): returned so the
+  // storage can aggregate them for the next rollup run without reading them back.
+  type Insert = ((calls: readonly CallRecord[]) => number) & { immediate(calls: readonly CallRecord[]): number }
+  let insertBatch: Insert | undefined
   const width = CALL_COLUMNS.length
-  const prepareInsert = (database: SqliteDatabase): ((calls: readonly CallRecord[]) => void) => {
+  const prepareInsert = (database: SqliteDatabase): Insert => {
     const rowPlaceholder = `(${CALL_COLUMNS.map(() => '?').join(', ')})`
     const into = `INSERT INTO ${TABLES.calls} (${CALL_COLUMNS.join(', ')}) VALUES `
     const many = database.prepare(into + Array(ROWS_PER_STATEMENT).fill(rowPlaceholder).join(', '))
     const one = database.prepare(into + rowPlaceholder)
     const manyParams = new Array<unknown>(ROWS_PER_STATEMENT * width)
     const oneParams = new Array<unknown>(width)
-    return database.transaction((batch: readonly CallRecord[]) => {
+    return database.transaction((batch: readonly CallRecord[]): number => {
       let i = 0
+      let lastId = 0
       for (; i + ROWS_PER_STATEMENT <= batch.length; i += ROWS_PER_STATEMENT) {
         for (let j = 0; j < ROWS_PER_STATEMENT; j++) writeCallRow(batch[i + j]!, manyParams, j * width)
-        many.run(manyParams)
+        lastId = Number(many.run(manyParams).lastInsertRowid)
       }
       for (; i < batch.length; i++) {
         writeCallRow(batch[i]!, oneParams, 0)
-        one.run(oneParams)
+        lastId = Number(one.run(oneParams).lastInsertRowid)
       }
-    })
+      return lastId
+    }) as unknown as Insert
   }
 
-  const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
+  const insertCalls = async (calls: readonly CallRecord[]): Promise<{ firstId: number; lastId: number }> => {
     insertBatch ??= prepareInsert(open())
     // IMMEDIATE takes the write lock up front, so two writing processes queue on the busy timeout instead of
     // failing on a lock upgrade.
-    ;(insertBatch as unknown as { immediate: (b: readonly CallRecord[]) => void }).immediate(calls)
+    const lastId = insertBatch.immediate(calls)
+    return { firstId: lastId - calls.length + 1, lastId }
+  }
+
+  // Rollup runs repeat a few long statements; keep them prepared (bounded: one per table and chunk size).
+  const statements = new Map<string, Database.Statement>()
+  const executeRaw = async (text: string, params: readonly unknown[]): Promise<Record<string, unknown>[]> => {
+    const database = open()
+    let statement = statements.get(text)
+    if (!statement) {
+      statement = database.prepare(text)
+      if (statements.size < 64) statements.set(text, statement)
+    }
+    if (statement.reader) return statement.all(...params) as Record<string, unknown>[]
+    statement.run(...params)
+    return []
   }
 
   return createSqlStorage({
@@ -228,10 +247,12 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
     migrateHint: `apimeter migrate latest --db ${parsed.filename ?? '<your database file>'}`,
     serializeWrites: true,
     insertCalls,
+    executeRaw,
     async prepare() {
       open()
     },
     async release() {
+      statements.clear()
       await db.destroy().catch(() => undefined)
       if (raw && owned && raw.open) raw.close()
       raw = undefined

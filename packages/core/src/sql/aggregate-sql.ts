@@ -144,11 +144,14 @@ export async function aggregateCalls(
   query: AggregateQuery,
   options: { where?: RawBuilder<boolean>; into?: AggregateGroups } = {},
 ): Promise<AggregateRow[]> {
+  // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
+  // those rows back into one per group, with the sketch as a "bucket:count,…" string. Returning a row per sketch
+  // bucket would make nearly one row per call for wide latency spreads, and materialising rows is what costs.
+  const keys = query.groupBy.map((_, i) => sql.ref(`k${i}`))
   const keyColumns = query.groupBy.map((d, i) => sql`${sql.ref(DIMENSION_COLUMN[d])} AS ${sql.ref(`k${i}`)}`)
-  const groupColumns = query.groupBy.map((d) => sql.ref(DIMENSION_COLUMN[d]))
   const bucket = query.interval ? bucketExpression(dialect, query.interval) : undefined
   const outcomeSums = OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN 1 ELSE 0 END) AS ${sql.ref(`o${i}`)}`)
-  const selected: Expression<unknown>[] = [
+  const inner: Expression<unknown>[] = [
     ...keyColumns,
     ...(bucket ? [sql`${bucket} AS b`] : []),
     sql`latency_bucket AS lb`,
@@ -166,17 +169,31 @@ export async function aggregateCalls(
     sql`MIN(duration_us) AS duration_min_us`,
     sql`MAX(duration_us) AS duration_max_us`,
   ]
-  const groupBy = [...groupColumns, ...(bucket ? [bucket] : []), sql`latency_bucket`]
+  const innerGroup = [...keys, ...(bucket ? [sql.ref('b')] : []), sql.ref('lb')]
+  const sums = ['requests', ...OUTCOMES.map((_, i) => `o${i}`), 'cached', 'cost_nanos', 'cost_unknown', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'request_bytes', 'response_bytes', 'duration_sum_us']
+  const outer: Expression<unknown>[] = [
+    ...keys,
+    ...(bucket ? [sql.ref('b')] : []),
+    ...sums.map((c) => sql`SUM(${sql.ref(c)}) AS ${sql.ref(c)}`),
+    sql`MIN(duration_min_us) AS duration_min_us`,
+    sql`MAX(duration_max_us) AS duration_max_us`,
+    dialect === 'postgres'
+      ? sql`string_agg(lb::text || ':' || requests::text, ',') AS sketch`
+      : sql`group_concat(lb || ':' || requests, ',') AS sketch`,
+  ]
+  const outerGroup = [...keys, ...(bucket ? [sql.ref('b')] : [])]
   const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)
-  const result = await sql<Record<string, unknown>>`SELECT ${sql.join(selected)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(groupBy)}`.execute(db)
+  const innerQuery = sql`SELECT ${sql.join(inner)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(innerGroup)}`
+  const result = await sql<Record<string, unknown>>`SELECT ${sql.join(outer)} FROM (${innerQuery}) AS grouped${outerGroup.length > 0 ? sql` GROUP BY ${sql.join(outerGroup)}` : sql``}`.execute(db)
 
   const groups = options.into ?? new AggregateGroups()
   for (const row of result.rows) {
-    const keys = query.groupBy.map((_, i) => {
+    if (num(row.requests) === 0) continue // an ungrouped aggregate over no rows
+    const rowKeys = query.groupBy.map((_, i) => {
       const v = row[`k${i}`]
       return v === null || v === undefined ? null : String(v)
     })
-    addRow(groups.get(bucket ? num(row.b) : null, keys).state, row)
+    addRow(groups.get(bucket ? num(row.b) : null, rowKeys).state, row)
   }
   return groups.rows()
 }
@@ -186,7 +203,15 @@ function addRow(state: AggregateState, row: Record<string, unknown>): void {
   OUTCOMES.forEach((o, i) => {
     state.outcomes[o] += num(row[`o${i}`])
   })
-  state.sketch.addBucket(num(row.lb), num(row.requests))
+  const pairs = String(row.sketch ?? '')
+  let start = 0
+  while (start < pairs.length) {
+    let end = pairs.indexOf(',', start)
+    if (end === -1) end = pairs.length
+    const colon = pairs.indexOf(':', start)
+    state.sketch.addBucket(Number(pairs.slice(start, colon)), Number(pairs.slice(colon + 1, end)))
+    start = end + 1
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
-import { type Kysely, type RawBuilder, sql } from 'kysely'
-import { type AggregateState, emptyAggregate, mergeAggregate } from '../aggregate.js'
+import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely'
+import { addCall, type AggregateState, emptyAggregate, mergeAggregate } from '../aggregate.js'
+import type { CallRecord } from '../call.js'
 import { ApimeterError } from '../errors.js'
 import { OUTCOMES } from '../outcome.js'
 import { LatencySketch } from '../sketch.js'
@@ -167,23 +168,31 @@ export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {
   return h
 }
 
-function keyFromAggregate(level: RollupLevel, keys: (string | null)[]): Record<KeyColumn, string | number> {
-  const key: Record<KeyColumn, string | number> = { service: '', direction: '', api: '', status_code: 0, outcome: '', method: '', route: '', tenant_id: '', model: '' }
-  level.dims.forEach((d, i) => {
-    const column = DIMENSION_KEY_COLUMN[d]!
-    const v = keys[i] ?? null
-    key[column] = column === 'status_code' ? (v === null ? 0 : Number(v)) : (v ?? '')
-  })
-  return key
-}
+/** Every dimension any level keeps: a rollup run aggregates raw calls at this grain, then folds it per level. */
+const ROLLUP_GRAIN: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome', 'method', 'route', 'tenant', 'model']
 
 /** Aggregates the raw calls matching `where` into rollup rows of every level and resolution. */
-async function aggregateForRollup(db: Kysely<unknown>, dialect: SqlDialectName, where: RawBuilder<boolean>): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
+async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
+  return foldToLevels(await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where }))
+}
+
+/** Folds hourly aggregates at the full grain (keys in {@link ROLLUP_GRAIN} order) into every level and resolution. */
+function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolution, Map<string, RollupRow>> {
   const out: Record<RollupResolution, Map<string, RollupRow>> = { hour: new Map(), day: new Map(), month: new Map() }
-  for (const level of ROLLUP_LEVELS) {
-    const hourly = await aggregateCalls(db, dialect, { filter: {}, groupBy: level.dims, interval: 'hour' }, { where })
-    for (const row of hourly) {
-      const key = keyFromAggregate(level, row.keys)
+  for (const row of fine) {
+    const [service, direction, api, status, outcome, method, route, tenant, model] = row.keys
+    for (const level of ROLLUP_LEVELS) {
+      const key: Record<KeyColumn, string | number> = {
+        service: service!,
+        direction: direction!,
+        api: api ?? '',
+        status_code: status === null || status === undefined ? 0 : Number(status),
+        outcome: outcome!,
+        method: level.id === 1 ? method! : '',
+        route: level.id === 1 ? route! : '',
+        tenant_id: level.id === 2 ? (tenant ?? '') : '',
+        model: level.id === 2 ? (model ?? '') : '',
+      }
       for (const resolution of ['hour', 'day', 'month'] as const) {
         const start = resolution === 'hour' ? row.start! : bucketStart(row.start!, resolution)
         const id = rowId(level.id, start, key)
@@ -199,32 +208,121 @@ async function aggregateForRollup(db: Kysely<unknown>, dialect: SqlDialectName, 
   return out
 }
 
-const CHUNK = 150
+/** Runs raw SQL with positional parameters; adapters may pass one that caches prepared statements. */
+export type RawExecutor = (text: string, params: readonly unknown[]) => Promise<Record<string, unknown>[]>
+
+/** What the rollup functions work with. */
+export interface RollupContext {
+  db: Kysely<unknown>
+  dialect: SqlDialectName
+  /** Faster execution of the repeated merge statements (prepared-statement cache). */
+  exec?: RawExecutor
+  /** Calls this process wrote since the cursor, already aggregated in memory (SQLite's fast path). */
+  accumulator?: RollupAccumulator
+}
+
+const execute = async (ctx: RollupContext, text: string, params: readonly unknown[]): Promise<Record<string, unknown>[]> =>
+  ctx.exec ? ctx.exec(text, params) : (await ctx.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(text, [...params]))).rows
+
+/**
+ * The calls this process wrote, aggregated in memory at the rollup grain as they are written, with the id ranges
+ * they occupy. When they are exactly the calls above the cursor (one writing process, the common case), a rollup
+ * run merges these aggregates instead of reading the calls back from the database. Anything else — calls of
+ * another process in between, a restart, an overflow — and the run reads the database instead; this is only ever
+ * a shortcut, never a second source of truth.
+ */
+export class RollupAccumulator {
+  private grain = new AggregateGroups()
+  private entries = 0
+  private ranges: [number, number][] = []
+  private invalid = false
+
+  constructor(private readonly maxEntries = 200_000) {}
+
+  /** Adds a committed batch whose rows got the ids firstId…lastId. */
+  add(calls: readonly CallRecord[], firstId: number, lastId: number): void {
+    if (this.invalid) return
+    if (lastId - firstId + 1 !== calls.length) {
+      this.invalid = true
+      return
+    }
+    const last = this.ranges[this.ranges.length - 1]
+    if (last && last[1] + 1 === firstId) last[1] = lastId
+    else this.ranges.push([firstId, lastId])
+    for (const call of calls) {
+      const keys = [call.service, call.direction, call.api, call.statusCode === null ? null : String(call.statusCode), call.outcome, call.method, call.route, call.tenantId, call.model]
+      const group = this.grain.get(bucketStart(call.timestamp, 'hour'), keys)
+      if (group.state.requests === 0) this.entries++
+      addCall(group.state, call)
+    }
+    if (this.entries > this.maxEntries) this.invalid = true
+  }
+
+  /** The aggregates, when they are exactly the calls with ids in (cursor, upto]. */
+  rowsFor(cursor: number, upto: number): AggregateRow[] | null {
+    if (this.invalid || this.ranges.length !== 1) return null
+    const [first, last] = this.ranges[0]!
+    return first === cursor + 1 && last === upto ? this.grain.rows() : null
+  }
+
+  reset(): void {
+    this.grain = new AggregateGroups()
+    this.entries = 0
+    this.ranges = []
+    this.invalid = false
+  }
+}
+
+const CHUNK = 200
+const UPDATED_COLUMNS = ALL_COLUMNS.slice(2 + KEY_COLUMNS.length)
+
+/** SQL text per (dialect, table, rows), built once: rollup merges run often and with many parameters. */
+const statementCache = new Map<string, { select: string; upsert: string }>()
+function statements(dialect: SqlDialectName, table: string, rows: number): { select: string; upsert: string } {
+  const cacheKey = `${dialect}|${table}|${rows}`
+  let cached = statementCache.get(cacheKey)
+  if (cached) return cached
+  let n = 0
+  const p = (): string => (dialect === 'postgres' ? `$${++n}` : '?')
+  const tuple = (width: number): string => `(${Array.from({ length: width }, p).join(', ')})`
+  const keyList = ['level', 'bucket_start', ...KEY_COLUMNS].join(', ')
+  const select = `SELECT * FROM ${table} WHERE (${keyList}) IN (VALUES ${Array.from({ length: rows }, () => tuple(2 + KEY_COLUMNS.length)).join(', ')})`
+  n = 0
+  const upsert =
+    `INSERT INTO ${table} (${ALL_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => tuple(ALL_COLUMNS.length)).join(', ')} ` +
+    `ON CONFLICT (${keyList}) DO UPDATE SET ${UPDATED_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`
+  cached = { select, upsert }
+  statementCache.set(cacheKey, cached)
+  return cached
+}
 
 /** Merges rows into a rollup table: read the existing rows, add, write back (the caller holds the write lock). */
-async function mergeIntoTable(db: Kysely<unknown>, table: string, rows: RollupRow[]): Promise<void> {
+async function mergeIntoTable(ctx: RollupContext, table: string, rows: RollupRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
-    const tuples = chunk.map((r) => sql`(${sql.join([r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c])])})`)
-    const existing = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(table)} WHERE (level, bucket_start, ${sql.join(KEY_COLUMNS.map((c) => sql.ref(c)))}) IN (VALUES ${sql.join(tuples)})`.execute(db)
-    const byId = new Map(chunk.map((r) => [rowId(r.level, r.bucketStart, r.key), r]))
-    for (const stored of existing.rows) {
-      const key = Object.fromEntries(KEY_COLUMNS.map((c) => [c, c === 'status_code' ? num(stored[c]) : stored[c]])) as Record<KeyColumn, string | number>
-      const target = byId.get(rowId(num(stored.level), num(stored.bucket_start), key))
-      if (target) mergeAggregate(target.state, storedState(stored))
+    const text = statements(ctx.dialect, table, chunk.length)
+    const keyParams: unknown[] = []
+    for (const r of chunk) keyParams.push(r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]))
+    const existing = await execute(ctx, text.select, keyParams)
+    if (existing.length > 0) {
+      const byId = new Map(chunk.map((r) => [rowId(r.level, r.bucketStart, r.key), r]))
+      for (const stored of existing) {
+        const key = Object.fromEntries(KEY_COLUMNS.map((c) => [c, c === 'status_code' ? num(stored[c]) : stored[c]])) as Record<KeyColumn, string | number>
+        const target = byId.get(rowId(num(stored.level), num(stored.bucket_start), key))
+        if (target) storedState(stored, target.state)
+      }
     }
-    const values = chunk.map((r) => {
+    const params: unknown[] = []
+    for (const r of chunk) {
       const s = r.state
-      return sql`(${sql.join([
+      params.push(
         r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]),
         s.requests, s.cached, s.costNanos, s.costUnknown, s.inputTokens, s.outputTokens, s.cachedInputTokens,
         s.requestBytes, s.responseBytes, s.durationSumUs, Math.round(s.durationMin * 1000), Math.round(s.durationMax * 1000),
         Buffer.from(s.sketch.encode()),
-      ])})`
-    })
-    const updates = ALL_COLUMNS.slice(2 + KEY_COLUMNS.length).map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`)
-    await sql`INSERT INTO ${sql.table(table)} (${sql.join(ALL_COLUMNS.map((c) => sql.ref(c)))}) VALUES ${sql.join(values)}
-      ON CONFLICT (level, bucket_start, ${sql.join(KEY_COLUMNS.map((c) => sql.ref(c)))}) DO UPDATE SET ${sql.join(updates)}`.execute(db)
+      )
+    }
+    await execute(ctx, text.upsert, params)
   }
 }
 
@@ -264,17 +362,31 @@ export async function inWriteTransaction<T>(db: Kysely<unknown>, dialect: SqlDia
  * Rolls up the next raw calls not yet in the rollups (at most `maxRows` on SQLite), in one transaction. Returns how
  * many calls it rolled up.
  */
-export async function rollUpPending(db: Kysely<unknown>, dialect: SqlDialectName, maxRows = 50_000): Promise<number> {
-  const cursor = cursorFor(dialect)
-  return inWriteTransaction(db, dialect, async (trx) => {
+export async function rollUpPending(ctx: RollupContext, maxRows = 50_000): Promise<number> {
+  const cursor = cursorFor(ctx.dialect)
+  return inWriteTransaction(ctx.db, ctx.dialect, async (trx) => {
+    const inTrx: RollupContext = { ...ctx, db: trx }
     const from = (await readState(trx, 'cursor')) ?? 0
-    const upto = await cursor.upto(trx, from, maxRows)
-    if (upto === null) return 0
-    const rows = await aggregateForRollup(trx, dialect, cursor.batch(from, upto))
-    for (const resolution of ['hour', 'day', 'month'] as const) {
-      await mergeIntoTable(trx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
+    let upto: number | null
+    let rows: Record<RollupResolution, Map<string, RollupRow>>
+    const pending = ctx.accumulator && ctx.dialect === 'sqlite' ? await SQLITE_CURSOR.upto(trx, from, Number.MAX_SAFE_INTEGER) : null
+    const fast = pending !== null ? ctx.accumulator!.rowsFor(from, pending) : null
+    if (fast) {
+      upto = pending
+      rows = foldToLevels(fast)
+    } else {
+      upto = await cursor.upto(trx, from, maxRows)
+      if (upto === null) {
+        ctx.accumulator?.reset()
+        return 0
+      }
+      rows = await aggregateForRollup(inTrx, cursor.batch(from, upto))
     }
-    await writeState(trx, 'cursor', upto)
+    ctx.accumulator?.reset()
+    for (const resolution of ['hour', 'day', 'month'] as const) {
+      await mergeIntoTable(inTrx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
+    }
+    await writeState(trx, 'cursor', upto!)
     let count = 0
     for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests
     return count
@@ -282,10 +394,10 @@ export async function rollUpPending(db: Kysely<unknown>, dialect: SqlDialectName
 }
 
 /** Rolls up until nothing is pending. */
-export async function rollUpAll(db: Kysely<unknown>, dialect: SqlDialectName): Promise<number> {
+export async function rollUpAll(ctx: RollupContext): Promise<number> {
   let total = 0
   for (;;) {
-    const n = await rollUpPending(db, dialect)
+    const n = await rollUpPending(ctx)
     total += n
     if (n === 0) return total
   }
@@ -307,7 +419,8 @@ function rollupFilterExpression(filter: CallFilter): RawBuilder<boolean> {
  * Answers an aggregate query from rollups where whole buckets allow, raw calls at the edges, and the not-yet-rolled
  * tail; falls back to raw calls when no rollup level keeps the query's dimensions.
  */
-export async function aggregateWithRollups(db: Kysely<unknown>, dialect: SqlDialectName, query: AggregateQuery): Promise<AggregateRow[]> {
+export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQuery): Promise<AggregateRow[]> {
+  const { db, dialect } = ctx
   const level = chooseLevel(query.filter, query.groupBy)
   const horizons = await readHorizons(db)
   const plan = planQuery(query.filter.from, query.filter.to, query.interval, horizons, level !== null)
@@ -389,7 +502,8 @@ async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: RollupRe
  * then the days and months those hours belong to from the hour and day rollups. Refuses a range whose raw calls
  * retention deleted (recomputing would lose what only the rollups still hold).
  */
-export async function rebuildRollupRange(db: Kysely<unknown>, dialect: SqlDialectName, from: number, to: number): Promise<{ from: Date; to: Date; calls: number }> {
+export async function rebuildRollupRange(ctx: RollupContext, from: number, to: number): Promise<{ from: Date; to: Date; calls: number }> {
+  const { db, dialect } = ctx
   const start = bucketStart(from, 'hour')
   const lastHour = bucketStart(to, 'hour')
   const end = lastHour === to ? to : nextBucket(lastHour, 'hour')
@@ -407,17 +521,18 @@ export async function rebuildRollupRange(db: Kysely<unknown>, dialect: SqlDialec
     }
     // hours from raw calls
     await clear('hour', start, end)
-    const fresh = await aggregateForRollup(trx, dialect, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${cursorFor(dialect).rolled(cursorValue)}`)
-    await mergeIntoTable(trx, ROLLUP_TABLES.hour, [...fresh.hour.values()])
+    const inTrx: RollupContext = { ...ctx, db: trx }
+    const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${cursorFor(dialect).rolled(cursorValue)}`)
+    await mergeIntoTable(inTrx, ROLLUP_TABLES.hour, [...fresh.hour.values()])
     // the days those hours belong to, from hours; the months, from days
     const dayStart = bucketStart(start, 'day')
     const dayEnd = bucketStart(end - 1, 'day') + 86_400_000
     await clear('day', dayStart, dayEnd)
-    await mergeIntoTable(trx, ROLLUP_TABLES.day, await coarsen(trx, 'hour', 'day', dayStart, dayEnd))
+    await mergeIntoTable(inTrx, ROLLUP_TABLES.day, await coarsen(trx, 'hour', 'day', dayStart, dayEnd))
     const monthStart = bucketStart(start, 'month')
     const monthEnd = nextBucket(bucketStart(end - 1, 'month'), 'month')
     await clear('month', monthStart, monthEnd)
-    await mergeIntoTable(trx, ROLLUP_TABLES.month, await coarsen(trx, 'day', 'month', monthStart, monthEnd))
+    await mergeIntoTable(inTrx, ROLLUP_TABLES.month, await coarsen(trx, 'day', 'month', monthStart, monthEnd))
     let calls = 0
     for (const row of fresh.hour.values()) if (row.level === 0) calls += row.state.requests
     return { from: new Date(start), to: new Date(end), calls }
@@ -436,7 +551,8 @@ export interface RetentionMs {
  * Applies retention: moves the horizons, then deletes at most `maxRows` expired rows per table. Raw calls are deleted
  * only once rolled up. Returns the number of rows deleted.
  */
-export async function applyRetention(db: Kysely<unknown>, dialect: SqlDialectName, retention: RetentionMs, now: number, maxRows = 20_000): Promise<number> {
+export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000): Promise<number> {
+  const { db, dialect } = ctx
   return inWriteTransaction(db, dialect, async (trx) => {
     let deleted = 0
     const cursorValue = (await readState(trx, 'cursor')) ?? 0

@@ -11,7 +11,17 @@ import {
   type MigrationTarget,
   runMigrations,
 } from './migrator.js'
-import { aggregateWithRollups, applyRetention, rebuildRollupRange, type RetentionMs, rollUpAll, rollUpPending } from './rollups.js'
+import {
+  aggregateWithRollups,
+  applyRetention,
+  type RawExecutor,
+  rebuildRollupRange,
+  type RetentionMs,
+  RollupAccumulator,
+  type RollupContext,
+  rollUpAll,
+  rollUpPending,
+} from './rollups.js'
 import { CALL_COLUMNS, type SqlDialectName, TABLES } from './schema.js'
 
 /**
@@ -52,9 +62,12 @@ export interface SqlStorageConfig {
   schedule?: Partial<MaintenanceSchedule>
   /**
    * The adapter's fast insert of an already validated batch, atomically. Defaults to kysely multi-row inserts in a
-   * transaction.
+   * transaction. An adapter whose rows get consecutive ids within a batch (SQLite) returns them: the storage then
+   * aggregates the batch for the next rollup run in memory instead of reading it back.
    */
-  insertCalls?(calls: readonly CallRecord[]): Promise<void>
+  insertCalls?(calls: readonly CallRecord[]): Promise<{ firstId: number; lastId: number } | void>
+  /** Executes raw SQL with positional parameters, caching prepared statements (used by rollup runs). */
+  executeRaw?: RawExecutor
   /**
    * Run writes, maintenance and migrations one at a time (a single-connection driver such as better-sqlite3, where a
    * raw write issued while another transaction is open would join that transaction).
@@ -152,7 +165,13 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       }
     })
   }
-  const insert = config.insertCalls ?? defaultInsert
+  const insert: (calls: readonly CallRecord[]) => Promise<{ firstId: number; lastId: number } | void> = config.insertCalls ?? defaultInsert
+  const ctx: RollupContext = {
+    db,
+    dialect,
+    exec: config.executeRaw,
+    accumulator: config.insertCalls && dialect === 'sqlite' ? new RollupAccumulator() : undefined,
+  }
   let chain: Promise<unknown> = Promise.resolve()
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
     if (!config.serializeWrites) return fn()
@@ -174,11 +193,11 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       if (sinceRollup >= schedule.rollupEveryCalls || t - lastRollupAt >= schedule.rollupIntervalMs) {
         sinceRollup = 0
         lastRollupAt = t
-        await rollUpPending(db, dialect, Math.max(schedule.rollupEveryCalls * 2, 50_000))
+        await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000))
       }
       if (t - lastRetentionAt >= schedule.retentionIntervalMs) {
         lastRetentionAt = t
-        await applyRetention(db, dialect, config.retention, t)
+        await applyRetention(ctx, config.retention, t)
       }
     } catch (error) {
       report(error)
@@ -221,14 +240,15 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       if (calls.length === 0) return
       await storage.init!()
       await exclusive(async () => {
-        await insert(calls)
+        const ids = await insert(calls)
+        if (ids && ctx.accumulator) ctx.accumulator.add(calls, ids.firstId, ids.lastId)
         await maintainAfterWrite(calls.length)
       })
     },
     async aggregate(query) {
       ensureOpen()
       await storage.init!()
-      return aggregateWithRollups(db, dialect, query)
+      return aggregateWithRollups(ctx, query)
     },
     async migrate(to = 'latest') {
       ensureOpen()
@@ -244,13 +264,13 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       ensureOpen()
       await storage.init!()
       return exclusive(async () => {
-        const rolledUp = await rollUpAll(db, dialect)
+        const rolledUp = await rollUpAll(ctx)
         sinceRollup = 0
         lastRollupAt = now()
         lastRetentionAt = now()
         let deleted = 0
         for (;;) {
-          const n = await applyRetention(db, dialect, config.retention, lastRetentionAt)
+          const n = await applyRetention(ctx, config.retention, lastRetentionAt)
           deleted += n
           if (n === 0) break
         }
@@ -266,15 +286,15 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         throw new ApimeterError('INVALID_OPTIONS', `rebuildRollups() needs from < to (Dates, epoch ms, ISO strings or relative times), got from ${String(range.from)} and to ${String(range.to)}`)
       }
       return exclusive(async () => {
-        await rollUpAll(db, dialect)
-        return rebuildRollupRange(db, dialect, from, to)
+        await rollUpAll(ctx)
+        return rebuildRollupRange(ctx, from, to)
       })
     },
     async close() {
       if (closed) return
       // Roll up what is pending so the next reader starts from current rollups (best effort).
       if (ready) {
-        await exclusive(() => rollUpAll(db, dialect)).catch(report)
+        await exclusive(() => rollUpAll(ctx)).catch(report)
       }
       closed = true
       await config.release()
