@@ -16,6 +16,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `FLUSH_TIMEOUT`: `flush({ timeoutMs })` ran out of time (the calls stay buffered).
  * - `STORAGE_CLOSED`: a storage adapter was used after `close()`.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
+ * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
+ *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -29,6 +31,7 @@ export type ApimeterErrorCode =
   | 'FLUSH_TIMEOUT'
   | 'STORAGE_CLOSED'
   | 'LISTENER_FAILED'
+  | 'CALLBACK_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.
