@@ -9,6 +9,8 @@ export default defineConfig({
     alias: [
       { find: /^@apimeter\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
       { find: /^@apimeter\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@apimeter\/express$/, replacement: src('./packages/express/src/index.ts') },
+      { find: /^@apimeter\/fastify$/, replacement: src('./packages/fastify/src/index.ts') },
     ],
   },
   test: {
@@ -21,6 +23,26 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 30_000,
           hookTimeout: 60_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'express',
+          include: ['packages/express/test/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 30_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'fastify',
+          include: ['packages/fastify/test/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 30_000,
+          hookTimeout: 120_000,
         },
       },
     ],

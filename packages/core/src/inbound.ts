@@ -342,24 +342,69 @@ function reportTo(monitor: Monitor, error: ApimeterError): void {
   else process.emitWarning(error.message, { type: 'ApimeterWarning', code: error.code })
 }
 
-// Per-request state lives on the request and response under this symbol (read by the shared wrappers below).
-const CALL = Symbol('apimeter.inboundCall')
-type Metered<T> = T & { [CALL]?: Call<unknown> }
+// Byte counting state lives on the request and response under this symbol (read by the shared wrappers below).
+const COUNTER = Symbol('apimeter.inboundBytes')
+type Metered<T> = T & { [COUNTER]?: ByteCounter }
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
 
-class Call<Req> implements InboundCall {
-  route: string = UNMATCHED_ROUTE
+/**
+ * Counts the bytes of one request and its response. Response bytes: what goes through `write()`/`end()` (exact
+ * for fixed-length and chunked bodies alike). Request bytes: the declared length, or for chunked uploads what the
+ * HTTP parser pushes into the request stream — never a 'data' listener, which would switch the stream to flowing
+ * mode before the app reads it. One counter per response, shared when several meters watch the same request.
+ */
+class ByteCounter {
   requestBytes: number
   responseBytes = 0
   /** True inside end(): an end() that writes its chunk through this.write() must not count it twice. */
   ending = false
-  errorType: string | undefined = undefined
-  errorMessage: string | undefined = undefined
+  started = false
   readonly write: Write
   readonly end: End
   readonly push: Push | undefined
+  private more: CallHandle[] | undefined = undefined
+
+  static attach(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>, handle: CallHandle): ByteCounter {
+    const existing = res[COUNTER]
+    if (existing === undefined) return new ByteCounter(raw, res, handle)
+    ;(existing.more ??= []).push(handle)
+    return existing
+  }
+
+  private constructor(
+    raw: Metered<IncomingMessage>,
+    res: Metered<ServerResponse>,
+    private readonly handle: CallHandle,
+  ) {
+    this.write = res.write
+    this.end = res.end
+    res[COUNTER] = this
+    res.write = meteredWrite
+    res.end = meteredEnd as End
+    const length = raw.headers['content-length']
+    this.requestBytes = length === undefined ? 0 : Number.parseInt(length, 10) || 0
+    if (length === undefined && raw.headers['transfer-encoding'] !== undefined) {
+      this.push = raw.push
+      raw[COUNTER] = this
+      raw.push = meteredPush
+    } else this.push = undefined
+  }
+
+  /** The first write: the response headers are on their way. */
+  firstByte(): void {
+    this.started = true
+    this.handle.firstByte()
+    if (this.more !== undefined) for (const handle of this.more) handle.firstByte()
+  }
+}
+
+class Call<Req> implements InboundCall {
+  route: string = UNMATCHED_ROUTE
+  errorType: string | undefined = undefined
+  errorMessage: string | undefined = undefined
+  private readonly bytes: ByteCounter
 
   constructor(
     private readonly meter: Meter<Req>,
@@ -368,21 +413,7 @@ class Call<Req> implements InboundCall {
     private readonly res: ServerResponse,
     private readonly handle: CallHandle,
   ) {
-    // Response bytes: count what goes through write()/end() (exact for fixed-length and chunked bodies alike).
-    this.write = res.write
-    this.end = res.end
-    ;(res as Metered<ServerResponse>)[CALL] = this as Call<unknown>
-    res.write = meteredWrite
-    res.end = meteredEnd as End
-    // Request bytes: the declared length, or (chunked uploads) what the parser pushes into the request stream.
-    // Never a 'data' listener: it would switch the stream to flowing mode before the app reads it.
-    const length = raw.headers['content-length']
-    this.requestBytes = length === undefined ? 0 : Number.parseInt(length, 10) || 0
-    if (length === undefined && raw.headers['transfer-encoding'] !== undefined) {
-      this.push = raw.push
-      ;(raw as Metered<IncomingMessage>)[CALL] = this as Call<unknown>
-      raw.push = meteredPush
-    } else this.push = undefined
+    this.bytes = ByteCounter.attach(raw, res, handle)
   }
 
   error(error: unknown): void {
@@ -408,8 +439,8 @@ class Call<Req> implements InboundCall {
     const fields: CallUpdate = {
       route: this.route,
       statusCode,
-      requestBytes: this.requestBytes,
-      responseBytes: noBody ? 0 : this.responseBytes,
+      requestBytes: this.bytes.requestBytes,
+      responseBytes: noBody ? 0 : this.bytes.responseBytes,
     }
     if (this.errorType !== undefined) {
       fields.errorType = this.errorType
@@ -417,11 +448,6 @@ class Call<Req> implements InboundCall {
     }
     this.meter.describe(this.req, this.raw, fields)
     return fields
-  }
-
-  /** Called from the first write: the response headers are on their way. */
-  firstByte(): void {
-    this.handle.firstByte()
   }
 }
 
@@ -439,33 +465,33 @@ function chunkBytes(chunk: unknown, encoding: unknown): number {
 
 // Shared (not per-request) wrappers: they find their call through the symbol, so wrapping costs no closure.
 function meteredWrite(this: Metered<ServerResponse>, chunk: unknown, encoding?: unknown): boolean {
-  const call = this[CALL]!
-  if (!call.ending) {
-    if (call.responseBytes === 0) call.firstByte()
-    call.responseBytes += chunkBytes(chunk, encoding)
+  const bytes = this[COUNTER]!
+  if (!bytes.ending) {
+    if (!bytes.started) bytes.firstByte()
+    bytes.responseBytes += chunkBytes(chunk, encoding)
   }
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.apply(call.write, this, arguments)
+  return Reflect.apply(bytes.write, this, arguments)
 }
 
 function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
-  const call = this[CALL]!
-  if (call.responseBytes === 0) call.firstByte()
-  if (typeof chunk !== 'function') call.responseBytes += chunkBytes(chunk, encoding)
-  call.ending = true
+  const bytes = this[COUNTER]!
+  if (!bytes.started) bytes.firstByte()
+  if (typeof chunk !== 'function') bytes.responseBytes += chunkBytes(chunk, encoding)
+  bytes.ending = true
   try {
     // eslint-disable-next-line prefer-rest-params
-    return Reflect.apply(call.end, this, arguments)
+    return Reflect.apply(bytes.end, this, arguments)
   } finally {
-    call.ending = false
+    bytes.ending = false
   }
 }
 
 function meteredPush(this: Metered<IncomingMessage>, chunk: unknown, encoding?: unknown): boolean {
-  const call = this[CALL]!
-  call.requestBytes += chunkBytes(chunk, encoding)
+  const bytes = this[COUNTER]!
+  bytes.requestBytes += chunkBytes(chunk, encoding)
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.apply(call.push!, this, arguments)
+  return Reflect.apply(bytes.push!, this, arguments)
 }
 
 // ---- route templates -------------------------------------------------------------------------------------------
