@@ -1,11 +1,12 @@
 import { createServer, type Server } from 'node:http'
-import { type CallRecord, hashApiKey, type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { hashApiKey, type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
 import { seededRandom } from '@apimeter/core/testing'
 import { apimeter, type ApimeterExpressOptions } from '@apimeter/express'
 import express5, { type Express, type NextFunction, type Request, type Response } from 'express'
 import express4 from 'express4'
 import { afterEach, describe, expect, it } from 'vitest'
 import { testMonitor } from '../../core/test/helpers/monitor.js'
+import { expectBoundedRoutes, recordedCalls, summary } from '../../../test/support/calls.js'
 import { abortWhen, close, inBatches, listen, scanPaths, sendChunked, waitFor } from '../../../test/support/http.js'
 
 type ExpressFactory = typeof express5
@@ -42,16 +43,9 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
       const response = await fetch(base + path, init)
       return { status: response.status, body: await response.text() }
     }
-    const recorded = async (count: number): Promise<CallRecord[]> => {
-      await waitFor(async () => {
-        await monitor.flush()
-        return storage.calls().length >= count
-      }, `${count} recorded calls`)
-      return storage.calls()
-    }
+    const recorded = recordedCalls(monitor, storage)
     return { app, base, get, recorded, errors, monitor, storage }
   }
-  const summary = (calls: CallRecord[]) => calls.map((c) => `${c.method} ${c.route} ${c.statusCode}`)
 
   it('records a route with its status, outcome, timing, bytes and client', async () => {
     const { get, recorded } = await start((app) => {
@@ -364,11 +358,7 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     )
     await get('/shops/s1/items/9')
     expect(summary(await recorded(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
-    await waitFor(async () => {
-      await second.monitor.flush()
-      return second.storage.calls().length === 1
-    }, 'the second monitor')
-    expect(summary(second.storage.calls())).toEqual(['GET /shops/:shopId/items/:id 200'])
+    expect(summary(await recordedCalls(second.monitor, second.storage)(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
   })
 
   it('keeps the number of routes bounded under a scan of 10,000 random paths', async () => {
@@ -405,11 +395,7 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     ])
     await inBatches(paths, 16, (path) => get(path))
     await recorded(10_000)
-    const routes = new Set(storage.calls().map((c) => c.route))
-    expect([...routes].every((r) => declared.includes(r) || r === UNMATCHED_ROUTE)).toBe(true)
-    expect(routes.size).toBeLessThanOrEqual(declared.length + 1)
-    expect(routes.has(UNMATCHED_ROUTE)).toBe(true)
-    expect(routes.has('/orgs/:orgId/projects/:id')).toBe(true)
+    expectBoundedRoutes(storage.calls(), declared, '/orgs/:orgId/projects/:id')
   })
 
   it('validates its arguments with messages naming the option, the expectation and the value', async () => {
@@ -445,11 +431,7 @@ describe('@apimeter/express on Express 5 only', () => {
     servers.push(server)
     const response = await fetch(`${await listen(server)}/orgs/acme/projects/3`)
     expect(await response.text()).toBe('handled: async failure')
-    await waitFor(async () => {
-      await monitor.flush()
-      return storage.calls().length === 1
-    }, 'the call')
-    expect(storage.calls()[0]).toMatchObject({ route: '/orgs/:orgId/projects/:id', statusCode: 500, outcome: 'server_error' })
+    expect(await recordedCalls(monitor, storage)(1)).toMatchObject([{ route: '/orgs/:orgId/projects/:id', statusCode: 500, outcome: 'server_error' }])
     await monitor.close()
   })
 })
