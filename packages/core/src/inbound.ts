@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
 import { ApimeterError, describeValue, errorMessage } from './errors.js'
-import type { CallHandle, CallUpdate, Monitor } from './monitor.js'
-import { classifyError } from './outcome.js'
+import type { CallInput } from './call.js'
+import type { CallHandle, CallStart, Monitor } from './monitor.js'
+import { classifyError, type Outcome } from './outcome.js'
 import { isIdentifierSegment, UNMATCHED_ROUTE } from './route.js'
 import { parseOrThrow } from './validation.js'
 
@@ -209,8 +210,21 @@ export function createInboundMeter<Req>(
 }
 
 const NO_BODY_STATUS = new Set([204, 205, 304])
-/** What `abort()` records: classified as `aborted` by `classifyError()`. */
-const CLIENT_ABORT = Object.freeze({ name: 'AbortError', message: 'the client closed the connection before the response was complete' })
+const ABORT_MESSAGE = 'the client closed the connection before the response was complete'
+/**
+ * Inbound calls take their start time and duration from a `startCall()` handle (the monitor's clock), but are
+ * recorded with one `record()` of an object built at the end with every field in place: one shape for every call,
+ * no merging of partial updates on the hot path.
+ */
+const CLOCK_ONLY: CallStart = Object.freeze({ direction: 'inbound', method: 'GET', route: UNMATCHED_ROUTE })
+
+/** An inbound call as recorded: every field present, so all of them share one object shape. */
+type InboundRecord = CallInput & {
+  tenantId: string | number | null
+  userId: string | number | null
+  apiKeyId: string | null
+  clientIp: string | null
+}
 
 class Meter<Req> implements InboundMeter<Req> {
   private readonly tenant: ((req: Req) => IdentityValue) | undefined
@@ -253,7 +267,13 @@ class Meter<Req> implements InboundMeter<Req> {
 
   start(req: Req, raw: IncomingMessage, res: ServerResponse): InboundCall | undefined {
     if (this.ignored(req, raw)) return undefined
-    return new Call(this, req, raw, res, this.monitor.startCall({ direction: 'inbound', method: raw.method ?? 'GET', route: UNMATCHED_ROUTE }))
+    try {
+      return new Call(this, req, raw, res, this.monitor.startCall(CLOCK_ONLY))
+    } catch (error) {
+      // Not expected to happen (a request object some framework changed beyond recognition); the request goes on.
+      reportTo(this.monitor, new ApimeterError('INVALID_CALL', `${this.prefix}: a request could not be metered: ${errorMessage(error)}`, { prefix: this.prefix, cause: error }))
+      return undefined
+    }
   }
 
   private ignored(req: Req, raw: IncomingMessage): boolean {
@@ -278,20 +298,18 @@ class Meter<Req> implements InboundMeter<Req> {
     return false
   }
 
-  /** Fields read from the request when the call ends: identity callbacks, client address, user agent. */
-  describe(req: Req, raw: IncomingMessage, fields: CallUpdate): void {
-    if (this.tenant !== undefined) fields.tenantId = this.identity(this.tenant, req, 'tenant')
-    if (this.user !== undefined) fields.userId = this.identity(this.user, req, 'user')
-    if (this.apiKey !== undefined) fields.apiKeyId = this.apiKeyId(req)
+  /** Fields read from the request when the call ends: identity callbacks, client address. */
+  describe(req: Req, raw: IncomingMessage, call: InboundRecord): void {
+    if (this.tenant !== undefined) call.tenantId = this.identity(this.tenant, req, 'tenant')
+    if (this.user !== undefined) call.userId = this.identity(this.user, req, 'user')
+    if (this.apiKey !== undefined) call.apiKeyId = this.apiKeyId(req)
     if (this.clientIp !== undefined) {
       try {
-        fields.clientIp = this.clientIp(req) ?? null
+        call.clientIp = this.clientIp(req) ?? null
       } catch {
-        fields.clientIp = raw.socket?.remoteAddress ?? null
+        call.clientIp = raw.socket?.remoteAddress ?? null
       }
     }
-    const userAgent = raw.headers['user-agent']
-    if (userAgent !== undefined) fields.userAgent = userAgent
   }
 
   private identity(callback: (req: Req) => IdentityValue, req: Req, name: string): string | number | null {
@@ -364,19 +382,19 @@ class ByteCounter {
   readonly write: Write
   readonly end: End
   readonly push: Push | undefined
-  private more: CallHandle[] | undefined = undefined
+  private more: Call<unknown>[] | undefined = undefined
 
-  static attach(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>, handle: CallHandle): ByteCounter {
+  static attach(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>, call: Call<unknown>): ByteCounter {
     const existing = res[COUNTER]
-    if (existing === undefined) return new ByteCounter(raw, res, handle)
-    ;(existing.more ??= []).push(handle)
+    if (existing === undefined) return new ByteCounter(raw, res, call)
+    ;(existing.more ??= []).push(call)
     return existing
   }
 
   private constructor(
     raw: Metered<IncomingMessage>,
     res: Metered<ServerResponse>,
-    private readonly handle: CallHandle,
+    private readonly call: Call<unknown>,
   ) {
     this.write = res.write
     this.end = res.end
@@ -395,15 +413,17 @@ class ByteCounter {
   /** The first write: the response headers are on their way. */
   firstByte(): void {
     this.started = true
-    this.handle.firstByte()
-    if (this.more !== undefined) for (const handle of this.more) handle.firstByte()
+    this.call.firstByte()
+    if (this.more !== undefined) for (const call of this.more) call.firstByte()
   }
 }
 
 class Call<Req> implements InboundCall {
   route: string = UNMATCHED_ROUTE
-  errorType: string | undefined = undefined
-  errorMessage: string | undefined = undefined
+  private errorType: string | null = null
+  private errorMessage: string | null = null
+  private ttfbMs: number | null = null
+  private done = false
   private readonly bytes: ByteCounter
 
   constructor(
@@ -411,43 +431,57 @@ class Call<Req> implements InboundCall {
     private readonly req: Req,
     private readonly raw: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly handle: CallHandle,
+    private readonly clock: CallHandle,
   ) {
-    this.bytes = ByteCounter.attach(raw, res, handle)
+    this.bytes = ByteCounter.attach(raw, res, this as Call<unknown>)
+  }
+
+  firstByte(): void {
+    this.ttfbMs ??= this.clock.elapsedMs()
   }
 
   error(error: unknown): void {
     const classified = classifyError(error)
     this.errorType = classified.errorType
-    this.errorMessage = classified.errorMessage || undefined
+    this.errorMessage = classified.errorMessage || null
   }
 
   finish(statusCode: number): void {
-    if (this.handle.done) return
-    this.handle.finish(this.fields(statusCode))
+    if (!this.done) this.record(statusCode, undefined)
   }
 
   abort(): void {
-    if (this.handle.done) return
-    const fields = this.fields(this.res.headersSent ? this.res.statusCode : null)
-    fields.outcome = 'aborted'
-    this.handle.fail(CLIENT_ABORT, fields)
+    if (this.done) return
+    this.errorType ??= 'AbortError'
+    this.errorMessage ??= ABORT_MESSAGE
+    this.record(this.res.headersSent ? this.res.statusCode : null, 'aborted')
   }
 
-  private fields(statusCode: number | null): CallUpdate {
-    const noBody = this.raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
-    const fields: CallUpdate = {
+  private record(statusCode: number | null, outcome: Outcome | undefined): void {
+    this.done = true
+    const raw = this.raw
+    const noBody = raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
+    const call: InboundRecord = {
+      direction: 'inbound',
+      method: raw.method ?? 'GET',
       route: this.route,
+      timestamp: this.clock.timestamp,
+      durationMs: this.clock.elapsedMs(),
+      ttfbMs: this.ttfbMs,
       statusCode,
+      outcome,
       requestBytes: this.bytes.requestBytes,
       responseBytes: noBody ? 0 : this.bytes.responseBytes,
+      errorType: this.errorType,
+      errorMessage: this.errorMessage,
+      tenantId: null,
+      userId: null,
+      apiKeyId: null,
+      clientIp: null,
+      userAgent: raw.headers['user-agent'] ?? null,
     }
-    if (this.errorType !== undefined) {
-      fields.errorType = this.errorType
-      fields.errorMessage = this.errorMessage ?? null
-    }
-    this.meter.describe(this.req, this.raw, fields)
-    return fields
+    this.meter.describe(this.req, raw, call)
+    this.meter.monitor.record(call)
   }
 }
 

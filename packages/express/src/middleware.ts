@@ -41,7 +41,13 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
   })
   return function apimeterMiddleware(req: Request, res: Response, next: NextFunction): void {
     const call = meter.start(req, req, res)
-    if (call !== undefined) track(req, res, call)
+    if (call !== undefined) {
+      try {
+        track(req, res, call)
+      } catch {
+        // a request object that refuses the route watchers is served unmetered rather than broken
+      }
+    }
     next()
   }
 }

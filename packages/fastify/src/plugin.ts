@@ -68,7 +68,11 @@ const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options,
     done(error as Error) // register (and ready()) reject with it
     return
   }
-  const calls = new WeakMap<FastifyRequest, InboundCall>()
+  // Per-request state in a request decorator: declared up front, so every request object keeps one shape. One
+  // symbol per registration, so two monitors on one app each keep their own call.
+  const kCall = Symbol('apimeter.call')
+  fastify.decorateRequest(kCall, null)
+  type Metered = FastifyRequest & { [kCall]: InboundCall | null }
 
   fastify.addHook('onRequest', (request, reply, next) => {
     const route = request.routeOptions
@@ -76,21 +80,21 @@ const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options,
       const call = meter.start(request, request.raw, reply.raw)
       if (call !== undefined) {
         call.route = route.url ?? UNMATCHED_ROUTE // undefined for the 404 handler
-        calls.set(request, call)
+        ;(request as Metered)[kCall] = call
       }
     }
     next()
   })
   fastify.addHook('onError', (request, _reply, error, next) => {
-    calls.get(request)?.error(error)
+    ;(request as Metered)[kCall]?.error(error)
     next()
   })
   fastify.addHook('onResponse', (request, reply, next) => {
-    calls.get(request)?.finish(reply.statusCode)
+    ;(request as Metered)[kCall]?.finish(reply.statusCode)
     next()
   })
   fastify.addHook('onRequestAbort', (request, next) => {
-    calls.get(request)?.abort()
+    ;(request as Metered)[kCall]?.abort()
     next()
   })
   if (meter.switches.closeMonitor === true) {

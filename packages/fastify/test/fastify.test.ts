@@ -216,6 +216,18 @@ describe('@apimeter/fastify', () => {
     expect(summary(await recorded(1))).toEqual(['GET /inside/:id 200'])
   })
 
+  it('records on every monitor when registered twice, each with its own per-request state', async () => {
+    const second = testMonitor()
+    monitors.push(second.monitor)
+    const { app, recorded } = await start((app) => {
+      app.register(apimeterFastify, { monitor: second.monitor, tenant: () => 'second' })
+      app.get('/items/:id', async () => 'item')
+    })
+    await app.inject({ url: '/items/1' })
+    expect(await recorded(1)).toMatchObject([{ route: '/items/:id', responseBytes: 4, tenantId: null }])
+    expect(await recordedCalls(second.monitor, second.storage)(1)).toMatchObject([{ route: '/items/:id', responseBytes: 4, tenantId: 'second' }])
+  })
+
   it('closes the monitor with the app only when closeMonitor is set', async () => {
     const kept = testMonitor()
     monitors.push(kept.monitor)
