@@ -3,10 +3,14 @@
 // side carry weight.
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
+import { runExpressSuite } from './suites/express.js'
+import { runFastifySuite } from './suites/fastify.js'
 import { runRecordSuite } from './suites/record.js'
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
+  express: runExpressSuite,
+  fastify: runFastifySuite,
 }
 
 const wanted = process.argv.slice(2)
