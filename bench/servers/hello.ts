@@ -1,8 +1,9 @@
 // A hello-world server for the throughput benches, run in a child process so the load generator's CPU is not
-// measured with it: node --import tsx bench/servers/hello.ts <express5|express4|fastify> <with|without>
-// Prints `listening <port>` when ready. "with" registers apimeter first, on a monitor with in-memory storage, so
-// the measured cost includes the whole SDK: middleware, record() and the background write pipeline.
-import { createMonitor, memoryStorage } from '@apimeter/core'
+// measured with it: node --import tsx bench/servers/hello.ts <express5|express4|fastify> <without|with|with-memory>
+// Prints `listening <port>` when ready. "with" registers apimeter first on a monitor whose storage accepts and
+// discards every batch: the cost measured is the middleware, record() and the write pipeline's batching, not a
+// storage engine (those have their own suites). "with-memory" writes to in-memory storage (capped at 10,000 calls).
+import { createMonitor, memoryStorage, type StorageAdapter } from '@apimeter/core'
 import { apimeter } from '@apimeter/express'
 import { apimeterFastify } from '@apimeter/fastify'
 import express5 from 'express'
@@ -10,16 +11,27 @@ import express4 from 'express4'
 import Fastify from 'fastify'
 
 const [framework, mode] = process.argv.slice(2)
-if (!['express5', 'express4', 'fastify'].includes(framework ?? '') || !['with', 'without'].includes(mode ?? '')) {
-  console.error('usage: hello.ts <express5|express4|fastify> <with|without>')
+if (!['express5', 'express4', 'fastify'].includes(framework ?? '') || !['without', 'with', 'with-memory'].includes(mode ?? '')) {
+  console.error('usage: hello.ts <express5|express4|fastify> <without|with|with-memory>')
   process.exit(2)
 }
-const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: memoryStorage({ maxCalls: 10_000 }) })
+const discard: StorageAdapter = {
+  name: 'discard',
+  capabilities: { durable: false },
+  async writeCalls() {},
+  async aggregate() {
+    return []
+  },
+  async close() {},
+}
+const storage = mode === 'with-memory' ? memoryStorage({ maxCalls: 10_000 }) : discard
+const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage })
+const metered = mode !== 'without'
 
 let port: number
 if (framework === 'fastify') {
   const app = Fastify()
-  if (mode === 'with') await app.register(apimeterFastify, { monitor })
+  if (metered) await app.register(apimeterFastify, { monitor })
   app.get('/', (_request, reply) => {
     reply.send({ hello: 'world' })
   })
@@ -27,7 +39,7 @@ if (framework === 'fastify') {
   port = (app.server.address() as { port: number }).port
 } else {
   const app = (framework === 'express5' ? express5 : express4)()
-  if (mode === 'with') app.use(apimeter(monitor))
+  if (metered) app.use(apimeter(monitor))
   app.get('/', (_req, res) => {
     res.json({ hello: 'world' })
   })

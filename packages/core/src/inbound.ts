@@ -366,6 +366,7 @@ type Metered<T> = T & { [COUNTER]?: ByteCounter }
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
+type Forward<R> = (this: unknown, ...args: unknown[]) => R
 
 /**
  * Counts the bytes of one request and its response. Response bytes: what goes through `write()`/`end()` (exact
@@ -504,8 +505,9 @@ function meteredWrite(this: Metered<ServerResponse>, chunk: unknown, encoding?: 
     if (!bytes.started) bytes.firstByte()
     bytes.responseBytes += chunkBytes(chunk, encoding)
   }
+  // f.apply(this, arguments) is the forwarding form V8 optimises without materialising `arguments`
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.apply(bytes.write, this, arguments)
+  return (bytes.write as Forward<boolean>).apply(this, arguments as never)
 }
 
 function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
@@ -515,7 +517,7 @@ function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: u
   bytes.ending = true
   try {
     // eslint-disable-next-line prefer-rest-params
-    return Reflect.apply(bytes.end, this, arguments)
+    return (bytes.end as Forward<ServerResponse>).apply(this, arguments as never)
   } finally {
     bytes.ending = false
   }
@@ -525,7 +527,7 @@ function meteredPush(this: Metered<IncomingMessage>, chunk: unknown, encoding?: 
   const bytes = this[COUNTER]!
   bytes.requestBytes += chunkBytes(chunk, encoding)
   // eslint-disable-next-line prefer-rest-params
-  return Reflect.apply(bytes.push!, this, arguments)
+  return (bytes.push as Forward<boolean>).apply(this, arguments as never)
 }
 
 // ---- route templates -------------------------------------------------------------------------------------------

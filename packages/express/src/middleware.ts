@@ -76,12 +76,14 @@ interface RouteState {
   routeMount: Mount | null
   routeParams: Readonly<Record<string, unknown>> | undefined
   routeUrl: string
-  /** Accessors found already defined on the request (another copy of this middleware), chained to. */
-  readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor }
+  /** Accessors found already defined on the request (by another copy of this package), chained to. */
+  readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined
 }
 
 const STATE = Symbol('apimeter.express')
-type Tracked<T> = T & { [STATE]?: RouteState }
+/** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
+const WATCHED = Symbol.for('apimeter.express.watched')
+type Tracked<T> = T & { [STATE]?: RouteState; [WATCHED]?: true }
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
   const existing = req[STATE]
@@ -90,8 +92,12 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     return
   }
   const baseUrl = req.baseUrl ?? ''
-  const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
-  const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
+  let prev: RouteState['prev']
+  if (req[WATCHED] === true) {
+    const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
+    const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
+    prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
+  }
   const state: RouteState = {
     calls: [call],
     baseUrl,
@@ -100,9 +106,10 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     routeMount: null,
     routeParams: undefined,
     routeUrl: '/',
-    prev: { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined },
+    prev,
   }
   req[STATE] = state
+  req[WATCHED] = true
   res[STATE] = state
   Object.defineProperty(req, 'baseUrl', BASE_URL)
   Object.defineProperty(req, 'route', ROUTE)
@@ -119,12 +126,12 @@ function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Requ
     enumerable: true,
     get(this: Tracked<Request>) {
       const state = this[STATE]!
-      const prev = state.prev[name]
+      const prev = state.prev?.[name]
       return prev ? prev.get!.call(this) : state[name]
     },
     set(this: Tracked<Request>, value: never) {
       const state = this[STATE]!
-      state.prev[name]?.set!.call(this, value)
+      state.prev?.[name]?.set!.call(this, value)
       state[name] = value
       onSet(state, this)
     },

@@ -361,6 +361,29 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     expect(summary(await recordedCalls(second.monitor, second.storage)(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
   })
 
+  it('works alongside another copy of the package (two versions installed), each recording the template', async () => {
+    // a second module instance: its own symbols, so it chains to the accessors the first one installed
+    const secondCopy = '../src/middleware.ts?second-copy'
+    const other = (await import(secondCopy)) as typeof import('../src/middleware.js')
+    expect(other.apimeter).not.toBe(apimeter)
+    const second = testMonitor()
+    monitors.push(second.monitor)
+    const { get, recorded } = await start(
+      (app) => {
+        const items = express.Router()
+        items.get('/:id', (req, res) => {
+          res.send(`${req.baseUrl} ${(req.route as { path: string }).path}`)
+        })
+        app.use('/shops/:shopId/items', items)
+      },
+      {},
+      (app) => app.use(other.apimeter(second.monitor)),
+    )
+    expect((await get('/shops/s1/items/9')).body).toBe('/shops/s1/items /:id')
+    expect(summary(await recorded(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
+    expect(summary(await recordedCalls(second.monitor, second.storage)(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
+  })
+
   it('keeps the number of routes bounded under a scan of 10,000 random paths', async () => {
     const declared = ['/users/:id', '/orgs/:orgId/projects', '/orgs/:orgId/projects/:id', features.wildcard, '/assets/*', '/health']
     const { get, recorded, storage } = await start((app) => {
