@@ -419,7 +419,7 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     await inBatches(paths, 16, (path) => get(path))
     await recorded(10_000)
     expectBoundedRoutes(storage.calls(), declared, '/orgs/:orgId/projects/:id')
-  })
+  }, 240_000) // 10,000 real requests: generous on a loaded machine (a limit, not an assertion)
 
   it('validates its arguments with messages naming the option, the expectation and the value', async () => {
     const { monitor } = testMonitor()

@@ -293,5 +293,5 @@ describe('@apimeter/fastify', () => {
     await inBatches(paths, 16, (url) => app.inject({ url }))
     await recorded(10_000)
     expectBoundedRoutes(storage.calls(), declared, '/orgs/:orgId/projects/:id')
-  })
+  }, 240_000) // 10,000 real requests: generous on a loaded machine (a limit, not an assertion)
 })
