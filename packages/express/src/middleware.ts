@@ -161,7 +161,16 @@ function enter(mount: Mount | null, url: string, params: Readonly<Record<string,
 
 function mountTemplate(mount: Mount | null, used: Set<string>): string {
   if (mount === null) return ''
-  return mountTemplate(mount.parent, used) + templateFromMatch(mount.piece, mount.params, used)
+  return mountTemplate(mount.parent, used) + fromPath(mount.piece, mount.params, used)
+}
+
+/**
+ * A template rebuilt from the path as requested. Express matches case-insensitively by default, so `/ORGS/acme`
+ * reaches `/orgs/:orgId`: fixed words are lower-cased, or every casing a scanner tries would be a route of its own.
+ */
+function fromPath(path: string, params: Readonly<Record<string, unknown>> | undefined, used: Set<string>): string {
+  const template = templateFromMatch(path, params, used)
+  return /[A-Z]/.test(template) ? template.replace(/(^|\/)([^/:*][^/]*)/g, (_, slash: string, word: string) => slash + word.toLowerCase()) : template
 }
 
 function routeTemplate(state: RouteState): string {
@@ -177,7 +186,7 @@ function routeTemplate(state: RouteState): string {
   if (Array.isArray(path) && path.every((p) => typeof p === 'string')) {
     // app.get(['/a', '/b/:id'], …): the element that matched, rebuilt from the path and its parameters.
     const query = state.routeUrl.indexOf('?')
-    return joinRoute(mount, templateFromMatch(query === -1 ? state.routeUrl : state.routeUrl.slice(0, query), state.routeParams, used))
+    return joinRoute(mount, fromPath(query === -1 ? state.routeUrl : state.routeUrl.slice(0, query), state.routeParams, used))
   }
   // RegExp routes (and arrays holding one): a stable rendering of the declaration.
   return joinRoute(mount, Array.isArray(path) ? `[${path.map(String).join(', ')}]` : String(path))
