@@ -19,6 +19,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `MIGRATION_FAILED`: a migration run failed and was rolled back.
  * - `MIGRATION_REQUIRED`: the database schema is older than this version of apimeter and `migrate` is off.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
+ * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
+ *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -35,6 +37,7 @@ export type ApimeterErrorCode =
   | 'MIGRATION_FAILED'
   | 'MIGRATION_REQUIRED'
   | 'LISTENER_FAILED'
+  | 'CALLBACK_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

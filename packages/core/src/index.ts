@@ -25,6 +25,18 @@ export {
 } from './call.js'
 export { type Clock, systemClock } from './clock.js'
 export { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
+export {
+  createInboundMeter,
+  hashApiKey,
+  type IdentityValue,
+  type IgnoreOption,
+  type InboundAdapterConfig,
+  type InboundCall,
+  type InboundMeter,
+  type InboundOptions,
+  joinRoute,
+  templateFromMatch,
+} from './inbound.js'
 export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './memory-storage.js'
 export {
   type CallHandle,
