@@ -27,7 +27,7 @@ export default defineConfig({
     // Runs once for the whole run: builds the packages (and, later, starts services tests need).
     globalSetup: ['./test/global-setup.ts'],
     projects: [
-      project('packages', ['test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 60_000 }),
+      project('packages', ['test/**/*.test.ts'], { testTimeout: 180_000, hookTimeout: 60_000 }),
       project('core', ['packages/core/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 60_000 }),
       project('storage-sqlite', ['packages/storage-sqlite/test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 120_000 }),
       project('storage-postgres', ['packages/storage-postgres/test/**/*.test.ts'], { testTimeout: 120_000, hookTimeout: 120_000 }),

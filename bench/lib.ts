@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
+import { type CallInput, createMonitor, type StorageAdapter } from '@apimeter/core'
 
 /** One measured figure of a suite. */
 export interface Figure {
@@ -30,6 +31,36 @@ export function median(values: number[]): number {
 
 /** Lets pending I/O and timers run. */
 export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** Runs `fn` `runs` times; the median time in ms and the last value. */
+export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T }> {
+  const times: number[] = []
+  let value!: T
+  for (let r = 0; r < runs; r++) {
+    const t = performance.now()
+    value = await fn()
+    times.push(performance.now() - t)
+  }
+  return { ms: median(times), value }
+}
+
+/**
+ * Records `n` calls (`make(i)`) through a monitor on `storage`, from the first record() until flush() resolves;
+ * events/s. Throws when a call was lost.
+ */
+export async function ingestRate(storage: StorageAdapter, n: number, make: (i: number) => CallInput, batchSize: number): Promise<number> {
+  await storage.init?.()
+  const monitor = createMonitor({ storage, logger: false, flushOnExit: false, batchSize, maxBufferSize: 1_000_000 })
+  const t = performance.now()
+  for (let i = 0; i < n; i++) {
+    monitor.record(make(i))
+    if (i % 10_000 === 9_999) await yieldToLoop()
+  }
+  await monitor.flush()
+  const ms = performance.now() - t
+  if (monitor.health().written !== n) throw new Error(`lost calls: ${JSON.stringify(monitor.health())}`)
+  return (n / ms) * 1000
+}
 
 /** Formats a number with thousands separators. */
 export function fmt(n: number, digits = 0): string {

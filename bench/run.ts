@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runExpressSuite } from './suites/express.js'
 import { runFastifySuite } from './suites/fastify.js'
+import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
 import { runSqliteSuite } from './suites/sqlite.js'
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
   sqlite: runSqliteSuite,
   rollups: runRollupsSuite,
+  postgres: runPostgresSuite,
   express: runExpressSuite,
   fastify: runFastifySuite,
 }

@@ -76,7 +76,7 @@ async function freePort(): Promise<number> {
  * try { … pg.url … } finally { pg.destroy() }
  * ```
  */
-export async function startPgCluster(options: { port?: number } = {}): Promise<PgCluster> {
+export async function startPgCluster(options: { port?: number; durable?: boolean; sharedBuffers?: string } = {}): Promise<PgCluster> {
   const bin = postgresBinDir()
   const asRoot = process.getuid?.() === 0
   const dir = mkdtempSync(join(tmpdir(), 'apimeter-pg-'))
@@ -108,12 +108,10 @@ export async function startPgCluster(options: { port?: number } = {}): Promise<P
     `-p ${port}`,
     `-k ${dir}`,
     `-c listen_addresses=127.0.0.1`,
-    // a throwaway cluster: durability off, enough connections for parallel test files
-    `-c fsync=off`,
-    `-c synchronous_commit=off`,
-    `-c full_page_writes=off`,
+    // a throwaway test cluster: durability off unless asked (benchmarks keep PostgreSQL's durable defaults)
+    ...(options.durable ? [] : [`-c fsync=off`, `-c synchronous_commit=off`, `-c full_page_writes=off`]),
     `-c max_connections=200`,
-    `-c shared_buffers=128MB`,
+    `-c shared_buffers=${options.sharedBuffers ?? '128MB'}`,
   ].join(' ')
   const start = (): void => run('pg_ctl', ['-D', data, '-o', serverOptions, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start'])
   start()

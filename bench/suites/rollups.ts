@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { aggregateCalls, type CallInput, createMonitor, createStats, type StatsFilter } from '@apimeter/core'
+import { aggregateCalls, type CallInput, createStats, type StatsFilter } from '@apimeter/core'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
-import { type Figure, median, type SuiteResult, yieldToLoop } from '../lib.js'
+import { type Figure, ingestRate, median, type SuiteResult, timeMedian } from '../lib.js'
 
 const TOTAL = Number(process.env.APIMETER_BENCH_CALLS ?? 10_000_000)
 const DAYS = 30
@@ -18,7 +18,7 @@ const statuses = [200, 200, 200, 200, 200, 200, 200, 201, 404, 429, 500, 503]
  * A deterministic, realistic call: i-th of n spread evenly over `days` days ending at `end` (a backfill of history
  * when days is large; live traffic when it is a fraction of an hour).
  */
-function call(i: number, n: number, end: number, days = DAYS): CallInput {
+export function call(i: number, n: number, end: number, days = DAYS): CallInput {
   const api = apis[i % apis.length]!
   const status = statuses[(i * 7) % statuses.length]!
   return {
@@ -40,28 +40,7 @@ function call(i: number, n: number, end: number, days = DAYS): CallInput {
 async function ingest(file: string, n: number, end: number, rollups: boolean, days = DAYS): Promise<{ rate: number; storage: ReturnType<typeof sqliteStorage> }> {
   const forever = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forever' }
   const storage = sqliteStorage({ filename: file, retention: forever, schedule: rollups ? {} : { rollupEveryCalls: Number.MAX_SAFE_INTEGER, rollupIntervalMs: Number.MAX_SAFE_INTEGER } })
-  await storage.init!()
-  const monitor = createMonitor({ storage, logger: false, flushOnExit: false, batchSize: 5000, maxBufferSize: 1_000_000 })
-  const t = performance.now()
-  for (let i = 0; i < n; i++) {
-    monitor.record(call(i, n, end, days))
-    if (i % 10_000 === 9_999) await yieldToLoop()
-  }
-  await monitor.flush()
-  const ms = performance.now() - t
-  if (monitor.health().written !== n) throw new Error(`lost calls: ${JSON.stringify(monitor.health())}`)
-  return { rate: (n / ms) * 1000, storage }
-}
-
-async function time<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T }> {
-  const times: number[] = []
-  let value!: T
-  for (let r = 0; r < runs; r++) {
-    const t = performance.now()
-    value = await fn()
-    times.push(performance.now() - t)
-  }
-  return { ms: median(times), value }
+  return { rate: await ingestRate(storage, n, (i) => call(i, n, end, days), 5000), storage }
 }
 
 export async function runRollupsSuite(): Promise<SuiteResult> {
@@ -94,16 +73,16 @@ export async function runRollupsSuite(): Promise<SuiteResult> {
       const rows = await aggregateCalls(storage.db, 'sqlite', { filter: { from: end - 30 * DAY, to: filter.to as number | undefined, api: filter.api ? [filter.api as string] : undefined }, groupBy: [] })
       return rows.reduce((n, r) => n + r.state.requests, 0)
     }
-    const summary = await time(() => stats.summary({ from: '-30d' }), 21)
-    const summaryApi = await time(() => stats.summary({ api: 'openai', from: '-30d' }), 21)
-    const hourly = await time(() => stats.timeseries({ interval: 'hour', from: '-7d', groupBy: 'route' }), 11)
-    const tenants = await time(() => stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10, from: '-30d' }), 11)
-    const rawSummary = await time(() => raw({}), 3)
-    const rawApi = await time(() => raw({ api: 'openai' }), 3)
+    const summary = await timeMedian(() => stats.summary({ from: '-30d' }), 21)
+    const summaryApi = await timeMedian(() => stats.summary({ api: 'openai', from: '-30d' }), 21)
+    const hourly = await timeMedian(() => stats.timeseries({ interval: 'hour', from: '-7d', groupBy: 'route' }), 11)
+    const tenants = await timeMedian(() => stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10, from: '-30d' }), 11)
+    const rawSummary = await timeMedian(() => raw({}), 3)
+    const rawApi = await timeMedian(() => raw({ api: 'openai' }), 3)
     if (rawSummary.value !== summary.value.requests || rawApi.value !== summaryApi.value.requests) {
       throw new Error(`rollups and raw scan disagree: ${summary.value.requests} vs ${rawSummary.value}, ${summaryApi.value.requests} vs ${rawApi.value}`)
     }
-    const hourlyRaw = await time(async () => aggregateCalls(storage.db, 'sqlite', { filter: { from: end - 7 * DAY }, groupBy: ['route'], interval: 'hour' }), 3)
+    const hourlyRaw = await timeMedian(async () => aggregateCalls(storage.db, 'sqlite', { filter: { from: end - 7 * DAY }, groupBy: ['route'], interval: 'hour' }), 3)
     const size = statSync(file).size
     await storage.close()
 

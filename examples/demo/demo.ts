@@ -1,82 +1,134 @@
-// npm run demo — meters a realistic synthetic day of API traffic into a SQLite file, then reopens the file and
-// prints the stats read back from it.
+// npm run demo — a real Express shop metered by apimeter into a SQLite file. It starts the shop and a fake LLM
+// provider on loopback, drives real HTTP traffic at the shop (some routes call the provider), closes the monitor,
+// then reopens the file as a separate reader would and prints the stats read back from it.
 import { rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { type CallInput, createMonitor, createStats, type StatsSummary } from '@apimeter/core'
+import { createMonitor, createStats, type StatsSummary } from '@apimeter/core'
+import { apimeter } from '@apimeter/express'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
-
-const random = Math.random
-const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!
-const HOUR = 3_600_000
+import express from 'express'
 
 const filename = process.env.APIMETER_DEMO_DB ?? fileURLToPath(new URL('./demo.db', import.meta.url))
-for (const suffix of ['', '-wal', '-shm']) rmSync(`${filename}${suffix}`, { force: true }) // a fresh day each run
+for (const suffix of ['', '-wal', '-shm']) rmSync(`${filename}${suffix}`, { force: true }) // a fresh run each time
+const REQUESTS = Number(process.env.APIMETER_DEMO_REQUESTS ?? 3000)
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+// ---- a fake LLM provider (stands in for api.openai.com) -------------------------------------------------------------
+const provider = createServer((req, res) => {
+  let body = ''
+  req.on('data', (chunk: Buffer) => (body += chunk))
+  req.on('end', () => {
+    const prompt = (JSON.parse(body || '{}') as { prompt?: string }).prompt ?? ''
+    const slow = 20 + Math.random() * 60
+    setTimeout(() => {
+      if (Math.random() < 0.04) {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"rate limited"}')
+        return
+      }
+      const usage = { prompt_tokens: 50 + prompt.length * 3, completion_tokens: 20 + Math.floor(Math.random() * 200) }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ model: 'gpt-4o-mini', usage, text: 'A lovely teapot.' }))
+    }, slow)
+  })
+})
+provider.listen(0, '127.0.0.1')
+await new Promise((resolve) => provider.once('listening', resolve))
+const providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}/v1/chat/completions`
+
+// ---- the shop: one line of apimeter middleware -------------------------------------------------------------------
 const monitor = createMonitor({ service: 'demo-shop', storage: sqliteStorage({ filename }) })
+const app = express()
+app.use(apimeter(monitor, { tenant: (req) => req.get('x-tenant'), ignore: ['/health'] }))
+app.use(express.json())
 
-/** What the shop calls, with realistic latency, error, cache and price profiles. */
-const outbound = [
-  { api: 'openai', method: 'POST', route: '/v1/chat/completions', latency: [300, 2500], errorRate: 0.03, cacheRate: 0, llm: { model: 'gpt-4o-mini', inPerM: 0.15, outPerM: 0.6 } },
-  { api: 'anthropic', method: 'POST', route: '/v1/messages', latency: [400, 3000], errorRate: 0.02, cacheRate: 0, llm: { model: 'claude-haiku', inPerM: 0.8, outPerM: 4 } },
-  { api: 'finnhub', method: 'GET', route: '/api/v1/quote', latency: [20, 180], errorRate: 0.05, cacheRate: 0.4, flat: 0.0001 },
-  { api: 'stripe', method: 'POST', route: '/v1/payment_intents', latency: [150, 600], errorRate: 0.01, cacheRate: 0, flat: 0 },
-] as const
-const inboundRoutes = [
-  { method: 'GET', route: '/products', latency: [2, 30] },
-  { method: 'GET', route: '/products/:id', latency: [1, 15] },
-  { method: 'POST', route: '/cart/:id/items', latency: [5, 60] },
-  { method: 'POST', route: '/checkout', latency: [200, 1500] },
-] as const
-const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli']
-
-const now = Date.now()
-const calls: CallInput[] = []
-for (let i = 0; i < 20_000; i++) {
-  const timestamp = now - Math.floor(random() * 23.9 * HOUR)
-  const tenantId = pick(tenants)
-  if (random() < 0.6) {
-    const r = pick(inboundRoutes)
-    const roll = random()
-    const statusCode = roll < 0.02 ? 500 : roll < 0.07 ? 404 : r.method === 'POST' ? 201 : 200
-    const durationMs = r.latency[0] + random() ** 2 * (r.latency[1] - r.latency[0])
-    calls.push({ direction: 'inbound', method: r.method, route: r.route, statusCode, durationMs, tenantId, timestamp, responseBytes: 200 + Math.floor(random() * 4000) })
-    continue
+/** The shop's LLM client: a metered outbound call (prices of gpt-4o-mini: $0.15 / $0.60 per million tokens). */
+async function describe(product: string, tenantId: string | undefined): Promise<string> {
+  const call = monitor.startCall({ direction: 'outbound', api: 'openai', method: 'POST', url: providerUrl, route: '/v1/chat/completions', tenantId })
+  try {
+    const res = await fetch(providerUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: `Describe ${product}` }) })
+    const json = (await res.json()) as { model?: string; text?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
+    const u = json.usage
+    call.finish({
+      statusCode: res.status,
+      ...(u ? { model: json.model, inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens, cost: (u.prompt_tokens * 0.15 + u.completion_tokens * 0.6) / 1e6 } : {}),
+    })
+    if (!res.ok) throw new Error(`provider answered ${res.status}`)
+    return json.text ?? ''
+  } catch (error) {
+    call.fail(error)
+    throw error
   }
-  const api = pick(outbound)
-  const durationMs = api.latency[0] + random() ** 3 * (api.latency[1] - api.latency[0])
-  const roll = random()
-  if (roll < api.errorRate / 3) {
-    calls.push({ direction: 'outbound', api: api.api, method: api.method, route: api.route, outcome: 'timeout', durationMs: 10_000, tenantId, timestamp })
-    continue
-  }
-  const statusCode = roll < api.errorRate * 0.6 ? 429 : roll < api.errorRate ? 503 : 200
-  const call: CallInput = { direction: 'outbound', api: api.api, method: api.method, route: api.route, statusCode, durationMs, tenantId, timestamp }
-  if (statusCode === 200 && 'llm' in api) {
-    const inputTokens = 200 + Math.floor(random() * 3000)
-    const outputTokens = 20 + Math.floor(random() * 600)
-    call.model = api.llm.model
-    call.inputTokens = inputTokens
-    call.outputTokens = outputTokens
-    call.cost = (inputTokens * api.llm.inPerM + outputTokens * api.llm.outPerM) / 1e6
-  } else if ('flat' in api) {
-    call.cost = api.flat
-  }
-  if (statusCode === 200 && random() < api.cacheRate) {
-    call.cached = true
-    call.cacheSignal = 'cf-cache-status'
-    call.durationMs = 3 + random() * 10
-    call.cost = 0
-  }
-  calls.push(call)
 }
-for (const call of calls) monitor.record(call)
-await monitor.close() // everything is written; the file is closed
 
-// ---- read it back from the file, as a separate reader would (a dashboard, a script, the CLI) --------------------
+const products = express.Router()
+products.get('/', async (_req, res) => {
+  await sleep(Math.random() * 5)
+  res.json([{ id: 1, name: 'Teapot' }])
+})
+products.get('/:id', (req, res) => {
+  if (Number(req.params.id) > 900) return res.status(404).json({ error: 'no such product' })
+  res.json({ id: req.params.id, name: 'Teapot', price: 18 })
+})
+products.get('/:id/description', async (req, res, next) => {
+  try {
+    res.json({ id: req.params.id, text: await describe(`product ${req.params.id}`, req.get('x-tenant')) })
+  } catch (error) {
+    next(error)
+  }
+})
+app.use('/products', products)
+app.post('/cart/:cartId/items', (req, res) => {
+  res.status(201).json({ cart: req.params.cartId, added: req.body })
+})
+app.post('/checkout', async (_req, res) => {
+  await sleep(10 + Math.random() * 40)
+  if (Math.random() < 0.03) throw new Error('payment declined by the bank')
+  res.status(201).json({ ok: true })
+})
+app.get('/health', (_req, res) => {
+  res.send('ok')
+})
+app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+  res.status(502).json({ error: err.message })
+})
+const server = app.listen(0, '127.0.0.1')
+await new Promise((resolve) => server.once('listening', resolve))
+const shop = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+// ---- real HTTP traffic: 16 clients of 5 tenants browsing, describing, buying -----------------------------------
+const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli']
+let sent = 0
+async function client(n: number): Promise<void> {
+  while (sent < REQUESTS) {
+    const i = sent++
+    const headers = { 'x-tenant': tenants[(n + i) % tenants.length]!, 'content-type': 'application/json' }
+    const roll = Math.random()
+    const [path, init]: [string, RequestInit] =
+      roll < 0.3 ? ['/products', {}]
+      : roll < 0.65 ? [`/products/${Math.floor(Math.random() * 1000)}`, {}]
+      : roll < 0.75 ? [`/products/${i % 50}/description`, {}]
+      : roll < 0.88 ? [`/cart/${n}/items`, { method: 'POST', body: JSON.stringify({ sku: 'tea-1', qty: 1 }) }]
+      : roll < 0.96 ? ['/checkout', { method: 'POST', body: '{}' }]
+      : roll < 0.98 ? ['/health', {}]
+      : ['/wp-login.php', {}] // a scanner: no route matches
+    await (await fetch(`${shop}${path}`, { ...init, headers })).text()
+  }
+}
+const started = performance.now()
+await Promise.all(Array.from({ length: 16 }, (_, n) => client(n)))
+const seconds = (performance.now() - started) / 1000
+server.close()
+provider.close()
+await monitor.close() // everything is written; the file is closed
+const health = monitor.health()
+
+// ---- read it back from the file, as a separate reader would (a dashboard, a script, the CLI) ----------------------
 const storage = sqliteStorage({ filename })
 const stats = createStats(storage)
 
 const ms = (n: number | undefined): string => (n === undefined ? '—' : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`)
-const usd = (n: number): string => `$${n.toFixed(4)}`
+const usd = (n: number): string => `$${n.toFixed(6)}`
 const pct = (n: number): string => `${(n * 100).toFixed(1)}%`
 
 function table(title: string, head: string[], rows: string[][]): void {
@@ -85,20 +137,17 @@ function table(title: string, head: string[], rows: string[][]): void {
   console.log(`\n${title}\n${line(head)}\n${widths.map((w) => '─'.repeat(w)).join('  ')}`)
   for (const row of rows) console.log(line(row))
 }
-const summaryRow = (key: string, s: StatsSummary): string[] => [
-  key, String(s.requests), pct(s.errorRate), pct(s.cacheHitRate), ms(s.latency?.p50), ms(s.latency?.p95), ms(s.latency?.p99), usd(s.cost),
-]
-const HEAD = ['', 'requests', 'errors', 'cached', 'p50', 'p95', 'p99', 'cost']
+const summaryRow = (key: string, s: StatsSummary): string[] => [key, String(s.requests), pct(s.errorRate), ms(s.latency?.p50), ms(s.latency?.p95), ms(s.latency?.p99), usd(s.cost)]
+const HEAD = ['', 'requests', 'errors', 'p50', 'p95', 'p99', 'cost']
 
-const total = await stats.summary({ from: '-24h' })
-console.log(`apimeter demo — service "demo-shop", ${total.requests.toLocaleString('en-US')} calls metered over the last 24 h into ${filename}`)
-table('Last 24 h by direction', HEAD, [summaryRow('all', total), ...(await stats.breakdown({ by: 'direction', from: '-24h' })).map((r) => summaryRow(r.key, r))])
-table('Outbound APIs, by cost', HEAD, (await stats.breakdown({ by: 'api', direction: 'outbound', orderBy: 'cost', from: '-24h' })).map((r) => summaryRow(r.key, r)))
-table('Inbound routes, slowest p95 first', HEAD, (await stats.breakdown({ by: 'route', direction: 'inbound', orderBy: 'p95', from: '-24h' })).map((r) => summaryRow(r.key, r)))
-const tenantsByCost = await stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 3, from: '-24h' })
-table('Top 3 tenants by spend', ['tenant', 'requests', 'tokens in', 'tokens out', 'cost'], tenantsByCost.map((r) => [r.key, String(r.requests), String(r.tokens.input), String(r.tokens.output), usd(r.cost)]))
-const hours = await stats.timeseries({ interval: 'hour', from: '-6h', direction: 'outbound' })
-table('Outbound, last 6 hours (UTC buckets)', ['hour', 'requests', 'errors', 'rate-limited', 'p95', 'cost'], hours.map((h) => [h.start.toISOString().slice(11, 16), String(h.requests), pct(h.errorRate), String(h.outcomes.rate_limited), ms(h.latency?.p95), usd(h.cost)]))
-console.log(`\nwrite path health: ${JSON.stringify(monitor.health())}`)
+const total = await stats.summary({ from: '-1h' })
+console.log(`apimeter demo — an Express shop served ${REQUESTS.toLocaleString('en-US')} real requests in ${seconds.toFixed(1)} s; ${total.requests.toLocaleString('en-US')} calls metered into ${filename}`)
+table('By direction', HEAD, (await stats.breakdown({ by: 'direction', from: '-1h' })).map((r) => summaryRow(r.key, r)))
+table('Inbound routes (as declared), slowest p95 first', HEAD.slice(0, -1), (await stats.breakdown({ by: 'route', direction: 'inbound', orderBy: 'p95', from: '-1h' })).map((r) => summaryRow(r.key, r).slice(0, -1)))
+table('Outbound: the LLM provider', [...HEAD, 'tokens in', 'tokens out'], (await stats.breakdown({ by: 'api', direction: 'outbound', from: '-1h' })).map((r) => [...summaryRow(r.key, r), String(r.tokens.input), String(r.tokens.output)]))
+table('Tenants by LLM spend', ['tenant', 'requests', 'errors', 'cost'], (await stats.breakdown({ by: 'tenant', orderBy: 'cost', from: '-1h' })).map((r) => [r.key, String(r.requests), pct(r.errorRate), usd(r.cost)]))
+const minutes = await stats.timeseries({ interval: 'minute', from: '-3m', direction: 'inbound' })
+table('Inbound per minute (UTC)', ['minute', 'requests', 'errors', 'p95'], minutes.filter((m) => m.requests > 0).map((m) => [m.start.toISOString().slice(11, 16), String(m.requests), pct(m.errorRate), ms(m.latency?.p95)]))
+console.log(`\nwrite path health: ${JSON.stringify(health)}`)
 console.log(`inspect it: npx apimeter migrate status --db ${filename}`)
 await storage.close()

@@ -1,13 +1,16 @@
 // npm run example:express — an Express app metered by apimeter: it starts, sends itself a few requests (nested
 // routes, a 404, a failure, an impatient client), prints what was recorded, and exits.
-// Storage: the in-memory default for now; once @apimeter/storage-sqlite lands this example writes to a SQLite
-// file instead (`storage: sqliteStorage({ filename: 'apimeter.db' })`).
+// Storage: a SQLite file next to this script (APIMETER_EXAMPLE_DB to put it elsewhere); each run adds to it, so the
+// totals grow across runs.
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { createMonitor } from '@apimeter/core'
 import { apimeter } from '@apimeter/express'
+import { sqliteStorage } from '@apimeter/storage-sqlite'
 import express from 'express'
 
-const monitor = createMonitor({ service: 'shop' })
+const filename = process.env.APIMETER_EXAMPLE_DB ?? fileURLToPath(new URL('./apimeter.db', import.meta.url))
+const monitor = createMonitor({ service: 'shop', storage: sqliteStorage({ filename }) })
 const app = express()
 
 app.use(apimeter(monitor, { tenant: (req) => req.get('x-tenant-id'), apiKey: (req) => req.get('x-api-key'), ignore: ['/health'] }))
@@ -54,6 +57,7 @@ await monitor.flush()
 
 // ---- what was recorded --------------------------------------------------------------------------------------------
 const summary = await monitor.stats.summary({ direction: 'inbound' })
+console.log(`${filename} now holds every run's requests`)
 console.log(`apimeter × Express: ${summary.requests} requests, ${(summary.errorRate * 100).toFixed(1)}% errors, p95 ${summary.latency?.p95.toFixed(2)} ms, ${summary.responseBytes} bytes sent\n`)
 console.log('requests by route')
 for (const row of await monitor.stats.breakdown({ by: 'route', direction: 'inbound' })) {

@@ -218,6 +218,7 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
   const now = parsed.now ?? Date.now
   let schema = parsed.schema
 
+  const insertName = `apimeter_insert_calls_${parsed.schema ?? 'default'}`
   const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
     const width = CALL_COLUMNS.length
     const columns: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(calls.length))
@@ -226,7 +227,8 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
       writeCallRow(calls[i]!, row, 0)
       for (let c = 0; c < width; c++) columns[c]![i] = row[c]
     }
-    await pool.query(INSERT_SQL, columns)
+    // A named (prepared) statement: parsed and planned once per connection, not once per batch.
+    await pool.query({ name: insertName, text: INSERT_SQL, values: columns })
   }
 
   /** Creates the partitions of the previous, current and next two months (moving rows out of the default one). */
