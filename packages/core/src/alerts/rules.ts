@@ -183,7 +183,10 @@ const FILTER_KEYS = ['service', 'direction', 'api', 'route', 'method', 'tenantId
 const DURATION = `a duration such as '30s', '5m', '2h', '1d', or milliseconds`
 const toMs = (v: DurationInput): number | undefined => (typeof v === 'number' ? (Number.isFinite(v) && v >= 0 ? v : undefined) : parseDuration(v))
 const duration = z.union([z.string(), z.number()], { error: DURATION }).refine((v) => toMs(v) !== undefined, { error: DURATION })
-const positiveDuration = duration.refine((v) => (toMs(v) ?? 0) > 0, { error: `a duration longer than 0 such as '5m'` })
+const POSITIVE = `a duration longer than 0 such as '30s', '5m', '1d', or milliseconds`
+const positiveDuration = z.union([z.string(), z.number()], { error: POSITIVE }).refine((v) => (toMs(v) ?? 0) > 0, { error: POSITIVE })
+
+const WINDOW = `a duration such as '5m' or '1d', or 'day' / 'month' (calendar, UTC)`
 
 const webhookUrl = z.string({ error: 'an http:// or https:// URL' }).regex(/^https?:\/\/[^\s/]+/i, { error: 'an http:// or https:// URL' })
 const webhookObject = z.strictObject({
@@ -194,13 +197,10 @@ const webhookObject = z.strictObject({
   backoffMs: z.number({ error: 'a number of milliseconds from 0 to 60,000' }).min(0, { error: 'a number of milliseconds from 0 to 60,000' }).max(60_000, { error: 'a number of milliseconds from 0 to 60,000' }).optional(),
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
+const NOTIFIER = `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
 const notifier = z.union(
-  [
-    z.literal('log'),
-    z.string().regex(/^webhook:https?:\/\/[^\s/]+/i),
-    webhookObject,
-  ],
-  { error: `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }` },
+  [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v), { error: NOTIFIER }), webhookObject],
+  { error: NOTIFIER },
 )
 const statusCode = z.union([z.number().int().min(100).max(999), z.enum(['1xx', '2xx', '3xx', '4xx', '5xx'])], {
   error: `a status code from 100 to 999 or a class such as '5xx'`,
@@ -216,7 +216,10 @@ export const alertRuleSchema = z
     name: z.string({ error: 'a non-empty string of at most 200 characters' }).min(1, { error: 'a non-empty string of at most 200 characters' }).max(200, { error: 'a non-empty string of at most 200 characters' }),
     kind: z.enum(ALERT_KINDS, { error: `one of ${ALERT_KINDS.join(', ')}` }),
     threshold: z.number({ error: 'a finite number' }).refine(Number.isFinite, { error: 'a finite number' }).optional(),
-    window: z.union([z.literal('day'), z.literal('month'), positiveDuration], { error: `a duration such as '5m' or '1d', or 'day' / 'month' (calendar, UTC)` }).optional(),
+    window: z
+      .union([z.string(), z.number()], { error: WINDOW })
+      .refine((v) => v === 'day' || v === 'month' || (toMs(v) ?? 0) > 0, { error: WINDOW })
+      .optional(),
     for: duration.optional(),
     keepFiringFor: duration.optional(),
     cooldown: positiveDuration.optional(),
