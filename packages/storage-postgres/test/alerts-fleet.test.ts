@@ -28,6 +28,7 @@ describe('alerts with several instances on one PostgreSQL database', () => {
     const children = ['e1', 'e2', 'e3'].map((name) =>
       runFixture(new URL('./fixtures/alert-child.ts', import.meta.url), [testUrl(), schema, hook.url, name, '2'], 180_000),
     )
+    await waitFor(async () => (await writer.stats.breakdown({ by: 'service', route: '/ready' })).length === 3, 'the three evaluators to start', 120_000)
     // both tenants start failing: each instance fires once
     record('acme', 500, 10)
     record('globex', 503, 10)
@@ -43,16 +44,16 @@ describe('alerts with several instances on one PostgreSQL database', () => {
       expect(r.code, r.stderr).toBe(0)
       return JSON.parse(r.stdout) as { name: string; notified: string[]; rounds: number; errors: string[]; timedOut: boolean }
     })
-    for (const r of reports) {
-      expect(r.errors, r.name).toEqual([])
-      expect(r.timedOut, r.name).toBe(false)
-      expect(r.rounds, r.name).toBeGreaterThan(10)
-    }
     const expected = ['acme firing', 'acme resolved', 'globex firing', 'globex resolved']
     // across the three processes, each transition was notified by exactly one of them…
     expect(reports.flatMap((r) => r.notified).sort()).toEqual(expected)
     // …and reached the webhook exactly once
     expect(hook.received.map((r) => `${r.body.group} ${r.body.state}`).sort()).toEqual(expected)
+    for (const r of reports) {
+      expect(r.errors, r.name).toEqual([])
+      expect(r.timedOut, r.name).toBe(false)
+      expect(r.rounds, r.name).toBeGreaterThan(10) // it evaluated before, during and after every transition
+    }
     // the stored history and attempts agree
     const events = await query<{ group_key: string; state: string; id: string }>(`SELECT id, group_key, state FROM apimeter_alert_events ORDER BY id`, schema)
     expect(events.map((e) => `${e.group_key} ${e.state}`).sort()).toEqual(expected)

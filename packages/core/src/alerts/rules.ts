@@ -25,26 +25,56 @@ export type DurationInput = string | number
  * ```
  */
 export interface WebhookNotifier {
-  /** The URL to POST to. */
+  /**
+   * The URL to POST to.
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.slack.com/services/T000/B000/XXX' }
+   * ```
+   */
   webhook: string
-  /** Signs each body with HMAC-SHA256: header `x-apimeter-signature: sha256=<hex>`. Never stored. */
+  /**
+   * Signs each body with HMAC-SHA256: header `x-apimeter-signature: sha256=<hex>`. Never stored.
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.example.com/x', secret: process.env.HOOK_SECRET }
+   * ```
+   */
   secret?: string
   /**
    * Time limit of one attempt, ms.
    * @default 5000
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.example.com/x', timeoutMs: 2000 }
+   * ```
    */
   timeoutMs?: number
   /**
    * Further attempts after a network error, a timeout, a 429 or a 5xx (other statuses are not retried).
    * @default 3
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.example.com/x', retries: 5 }
+   * ```
    */
   retries?: number
   /**
    * Delay before the first retry, doubled for each further one (capped at 60 s), ms.
    * @default 500
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.example.com/x', backoffMs: 1000 }
+   * ```
    */
   backoffMs?: number
-  /** Extra request headers (an `authorization` header, say). Never stored. */
+  /**
+   * Extra request headers (an `authorization` header, say). Never stored.
+   * @example
+   * ```ts
+   * { webhook: 'https://hooks.example.com/x', headers: { authorization: `Bearer ${token}` } }
+   * ```
+   */
   headers?: Record<string, string>
 }
 
@@ -85,56 +115,149 @@ export type NotifierInput = 'log' | `webhook:${string}` | WebhookNotifier
  * ```
  */
 export interface AlertRule extends Omit<StatsFilter, 'from' | 'to'> {
-  /** Unique name; the key of its state and history. */
+  /**
+   * Unique name; the key of its state and history.
+   * @example
+   * ```ts
+   * { name: 'openai-daily-budget', kind: 'cost', threshold: 50 }
+   * ```
+   */
   name: string
+  /**
+   * What is measured (see the table above).
+   * @example
+   * ```ts
+   * { name: 'p95', kind: 'latency', threshold: 800 }
+   * ```
+   */
   kind: AlertKind
-  /** The bound (see the table above). Required except for `rate_limit` (default 1 = 100% of the limit). */
+  /**
+   * The bound (see the table above). Required except for `rate_limit` (default 1 = 100% of the limit).
+   * @example
+   * ```ts
+   * { name: 'errors', kind: 'error_rate', threshold: 0.05 }   // 5% of calls failing
+   * ```
+   */
   threshold?: number
   /**
    * How far back each evaluation looks: a duration (`'5m'`, `'1h'`, `'1d'`), or `'day'` / `'month'` for the current
    * UTC calendar day or month (budgets). For `rate_limit` with `limit`, the window is `limit.per`.
    * @default '5m' ('day' for cost rules)
+   * @example
+   * ```ts
+   * { name: 'budget', kind: 'cost', window: 'month', threshold: 500 }
+   * ```
    */
   window?: DurationInput | 'day' | 'month'
   /**
    * How long the condition must hold before the alert fires (pending until then).
    * @default 0 (fires at the first evaluation that sees it)
+   * @example
+   * ```ts
+   * { name: 'errors', kind: 'error_rate', threshold: 0.05, for: '2m' }
+   * ```
    */
   for?: DurationInput
   /**
    * How long a firing alert keeps firing after its condition stopped holding (smooths flapping).
    * @default 0
+   * @example
+   * ```ts
+   * { name: 'p95', kind: 'latency', threshold: 800, keepFiringFor: '5m' }
+   * ```
    */
   keepFiringFor?: DurationInput
   /**
    * While an alert keeps firing, notify again once this long has passed since the last notification.
    * @default never (one notification per firing)
+   * @example
+   * ```ts
+   * { name: '5xx', kind: 'status', codes: ['5xx'], threshold: 20, cooldown: '1h' }
+   * ```
    */
   cooldown?: DurationInput
-  /** One alert instance per value of these dimensions (`'tenant'`, `'api'`, `'route'`, …). */
+  /**
+   * One alert instance per value of these dimensions (`'tenant'`, `'api'`, `'route'`, …).
+   * @example
+   * ```ts
+   * { name: 'tenant-budget', kind: 'cost', window: 'day', threshold: 5, groupBy: 'tenant' }
+   * ```
+   */
   groupBy?: Dimension | readonly Dimension[]
-  /** Notifiers of this rule (see {@link NotifierInput}). */
+  /**
+   * Notifiers of this rule (see {@link NotifierInput}).
+   * @example
+   * ```ts
+   * { name: 'errors', kind: 'error_rate', threshold: 0.05, notify: ['log', 'webhook:https://hooks.example.com/x'] }
+   * ```
+   */
   notify?: readonly NotifierInput[]
   /**
    * When the window has nothing to judge (no calls for `error_rate` and `latency`; no rate-limit headers):
    * `'ok'` treats it as fine (a firing alert resolves), `'keep'` leaves the state as it is, `'alert'` treats it
    * as the condition holding. Counting kinds (`requests`, `cost`, `status`, configured `rate_limit`) count 0.
    * @default 'ok'
+   * @example
+   * ```ts
+   * { name: 'headroom', kind: 'rate_limit', noData: 'keep' }
+   * ```
    */
   noData?: (typeof NO_DATA_POLICIES)[number]
-  /** Warn first at this fraction of the threshold (0 < warn < 1): a `warning` firing, then `critical` at the threshold. */
+  /**
+   * Warn first at this fraction of the threshold (0 < warn < 1): a `warning` firing, then `critical` at the threshold.
+   * @example
+   * ```ts
+   * { name: 'budget', kind: 'cost', window: 'day', threshold: 50, warn: 0.8 }
+   * ```
+   */
   warn?: number
-  /** `latency` only: the statistic compared. @default 'p95' */
+  /**
+   * `latency` only: the statistic compared. @default 'p95'
+   * @example
+   * ```ts
+   * { name: 'p99', kind: 'latency', percentile: 'p99', threshold: 2000 }
+   * ```
+   */
   percentile?: (typeof LATENCY_STATS)[number]
-  /** `requests` only: fire when the count is at or above (`'above'`) or below (`'below'`) the threshold. @default 'above' */
+  /**
+   * `requests` only: fire when the count is at or above (`'above'`) or below (`'below'`) the threshold. @default 'above'
+   * @example
+   * ```ts
+   * { name: 'quiet', kind: 'requests', when: 'below', window: '15m', threshold: 1 }
+   * ```
+   */
   when?: 'above' | 'below'
-  /** `status` only (required): status codes counted; `'4xx'` / `'5xx'` stand for the whole class. */
+  /**
+   * `status` only (required): status codes counted; `'4xx'` / `'5xx'` stand for the whole class.
+   * @example
+   * ```ts
+   * { name: 'throttled', kind: 'status', codes: [429], threshold: 10 }
+   * ```
+   */
   codes?: readonly (number | '1xx' | '2xx' | '3xx' | '4xx' | '5xx')[]
-  /** `rate_limit` only: a configured limit. Without it, the latest recorded rate-limit headers are used. */
+  /**
+   * `rate_limit` only: a configured limit. Without it, the latest recorded rate-limit headers are used.
+   * @example
+   * ```ts
+   * { name: 'quota', kind: 'rate_limit', api: 'finnhub', limit: { requests: 60, per: '1m' } }
+   * ```
+   */
   limit?: { requests: number; per: DurationInput }
-  /** `error_rate` and `latency`: fewer calls than this in the window count as no data. @default 1 */
+  /**
+   * `error_rate` and `latency`: fewer calls than this in the window count as no data. @default 1
+   * @example
+   * ```ts
+   * { name: 'errors', kind: 'error_rate', threshold: 0.05, minRequests: 50 }
+   * ```
+   */
   minRequests?: number
-  /** A disabled rule is stored but never evaluated. @default true */
+  /**
+   * A disabled rule is stored but never evaluated. @default true
+   * @example
+   * ```ts
+   * { name: 'budget', kind: 'cost', threshold: 50, enabled: false }
+   * ```
+   */
   enabled?: boolean
 }
 

@@ -134,6 +134,11 @@ export function latestRateLimitsOf(calls: Iterable<CallRecord>, filter: CallFilt
 /**
  * An alert store in memory: what memory storage offers, and the fallback for a custom storage without one (state
  * then lasts as long as the process). `calls` gives the stored calls for rate-limit headers.
+ *
+ * @example
+ * ```ts
+ * const myStorage: StorageAdapter = { ...myAdapter, alerts: memoryAlertStore() }
+ * ```
  */
 export function memoryAlertStore(calls: () => Iterable<CallRecord> = () => []): AlertStore {
   const rules = new Map<string, AlertRuleRecord & { createdAt: number; updatedAt: number }>()
