@@ -35,6 +35,7 @@ for (const id of wanted.length ? wanted : Object.keys(suites)) {
     console.log(`  ${f.name.replace(/`/g, '')}: ${fmt(f.value, f.unit === 'ratio' ? 2 : 0)} ${f.unit === 'ratio' ? '' : f.unit}${f.target ? `  (target ${f.target}: ${f.met ? 'met' : 'NOT met'})` : ''}`)
   }
   results.push(result)
+  // written after every suite, so a later suite that fails does not lose the figures already measured
+  writeReport(fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url)), results)
 }
-writeReport(fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url)), results)
 console.log('\nwritten to docs/benchmarks.md')

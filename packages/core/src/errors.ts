@@ -19,6 +19,10 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `MIGRATION_FAILED`: a migration run failed and was rolled back.
  * - `MIGRATION_REQUIRED`: the database schema is older than this version of apimeter and `migrate` is off.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
+ * - `ALERT_EVALUATION_FAILED`: an alert rule could not be evaluated (storage unreachable…); retried on the next run,
+ *   counted in `health().alerts`.
+ * - `ALERT_NOTIFICATION_FAILED`: an alert notifier failed (a webhook after its retries, a throwing `onAlert`); the
+ *   other notifiers were not affected, and every attempt is stored.
  * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
  *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  */
@@ -38,6 +42,8 @@ export type ApimeterErrorCode =
   | 'MIGRATION_REQUIRED'
   | 'LISTENER_FAILED'
   | 'CALLBACK_FAILED'
+  | 'ALERT_EVALUATION_FAILED'
+  | 'ALERT_NOTIFICATION_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -8,6 +8,31 @@ export {
   type StatsSummary,
   toSummary,
 } from './aggregate.js'
+export { type ActiveAlert, type AlertHealth, type AlertHistoryEntry, type MonitorAlerts } from './alerts/alert-manager.js'
+export { type AlertEvent, SIGNATURE_HEADER, signWebhookBody } from './alerts/notifiers.js'
+export {
+  ALERT_KINDS,
+  type AlertKind,
+  type AlertRule,
+  type DurationInput,
+  LATENCY_STATS,
+  NO_DATA_POLICIES,
+  type NotifierInput,
+  type WebhookNotifier,
+} from './alerts/rules.js'
+export {
+  type AlertEventRecord,
+  type AlertEventState,
+  type AlertInstanceRecord,
+  type AlertRuleRecord,
+  type AlertSeverity,
+  type AlertState,
+  type AlertStore,
+  type AlertTransition,
+  memoryAlertStore,
+  type NotificationAttemptRecord,
+  type RateLimitObservation,
+} from './alerts/store.js'
 export {
   assertCallRecords,
   CALL_RECORD_FIELDS,

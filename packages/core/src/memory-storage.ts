@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { addCall } from './aggregate.js'
+import { memoryAlertStore } from './alerts/store.js'
 import { assertCallRecords, type CallRecord } from './call.js'
 import { ApimeterError } from './errors.js'
 import { type AggregateQuery, AggregateGroups, type AggregateRow, dimensionKey, matchesFilter, type StorageAdapter } from './storage.js'
@@ -54,8 +55,11 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
     if (closed) throw new ApimeterError('STORAGE_CLOSED', 'memory storage was used after close()')
   }
 
+  const alerts = memoryAlertStore(() => rows)
+
   return {
     name: 'memory',
+    alerts,
     capabilities: { durable: false },
     get size() {
       return rows.length

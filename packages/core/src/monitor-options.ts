@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import type { AlertEvent } from './alerts/notifiers.js'
+import { type AlertRule, alertRulesSchema } from './alerts/rules.js'
 import type { Clock } from './clock.js'
 import type { RetryPolicy } from './pipeline.js'
 import type { StorageAdapter } from './storage.js'
@@ -138,6 +140,35 @@ export interface MonitorOptions {
    * ```
    */
   flushOnExit?: boolean
+  /**
+   * Threshold alert rules (see `AlertRule` and docs/alerts.md), evaluated every `alertIntervalMs`. State and
+   * history live in the storage, so a restart does not re-fire and monitors sharing a database notify once.
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ alerts: [{ name: 'api-errors', kind: 'error_rate', window: '5m', threshold: 0.05, for: '2m' }] })
+   * ```
+   */
+  alerts?: readonly AlertRule[]
+  /**
+   * How often alert rules are evaluated (ms, 10 … 86,400,000). The timer is unref'd; a run is skipped while the
+   * previous one is still in flight.
+   * @default 30_000
+   * @example
+   * ```ts
+   * createMonitor({ alerts, alertIntervalMs: 10_000 })
+   * ```
+   */
+  alertIntervalMs?: number
+  /**
+   * Called with every alert notification (firing, resolved), like `monitor.on('alert')`, but awaited: a rejection
+   * or throw is stored as a failed attempt and reported, never rethrown.
+   * @example
+   * ```ts
+   * createMonitor({ alerts, onAlert: async (e) => { await pagerDuty.send(e.text) } })
+   * ```
+   */
+  onAlert?: (event: AlertEvent) => unknown
 }
 
 const retrySchema = z
@@ -181,6 +212,9 @@ export const monitorOptionsSchema = z
       })
       .optional(),
     flushOnExit: z.boolean({ error: 'true or false' }).optional(),
+    alerts: alertRulesSchema.optional(),
+    alertIntervalMs: intInRange(10, 86_400_000, 'a whole number of milliseconds from 10 to 86,400,000').optional(),
+    onAlert: z.custom<(event: AlertEvent) => unknown>((v) => typeof v === 'function', { error: 'a function' }).optional(),
   })
   .superRefine((options, ctx) => {
     const batchSize = options.batchSize ?? DEFAULTS.batchSize
@@ -204,5 +238,6 @@ export const DEFAULTS = {
   concurrency: 2,
   closeTimeoutMs: 10_000,
   maxRoutes: 1000,
+  alertIntervalMs: 30_000,
   retry: { initialDelayMs: 100, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5, maxAttempts: Infinity },
 } as const

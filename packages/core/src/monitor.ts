@@ -1,3 +1,6 @@
+import { AlertManager, type AlertHealth, type MonitorAlerts } from './alerts/alert-manager.js'
+import type { AlertEvent } from './alerts/notifiers.js'
+import { resolveRule } from './alerts/rules.js'
 import type { CallInput } from './call.js'
 import { type ResolvedClock, resolveClock } from './clock.js'
 import { SafeEmitter } from './emitter.js'
@@ -15,6 +18,8 @@ import { parseOrThrow } from './validation.js'
 export interface MonitorEvents {
   /** Something went wrong that the SDK handled: an invalid call, a failed write, an overflow… */
   error: (error: ApimeterError) => void
+  /** An alert fired (or escalated, or repeated after its cooldown) or resolved; sent once per transition. */
+  alert: (event: AlertEvent) => void
 }
 
 /** The fields known when a call starts (everything of {@link CallInput} but the result and timing). */
@@ -76,6 +81,14 @@ export interface Monitor {
   /** Usage queries over everything in the storage (the monitor's own service is not an implicit filter). */
   readonly stats: Stats
   /**
+   * State and history of the `alerts` rules; `evaluate()` runs them now.
+   * @example
+   * ```ts
+   * const firing = await monitor.alerts.active()
+   * ```
+   */
+  readonly alerts: MonitorAlerts
+  /**
    * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
    * and reported as an `error` event.
    * @example
@@ -95,13 +108,13 @@ export interface Monitor {
    */
   startCall(start: CallStart): CallHandle
   /**
-   * Counters of the write path.
+   * Counters of the write path, and of alert evaluation and notification (`alerts`).
    * @example
    * ```ts
-   * const { queued, dropped, lastError } = monitor.health()
+   * const { queued, dropped, lastError, alerts } = monitor.health()
    * ```
    */
-  health(): MonitorHealth
+  health(): MonitorHealth & { alerts: AlertHealth }
   /**
    * Resolves when every call recorded before it is written. With `timeoutMs`, rejects with `FLUSH_TIMEOUT` when
    * the storage does not accept them in time (they stay buffered).
@@ -153,6 +166,7 @@ class MonitorImpl implements Monitor {
   readonly service: string
   readonly storage: StorageAdapter
   readonly stats: Stats
+  readonly alerts: AlertManager
   private readonly clock: ResolvedClock
   private readonly pipeline: WritePipeline
   private readonly emitter: SafeEmitter<MonitorEvents>
@@ -192,6 +206,19 @@ class MonitorImpl implements Monitor {
     )
     this.storage.attach?.({ report: (error) => this.report(error) })
     this.stats = createStats(this.storage, { clock: this.clock })
+    const logger = parsed.logger
+    this.alerts = new AlertManager({
+      rules: (parsed.alerts ?? []).map(resolveRule),
+      storage: this.storage,
+      intervalMs: parsed.alertIntervalMs ?? DEFAULTS.alertIntervalMs,
+      now: this.clock.now,
+      service: this.service,
+      onAlert: parsed.onAlert,
+      emit: (event) => this.emitter.emit('alert', event),
+      report: (error) => this.report(error),
+      log: (line) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
+    })
+    this.alerts.start()
     if (parsed.flushOnExit !== false) {
       installExitHook()
       exitFlushMonitors.add(this)
@@ -214,7 +241,7 @@ class MonitorImpl implements Monitor {
     return new RunningCall(this, this.clock, start)
   }
 
-  health(): MonitorHealth {
+  health(): MonitorHealth & { alerts: AlertHealth } {
     const p = this.pipeline
     return {
       queued: p.queued,
@@ -223,6 +250,7 @@ class MonitorImpl implements Monitor {
       invalid: p.invalid,
       failedWrites: p.failedWrites,
       lastError: p.lastError,
+      alerts: this.alerts.health(),
     }
   }
 
@@ -232,6 +260,7 @@ class MonitorImpl implements Monitor {
 
   async close(): Promise<void> {
     exitFlushMonitors.delete(this)
+    await this.alerts.close(this.closeTimeoutMs)
     await this.pipeline.close()
   }
 

@@ -154,7 +154,8 @@ function listOf<T extends z.ZodType>(item: T, expected: string) {
   return z.union([item, z.array(item)], { error: expected }).optional()
 }
 const nonEmpty = z.string().min(1)
-const filterShape = {
+/** The zod fields of a stats filter; alert rules accept the same ones (but `from` / `to`). */
+export const filterShape = {
   from: timeInput.optional(),
   to: timeInput.optional(),
   service: listOf(nonEmpty, 'a service name or a list of them'),

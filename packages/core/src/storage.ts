@@ -1,4 +1,5 @@
 import { type AggregateState, emptyAggregate } from './aggregate.js'
+import type { AlertStore } from './alerts/store.js'
 import type { ApimeterError } from './errors.js'
 import type { CallRecord, Direction } from './call.js'
 import type { Outcome } from './outcome.js'
@@ -160,6 +161,11 @@ export interface StorageAdapter {
   aggregate(query: AggregateQuery): Promise<AggregateRow[]>
   /** Releases connections/files. Later calls reject with `STORAGE_CLOSED`. */
   close(): Promise<void>
+  /**
+   * Alert rules, state, events and notification attempts (memory, SQLite and PostgreSQL storages have it). Without
+   * it a monitor keeps alert state in memory, for the life of the process.
+   */
+  readonly alerts?: AlertStore
 }
 
 /** Whether a call passes a filter; the reference semantics every adapter must match. */

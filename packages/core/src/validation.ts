@@ -57,6 +57,11 @@ function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): readonly strin
   const steps = [...path]
   for (;;) {
     current = unwrap(current)
+    // a list of objects (alert rules): step into the element schema
+    if (current instanceof z.ZodArray && typeof steps[0] === 'number') {
+      steps.shift()
+      current = unwrap(current.element)
+    }
     if (!(current instanceof z.ZodObject)) return undefined
     if (steps.length === 0) return Object.keys(current.shape)
     current = current.shape[String(steps.shift())]

@@ -175,7 +175,7 @@ describe('write pipeline', () => {
 
   it('health() has exactly the documented fields', async () => {
     const { monitor } = testMonitor()
-    expect(Object.keys(monitor.health()).sort()).toEqual(['dropped', 'failedWrites', 'invalid', 'lastError', 'queued', 'written'])
+    expect(Object.keys(monitor.health()).sort()).toEqual(['alerts', 'dropped', 'failedWrites', 'invalid', 'lastError', 'queued', 'written'])
     expect(monitor.health().lastError).toBeNull()
     await monitor.close()
   })

@@ -27,11 +27,11 @@ describe('PostgreSQL migrations', () => {
       expect(report.error).toBeUndefined()
       expect(report.current).toBe('0003_test_extra')
     }
-    for (const name of ['0001_initial', '0002_rollups', '0003_test_extra']) {
+    for (const name of ['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra']) {
       expect(reports.filter((r) => r.steps.some((s) => s.name === name && s.status === 'applied')), name).toHaveLength(1)
     }
     const applied = await query<{ name: string }>(`SELECT name FROM "${schema}".apimeter_migrations ORDER BY name`)
-    expect(applied.map((r) => r.name)).toEqual(['0001_initial', '0002_rollups', '0003_test_extra'])
+    expect(applied.map((r) => r.name)).toEqual(['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra'])
   })
 
   it('a failing migration rolls its whole run back (transactional DDL)', async () => {
@@ -69,7 +69,7 @@ describe('PostgreSQL migrations', () => {
       const a = postgresStorage({ connectionString: testUrl(), schema })
       await a.init!()
       const b = postgresStorage({ connectionString: testUrl(), schema: other.schema, migrate: false })
-      expect((await b.migrationStatus()).pending).toEqual(['0001_initial', '0002_rollups'])
+      expect((await b.migrationStatus()).pending).toEqual(['0001_initial', '0002_rollups', '0003_alerts'])
       await a.close()
       await b.close()
       const names = await query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE schemaname = '${schema}' ORDER BY tablename`)
@@ -91,10 +91,10 @@ describe('PostgreSQL migrations', () => {
       expect(await runCli(['migrate', 'status', '--db', url], io)).toBe(1)
       expect(out).toMatch(/pending {2}0001_initial/)
       expect(await runCli(['migrate', 'latest', '--db', url], io)).toBe(0)
-      expect(out).toMatch(/applied\s+0002_rollups/)
+      expect(out).toMatch(/applied\s+0003_alerts/)
       out = ''
       expect(await runCli(['migrate', 'status', '--db', url, '--json'], io)).toBe(0)
-      expect(JSON.parse(out)).toMatchObject({ current: '0002_rollups', pending: [] })
+      expect(JSON.parse(out)).toMatchObject({ current: '0003_alerts', pending: [] })
       // an unreachable server: exit 3
       expect(await runCli(['migrate', 'status', '--db', 'postgres://postgres@127.0.0.1:1/postgres'], io)).toBe(3)
       expect(err).toMatch(/cannot reach PostgreSQL/)

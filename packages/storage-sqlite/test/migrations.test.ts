@@ -44,11 +44,11 @@ describe('SQLite migrations', () => {
       expect(report.error).toBeUndefined()
       expect(report.current).toBe('0003_test_extra')
     }
-    for (const name of ['0001_initial', '0002_rollups', '0003_test_extra']) {
+    for (const name of ['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra']) {
       const appliers = reports.filter((r) => r.steps.some((s) => s.name === name && s.status === 'applied'))
       expect(appliers, name).toHaveLength(1)
     }
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_test_extra'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra'])
   })
 
   it('a process killed in the middle of a migration leaves the database at the previous version', async () => {
@@ -56,11 +56,11 @@ describe('SQLite migrations', () => {
     const storage = sqliteStorage({ filename: file })
     await storage.init!()
     await storage.close()
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts'])
 
     const crashed = await runFixture('migrate-child.ts', ['crash', file])
     expect(crashed.signal).toBe('SIGKILL')
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups'])
+    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts'])
     expect(tableNames(file)).not.toContain('apimeter_test_crash')
 
     // the lock died with the process: the next run proceeds
@@ -85,6 +85,7 @@ describe('SQLite migrations', () => {
     expect(report.steps).toEqual([
       { name: '0001_initial', direction: 'up', status: 'rolled-back' },
       { name: '0002_rollups', direction: 'up', status: 'rolled-back' },
+      { name: '0003_alerts', direction: 'up', status: 'rolled-back' },
       { name: '0003_broken', direction: 'up', status: 'failed' },
     ])
     expect(report.current).toBeNull()
@@ -99,7 +100,7 @@ describe('SQLite migrations', () => {
     expect(zero.steps).toEqual([{ name: '0001_initial', direction: 'down', status: 'reverted' }])
     expect(zero.current).toBeNull()
     const bad = await storage.migrate('0042_nope')
-    expect(bad.error?.message).toMatch(/migration target must be 'latest', 'up', 'down', 'zero' or one of 0001_initial, 0002_rollups, got "0042_nope"/)
+    expect(bad.error?.message).toMatch(/migration target must be 'latest', 'up', 'down', 'zero' or one of 0001_initial, 0002_rollups, 0003_alerts, got "0042_nope"/)
     await storage.close()
   })
 

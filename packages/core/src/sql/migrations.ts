@@ -219,6 +219,22 @@ function rollupTables(d: SqlDialectName): string[] {
   return statements
 }
 
+/**
+ * What the alert evaluator needs beyond 0001's alert tables: the severity of an instance and of each event (a
+ * budget warns at a fraction of its threshold before it alerts), when the condition last held (`keepFiringFor`), and
+ * whether an event repeats a notification after the cooldown.
+ */
+function alertSeverityColumns(d: SqlDialectName): string[] {
+  const t = TYPES[d]
+  const severity = `TEXT CHECK (severity IN ('warning', 'critical'))`
+  return [
+    `ALTER TABLE ${TABLES.alertState} ADD COLUMN severity ${severity}`,
+    `ALTER TABLE ${TABLES.alertState} ADD COLUMN active_at ${t.bigint}`,
+    `ALTER TABLE ${TABLES.alertEvents} ADD COLUMN severity ${severity}`,
+    `ALTER TABLE ${TABLES.alertEvents} ADD COLUMN repeated SMALLINT NOT NULL DEFAULT 0 CHECK (repeated IN (0, 1))`,
+  ]
+}
+
 async function run(db: Kysely<unknown>, statements: readonly string[]): Promise<void> {
   for (const statement of statements) await sql.raw(statement).execute(db)
 }
@@ -233,7 +249,7 @@ export interface NamedMigration extends Migration {
  *
  * @example
  * ```ts
- * const names = apimeterMigrations('sqlite').map((m) => m.name)   // ['0001_initial']
+ * const names = apimeterMigrations('sqlite').map((m) => m.name)   // ['0001_initial', '0002_rollups', '0003_alerts']
  * ```
  */
 export function apimeterMigrations(dialect: SqlDialectName): NamedMigration[] {
@@ -267,6 +283,20 @@ export function apimeterMigrations(dialect: SqlDialectName): NamedMigration[] {
         const drops = [TABLES.rollupState, TABLES.rollupMonth, TABLES.rollupDay, TABLES.rollupHour].map((table) => `DROP TABLE ${table}`)
         if (dialect === 'postgres') drops.push(`DROP INDEX ${TABLES.calls}_tx`, `ALTER TABLE ${TABLES.calls} DROP COLUMN tx`)
         await run(db, drops)
+      },
+    },
+    {
+      name: '0003_alerts',
+      async up(db) {
+        await run(db, alertSeverityColumns(dialect))
+      },
+      async down(db) {
+        await run(db, [
+          `ALTER TABLE ${TABLES.alertEvents} DROP COLUMN repeated`,
+          `ALTER TABLE ${TABLES.alertEvents} DROP COLUMN severity`,
+          `ALTER TABLE ${TABLES.alertState} DROP COLUMN active_at`,
+          `ALTER TABLE ${TABLES.alertState} DROP COLUMN severity`,
+        ])
       },
     },
   ]

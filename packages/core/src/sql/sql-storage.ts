@@ -4,6 +4,7 @@ import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter, StorageHooks } from '../storage.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { callToRow } from './aggregate-sql.js'
+import { createSqlAlertStore } from './alert-store-sql.js'
 import {
   getMigrationStatus,
   type MigrationReport,
@@ -233,6 +234,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     dialect,
     db,
     capabilities: { durable: config.durable, maxWriteConcurrency: config.maxWriteConcurrency },
+    alerts: createSqlAlertStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     attach(hooks) {
       reporters.add(hooks.report)
     },

@@ -1,0 +1,388 @@
+import { ApimeterError, errorMessage } from '../errors.js'
+import type { HealthError } from '../pipeline.js'
+import type { StorageAdapter } from '../storage.js'
+import { resolveTime, type TimeInput } from '../time.js'
+import { countsZero, groupValues, measure } from './measure.js'
+import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'
+import { type AlertKind, notifierLabel, type ResolvedNotifier, type ResolvedRule } from './rules.js'
+import { boundOf, inactiveInstance, levelOf, type Observation, step } from './state-machine.js'
+import {
+  type AlertEventRecord,
+  type AlertInstanceRecord,
+  type AlertSeverity,
+  type AlertStore,
+  memoryAlertStore,
+  type NotificationAttemptRecord,
+} from './store.js'
+
+/** Counters of alert evaluation and notification, in `monitor.health().alerts`. */
+export interface AlertHealth {
+  /** Enabled rules evaluated on each run. */
+  rules: number
+  /** Evaluation runs completed. */
+  evaluations: number
+  /** Rule evaluations that failed (storage unreachable…); each is also an `error` event. */
+  failedEvaluations: number
+  /** Notifications delivered (one per notifier and event). */
+  notificationsSent: number
+  /** Notifications that failed for good (after a webhook's retries); each is also an `error` event. */
+  failedNotifications: number
+  /** When the last run finished. */
+  lastEvaluatedAt: Date | null
+  /** The last evaluation or notification problem. */
+  lastError: HealthError | null
+}
+
+/** A pending or firing alert instance, from `monitor.alerts.active()`. */
+export interface ActiveAlert {
+  rule: string
+  kind: AlertKind
+  state: 'pending' | 'firing'
+  severity: AlertSeverity
+  /** The last evaluated value (null: no data). */
+  value: number | null
+  /** The bound crossed (threshold, or threshold × warn for a warning). */
+  threshold: number
+  group?: string
+  groups?: Record<string, string>
+  /** Since when it is pending or firing. */
+  since: Date
+  lastEvaluatedAt: Date | null
+}
+
+/** One stored transition, from `monitor.alerts.history()`. */
+export interface AlertHistoryEntry {
+  id: number
+  rule: string
+  state: 'pending' | 'firing' | 'resolved'
+  severity: AlertSeverity | null
+  value: number | null
+  threshold: number | null
+  /** Set for a grouped rule's instance. */
+  group?: string
+  repeated: boolean
+  at: Date
+}
+
+/**
+ * `monitor.alerts`: the state and history of the monitor's alert rules.
+ *
+ * @example
+ * ```ts
+ * for (const a of await monitor.alerts.active()) console.log(a.rule, a.group, a.state, a.value)
+ * const lastDay = await monitor.alerts.history({ from: '-24h' })
+ * ```
+ */
+export interface MonitorAlerts {
+  /** Names of the configured rules. */
+  readonly rules: readonly string[]
+  /**
+   * The instances of the configured rules that are pending or firing, as stored (shared by every monitor on the
+   * same database).
+   * @example
+   * ```ts
+   * const firing = (await monitor.alerts.active()).filter((a) => a.state === 'firing')
+   * ```
+   */
+  active(): Promise<ActiveAlert[]>
+  /**
+   * Stored transitions (pending, firing, resolved) with `from <= at < to`, oldest first. `from` / `to` take what
+   * stats filters take (Date, epoch ms, ISO string, `'-24h'`).
+   * @example
+   * ```ts
+   * const week = await monitor.alerts.history({ from: '-7d' })
+   * ```
+   */
+  history(range?: { from?: TimeInput; to?: TimeInput }): Promise<AlertHistoryEntry[]>
+  /**
+   * Evaluates every rule now (the timer does this every `alertIntervalMs`) and resolves with the notified events
+   * once their notifications are delivered or given up on. Never rejects: problems go to `health()` and `error`.
+   * @example
+   * ```ts
+   * await monitor.flush()
+   * const events = await monitor.alerts.evaluate()
+   * ```
+   */
+  evaluate(): Promise<AlertEvent[]>
+  /**
+   * Stored notification attempts (of one event, or all), oldest first.
+   * @example
+   * ```ts
+   * const attempts = await monitor.alerts.notifications(event.id!)
+   * ```
+   */
+  notifications(eventId?: number): Promise<NotificationAttemptRecord[]>
+}
+
+/** What the alert manager needs from its monitor. */
+export interface AlertManagerConfig {
+  rules: readonly ResolvedRule[]
+  storage: StorageAdapter
+  intervalMs: number
+  now(): number
+  service: string
+  onAlert: ((event: AlertEvent) => unknown) | undefined
+  /** Emits the monitor's `alert` event. */
+  emit(event: AlertEvent): void
+  /** Reports through the monitor's `error` event. */
+  report(error: ApimeterError): void
+  /** Writes one line for the `log` notifier. */
+  log(line: string): void
+}
+
+/**
+ * Evaluates alert rules on an unref'd interval, moves each instance through the state machine with compare-and-set
+ * writes to the alert store, and notifies each applied transition once. Nothing here runs on the recording path.
+ */
+export class AlertManager implements MonitorAlerts {
+  readonly rules: readonly string[]
+  private readonly enabled: readonly ResolvedRule[]
+  private readonly store: AlertStore
+  private timer: NodeJS.Timeout | undefined
+  private chain: Promise<unknown> = Promise.resolve()
+  private running = false
+  private closing = false
+  private rulesSynced: Promise<void> | undefined
+  private readonly deliveries = new Set<Promise<void>>()
+  private readonly counters = { evaluations: 0, failedEvaluations: 0, notificationsSent: 0, failedNotifications: 0 }
+  private lastEvaluatedAt: Date | null = null
+  private lastError: HealthError | null = null
+
+  constructor(private readonly config: AlertManagerConfig) {
+    this.rules = config.rules.map((r) => r.name)
+    this.enabled = config.rules.filter((r) => r.enabled)
+    this.store = config.storage.alerts ?? memoryAlertStore()
+  }
+
+  /** Starts the interval (only when there are rules to evaluate). */
+  start(): void {
+    if (this.enabled.length === 0 || this.timer) return
+    this.timer = setInterval(() => {
+      if (this.running || this.closing) return // a run is skipped while the previous one is in flight
+      this.enqueue().catch(() => undefined)
+    }, this.config.intervalMs)
+    this.timer.unref()
+  }
+
+  health(): AlertHealth {
+    return { rules: this.enabled.length, ...this.counters, lastEvaluatedAt: this.lastEvaluatedAt, lastError: this.lastError }
+  }
+
+  async evaluate(): Promise<AlertEvent[]> {
+    try {
+      const { events, delivered } = await this.enqueue()
+      await delivered
+      return events
+    } catch (error) {
+      this.fail('ALERT_EVALUATION_FAILED', `alert evaluation failed: ${errorMessage(error)}`, error, 'failedEvaluations')
+      return []
+    }
+  }
+
+  async active(): Promise<ActiveAlert[]> {
+    const out: ActiveAlert[] = []
+    for (const rule of this.config.rules) {
+      for (const s of await this.store.instances(rule.name)) {
+        if (s.state === 'inactive') continue
+        const severity = s.severity ?? 'critical'
+        const entry: ActiveAlert = {
+          rule: rule.name,
+          kind: rule.kind,
+          state: s.state,
+          severity,
+          value: s.value,
+          threshold: boundOf(rule, severity),
+          since: new Date((s.state === 'firing' ? s.firingSince : s.pendingSince) ?? s.lastEvaluatedAt ?? 0),
+          lastEvaluatedAt: s.lastEvaluatedAt === null ? null : new Date(s.lastEvaluatedAt),
+        }
+        if (rule.groupBy.length > 0) Object.assign(entry, { group: s.group, groups: groupValues(rule, s.group) })
+        out.push(entry)
+      }
+    }
+    return out
+  }
+
+  async history(range: { from?: TimeInput; to?: TimeInput } = {}): Promise<AlertHistoryEntry[]> {
+    const now = this.config.now()
+    const edge = (name: 'from' | 'to'): number | undefined => {
+      const v = range?.[name]
+      if (v === undefined) return undefined
+      const t = resolveTime(v, now)
+      if (t === undefined) throw new ApimeterError('INVALID_QUERY', `history.${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${String(v)}`)
+      return t
+    }
+    const events = await this.store.events({ from: edge('from'), to: edge('to') })
+    return events.map((e) => {
+      const entry: AlertHistoryEntry = { id: e.id, rule: e.rule, state: e.state, severity: e.severity, value: e.value, threshold: e.threshold, repeated: e.repeated, at: new Date(e.at) }
+      if (e.group !== '') entry.group = e.group
+      return entry
+    })
+  }
+
+  notifications(eventId?: number): Promise<NotificationAttemptRecord[]> {
+    return this.store.attempts(eventId)
+  }
+
+  /** Stops the timer, then waits (at most `timeoutMs`) for the running evaluation and notifications. */
+  async close(timeoutMs: number): Promise<void> {
+    this.closing = true
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+      timer.unref()
+    })
+    await Promise.race([Promise.allSettled([this.chain, ...this.deliveries]), limit])
+    clearTimeout(timer)
+  }
+
+  /** Runs one evaluation after any running one; never rejects. */
+  private enqueue(): Promise<{ events: AlertEvent[]; delivered: Promise<void> }> {
+    const run = this.chain.then(() => this.runOnce())
+    this.chain = run.catch(() => undefined)
+    return run
+  }
+
+  private async runOnce(): Promise<{ events: AlertEvent[]; delivered: Promise<void> }> {
+    this.running = true
+    const events: { rule: ResolvedRule; event: AlertEvent }[] = []
+    try {
+      const now = this.config.now()
+      try {
+        await this.syncRules(now)
+      } catch (error) {
+        this.fail('ALERT_EVALUATION_FAILED', `alert rules could not be stored: ${errorMessage(error)}`, error, 'failedEvaluations')
+        return { events: [], delivered: Promise.resolve() }
+      }
+      for (const rule of this.enabled) {
+        try {
+          for (const event of await this.evaluateRule(rule, now)) events.push({ rule, event })
+        } catch (error) {
+          this.fail('ALERT_EVALUATION_FAILED', `alert rule '${rule.name}' could not be evaluated: ${errorMessage(error)}`, error, 'failedEvaluations')
+        }
+      }
+      this.counters.evaluations++
+      this.lastEvaluatedAt = new Date(now)
+    } finally {
+      this.running = false
+    }
+    const delivered = Promise.all(events.map(({ rule, event }) => this.dispatch(rule, event))).then(() => undefined)
+    return { events: events.map((e) => e.event), delivered }
+  }
+
+  private syncRules(now: number): Promise<void> {
+    this.rulesSynced ??= this.store
+      .syncRules(
+        this.config.rules.map((r) => ({ name: r.name, kind: r.kind, definition: JSON.stringify(r.definition), enabled: r.enabled })),
+        now,
+      )
+      .catch((error: unknown) => {
+        this.rulesSynced = undefined
+        throw error
+      })
+    return this.rulesSynced
+  }
+
+  private observe(rule: ResolvedRule, value: number | null): Observation {
+    if (value !== null) return { level: levelOf(rule, value), value }
+    if (rule.noData === 'keep') return { level: 'keep', value: null }
+    return { level: rule.noData === 'alert' ? 2 : 0, value: null }
+  }
+
+  /** Measures one rule, steps each instance, writes the changes; returns the applied, notifiable events. */
+  private async evaluateRule(rule: ResolvedRule, now: number): Promise<AlertEvent[]> {
+    const [measured, stored] = await Promise.all([measure(rule, this.config.storage, this.store, now), this.store.instances(rule.name)])
+    const values = new Map(measured.map((m) => [m.group, m.value]))
+    const byGroup = new Map(stored.map((s) => [s.group, s]))
+    const groups = new Set([...values.keys(), ...stored.filter((s) => s.state !== 'inactive').map((s) => s.group)])
+    if (rule.groupBy.length === 0) groups.add('')
+    const out: AlertEvent[] = []
+    for (const group of groups) {
+      const value = values.has(group) ? values.get(group)! : countsZero(rule) ? 0 : null
+      const prev = byGroup.get(group) ?? inactiveInstance(rule.name, group)
+      const s = step(prev, rule, this.observe(rule, value), now)
+      if (s.next === null) continue
+      const { applied, eventId } = await this.store.transition({ expectedVersion: prev.version, next: s.next, event: s.event ?? undefined })
+      // Not applied: another process moved this instance first; it notifies, and we read its state next time.
+      if (!applied || s.event === null || s.event.state === 'pending') continue
+      out.push(this.toEvent(rule, s.event, eventId, s.event.state === 'resolved' ? prev : s.next))
+    }
+    return out
+  }
+
+  private toEvent(rule: ResolvedRule, e: Omit<AlertEventRecord, 'id'>, id: number | null, instance: Omit<AlertInstanceRecord, 'version'>): AlertEvent {
+    const base: Omit<AlertEvent, 'text'> = {
+      id,
+      rule: rule.name,
+      kind: rule.kind,
+      state: e.state as 'firing' | 'resolved',
+      severity: e.severity ?? 'critical',
+      value: e.value,
+      threshold: e.threshold ?? rule.threshold,
+      at: new Date(e.at),
+      since: instance.firingSince === null ? null : new Date(instance.firingSince),
+      repeated: e.repeated,
+      service: this.config.service,
+    }
+    if (rule.groupBy.length > 0) Object.assign(base, { group: e.group, groups: groupValues(rule, e.group) })
+    return { ...base, text: alertText(rule, base) }
+  }
+
+  /** Sends one event everywhere at once; one notifier failing never holds up another. Never rejects. */
+  private dispatch(rule: ResolvedRule, event: AlertEvent): Promise<void> {
+    this.config.emit(event)
+    const tasks: Promise<void>[] = []
+    const { onAlert } = this.config
+    if (onAlert) {
+      tasks.push(
+        this.attempt(event, { type: 'callback' }, async () => {
+          await onAlert(event)
+        }),
+      )
+    }
+    for (const n of rule.notify) tasks.push(this.notify(n, event))
+    const all = Promise.all(tasks).then(() => undefined)
+    this.deliveries.add(all)
+    void all.finally(() => this.deliveries.delete(all))
+    return all
+  }
+
+  private notify(n: ResolvedNotifier, event: AlertEvent): Promise<void> {
+    if (n.type === 'log') return this.attempt(event, n, async () => this.config.log(event.text))
+    const label = notifierLabel(n)
+    return deliverWebhook(n, event, (a) => this.saveAttempt(event, label, a), () => this.closing).then((ok) => {
+      if (ok) this.counters.notificationsSent++
+      else this.fail('ALERT_NOTIFICATION_FAILED', `alert '${event.rule}' could not be sent to ${label}; see monitor.alerts.notifications(${event.id})`, undefined, 'failedNotifications')
+    })
+  }
+
+  /** One attempt of an in-process notifier (callback, log), stored either way. */
+  private async attempt(event: AlertEvent, n: { type: 'callback' | 'log' }, send: () => Promise<void>): Promise<void> {
+    let error: string | null = null
+    try {
+      await send()
+      this.counters.notificationsSent++
+    } catch (e) {
+      error = errorMessage(e).slice(0, 1024)
+      this.fail('ALERT_NOTIFICATION_FAILED', `the ${n.type} notifier of alert '${event.rule}' threw: ${error}`, e, 'failedNotifications')
+    }
+    await this.saveAttempt(event, n.type, { attempt: 1, status: error === null ? 'sent' : 'failed', httpStatus: null, error })
+  }
+
+  private async saveAttempt(event: AlertEvent, notifier: string, a: Omit<NotificationAttemptRecord, 'eventId' | 'notifier' | 'at'>): Promise<void> {
+    if (event.id === null) return
+    try {
+      await this.store.recordAttempt({ ...a, eventId: event.id, notifier, at: this.config.now() })
+    } catch (error) {
+      this.fail('ALERT_NOTIFICATION_FAILED', `a notification attempt of alert '${event.rule}' could not be stored: ${errorMessage(error)}`, error)
+    }
+  }
+
+  private fail(code: 'ALERT_EVALUATION_FAILED' | 'ALERT_NOTIFICATION_FAILED', message: string, cause: unknown, counter?: 'failedEvaluations' | 'failedNotifications'): void {
+    if (counter) this.counters[counter]++
+    const error = new ApimeterError(code, message, { cause })
+    this.lastError = { code, message: error.message, at: new Date(this.config.now()) }
+    this.config.report(error)
+  }
+}
