@@ -19,6 +19,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `MIGRATION_FAILED`: a migration run failed and was rolled back.
  * - `MIGRATION_REQUIRED`: the database schema is older than this version of apimeter and `migrate` is off.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
+ * - `INSTRUMENTATION_FAILED`: outbound metering hit an unexpected error (a custom cost function or cache detector
+ *   threw, an unknown client shape…); the request itself went on untouched and the call may be missing fields.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -35,6 +37,7 @@ export type ApimeterErrorCode =
   | 'MIGRATION_FAILED'
   | 'MIGRATION_REQUIRED'
   | 'LISTENER_FAILED'
+  | 'INSTRUMENTATION_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.
