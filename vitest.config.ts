@@ -9,6 +9,9 @@ const resolve = {
     { find: /^@apimeter\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
     { find: /^@apimeter\/core$/, replacement: src('./packages/core/src/index.ts') },
     { find: /^@apimeter\/storage-sqlite$/, replacement: src('./packages/storage-sqlite/src/index.ts') },
+    { find: /^@apimeter\/storage-postgres$/, replacement: src('./packages/storage-postgres/src/index.ts') },
+    { find: /^@apimeter\/express$/, replacement: src('./packages/express/src/index.ts') },
+    { find: /^@apimeter\/fastify$/, replacement: src('./packages/fastify/src/index.ts') },
   ],
 }
 
@@ -27,6 +30,9 @@ export default defineConfig({
       project('packages', ['test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 60_000 }),
       project('core', ['packages/core/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 60_000 }),
       project('storage-sqlite', ['packages/storage-sqlite/test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 120_000 }),
+      project('storage-postgres', ['packages/storage-postgres/test/**/*.test.ts'], { testTimeout: 120_000, hookTimeout: 120_000 }),
+      project('express', ['packages/express/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
+      project('fastify', ['packages/fastify/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
     ],
   },
 })

@@ -3,6 +3,8 @@
 // side carry weight.
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
+import { runExpressSuite } from './suites/express.js'
+import { runFastifySuite } from './suites/fastify.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
 import { runSqliteSuite } from './suites/sqlite.js'
@@ -11,6 +13,8 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
   sqlite: runSqliteSuite,
   rollups: runRollupsSuite,
+  express: runExpressSuite,
+  fastify: runFastifySuite,
 }
 
 const wanted = process.argv.slice(2)

@@ -75,8 +75,35 @@ describe('@apimeter/storage-sqlite (built)', () => {
   })
 })
 
+describe('@apimeter/storage-postgres (built)', () => {
+  // A schema of its own per loader, so the two checks never see each other's rows.
+  const script = (schema: string) => `
+    const storage = pg.postgresStorage({ connectionString: process.env.APIMETER_TEST_PG_URL, schema: '${schema}' })
+    const monitor = core.createMonitor({ logger: false, storage })
+    monitor.record({ direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200, durationMs: 3, cost: 0.125 })
+    monitor.flush().then(() => monitor.stats.summary()).then((s) => { console.log(JSON.stringify({ requests: s.requests, cost: s.cost })); return monitor.close() })
+  `
+  const url = () => {
+    const value = process.env.APIMETER_TEST_PG_URL
+    if (!value) throw new Error('APIMETER_TEST_PG_URL is not set: the global setup starts PostgreSQL for the tests')
+    return value
+  }
+  const nodePg = (args: string[]) => run(process.execPath, args, { cwd: repoRoot, env: { ...process.env, APIMETER_TEST_PG_URL: url() } })
+  const schema = (loader: string) => `built_${loader}_${process.pid}`
+
+  it('loads through import and writes to a real server', async () => {
+    const { stdout } = await nodePg(['--input-type=module', '-e', `import * as core from '@apimeter/core'; import * as pg from '@apimeter/storage-postgres'; ${script(schema('esm'))}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.125 })
+  })
+
+  it('loads through require() and writes to a real server', async () => {
+    const { stdout } = await nodePg(['--input-type=commonjs', '-e', `const core = require('@apimeter/core'); const pg = require('@apimeter/storage-postgres'); ${script(schema('cjs'))}`])
+    expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.125 })
+  })
+})
+
 describe('package manifests', () => {
-  it.each(['core', 'storage-sqlite'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
+  it.each(['core', 'storage-sqlite', 'storage-postgres'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: `${repoRoot}/packages/${pkg}` })
     const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path)
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'package.json', 'README.md']))

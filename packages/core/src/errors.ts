@@ -19,6 +19,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `MIGRATION_FAILED`: a migration run failed and was rolled back.
  * - `MIGRATION_REQUIRED`: the database schema is older than this version of apimeter and `migrate` is off.
  * - `LISTENER_FAILED`: one of your event listeners threw; the SDK caught it.
+ * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
+ *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  * - `INSTRUMENTATION_FAILED`: outbound metering hit an unexpected error (a custom cost function or cache detector
  *   threw, an unknown client shape…); the request itself went on untouched and the call may be missing fields.
  */
@@ -37,6 +39,7 @@ export type ApimeterErrorCode =
   | 'MIGRATION_FAILED'
   | 'MIGRATION_REQUIRED'
   | 'LISTENER_FAILED'
+  | 'CALLBACK_FAILED'
   | 'INSTRUMENTATION_FAILED'
 
 /**

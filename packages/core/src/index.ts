@@ -24,7 +24,19 @@ export {
   usdToNanos,
 } from './call.js'
 export { type Clock, systemClock } from './clock.js'
-export { ApimeterError, type ApimeterErrorCode, isApimeterError } from './errors.js'
+export { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
+export {
+  createInboundMeter,
+  hashApiKey,
+  type IdentityValue,
+  type IgnoreOption,
+  type InboundAdapterConfig,
+  type InboundCall,
+  type InboundMeter,
+  type InboundOptions,
+  joinRoute,
+  templateFromMatch,
+} from './inbound.js'
 export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './memory-storage.js'
 export {
   type CallHandle,
@@ -89,7 +101,7 @@ export {
 } from './sql/migrator.js'
 export { type ApimeterDatabase, CALL_COLUMNS, type CallRow, type SqlDialectName, TABLES } from './sql/schema.js'
 export { aggregateCalls, bucketExpression, callToRow, DIMENSION_COLUMN, writeCallRow } from './sql/aggregate-sql.js'
-export { DEFAULT_RETENTION, resolveRetention, retentionSchema, type RetentionOptions } from './sql/retention.js'
+export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type RetentionOptions } from './sql/retention.js'
 export { type Horizons, planQuery, type QueryPlan, type Segment } from './sql/rollup-plan.js'
 export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RetentionMs, type RollupLevel } from './sql/rollups.js'
 export {

@@ -89,7 +89,9 @@ export interface MonitorOptions {
    */
   retry?: Partial<RetryPolicy>
   /**
-   * How long `close()` keeps trying to write what is buffered before counting it as dropped (ms).
+   * How long `close()` (and the flush before a natural exit) waits for the storage to make progress before counting
+   * what is still unwritten as dropped (ms). A backlog that is being written keeps `close()` going; a storage that
+   * accepts nothing for this long ends it.
    * @default 10_000
    * @example
    * ```ts

@@ -201,6 +201,8 @@ export class WritePipeline {
         }
         this.written += batch.rows.length
         this.failing = false
+        // close() gives up only when the storage stops making progress, not while it is working through a backlog
+        if (this.state === 'closing') this.closeDeadline = performance.now() + this.options.closeTimeoutMs
         return
       } catch (error) {
         attempt++
@@ -331,12 +333,17 @@ export class WritePipeline {
     this.wakeSleepers()
     const all = Promise.all([...this.inflight])
     let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>((resolve) => {
-      // A write that hangs (a black-holed connection) must not hang close(): after the deadline plus a grace
-      // period, whatever is still unwritten is counted as dropped.
-      timer = setTimeout(resolve, this.options.closeTimeoutMs + 1000)
+    const stalled = new Promise<void>((resolve) => {
+      // A write that hangs (a black-holed connection) must not hang close(): once no batch has completed for
+      // closeTimeoutMs (plus a grace second), whatever is still unwritten is counted as dropped.
+      const check = (): void => {
+        const left = this.closeDeadline + 1000 - performance.now()
+        if (left <= 0) resolve()
+        else timer = setTimeout(check, Math.min(left, 1000))
+      }
+      check()
     })
-    await Promise.race([all, deadline])
+    await Promise.race([all, stalled])
     clearTimeout(timer)
     for (const batch of this.batches) {
       if (!batch.settled) this.giveUp(batch, `close() timed out with ${batch.rows.length} calls still being written`, undefined)

@@ -1,32 +1,15 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { runFixture } from '../../../test/support/run-fixture.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/exit-child.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'apimeter-exit-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-function runChild(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`child did not exit within ${timeoutMs} ms (stderr: ${stderr})`))
-    }, timeoutMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, ms: Date.now() - started })
-    })
-  })
-}
+const runChild = (args: string[]) => runFixture(fixture, args, 20_000)
 
 describe('process lifetime', () => {
   it('a script with an open monitor exits by itself (timers are unref\'d)', async () => {

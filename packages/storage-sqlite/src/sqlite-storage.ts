@@ -9,7 +9,7 @@ import {
   parseOrThrow,
   resolveRetention,
   type RetentionOptions,
-  retentionSchema,
+  sqlStorageOptionFields,
   type SqlStorage,
   TABLES,
   writeCallRow,
@@ -101,16 +101,7 @@ const optionsSchema = z
         error: 'an open better-sqlite3 Database',
       })
       .optional(),
-    migrate: z.boolean({ error: 'true or false' }).optional(),
-    retention: retentionSchema.optional(),
-    schedule: z
-      .strictObject({
-        rollupEveryCalls: z.number().int().min(1).optional(),
-        rollupIntervalMs: z.number().min(0).optional(),
-        retentionIntervalMs: z.number().min(0).optional(),
-      })
-      .optional(),
-    now: z.custom<() => number>((v) => typeof v === 'function', { error: 'a function returning epoch milliseconds' }).optional(),
+    ...sqlStorageOptionFields,
     busyTimeoutMs: z.number({ error: 'a whole number of milliseconds from 0 to 600,000' }).int({ error: 'a whole number of milliseconds from 0 to 600,000' }).min(0, { error: 'a whole number of milliseconds from 0 to 600,000' }).max(600_000, { error: 'a whole number of milliseconds from 0 to 600,000' }).optional(),
   })
   .superRefine((o, ctx) => {

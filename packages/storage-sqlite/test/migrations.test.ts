@@ -3,7 +3,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { apimeterMigrations, runMigrations } from '@apimeter/core'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { Kysely, sql, SqliteDialect } from 'kysely'
-import { runFixture } from './children.js'
+import { runFixture as run } from '../../../test/support/run-fixture.js'
+
+const runFixture = (fixture: string, args: string[]) => run(new URL(`./fixtures/${fixture}`, import.meta.url), args)
 import { tempDir } from './helpers.js'
 
 function appliedMigrations(file: string): string[] {

@@ -4,7 +4,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createMonitor, createStats, isApimeterError } from '@apimeter/core'
 import { recordFactory } from '@apimeter/core/testing'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
-import { runFixture } from './children.js'
+import { runFixture as run } from '../../../test/support/run-fixture.js'
+
+const runFixture = (fixture: string, args: string[]) => run(new URL(`./fixtures/${fixture}`, import.meta.url), args)
 import { tempDir } from './helpers.js'
 
 const make = recordFactory({ service: 'sqlite-test' })

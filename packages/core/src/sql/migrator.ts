@@ -47,10 +47,14 @@ export interface MigrateOptions {
   to?: MigrationTarget
   /** Replaces apimeter's own migrations (for tests of the runner itself). */
   migrations?: readonly NamedMigration[]
+  /** PostgreSQL: the schema apimeter's tables live in (the connection's search_path must lead to it). */
+  schema?: string
 }
 
-function migratorFor(db: Kysely<unknown>, migrations: readonly NamedMigration[]): Migrator {
+function migratorFor(db: Kysely<unknown>, migrations: readonly NamedMigration[], schema?: string): Migrator {
   return new Migrator({
+    // On PostgreSQL the bookkeeping tables are looked up in apimeter's own schema, not in any schema that has them.
+    ...(schema ? { migrationTableSchema: schema } : {}),
     db,
     provider: {
       async getMigrations() {
@@ -83,11 +87,11 @@ export async function runMigrations(db: Kysely<unknown>, options: MigrateOptions
   if (to !== 'latest' && to !== 'up' && to !== 'down' && to !== 'zero' && !migrations.some((m) => m.name === to)) {
     return {
       steps: [],
-      current: await currentOf(db).catch(() => null),
+      current: await currentOf(db, options).catch(() => null),
       error: new ApimeterError('INVALID_OPTIONS', `migration target must be 'latest', 'up', 'down', 'zero' or one of ${migrations.map((m) => m.name).join(', ')}, got "${to}"`),
     }
   }
-  const migrator = migratorFor(db, migrations)
+  const migrator = migratorFor(db, migrations, options.schema)
   const go = (): Promise<{ error?: unknown; results?: MigrationResult[] }> =>
     to === 'latest'
       ? migrator.migrateToLatest()
@@ -133,7 +137,7 @@ export async function runMigrations(db: Kysely<unknown>, options: MigrateOptions
               ? 'applied'
               : 'reverted',
   }))
-  const current = await currentOf(db).catch(() => null)
+  const current = await currentOf(db, options).catch(() => null)
   if (!failed) return { steps, current }
   const failedStep = steps.find((s) => s.status === 'failed')
   return {
@@ -147,15 +151,22 @@ export async function runMigrations(db: Kysely<unknown>, options: MigrateOptions
   }
 }
 
-async function appliedNames(db: Kysely<unknown>): Promise<{ name: string; timestamp: string }[] | null> {
-  const tables = await db.introspection.getTables()
-  if (!tables.some((t) => t.name === TABLES.migrations)) return null
-  const rows = await sql<{ name: string; timestamp: string }>`SELECT name, timestamp FROM ${sql.table(TABLES.migrations)} ORDER BY name`.execute(db)
+async function appliedNames(db: Kysely<unknown>, options: Pick<MigrateOptions, 'dialect' | 'schema'>): Promise<{ name: string; timestamp: string }[] | null> {
+  const table = options.schema ? sql.table(`${options.schema}.${TABLES.migrations}`) : sql.table(TABLES.migrations)
+  if (options.dialect === 'postgres') {
+    const qualified = `${options.schema ? `"${options.schema.replace(/"/g, '""')}".` : ''}${TABLES.migrations}`
+    const exists = await sql<{ t: string | null }>`SELECT to_regclass(${qualified})::text AS t`.execute(db)
+    if (!exists.rows[0]?.t) return null
+  } else {
+    const exists = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ${TABLES.migrations}`.execute(db)
+    if (Number(exists.rows[0]?.n ?? 0) === 0) return null
+  }
+  const rows = await sql<{ name: string; timestamp: string }>`SELECT name, timestamp FROM ${table} ORDER BY name`.execute(db)
   return rows.rows
 }
 
-async function currentOf(db: Kysely<unknown>): Promise<string | null> {
-  const applied = await appliedNames(db)
+async function currentOf(db: Kysely<unknown>, options: Pick<MigrateOptions, 'dialect' | 'schema'>): Promise<string | null> {
+  const applied = await appliedNames(db, options)
   return applied && applied.length > 0 ? applied[applied.length - 1]!.name : null
 }
 
@@ -170,7 +181,7 @@ async function currentOf(db: Kysely<unknown>): Promise<string | null> {
  */
 export async function getMigrationStatus(db: Kysely<unknown>, options: Omit<MigrateOptions, 'to'>): Promise<MigrationStatus> {
   const migrations = options.migrations ?? apimeterMigrations(options.dialect)
-  const applied = (await appliedNames(db)) ?? []
+  const applied = (await appliedNames(db, options)) ?? []
   const appliedAt = new Map(applied.map((a) => [a.name, new Date(a.timestamp)]))
   const known = new Set(migrations.map((m) => m.name))
   return {

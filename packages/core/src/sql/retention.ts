@@ -41,6 +41,28 @@ export const retentionSchema = z
     }
   })
 
+/**
+ * The zod fields every SQL storage adapter accepts (`migrate`, `retention`, `schedule`, `now`), spread into the
+ * adapter's own options schema so the rules and messages are the same everywhere.
+ *
+ * @example
+ * ```ts
+ * const optionsSchema = z.strictObject({ filename: z.string().optional(), ...sqlStorageOptionFields })
+ * ```
+ */
+export const sqlStorageOptionFields = {
+  migrate: z.boolean({ error: 'true or false' }).optional(),
+  retention: retentionSchema.optional(),
+  schedule: z
+    .strictObject({
+      rollupEveryCalls: z.number({ error: 'a whole number of calls, at least 1' }).int({ error: 'a whole number of calls, at least 1' }).min(1, { error: 'a whole number of calls, at least 1' }).optional(),
+      rollupIntervalMs: z.number({ error: 'milliseconds, 0 or more' }).min(0, { error: 'milliseconds, 0 or more' }).optional(),
+      retentionIntervalMs: z.number({ error: 'milliseconds, 0 or more' }).min(0, { error: 'milliseconds, 0 or more' }).optional(),
+    })
+    .optional(),
+  now: z.custom<() => number>((v) => typeof v === 'function', { error: 'a function returning epoch milliseconds' }).optional(),
+}
+
 function toMs(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : value === Infinity ? Infinity : undefined
   if (value.trim() === 'forever') return Infinity

@@ -219,6 +219,12 @@ export interface RollupContext {
   exec?: RawExecutor
   /** Calls this process wrote since the cursor, already aggregated in memory (SQLite's fast path). */
   accumulator?: RollupAccumulator
+  /**
+   * Removes expired raw calls (already rolled up: `rolled`) the adapter's way — PostgreSQL drops whole monthly
+   * partitions. Returns how many rows went and the horizon below which raw calls may now be missing. Runs inside
+   * the retention transaction. Without it, rows are deleted in batches of `maxRows`.
+   */
+  rawRetention?: (trx: Kysely<unknown>, cut: number, rolled: RawBuilder<boolean>, maxRows: number) => Promise<{ deleted: number; horizon: number }>
 }
 
 const execute = async (ctx: RollupContext, text: string, params: readonly unknown[]): Promise<Record<string, unknown>[]> =>
@@ -286,7 +292,10 @@ function statements(dialect: SqlDialectName, table: string, rows: number): { sel
   const p = (): string => (dialect === 'postgres' ? `$${++n}` : '?')
   const tuple = (width: number): string => `(${Array.from({ length: width }, p).join(', ')})`
   const keyList = ['level', 'bucket_start', ...KEY_COLUMNS].join(', ')
-  const select = `SELECT * FROM ${table} WHERE (${keyList}) IN (VALUES ${Array.from({ length: rows }, () => tuple(2 + KEY_COLUMNS.length)).join(', ')})`
+  // PostgreSQL types the parameters of a bare VALUES list as text: cast the key tuple to the columns' types.
+  const keyTypes = ['int2', 'int8', ...KEY_COLUMNS.map((c) => (c === 'status_code' ? 'int4' : 'text'))]
+  const keyTuple = (): string => (dialect === 'postgres' ? `(${keyTypes.map((t) => `${p()}::${t}`).join(', ')})` : tuple(keyTypes.length))
+  const select = `SELECT * FROM ${table} WHERE (${keyList}) IN (VALUES ${Array.from({ length: rows }, keyTuple).join(', ')})`
   n = 0
   const upsert =
     `INSERT INTO ${table} (${ALL_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => tuple(ALL_COLUMNS.length)).join(', ')} ` +
@@ -337,12 +346,23 @@ function storedState(row: Record<string, unknown>, into: AggregateState = emptyA
 }
 
 /** Runs `fn` in a write transaction that serialises rollup maintenance across processes. */
-export async function inWriteTransaction<T>(db: Kysely<unknown>, dialect: SqlDialectName, fn: (trx: Kysely<unknown>) => Promise<T>): Promise<T> {
+export async function inWriteTransaction<T>(
+  db: Kysely<unknown>,
+  dialect: SqlDialectName,
+  fn: (trx: Kysely<unknown>) => Promise<T>,
+  options: { skipIfBusy?: boolean } = {},
+): Promise<T | undefined> {
   if (dialect === 'postgres') {
     return db.transaction().execute(async (trx) => {
-      // One maintainer at a time: the state row lock is held until commit.
-      await sql`INSERT INTO ${sql.table(TABLES.rollupState)} (name, value) VALUES ('cursor', 0) ON CONFLICT (name) DO NOTHING`.execute(trx)
-      await readState(trx, 'cursor', true)
+      // One maintainer per schema at a time: a transaction-scoped advisory lock, released at commit. A run after a
+      // write does not queue behind another instance's run (that one is doing the work): it skips.
+      const key = sql`hashtext('apimeter.maintenance'), hashtext(current_schema())`
+      if (options.skipIfBusy) {
+        const got = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${key}) AS ok`.execute(trx)
+        if (!got.rows[0]?.ok) return undefined
+      } else {
+        await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx)
+      }
       return fn(trx)
     })
   }
@@ -362,9 +382,9 @@ export async function inWriteTransaction<T>(db: Kysely<unknown>, dialect: SqlDia
  * Rolls up the next raw calls not yet in the rollups (at most `maxRows` on SQLite), in one transaction. Returns how
  * many calls it rolled up.
  */
-export async function rollUpPending(ctx: RollupContext, maxRows = 50_000): Promise<number> {
+export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false): Promise<number> {
   const cursor = cursorFor(ctx.dialect)
-  return inWriteTransaction(ctx.db, ctx.dialect, async (trx) => {
+  const rolled = await inWriteTransaction(ctx.db, ctx.dialect, async (trx) => {
     const inTrx: RollupContext = { ...ctx, db: trx }
     const from = (await readState(trx, 'cursor')) ?? 0
     let upto: number | null
@@ -390,7 +410,8 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000): Promi
     let count = 0
     for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests
     return count
-  })
+  }, { skipIfBusy })
+  return rolled ?? 0
 }
 
 /** Rolls up until nothing is pending. */
@@ -504,6 +525,10 @@ async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: RollupRe
  */
 export async function rebuildRollupRange(ctx: RollupContext, from: number, to: number): Promise<{ from: Date; to: Date; calls: number }> {
   const { db, dialect } = ctx
+  return (await rebuild(db, dialect, ctx, from, to))!
+}
+
+async function rebuild(db: Kysely<unknown>, dialect: SqlDialectName, ctx: RollupContext, from: number, to: number): Promise<{ from: Date; to: Date; calls: number } | undefined> {
   const start = bucketStart(from, 'hour')
   const lastHour = bucketStart(to, 'hour')
   const end = lastHour === to ? to : nextBucket(lastHour, 'hour')
@@ -551,9 +576,9 @@ export interface RetentionMs {
  * Applies retention: moves the horizons, then deletes at most `maxRows` expired rows per table. Raw calls are deleted
  * only once rolled up. Returns the number of rows deleted.
  */
-export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000): Promise<number> {
+export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000, skipIfBusy = false): Promise<number> {
   const { db, dialect } = ctx
-  return inWriteTransaction(db, dialect, async (trx) => {
+  const removed = await inWriteTransaction(db, dialect, async (trx) => {
     let deleted = 0
     const cursorValue = (await readState(trx, 'cursor')) ?? 0
     const current = await readHorizons(trx)
@@ -563,13 +588,23 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       day: Number.isFinite(retention.day) ? bucketStart(now - retention.day, 'month') : -Infinity,
       month: Number.isFinite(retention.month) ? bucketStart(now - retention.month, 'month') : -Infinity,
     }
-    // Horizons first (never backwards): a query planned after this commit no longer relies on what is deleted.
-    for (const level of ['raw', 'hour', 'day'] as const) {
-      if (cuts[level] > current[level]) await writeState(trx, `${level}_horizon`, cuts[level])
-    }
+    // Horizons move in the same transaction as the deletes (never backwards): a query planned after this commit no
+    // longer relies on what is deleted, one planned before it still sees the rows.
     if (Number.isFinite(cuts.raw)) {
-      const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${cursorFor(dialect).rolled(cursorValue)} LIMIT ${maxRows})`.execute(trx)
-      deleted += Number(r.numAffectedRows ?? 0)
+      const rolled = cursorFor(dialect).rolled(cursorValue)
+      let horizon = cuts.raw
+      if (ctx.rawRetention) {
+        const result = await ctx.rawRetention(trx, cuts.raw, rolled, maxRows)
+        deleted += result.deleted
+        horizon = result.horizon
+      } else {
+        const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
+        deleted += Number(r.numAffectedRows ?? 0)
+      }
+      if (horizon > current.raw) await writeState(trx, 'raw_horizon', horizon)
+    }
+    for (const level of ['hour', 'day'] as const) {
+      if (cuts[level] > current[level]) await writeState(trx, `${level}_horizon`, cuts[level])
     }
     for (const [resolution, cut] of [['hour', cuts.hour], ['day', cuts.day], ['month', cuts.month]] as const) {
       if (!Number.isFinite(cut)) continue
@@ -578,5 +613,6 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       deleted += Number(r.numAffectedRows ?? 0)
     }
     return deleted
-  })
+  }, { skipIfBusy })
+  return removed ?? 0
 }

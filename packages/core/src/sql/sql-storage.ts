@@ -73,8 +73,16 @@ export interface SqlStorageConfig {
    * raw write issued while another transaction is open would join that transaction).
    */
   serializeWrites?: boolean
-  /** Runs before the first statement (pragmas, partitions…). */
+  /** Runs before the first statement (pragmas, search_path…). */
   prepare?(): Promise<void>
+  /** PostgreSQL: the schema apimeter's tables live in. */
+  schema?: string
+  /** Runs after migrations at start, then with each retention pass (PostgreSQL: monthly partitions ahead). */
+  housekeeping?(now: number): Promise<void>
+  /** Expired raw calls, the adapter's way (see `RollupContext.rawRetention`). */
+  rawRetention?: RollupContext['rawRetention']
+  /** Receives the storage's reporter, for background errors the adapter sees (a dropped idle connection…). */
+  bindReporter?(report: (error: unknown) => void): void
   /** Releases what the adapter opened. */
   release(): Promise<void>
 }
@@ -171,7 +179,10 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     dialect,
     exec: config.executeRaw,
     accumulator: config.insertCalls && dialect === 'sqlite' ? new RollupAccumulator() : undefined,
+    rawRetention: config.rawRetention,
   }
+  // read lazily: an adapter may learn its schema only when it connects
+  const migrateOptions = (): { dialect: SqlDialectName; schema?: string } => ({ dialect, schema: config.schema })
   let chain: Promise<unknown> = Promise.resolve()
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
     if (!config.serializeWrites) return fn()
@@ -184,25 +195,38 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     const err = error instanceof ApimeterError ? error : new ApimeterError('WRITE_FAILED', `${name} storage maintenance failed (it is retried after the next write): ${errorMessage(error)}`, { cause: error })
     for (const r of reporters) r(err)
   }
+  config.bindReporter?.(report)
 
-  /** Rollups and retention after a write. Their failure never fails the write (the calls are already stored). */
-  const maintainAfterWrite = async (written: number): Promise<void> => {
+  /**
+   * Rollups and retention after a write, in the background: the write has already succeeded, so maintenance never
+   * delays or fails it. One run at a time; on PostgreSQL a run skips when another instance is doing it.
+   */
+  let maintenance: Promise<void> | undefined
+  const maintainAfterWrite = (written: number): void => {
     sinceRollup += written
+    if (maintenance) return
     const t = now()
-    try {
-      if (sinceRollup >= schedule.rollupEveryCalls || t - lastRollupAt >= schedule.rollupIntervalMs) {
-        sinceRollup = 0
-        lastRollupAt = t
-        await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000))
-      }
-      if (t - lastRetentionAt >= schedule.retentionIntervalMs) {
-        lastRetentionAt = t
-        await applyRetention(ctx, config.retention, t)
-      }
-    } catch (error) {
-      report(error)
+    const rollupDue = sinceRollup >= schedule.rollupEveryCalls || t - lastRollupAt >= schedule.rollupIntervalMs
+    const retentionDue = t - lastRetentionAt >= schedule.retentionIntervalMs
+    if (!rollupDue && !retentionDue) return
+    if (rollupDue) {
+      sinceRollup = 0
+      lastRollupAt = t
     }
+    if (retentionDue) lastRetentionAt = t
+    maintenance = exclusive(async () => {
+      if (rollupDue) await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
+      if (retentionDue) {
+        await config.housekeeping?.(t)
+        await applyRetention(ctx, config.retention, t, 20_000, true)
+      }
+    })
+      .catch(report)
+      .finally(() => {
+        maintenance = undefined
+      })
   }
+
 
   const storage: SqlStorage = {
     name,
@@ -217,17 +241,19 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         ensureOpen()
         await prepare()
         if (config.migrate) {
-          const result = await exclusive(() => runMigrations(db, { dialect }))
+          const result = await exclusive(() => runMigrations(db, migrateOptions()))
           if (result.error) throw result.error
+          await config.housekeeping?.(now())
           return
         }
-        const status = await getMigrationStatus(db, { dialect })
+        const status = await getMigrationStatus(db, migrateOptions())
         if (status.pending.length > 0) {
           throw new ApimeterError(
             'MIGRATION_REQUIRED',
             `the ${name} database is at migration ${status.current ?? '(none)'} but this version of apimeter needs ${status.migrations.at(-1)!.name} (pending: ${status.pending.join(', ')}); run \`${config.migrateHint}\` or create the storage with migrate: true`,
           )
         }
+        await config.housekeeping?.(now())
       })().catch((error: unknown) => {
         ready = undefined
         throw error
@@ -242,32 +268,47 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       await exclusive(async () => {
         const ids = await insert(calls)
         if (ids && ctx.accumulator) ctx.accumulator.add(calls, ids.firstId, ids.lastId)
-        await maintainAfterWrite(calls.length)
       })
+      maintainAfterWrite(calls.length)
     },
     async aggregate(query) {
       ensureOpen()
       await storage.init!()
-      return aggregateWithRollups(ctx, query)
+      // One consistent snapshot for the rollup rows, the raw edges and the tail: a rollup run committing between
+      // those reads would otherwise count its calls twice (in the rollups and in the tail).
+      if (dialect === 'postgres') {
+        return db.transaction().setIsolationLevel('repeatable read').execute((trx) => aggregateWithRollups({ ...ctx, db: trx }, query))
+      }
+      // SQLite: one connection, so also keep writes and maintenance off it while the reads run.
+      return exclusive(async () => {
+        await sql`BEGIN`.execute(db)
+        try {
+          return await aggregateWithRollups(ctx, query)
+        } finally {
+          await sql`COMMIT`.execute(db).catch(() => undefined)
+        }
+      })
     },
     async migrate(to = 'latest') {
       ensureOpen()
       await prepare()
-      return exclusive(() => runMigrations(db, { dialect, to }))
+      return exclusive(() => runMigrations(db, { ...migrateOptions(), to }))
     },
     async migrationStatus() {
       ensureOpen()
       await prepare()
-      return getMigrationStatus(db, { dialect })
+      return getMigrationStatus(db, migrateOptions())
     },
     async maintain() {
       ensureOpen()
       await storage.init!()
+      await maintenance
       return exclusive(async () => {
         const rolledUp = await rollUpAll(ctx)
         sinceRollup = 0
         lastRollupAt = now()
         lastRetentionAt = now()
+        await config.housekeeping?.(lastRetentionAt)
         let deleted = 0
         for (;;) {
           const n = await applyRetention(ctx, config.retention, lastRetentionAt)
@@ -293,6 +334,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     async close() {
       if (closed) return
       // Roll up what is pending so the next reader starts from current rollups (best effort).
+      await maintenance
       if (ready) {
         await exclusive(() => rollUpAll(ctx)).catch(report)
       }

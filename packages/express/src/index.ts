@@ -1,0 +1,2 @@
+// Public API of @apimeter/express. Every export is listed by name.
+export { apimeter, type ApimeterExpressOptions } from './middleware.js'

@@ -1,0 +1,210 @@
+import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, type Monitor, templateFromMatch, UNMATCHED_ROUTE } from '@apimeter/core'
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+
+/**
+ * Options of {@link apimeter}: every field is optional.
+ *
+ * @example
+ * ```ts
+ * app.use(apimeter(monitor, {
+ *   tenant: (req) => req.get('x-tenant-id'),
+ *   user: (req) => req.user?.id,
+ *   apiKey: (req) => req.get('x-api-key'),   // only a hash is stored
+ *   ignore: ['/health', '/static/*'],
+ * }))
+ * ```
+ */
+export interface ApimeterExpressOptions extends InboundOptions<Request> {}
+
+/**
+ * Express 4 and 5 middleware recording every request the app receives on `monitor`: route template, status,
+ * outcome, duration, request and response bytes, client and identity fields. Register it before your routes.
+ * Throws an `INVALID_OPTIONS` error on a bad argument; never throws or delays a request afterwards.
+ *
+ * @example
+ * ```ts
+ * import express from 'express'
+ * import { createMonitor } from '@apimeter/core'
+ * import { apimeter } from '@apimeter/express'
+ *
+ * const monitor = createMonitor({ service: 'shop' })
+ * const app = express()
+ * app.use(apimeter(monitor))
+ * app.get('/orders/:id', (req, res) => res.json({ id: req.params.id }))   // recorded as GET /orders/:id
+ * ```
+ */
+export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {}): RequestHandler {
+  const meter = createInboundMeter<Request>(monitor, options, {
+    prefix: '@apimeter/express',
+    monitorPath: 'monitor',
+    clientIp: (req) => req.ip,
+  })
+  return function apimeterMiddleware(req: Request, res: Response, next: NextFunction): void {
+    const call = meter.start(req, req, res)
+    if (call !== undefined) {
+      try {
+        track(req, res, call)
+      } catch {
+        // a request object that refuses the route watchers is served unmetered rather than broken
+      }
+    }
+    next()
+  }
+}
+
+/**
+ * How the route template is found. Express only keeps real paths (`req.baseUrl` is `/orgs/42`, and Express 5
+ * resets it after `next(err)`), so the middleware watches the router write `req.baseUrl` and `req.route` on this
+ * request: each mount entered is remembered with the parameters it matched, and the moment a route is dispatched
+ * the chain of mounts is captured. The template is assembled only when the response is done.
+ */
+interface Mount {
+  readonly parent: Mount | null
+  /** `req.baseUrl` inside this mount. */
+  readonly url: string
+  /** The part of the path this mount matched, and the parameters that match produced. */
+  readonly piece: string
+  readonly params: Readonly<Record<string, unknown>> | undefined
+}
+
+interface RouteState {
+  /** The calls to record when the response closes (one per apimeter middleware on the app, usually one). */
+  readonly calls: InboundCall[]
+  baseUrl: string
+  mount: Mount | null
+  route: { path?: unknown } | undefined
+  routeMount: Mount | null
+  routeParams: Readonly<Record<string, unknown>> | undefined
+  routeUrl: string
+  /** Accessors found already defined on the request (by another copy of this package), chained to. */
+  readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined
+}
+
+const STATE = Symbol('apimeter.express')
+/** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
+const WATCHED = Symbol.for('apimeter.express.watched')
+type Tracked<T> = T & { [STATE]?: RouteState; [WATCHED]?: true }
+
+function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
+  const existing = req[STATE]
+  if (existing !== undefined) {
+    existing.calls.push(call)
+    return
+  }
+  const baseUrl = req.baseUrl ?? ''
+  let prev: RouteState['prev']
+  if (req[WATCHED] === true) {
+    const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
+    const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
+    prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
+  }
+  const state: RouteState = {
+    calls: [call],
+    baseUrl,
+    mount: baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params: req.params },
+    route: undefined,
+    routeMount: null,
+    routeParams: undefined,
+    routeUrl: '/',
+    prev,
+  }
+  req[STATE] = state
+  req[WATCHED] = true
+  res[STATE] = state
+  Object.defineProperty(req, 'baseUrl', BASE_URL)
+  Object.defineProperty(req, 'route', ROUTE)
+  res.on('close', onClose)
+}
+
+/**
+ * An accessor for `req[name]` that keeps the value (or defers to an accessor found there before) and tells
+ * `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ */
+function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Request) => void): PropertyDescriptor {
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: Tracked<Request>) {
+      const state = this[STATE]!
+      const prev = state.prev?.[name]
+      return prev ? prev.get!.call(this) : state[name]
+    },
+    set(this: Tracked<Request>, value: never) {
+      const state = this[STATE]!
+      state.prev?.[name]?.set!.call(this, value)
+      state[name] = value
+      onSet(state, this)
+    },
+  }
+}
+
+const BASE_URL = watched('baseUrl', (state, req) => {
+  state.mount = enter(state.mount, typeof state.baseUrl === 'string' ? state.baseUrl : '', req.params)
+})
+
+// Set when a route matches and again when it dispatches (params are final by then): the last one counts.
+const ROUTE = watched('route', (state, req) => {
+  state.routeMount = state.mount
+  state.routeParams = req.params
+  state.routeUrl = req.url ?? '/'
+})
+
+/** The mount the router is in after it sets `req.baseUrl` to `url`: a new child, an ancestor left, or the same. */
+function enter(mount: Mount | null, url: string, params: Readonly<Record<string, unknown>> | undefined): Mount | null {
+  const current = mount === null ? '' : mount.url
+  if (url === current) return mount
+  if (url.startsWith(current) && url.length > current.length) return { parent: mount, url, piece: url.slice(current.length), params }
+  let ancestor = mount
+  while (ancestor !== null && ancestor.url !== url) ancestor = ancestor.parent
+  return ancestor !== null || url === '' ? ancestor : { parent: null, url, piece: url, params }
+}
+
+function mountTemplate(mount: Mount | null, used: Set<string>): string {
+  if (mount === null) return ''
+  return mountTemplate(mount.parent, used) + fromPath(mount.piece, mount.params, used)
+}
+
+/**
+ * A template rebuilt from the path as requested. Express matches case-insensitively by default, so `/ORGS/acme`
+ * reaches `/orgs/:orgId`: fixed words are lower-cased, or every casing a scanner tries would be a route of its own.
+ */
+function fromPath(path: string, params: Readonly<Record<string, unknown>> | undefined, used: Set<string>): string {
+  const template = templateFromMatch(path, params, used)
+  return /[A-Z]/.test(template) ? template.replace(/(^|\/)([^/:*][^/]*)/g, (_, slash: string, word: string) => slash + word.toLowerCase()) : template
+}
+
+function routeTemplate(state: RouteState): string {
+  const route = state.route
+  if (route === undefined || route === null) {
+    // Answered by middleware inside a mount (express.static under '/assets'): the mount, and everything below it.
+    return state.mount === null ? UNMATCHED_ROUTE : joinRoute(mountTemplate(state.mount, new Set()), '/*')
+  }
+  const used = new Set<string>()
+  const mount = mountTemplate(state.routeMount, used)
+  const path = route.path
+  if (typeof path === 'string') return joinRoute(mount, path)
+  if (Array.isArray(path) && path.every((p) => typeof p === 'string')) {
+    // app.get(['/a', '/b/:id'], …): the element that matched, rebuilt from the path and its parameters.
+    const query = state.routeUrl.indexOf('?')
+    return joinRoute(mount, fromPath(query === -1 ? state.routeUrl : state.routeUrl.slice(0, query), state.routeParams, used))
+  }
+  // RegExp routes (and arrays holding one): a stable rendering of the declaration.
+  return joinRoute(mount, Array.isArray(path) ? `[${path.map(String).join(', ')}]` : String(path))
+}
+
+// One shared listener: 'close' follows 'finish' on every response, and comes alone when the client went away.
+function onClose(this: Tracked<Response>): void {
+  const state = this[STATE]
+  if (state === undefined) return
+  let route: string
+  try {
+    route = routeTemplate(state)
+  } catch {
+    route = UNMATCHED_ROUTE // never let an unexpected routing shape throw out of an event listener
+  }
+  for (const call of state.calls) {
+    call.route = route
+    if (this.writableFinished) call.finish(this.statusCode)
+    else call.abort()
+  }
+}

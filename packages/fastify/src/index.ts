@@ -1,0 +1,2 @@
+// Public API of @apimeter/fastify. Every export is listed by name.
+export { apimeterFastify, type ApimeterFastifyOptions } from './plugin.js'

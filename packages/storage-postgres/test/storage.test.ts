@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { type CallRecord, createMonitor, createStats, memoryStorage } from '@apimeter/core'
+import { recordFactory } from '@apimeter/core/testing'
+import { postgresStorage } from '@apimeter/storage-postgres'
+import pg from 'pg'
+import { freshSchema, query, testUrl } from './helpers.js'
+
+const DAY = 86_400_000
+const NOW = Date.UTC(2026, 5, 15, 12)
+const FOREVER = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forever' }
+
+function calls(n: number, from: number, span: number): CallRecord[] {
+  const make = recordFactory({ service: 'pg' })
+  return Array.from({ length: n }, (_, i) =>
+    make({ direction: 'outbound', api: i % 2 ? 'a' : 'b', method: 'GET', route: '/r', statusCode: 200, durationMs: 1 + (i % 300), cost: 0.000001, tenantId: `t${i % 3}`, userId: `u${i % 4}`, timestamp: from + Math.floor((i / n) * span) }),
+  )
+}
+
+describe('postgresStorage()', () => {
+  let schema: string
+  let drop: () => Promise<void>
+  beforeEach(async () => {
+    ;({ schema, drop } = await freshSchema('s'))
+  })
+  afterEach(async () => drop())
+
+  const partitions = async () =>
+    (await query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '"${schema}".apimeter_calls'::regclass ORDER BY 1`)).map((r) => r.name)
+
+  it('partitions raw calls by month, created ahead; rows of a month without one wait in the default partition and move', async () => {
+    let now = NOW
+    const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER, now: () => now })
+    await storage.init!()
+    expect(await partitions()).toEqual(['apimeter_calls_default', 'apimeter_calls_p2026_05', 'apimeter_calls_p2026_06', 'apimeter_calls_p2026_07', 'apimeter_calls_p2026_08'])
+    await storage.writeCalls([...calls(10, Date.UTC(2026, 5, 2), DAY), ...calls(5, Date.UTC(2026, 9, 2), DAY)]) // June, and October
+    const placed = await query<{ part: string; n: number }>(`SELECT tableoid::regclass::text AS part, COUNT(*)::int AS n FROM "${schema}".apimeter_calls GROUP BY 1 ORDER BY 1`)
+    expect(placed).toEqual([
+      { part: `${schema}.apimeter_calls_default`, n: 5 },
+      { part: `${schema}.apimeter_calls_p2026_06`, n: 10 },
+    ])
+    // time passes: housekeeping creates October's partition and moves its rows out of the default one
+    now = Date.UTC(2026, 8, 15)
+    await storage.maintain()
+    expect(await partitions()).toContain('apimeter_calls_p2026_10')
+    const moved = await query<{ part: string; n: number }>(`SELECT tableoid::regclass::text AS part, COUNT(*)::int AS n FROM "${schema}".apimeter_calls GROUP BY 1 ORDER BY 1`)
+    expect(moved).toEqual([
+      { part: `${schema}.apimeter_calls_p2026_06`, n: 10 },
+      { part: `${schema}.apimeter_calls_p2026_10`, n: 5 },
+    ])
+    expect((await createStats(storage).summary()).requests).toBe(15)
+    await storage.close()
+  })
+
+  it('retention drops whole expired partitions (once rolled up) and old ranges answer from rollups', async () => {
+    const storage = postgresStorage({ connectionString: testUrl(), schema, retention: { raw: '30d', hour: '60d' }, now: () => NOW })
+    await storage.init!()
+    const old = calls(3000, Date.UTC(2026, 1, 1), 120 * DAY) // February … May
+    for (let i = 0; i < old.length; i += 1000) await storage.writeCalls(old.slice(i, i + 1000))
+    const reference = memoryStorage({ maxCalls: Infinity })
+    await reference.writeCalls(old)
+    expect((await query(`SELECT 1 FROM "${schema}".apimeter_calls_default LIMIT 1`)).length).toBe(1) // Feb–Apr had no partition
+    await storage.maintain()
+    // raw cut: 2026-05-16T12:00; whole months before it are gone: Feb–Apr sat in the default partition (trimmed),
+    // May's partition ends after the cut and stays
+    expect(await partitions()).toEqual(['apimeter_calls_default', 'apimeter_calls_p2026_05', 'apimeter_calls_p2026_06', 'apimeter_calls_p2026_07', 'apimeter_calls_p2026_08'])
+    const left = await query<{ oldest: string }>(`SELECT MIN(ts)::text AS oldest FROM "${schema}".apimeter_calls`)
+    expect(Number(left[0]!.oldest)).toBeGreaterThanOrEqual(Date.UTC(2026, 4, 1))
+    const clock = { now: () => NOW }
+    expect(await createStats(storage, { clock }).summary()).toEqual(await createStats(reference, { clock }).summary())
+    expect(await createStats(storage, { clock }).breakdown({ by: 'tenant' })).toEqual(await createStats(reference, { clock }).breakdown({ by: 'tenant' }))
+    // a partition whose month expired entirely is dropped, not emptied row by row
+    const later = postgresStorage({ connectionString: testUrl(), schema, retention: { raw: '30d', hour: '60d' }, now: () => Date.UTC(2026, 7, 10) })
+    await later.maintain()
+    expect(await partitions()).not.toContain('apimeter_calls_p2026_05')
+    expect(await partitions()).not.toContain('apimeter_calls_p2026_06')
+    expect((await createStats(later, { clock }).summary()).requests).toBe(3000)
+    await later.close()
+    await storage.close()
+  })
+
+  it('writes a retried batch once (a commit whose acknowledgement was lost)', async () => {
+    const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER })
+    const batch = calls(100, NOW - DAY, DAY)
+    await storage.writeCalls(batch)
+    await storage.writeCalls(batch)
+    expect((await createStats(storage).summary()).requests).toBe(100)
+    await storage.close()
+  })
+
+  it('uses a pool you pass (search_path set to its schema) without ending it', async () => {
+    const pool = new pg.Pool({ connectionString: testUrl(), max: 2 })
+    const storage = postgresStorage({ pool, schema, retention: FOREVER })
+    await storage.writeCalls(calls(5, NOW - DAY, DAY))
+    await storage.close()
+    const r = await pool.query(`SELECT COUNT(*)::int AS n FROM "${schema}".apimeter_calls`)
+    expect(r.rows[0].n).toBe(5)
+    await pool.end()
+  })
+
+  it('survives idle connections being killed, reporting it instead of crashing', async () => {
+    const storage = postgresStorage({ connectionString: `${testUrl()}?application_name=${schema}`, schema, retention: FOREVER })
+    const monitor = createMonitor({ storage, logger: false, flushOnExit: false, retry: { initialDelayMs: 10, maxDelayMs: 50 } })
+    const errors: string[] = []
+    monitor.on('error', (e) => errors.push(e.message))
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    const killed = await query<{ n: number }>(`SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${schema}'`)
+    expect(killed[0]!.n).toBeGreaterThan(0)
+    await vi.waitFor(() => expect(errors.join('\n')).toMatch(/PostgreSQL connection failed while idle/))
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ written: 2, dropped: 0 })
+    await monitor.close()
+  })
+
+  it('rejects bad options with package-prefixed errors', () => {
+    expect(() => postgresStorage({} as never)).toThrow('@apimeter/storage-postgres: options must be exactly one of connectionString or pool, got an empty object')
+    expect(() => postgresStorage({ connectionString: 'mysql://x' })).toThrow('@apimeter/storage-postgres: options.connectionString must be a postgres:// connection URL, got "mysql://x"')
+    expect(() => postgresStorage({ connectionString: testUrl(), schema: 'bad-name' })).toThrow(/options\.schema must be a schema name/)
+    expect(() => postgresStorage({ connectionString: testUrl(), maxConnections: 0 })).toThrow(/options\.maxConnections must be a whole number from 1 to 100, got 0/)
+    expect(() => postgresStorage({ connectionString: testUrl(), retention: { raw: '1y', hour: '30d' } })).toThrow(/options\.retention\.hour must be at least as long as raw/)
+  })
+})
