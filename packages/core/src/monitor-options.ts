@@ -1,5 +1,7 @@
 import { z } from 'zod'
 import type { Clock } from './clock.js'
+import { apisSchema, type OutboundOptions, outboundOptionsSchema } from './outbound/options.js'
+import type { ApiDefinition } from './outbound/registry.js'
 import type { RetryPolicy } from './pipeline.js'
 import type { StorageAdapter } from './storage.js'
 import { intInRange, numberInRange, wholeOrInfinity } from './validation.js'
@@ -138,6 +140,28 @@ export interface MonitorOptions {
    * ```
    */
   flushOnExit?: boolean
+  /**
+   * The outbound API registry: which requests belong to which API (URL prefix, host or RegExp), their route
+   * templates, cost model and documented limits. Unregistered hosts are grouped by host.
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ apis: [
+   *   { name: 'openai', match: 'https://api.openai.com', cost: costs.openai() },
+   *   { name: 'finnhub', match: /finnhub\.io$/, routes: ['/api/v1/quote'], cost: costs.perRequest(0.0001) },
+   * ] })
+   * ```
+   */
+  apis?: ApiDefinition[]
+  /**
+   * Outbound metering settings (ignored hosts, the unread-body bound, cache detector, header/body capture).
+   * @default {}
+   * @example
+   * ```ts
+   * createMonitor({ outbound: { capture: { responseHeaders: true } } })
+   * ```
+   */
+  outbound?: OutboundOptions
 }
 
 const retrySchema = z
@@ -181,6 +205,8 @@ export const monitorOptionsSchema = z
       })
       .optional(),
     flushOnExit: z.boolean({ error: 'true or false' }).optional(),
+    apis: apisSchema.optional(),
+    outbound: outboundOptionsSchema.optional(),
   })
   .superRefine((options, ctx) => {
     const batchSize = options.batchSize ?? DEFAULTS.batchSize
