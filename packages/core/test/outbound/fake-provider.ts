@@ -105,7 +105,7 @@ export async function startFakeProvider(): Promise<FakeProvider> {
       const failures = failFirst.get(url.pathname) ?? 0
       if (failures > 0) {
         failFirst.set(url.pathname, failures - 1)
-        res.writeHead(500, { 'content-type': 'application/json' })
+        res.writeHead(500, { 'content-type': 'application/json', 'retry-after-ms': '1' })
         res.end(JSON.stringify({ error: { message: 'try again', type: 'server_error' } }))
         return
       }
