@@ -176,6 +176,8 @@ const onHttpResponse = guard<{ request: HttpRequest; response: IncomingMessage }
 })
 
 const onHttpError = guard<{ request: HttpRequest; error: unknown }>(({ request, error }) => {
+  // A request that failed before it was sent (refused connection, DNS) never published its start: start it now.
+  if (request[CALLS] === undefined) onHttpStart({ request })
   const calls = request[CALLS]
   if (calls !== undefined) for (const call of calls) call.fail(error)
 })

@@ -15,15 +15,15 @@ export interface DispatchOptions {
   method: string
   headers?: unknown
   body?: unknown
-  [key: string]: unknown
 }
 
 /** An undici dispatch handler: the controller API of undici 7 and/or the older callback API. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type DispatchHandler = Record<string, any>
 
-/** `dispatch(opts, handler)`. */
-export type Dispatch = (opts: DispatchOptions, handler: DispatchHandler) => boolean
+/** `dispatch(opts, handler)`; loosely typed so that it fits every undici version's own types. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Dispatch = (opts: any, handler: any) => boolean
 
 /** An undici interceptor: takes the next `dispatch`, returns one that meters. */
 export type Interceptor = (dispatch: Dispatch) => Dispatch
@@ -53,9 +53,10 @@ export function createInterceptor(meter: OutboundMeter): Interceptor {
       try {
         const found = findMarker(opts.headers)
         if (found !== undefined) {
-          // Already metered by monitor.fetch: do not count it again, and do not send the marker.
-          forward = { ...opts, headers: withoutMarker(opts.headers) }
+          // Already metered by monitor.fetch: do not count it again. The marker goes on down while instrument()
+          // may see the request (its undici channel removes it); otherwise it is removed here.
           outer = outerCall(found)
+          if (outer === undefined || !instrumentationActive()) forward = { ...opts, headers: withoutMarker(opts.headers) }
         }
         if (outer === undefined) {
           const headers = toHeaderSource(forward.headers)

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { close, listen } from '../../../../test/support/http.js'
 
 /**
@@ -132,6 +133,10 @@ export async function startFakeProvider(): Promise<FakeProvider> {
         return
       }
       if (p === '/hang') return // never answers
+      if (p === '/redirect') {
+        res.writeHead(302, { location: '/v1/items/1' })
+        return void res.end()
+      }
       if (p === '/cut') {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' })
         res.write('x'.repeat(100))
@@ -159,4 +164,13 @@ export async function startFakeProvider(): Promise<FakeProvider> {
   })
   const url = await listen(server)
   return { url, requests, failFirst, close: () => close(server) }
+}
+
+/** A loopback port nobody listens on (bound, noted, closed). */
+export async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
 }

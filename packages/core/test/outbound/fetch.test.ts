@@ -1,5 +1,3 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { costs, type CallRecord } from '@apimeter/core'
 import nodeFetch from 'node-fetch'
 import { fetch as undiciFetch } from 'undici'
@@ -7,21 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { recordedCalls } from '../../../../test/support/calls.js'
 import { waitFor } from '../../../../test/support/http.js'
 import { testMonitor } from '../helpers/monitor.js'
-import { type FakeProvider, startFakeProvider } from './fake-provider.js'
+import { type FakeProvider, freePort, startFakeProvider } from './fake-provider.js'
 
 let provider: FakeProvider
 beforeAll(async () => {
   provider = await startFakeProvider()
 })
 afterAll(() => provider.close())
-
-async function freePort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  return port
-}
 
 describe('monitor.fetch', () => {
   it('returns the response fetch returned, unchanged, and records the call once', async () => {
