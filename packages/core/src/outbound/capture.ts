@@ -124,6 +124,14 @@ function maskJson(value: unknown, extra: ReadonlySet<string>): unknown {
     for (const [k, v] of Object.entries(value)) out[k] = sensitive(k, extra) && v !== null && typeof v !== 'object' ? MASK : maskJson(v, extra)
     return out
   }
+  // JSON carried inside a string (an echoed request, a serialised payload) is masked too.
+  if (typeof value === 'string' && /^\s*[[{]/.test(value)) {
+    try {
+      return JSON.stringify(maskJson(JSON.parse(value), extra))
+    } catch {
+      return maskJsonText(value, extra)
+    }
+  }
   return value
 }
 

@@ -44,6 +44,19 @@ const HTTP = {
   error: 'http.client.request.error',
 } as const
 
+/** Every channel listened to, with its handler (built on first use: the handlers are defined below). */
+function subscriptions(): [string, (message: unknown) => void][] {
+  return [
+    [UNDICI.create, onUndiciCreate],
+    [UNDICI.headers, onUndiciHeaders],
+    [UNDICI.trailers, onUndiciTrailers],
+    [UNDICI.error, onUndiciError],
+    [HTTP.start, onHttpStart],
+    [HTTP.response, onHttpResponse],
+    [HTTP.error, onHttpError],
+  ]
+}
+
 /** Switches instrumentation on for a meter. Returns false when it already was. */
 export function instrument(meter: OutboundMeter): boolean {
   if (meters.has(meter)) return false
@@ -51,13 +64,7 @@ export function instrument(meter: OutboundMeter): boolean {
   instrumentationChanged(1)
   if (!subscribed) {
     subscribed = true
-    diagnostics.subscribe(UNDICI.create, onUndiciCreate)
-    diagnostics.subscribe(UNDICI.headers, onUndiciHeaders)
-    diagnostics.subscribe(UNDICI.trailers, onUndiciTrailers)
-    diagnostics.subscribe(UNDICI.error, onUndiciError)
-    diagnostics.subscribe(HTTP.start, onHttpStart)
-    diagnostics.subscribe(HTTP.response, onHttpResponse)
-    diagnostics.subscribe(HTTP.error, onHttpError)
+    for (const [channel, handler] of subscriptions()) diagnostics.subscribe(channel, handler)
   }
   return true
 }
@@ -68,13 +75,7 @@ export function uninstrument(meter: OutboundMeter): boolean {
   instrumentationChanged(-1)
   if (meters.size === 0 && subscribed) {
     subscribed = false
-    diagnostics.unsubscribe(UNDICI.create, onUndiciCreate)
-    diagnostics.unsubscribe(UNDICI.headers, onUndiciHeaders)
-    diagnostics.unsubscribe(UNDICI.trailers, onUndiciTrailers)
-    diagnostics.unsubscribe(UNDICI.error, onUndiciError)
-    diagnostics.unsubscribe(HTTP.start, onHttpStart)
-    diagnostics.unsubscribe(HTTP.response, onHttpResponse)
-    diagnostics.unsubscribe(HTTP.error, onHttpError)
+    for (const [channel, handler] of subscriptions()) diagnostics.unsubscribe(channel, handler)
   }
   return true
 }

@@ -163,10 +163,7 @@ class MeteredHandler {
   }
 
   onRequestUpgrade(controller: unknown, statusCode: number, headers: unknown, socket: unknown): void {
-    safely(() => {
-      this.observer.start(controller, statusCode, toHeaderSource(headers))
-      this.observer.end()
-    })
+    upgraded(this.observer, controller, statusCode, headers)
     return this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
   }
 
@@ -215,10 +212,7 @@ class MeteredLegacyHandler {
   }
 
   onUpgrade(statusCode: number, rawHeaders: unknown, socket: unknown): unknown {
-    safely(() => {
-      this.observer.start(undefined, statusCode, toHeaderSource(rawHeaders))
-      this.observer.end()
-    })
+    upgraded(this.observer, undefined, statusCode, rawHeaders)
     return this.handler.onUpgrade?.(statusCode, rawHeaders, socket)
   }
 
@@ -241,6 +235,14 @@ class MeteredLegacyHandler {
     safely(() => this.observer.error(error))
     return this.handler.onError?.(error)
   }
+}
+
+/** An upgraded connection (WebSocket, CONNECT) ends the HTTP call at its response headers. */
+function upgraded(observer: Observer, controller: unknown, statusCode: number, headers: unknown): void {
+  safely(() => {
+    observer.start(controller, statusCode, toHeaderSource(headers))
+    observer.end()
+  })
 }
 
 function safely(fn: () => void): void {
