@@ -34,6 +34,12 @@ export class ObjectHeaders implements HeaderSource {
     return this.values[name] ?? null
   }
 
+  /** Whether any header name contains `fragment` (lower-case) or equals one of `names`. */
+  hasName(fragment: string, names: readonly string[]): boolean {
+    for (const name in this.values) if (name.includes(fragment) || names.includes(name)) return true
+    return false
+  }
+
   *entries(): IterableIterator<[string, string]> {
     for (const name of Object.keys(this.values)) yield [name, this.values[name]!]
   }
@@ -85,4 +91,20 @@ export function headerInt(headers: HeaderSource, name: string): number | null {
   if (value === null) return null
   const n = Number(value.trim())
   return Number.isSafeInteger(n) && n >= 0 ? n : null
+}
+
+/**
+ * A plain-object copy of headers, for a response whose headers are read many times (cost, cache and rate-limit
+ * rules): one pass over a fetch `Headers` is cheaper than a couple of dozen `get()` calls through its checks.
+ */
+export function lookupHeaders(headers: HeaderSource): ObjectHeaders {
+  if (headers instanceof ObjectHeaders) return headers
+  const values: Record<string, string> = {}
+  const each = (headers as unknown as Headers).forEach
+  if (typeof each === 'function') {
+    ;(headers as unknown as Headers).forEach((value, name) => {
+      values[name] = value
+    })
+  } else for (const [name, value] of headers.entries()) values[name] = value
+  return new ObjectHeaders(values)
 }

@@ -119,14 +119,16 @@ const onUndiciCreate = guard<{ request: UndiciRequest }>(({ request }) => {
   const calls = startAll((request.method ?? 'GET').toUpperCase(), `${request.origin ?? ''}${request.path ?? '/'}`, view as ObjectHeaders, length === null ? null : Number.parseInt(length, 10) || 0)
   if (calls === undefined) return
   request[CALLS] = calls
-  const onData = request.onData
-  if (typeof onData === 'function') {
-    request.onData = function meteredOnData(this: UndiciRequest, chunk: Uint8Array) {
-      for (const call of calls) call.chunk(chunk)
-      return onData.call(this, chunk)
-    }
-  }
+  // An own property on this one request object, shared function: no closure per request.
+  if (typeof request.onData === 'function') request.onData = meteredOnData
 })
+
+function meteredOnData(this: UndiciRequest, chunk: Uint8Array): unknown {
+  const calls = this[CALLS]
+  if (calls !== undefined) for (const call of calls) call.chunk(chunk)
+  // The class method, found on the prototype past the own property.
+  return (Object.getPrototypeOf(this) as UndiciRequest).onData!.call(this, chunk)
+}
 
 const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: number; headers: unknown } }>(({ request, response }) => {
   const calls = request[CALLS]

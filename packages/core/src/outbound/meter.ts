@@ -6,7 +6,7 @@ import { classifyError, type Outcome } from '../outcome.js'
 import { resolveCache } from './cache.js'
 import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
 import type { PricedCall } from './cost.js'
-import type { HeaderSource } from './headers.js'
+import { type HeaderSource, lookupHeaders, type ObjectHeaders } from './headers.js'
 import { OUTBOUND_DEFAULTS, type OutboundOptions } from './options.js'
 import { parseRateLimit } from './rate-limit.js'
 import { type ApiDefinition, ApiRegistry, type CompiledApi, toTarget } from './registry.js'
@@ -56,6 +56,10 @@ type BodyEnd = 'cancelled' | 'unread' | 'stalled'
 const CLOCK_ONLY: CallStart = Object.freeze({ direction: 'outbound', method: 'GET', route: '/' })
 const MAX_RETRY_LINKS = 1000
 const METADATA_BUDGET = 7_600
+/** Cache headers whose names do not contain `cache`. */
+const CACHE_HEADERS = ['age'] as const
+/** Rate-limit headers whose names do not contain `ratelimit`. */
+const RATE_LIMIT_HEADERS = ['retry-after'] as const
 
 /** Outbound metering of one monitor: resolves requests against the registry and records finished calls. */
 export class OutboundMeter {
@@ -139,7 +143,7 @@ export class OutboundMeter {
 export class OutboundCall {
   private readonly clock: CallHandle
   private statusCode: number | null = null
-  private headers: HeaderSource | null = null
+  private headers: ObjectHeaders | null = null
   private ttfbMs: number | null = null
   private responseBytes = 0
   private lastActivityMs = 0
@@ -170,10 +174,10 @@ export class OutboundCall {
   response(statusCode: number, headers: HeaderSource): void {
     if (this.done || this.statusCode !== null) return
     this.statusCode = statusCode
-    this.headers = headers
+    this.headers = lookupHeaders(headers)
     this.ttfbMs = this.lastActivityMs = this.clock.elapsedMs()
     const usage = this.definition?.cost?.usage
-    if (usage !== undefined && statusCode < 400) this.scanner = createUsageScanner(usage, headers.get('content-type'))
+    if (usage !== undefined && statusCode < 400) this.scanner = createUsageScanner(usage, this.headers.get('content-type'))
     if (this.meter.capture?.responseBody) this.bodyPrefix = new BodyPrefix(this.meter.capture.maxBodyBytes)
   }
 
@@ -263,14 +267,17 @@ export class OutboundCall {
     let cacheSignal: string | null = null
     let rateLimit: RateLimitInfo | null = null
     if (statusCode !== null && headers !== null) {
-      try {
-        const verdict = resolveCache(meter.cacheDetector, { url: request.url, method: request.method, statusCode, headers }, this.fromUndiciCache)
-        cached = verdict.cached
-        cacheSignal = verdict.signal
-      } catch (err) {
-        meter.failed('options.outbound.cacheDetector threw', err)
+      // Most responses carry none of these headers: one pass over the names skips both rule sets.
+      if (meter.cacheDetector !== undefined || this.fromUndiciCache || statusCode === 304 || headers.hasName('cache', CACHE_HEADERS)) {
+        try {
+          const verdict = resolveCache(meter.cacheDetector, { url: request.url, method: request.method, statusCode, headers }, this.fromUndiciCache)
+          cached = verdict.cached
+          cacheSignal = verdict.signal
+        } catch (err) {
+          meter.failed('options.outbound.cacheDetector threw', err)
+        }
       }
-      rateLimit = parseRateLimit(headers, Date.now(), statusCode)
+      if (headers.hasName('ratelimit', RATE_LIMIT_HEADERS)) rateLimit = parseRateLimit(headers, Date.now(), statusCode)
     }
     const priced = this.price(complete, bodyEnd === undefined && error == null)
     const options = request.options
