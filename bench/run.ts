@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runExpressSuite } from './suites/express.js'
 import { runFastifySuite } from './suites/fastify.js'
+import { runOutboundSuite } from './suites/outbound.js'
 import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   postgres: runPostgresSuite,
   express: runExpressSuite,
   fastify: runFastifySuite,
+  outbound: runOutboundSuite,
 }
 
 const wanted = process.argv.slice(2)

@@ -25,6 +25,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  *   other notifiers were not affected, and every attempt is stored.
  * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
  *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
+ * - `INSTRUMENTATION_FAILED`: outbound metering hit an unexpected error (a custom cost function or cache detector
+ *   threw, an unknown client shape…); the request itself went on untouched and the call may be missing fields.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -44,6 +46,7 @@ export type ApimeterErrorCode =
   | 'CALLBACK_FAILED'
   | 'ALERT_EVALUATION_FAILED'
   | 'ALERT_NOTIFICATION_FAILED'
+  | 'INSTRUMENTATION_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -81,6 +81,28 @@ export {
   OUTCOMES,
 } from './outcome.js'
 export type { HealthError, MonitorHealth, RetryPolicy } from './pipeline.js'
+export { type CacheDetector, type CacheDetectorInput, type CacheVerdict, detectCache } from './outbound/cache.js'
+export { type CaptureOptions, maskBody, maskHeaders } from './outbound/capture.js'
+export {
+  type CostContext,
+  type CostModel,
+  costs,
+  type PerRequestOptions,
+  type PerTokenOptions,
+  type PricedCall,
+  type ProviderCostOptions,
+  tokenCost,
+} from './outbound/cost.js'
+export type { FetchLike, MeteredFetch, MeteredRequestInit } from './outbound/fetch.js'
+export type { HeaderSource } from './outbound/headers.js'
+export type { Dispatch, DispatchHandler, DispatchOptions, Interceptor } from './outbound/interceptor.js'
+export { MARKER_HEADER } from './outbound/marker.js'
+export type { OutboundCallOptions } from './outbound/meter.js'
+export type { OutboundOptions } from './outbound/options.js'
+export { ANTHROPIC_PRICES, type ModelPrice, OPENAI_PRICES, PRICES_AS_OF } from './outbound/prices.js'
+export { parseRateLimit } from './outbound/rate-limit.js'
+export { type ApiDefinition, type ApiMatcher, type ConfiguredRateLimit, OTHER_HOSTS } from './outbound/registry.js'
+export type { Usage, UsageFormat, UsageReader } from './outbound/usage.js'
 export { maskUrl, normalizePath, OVERFLOW_ROUTE, UNMATCHED_ROUTE } from './route.js'
 export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from './sketch.js'
 export {

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import type { AlertEvent } from './alerts/notifiers.js'
 import { type AlertRule, alertRulesSchema } from './alerts/rules.js'
 import type { Clock } from './clock.js'
+import { apisSchema, type OutboundOptions, outboundOptionsSchema } from './outbound/options.js'
+import type { ApiDefinition } from './outbound/registry.js'
 import type { RetryPolicy } from './pipeline.js'
 import type { StorageAdapter } from './storage.js'
 import { intInRange, numberInRange, wholeOrInfinity } from './validation.js'
@@ -169,6 +171,28 @@ export interface MonitorOptions {
    * ```
    */
   onAlert?: (event: AlertEvent) => unknown
+  /**
+   * The outbound API registry: which requests belong to which API (URL prefix, host or RegExp), their route
+   * templates, cost model and documented limits. Unregistered hosts are grouped by host.
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ apis: [
+   *   { name: 'openai', match: 'https://api.openai.com', cost: costs.openai() },
+   *   { name: 'finnhub', match: /finnhub\.io$/, routes: ['/api/v1/quote'], cost: costs.perRequest(0.0001) },
+   * ] })
+   * ```
+   */
+  apis?: ApiDefinition[]
+  /**
+   * Outbound metering settings (ignored hosts, the unread-body bound, cache detector, header/body capture).
+   * @default {}
+   * @example
+   * ```ts
+   * createMonitor({ outbound: { capture: { responseHeaders: true } } })
+   * ```
+   */
+  outbound?: OutboundOptions
 }
 
 const retrySchema = z
@@ -215,6 +239,8 @@ export const monitorOptionsSchema = z
     alerts: alertRulesSchema.optional(),
     alertIntervalMs: intInRange(10, 86_400_000, 'a whole number of milliseconds from 10 to 86,400,000').optional(),
     onAlert: z.custom<(event: AlertEvent) => unknown>((v) => typeof v === 'function', { error: 'a function' }).optional(),
+    apis: apisSchema.optional(),
+    outbound: outboundOptionsSchema.optional(),
   })
   .superRefine((options, ctx) => {
     const batchSize = options.batchSize ?? DEFAULTS.batchSize

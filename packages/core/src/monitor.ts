@@ -4,10 +4,15 @@ import { resolveRule } from './alerts/rules.js'
 import type { CallInput } from './call.js'
 import { type ResolvedClock, resolveClock } from './clock.js'
 import { SafeEmitter } from './emitter.js'
-import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
+import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError } from './errors.js'
 import { memoryStorage } from './memory-storage.js'
 import { DEFAULTS, type Logger, type MonitorOptions, monitorOptionsSchema } from './monitor-options.js'
 import { classifyError } from './outcome.js'
+import { createMeteredFetch, type FetchLike, type MeteredFetch } from './outbound/fetch.js'
+import { createInterceptor, type Interceptor } from './outbound/interceptor.js'
+import { instrument, uninstrument } from './outbound/instrument.js'
+import { OutboundMeter, type OutboundCallOptions } from './outbound/meter.js'
+import { outboundCallOptionsSchema } from './outbound/options.js'
 import { type MonitorHealth, WritePipeline } from './pipeline.js'
 import { RouteGuard } from './route.js'
 import { createStats, type Stats } from './stats.js'
@@ -141,6 +146,56 @@ export interface Monitor {
    * ```
    */
   on<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this
+  /**
+   * A drop-in for the global `fetch` (same arguments and result) that meters every call: timing to the headers and
+   * to the end of the body, bytes, status or failure, API and route from the `apis` registry, cost, cache hits and
+   * rate-limit headroom. The response is the one fetch returned, its body counted as you read it. Optional
+   * per-call settings go in `init.apimeter`.
+   * @example
+   * ```ts
+   * const openai = new OpenAI({ fetch: monitor.fetch })
+   * const res = await monitor.fetch('https://api.example.com/v1/items', { apimeter: { tenantId: 'acme' } })
+   * ```
+   */
+  readonly fetch: MeteredFetch
+  /**
+   * Wraps another fetch implementation (undici's, node-fetch, a proxy-aware one) the way {@link Monitor.fetch}
+   * wraps the global one; `options` apply to every call through it.
+   * @example
+   * ```ts
+   * import { fetch as undiciFetch } from 'undici'
+   * const billingFetch = monitor.wrapFetch(undiciFetch, { api: 'billing', tenantId: 'internal' })
+   * ```
+   */
+  wrapFetch<F extends FetchLike>(fetchImpl: F, options?: OutboundCallOptions): F
+  /**
+   * An undici 7 dispatcher interceptor that meters every request through the dispatcher it is composed into.
+   * @example
+   * ```ts
+   * import { Agent, setGlobalDispatcher } from 'undici'
+   * setGlobalDispatcher(new Agent().compose(monitor.interceptor()))
+   * ```
+   */
+  interceptor(): Interceptor
+  /**
+   * Meters every outbound call of the process through diagnostics channels: undici and the global fetch, and
+   * every `node:http`/`node:https` client (axios, got, node-fetch…). A call that `monitor.fetch` or the interceptor
+   * already meters is counted once. Idempotent; `close()` switches it off.
+   * @example
+   * ```ts
+   * monitor.instrument()
+   * await axios.get('https://api.example.com/v1/items')   // recorded
+   * ```
+   */
+  instrument(): this
+  /**
+   * Switches {@link Monitor.instrument} off; calls in flight still finish.
+   * @example
+   * ```ts
+   * monitor.uninstrument()
+   * ```
+   */
+  uninstrument(): this
   /** Removes a listener. */
   off<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this
   /** Listens for one occurrence of an event. */
@@ -174,6 +229,8 @@ class MonitorImpl implements Monitor {
   private readonly warned = new Set<ApimeterErrorCode>()
   private readonly closeTimeoutMs: number
   private exitFlushAttempted = false
+  private readonly outbound: OutboundMeter
+  readonly fetch: MeteredFetch
 
   constructor(options: MonitorOptions) {
     const parsed = parseOrThrow(monitorOptionsSchema, options ?? {}, 'options')
@@ -219,6 +276,8 @@ class MonitorImpl implements Monitor {
       log: (line) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
     })
     this.alerts.start()
+    this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {})
+    this.fetch = createMeteredFetch(this.outbound, (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init), undefined)
     if (parsed.flushOnExit !== false) {
       installExitHook()
       exitFlushMonitors.add(this)
@@ -258,8 +317,30 @@ class MonitorImpl implements Monitor {
     return this.pipeline.flush(options.timeoutMs)
   }
 
+  wrapFetch<F extends FetchLike>(fetchImpl: F, options?: OutboundCallOptions): F {
+    if (typeof fetchImpl !== 'function') {
+      throw new ApimeterError('INVALID_OPTIONS', `monitor.wrapFetch(fetchImpl) must be given a fetch function, got ${describeValue(fetchImpl)}`)
+    }
+    return createMeteredFetch(this.outbound, fetchImpl, parseOrThrow(outboundCallOptionsSchema, options, 'wrapFetch(fetchImpl, options)'))
+  }
+
+  interceptor(): Interceptor {
+    return createInterceptor(this.outbound)
+  }
+
+  instrument(): this {
+    if (this.pipeline.isOpen) instrument(this.outbound)
+    return this
+  }
+
+  uninstrument(): this {
+    uninstrument(this.outbound)
+    return this
+  }
+
   async close(): Promise<void> {
     exitFlushMonitors.delete(this)
+    uninstrument(this.outbound)
     await this.alerts.close(this.closeTimeoutMs)
     await this.pipeline.close()
   }

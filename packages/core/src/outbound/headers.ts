@@ -1,0 +1,110 @@
+/**
+ * One read-only view over the header shapes the outbound integrations meet: fetch `Headers`, Node/undici header
+ * objects (`{ name: value | value[] }`) and undici's raw arrays (`[name, value, name, value]` of Buffers or
+ * strings). Names are looked up lower-case.
+ */
+export interface HeaderSource {
+  /** The value of a header (several values joined with `, `), or null. `name` is lower-case. */
+  get(name: string): string | null
+  /** Every header as `[lower-case name, value]`. */
+  entries(): IterableIterator<[string, string]>
+}
+
+type HeaderValue = string | string[] | number | undefined | null
+
+/** A {@link HeaderSource} over a plain object of headers (names in any case). */
+export class ObjectHeaders implements HeaderSource {
+  private readonly values: Record<string, string>
+
+  constructor(headers: Record<string, HeaderValue> | null | undefined) {
+    const values: Record<string, string> = Object.create(null) as Record<string, string>
+    if (headers) {
+      for (const key of Object.keys(headers)) {
+        const value = headers[key]
+        if (value === undefined || value === null) continue
+        const name = key.toLowerCase()
+        const text = Array.isArray(value) ? value.join(', ') : String(value)
+        values[name] = values[name] === undefined ? text : `${values[name]}, ${text}`
+      }
+    }
+    this.values = values
+  }
+
+  get(name: string): string | null {
+    return this.values[name] ?? null
+  }
+
+  /** Whether any header name contains `fragment` (lower-case) or equals one of `names`. */
+  hasName(fragment: string, names: readonly string[]): boolean {
+    for (const name in this.values) if (name.includes(fragment) || names.includes(name)) return true
+    return false
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of Object.keys(this.values)) yield [name, this.values[name]!]
+  }
+}
+
+/** A {@link HeaderSource} over undici's raw header list. */
+export function rawHeaders(raw: readonly unknown[] | null | undefined): HeaderSource {
+  const values: Record<string, HeaderValue> = {}
+  if (raw) {
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = text(raw[i]).toLowerCase()
+      const value = raw[i + 1]
+      const joined = Array.isArray(value) ? value.map(text).join(', ') : text(value)
+      const previous = values[name]
+      values[name] = previous === undefined ? joined : `${String(previous)}, ${joined}`
+    }
+  }
+  return new ObjectHeaders(values)
+}
+
+function text(value: unknown): string {
+  if (typeof value === 'string') return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
+  return value === undefined || value === null ? '' : String(value)
+}
+
+/** Wraps whatever a caller hands us (fetch Headers, an object, a raw array, entries) as a {@link HeaderSource}. */
+export function toHeaderSource(headers: unknown): HeaderSource {
+  if (headers === null || headers === undefined) return EMPTY_HEADERS
+  if (typeof (headers as Headers).get === 'function' && typeof (headers as Headers).entries === 'function') {
+    return headers as HeaderSource
+  }
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      return new ObjectHeaders(Object.fromEntries((headers as [string, string][]).map(([k, v]) => [k, v])))
+    }
+    return rawHeaders(headers)
+  }
+  if (typeof headers === 'object') return new ObjectHeaders(headers as Record<string, HeaderValue>)
+  return EMPTY_HEADERS
+}
+
+/** No headers. */
+export const EMPTY_HEADERS: HeaderSource = new ObjectHeaders(undefined)
+
+/** A header value parsed as a whole number >= 0, or null. */
+export function headerInt(headers: HeaderSource, name: string): number | null {
+  const value = headers.get(name)
+  if (value === null) return null
+  const n = Number(value.trim())
+  return Number.isSafeInteger(n) && n >= 0 ? n : null
+}
+
+/**
+ * A plain-object copy of headers, for a response whose headers are read many times (cost, cache and rate-limit
+ * rules): one pass over a fetch `Headers` is cheaper than a couple of dozen `get()` calls through its checks.
+ */
+export function lookupHeaders(headers: HeaderSource): ObjectHeaders {
+  if (headers instanceof ObjectHeaders) return headers
+  const values: Record<string, string> = {}
+  const each = (headers as unknown as Headers).forEach
+  if (typeof each === 'function') {
+    ;(headers as unknown as Headers).forEach((value, name) => {
+      values[name] = value
+    })
+  } else for (const [name, value] of headers.entries()) values[name] = value
+  return new ObjectHeaders(values)
+}

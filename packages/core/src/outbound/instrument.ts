@@ -1,0 +1,186 @@
+import diagnostics from 'node:diagnostics_channel'
+import type { ClientRequest, IncomingMessage } from 'node:http'
+import { tapNodeStream } from './body.js'
+import { ObjectHeaders, rawHeaders } from './headers.js'
+import { findMarker, instrumentationChanged, MARKER_HEADER, outerCall, stripMarkerInPlace } from './marker.js'
+import type { OutboundCall, OutboundMeter } from './meter.js'
+
+/**
+ * `monitor.instrument()`: meters every request of undici (Node's global fetch and the undici package publish the
+ * same `undici:request:*` channels) and of `node:http`/`node:https` clients (axios, got, node-fetch…) through
+ * diagnostics channels. Nothing is patched globally; subscribing is all it takes, and unsubscribing undoes it.
+ *
+ * undici: `create` starts the call (and removes the marker of a request `monitor.fetch` or the interceptor already
+ * meters), `headers` gives the status and headers, the request's `onData` is wrapped on that one request object to
+ * count body bytes (Node 20's bundled undici has no per-chunk channel), `trailers` ends the call, `error` fails it.
+ * node:http: `http.client.request.start` (published when the request has been sent) starts the call,
+ * `http.client.response.finish` (the response headers arrived) taps the response stream, and
+ * `http.client.request.error` fails it.
+ */
+
+const CALLS = Symbol('apimeter.calls')
+type UndiciRequest = {
+  origin?: string
+  path?: string
+  method?: string
+  headers?: unknown
+  onData?: (chunk: Uint8Array) => unknown
+  [CALLS]?: OutboundCall[]
+}
+type HttpRequest = ClientRequest & { [CALLS]?: OutboundCall[]; res?: IncomingMessage | null }
+
+const meters = new Set<OutboundMeter>()
+let subscribed = false
+
+const UNDICI = {
+  create: 'undici:request:create',
+  headers: 'undici:request:headers',
+  trailers: 'undici:request:trailers',
+  error: 'undici:request:error',
+} as const
+const HTTP = {
+  start: 'http.client.request.start',
+  response: 'http.client.response.finish',
+  error: 'http.client.request.error',
+} as const
+
+/** Every channel listened to, with its handler (built on first use: the handlers are defined below). */
+function subscriptions(): [string, (message: unknown) => void][] {
+  return [
+    [UNDICI.create, onUndiciCreate],
+    [UNDICI.headers, onUndiciHeaders],
+    [UNDICI.trailers, onUndiciTrailers],
+    [UNDICI.error, onUndiciError],
+    [HTTP.start, onHttpStart],
+    [HTTP.response, onHttpResponse],
+    [HTTP.error, onHttpError],
+  ]
+}
+
+/** Switches instrumentation on for a meter. Returns false when it already was. */
+export function instrument(meter: OutboundMeter): boolean {
+  if (meters.has(meter)) return false
+  meters.add(meter)
+  instrumentationChanged(1)
+  if (!subscribed) {
+    subscribed = true
+    for (const [channel, handler] of subscriptions()) diagnostics.subscribe(channel, handler)
+  }
+  return true
+}
+
+/** Switches instrumentation off for a meter (calls in flight still finish). Returns false when it was off. */
+export function uninstrument(meter: OutboundMeter): boolean {
+  if (!meters.delete(meter)) return false
+  instrumentationChanged(-1)
+  if (meters.size === 0 && subscribed) {
+    subscribed = false
+    for (const [channel, handler] of subscriptions()) diagnostics.unsubscribe(channel, handler)
+  }
+  return true
+}
+
+/** Whether a meter is instrumenting. */
+export function isInstrumented(meter: OutboundMeter): boolean {
+  return meters.has(meter)
+}
+
+function startAll(method: string, url: string, headers: ObjectHeaders, requestBytes: number | null): OutboundCall[] | undefined {
+  let calls: OutboundCall[] | undefined
+  for (const meter of meters) {
+    const call = meter.start({ method, url, headers, requestBytes, requestBody: null, options: undefined })
+    if (call !== undefined) (calls ??= []).push(call)
+  }
+  return calls
+}
+
+function guard<M>(handler: (message: M) => void): (message: unknown) => void {
+  return (message) => {
+    try {
+      handler(message as M)
+    } catch (error) {
+      for (const meter of meters) meter.failed('a diagnostics-channel event could not be metered', error)
+    }
+  }
+}
+
+// ---- undici ------------------------------------------------------------------------------------------------------
+
+const onUndiciCreate = guard<{ request: UndiciRequest }>(({ request }) => {
+  const headers = request.headers
+  const marker = findMarker(headers)
+  if (marker !== undefined) {
+    if (Array.isArray(headers)) stripMarkerInPlace(headers)
+    else if (typeof headers === 'string') request.headers = headers.replace(new RegExp(`(^|\\r\\n)${MARKER_HEADER}:[^\\r\\n]*\\r\\n`, 'i'), '$1')
+    if (outerCall(marker) !== undefined) return // metered by monitor.fetch or the interceptor
+  }
+  const view = Array.isArray(headers) ? rawHeaders(headers) : new ObjectHeaders(undefined)
+  const length = view.get('content-length')
+  const calls = startAll((request.method ?? 'GET').toUpperCase(), `${request.origin ?? ''}${request.path ?? '/'}`, view as ObjectHeaders, length === null ? null : Number.parseInt(length, 10) || 0)
+  if (calls === undefined) return
+  request[CALLS] = calls
+  // An own property on this one request object, shared function: no closure per request.
+  if (typeof request.onData === 'function') request.onData = meteredOnData
+})
+
+function meteredOnData(this: UndiciRequest, chunk: Uint8Array): unknown {
+  const calls = this[CALLS]
+  if (calls !== undefined) for (const call of calls) call.chunk(chunk)
+  // The class method, found on the prototype past the own property.
+  return (Object.getPrototypeOf(this) as UndiciRequest).onData!.call(this, chunk)
+}
+
+const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: number; headers: unknown } }>(({ request, response }) => {
+  const calls = request[CALLS]
+  if (calls === undefined) return
+  const headers = rawHeaders(response.headers as unknown[])
+  for (const call of calls) {
+    call.response(response.statusCode, headers)
+    call.watchBody()
+  }
+})
+
+const onUndiciTrailers = guard<{ request: UndiciRequest }>(({ request }) => {
+  const calls = request[CALLS]
+  if (calls !== undefined) for (const call of calls) call.end()
+})
+
+const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ request, error }) => {
+  const calls = request[CALLS]
+  if (calls !== undefined) for (const call of calls) call.fail(error)
+})
+
+// ---- node:http ---------------------------------------------------------------------------------------------------
+
+const onHttpStart = guard<{ request: HttpRequest }>(({ request }) => {
+  // The headers are already written when this channel runs: a marked request (metered by monitor.fetch around a
+  // node:http based fetch) is only skipped.
+  const marker = findMarker(request.getHeader(MARKER_HEADER) === undefined ? undefined : { [MARKER_HEADER]: request.getHeader(MARKER_HEADER) })
+  if (marker !== undefined && outerCall(marker) !== undefined) return
+  const host = request.getHeader('host') ?? request.host
+  const url = `${request.protocol ?? 'http:'}//${String(host)}${request.path}`
+  const headers = new ObjectHeaders(request.getHeaders() as Record<string, string>)
+  const length = headers.get('content-length')
+  const calls = startAll(request.method.toUpperCase(), url, headers, length === null ? null : Number.parseInt(length, 10) || 0)
+  if (calls === undefined) return
+  request[CALLS] = calls
+  // A request that closes without a response and without an error event on the channel (older Node versions).
+  request.once('close', () => {
+    for (const call of calls) if (!call.done && !request.res) call.fail(Object.assign(new Error('the connection closed before a response arrived'), { code: 'ECONNRESET' }))
+  })
+})
+
+const onHttpResponse = guard<{ request: HttpRequest; response: IncomingMessage }>(({ request, response }) => {
+  const calls = request[CALLS]
+  if (calls === undefined) return
+  const headers = new ObjectHeaders(response.headers as Record<string, string>)
+  for (const call of calls) call.response(response.statusCode ?? 0, headers)
+  tapNodeStream(response, calls)
+})
+
+const onHttpError = guard<{ request: HttpRequest; error: unknown }>(({ request, error }) => {
+  // A request that failed before it was sent (refused connection, DNS) never published its start: start it now.
+  if (request[CALLS] === undefined) onHttpStart({ request })
+  const calls = request[CALLS]
+  if (calls !== undefined) for (const call of calls) call.fail(error)
+})

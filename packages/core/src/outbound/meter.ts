@@ -1,0 +1,371 @@
+import { createHash } from 'node:crypto'
+import type { CallInput, RateLimitInfo } from '../call.js'
+import { ApimeterError, errorMessage } from '../errors.js'
+import type { CallHandle, CallStart, Monitor } from '../monitor.js'
+import { classifyError, type Outcome } from '../outcome.js'
+import { resolveCache } from './cache.js'
+import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
+import type { PricedCall } from './cost.js'
+import { type HeaderSource, lookupHeaders, type ObjectHeaders } from './headers.js'
+import { OUTBOUND_DEFAULTS, type OutboundOptions } from './options.js'
+import { parseRateLimit } from './rate-limit.js'
+import { type ApiDefinition, ApiRegistry, type CompiledApi, toTarget } from './registry.js'
+import { createUsageScanner, type UsageScanner } from './usage.js'
+
+/**
+ * Per-call settings an application can give `monitor.fetch` (as `init.apimeter`) or `wrapFetch` (for every call):
+ * they override what the registry and the request say.
+ *
+ * @example
+ * ```ts
+ * await monitor.fetch(url, { method: 'POST', body, apimeter: { tenantId: 'acme', operationId: jobId, attempt: 2 } })
+ * ```
+ */
+export interface OutboundCallOptions {
+  /** The API name (a registered one brings its routes and cost model). */
+  api?: string
+  /** The route template, when you know it better than the registry. */
+  route?: string
+  tenantId?: string | number | null
+  userId?: string | number | null
+  /** 1 for a first attempt, 2 for the first retry, … */
+  attempt?: number
+  /** Shared by every attempt of one logical operation. */
+  operationId?: string
+  /** Free JSON data stored with the call. */
+  metadata?: Record<string, unknown>
+}
+
+/** One outbound request as a layer (fetch wrapper, interceptor, diagnostics channel) sees it. */
+export interface OutboundRequest {
+  method: string
+  /** Absolute URL. */
+  url: string
+  /** Request headers. */
+  headers: HeaderSource
+  /** Request body size when known. */
+  requestBytes: number | null
+  /** The request body when it is text or bytes (read only when capture is on). */
+  requestBody: string | Uint8Array | null
+  options: OutboundCallOptions | undefined
+}
+
+/** How a body ended, when it did not end normally (stored as `metadata.body`). */
+type BodyEnd = 'cancelled' | 'unread' | 'stalled'
+
+const CLOCK_ONLY: CallStart = Object.freeze({ direction: 'outbound', method: 'GET', route: '/' })
+const MAX_RETRY_LINKS = 1000
+const METADATA_BUDGET = 7_600
+/** Cache headers whose names do not contain `cache`. */
+const CACHE_HEADERS = ['age'] as const
+/** Rate-limit headers whose names do not contain `ratelimit`. */
+const RATE_LIMIT_HEADERS = ['retry-after'] as const
+
+/** Outbound metering of one monitor: resolves requests against the registry and records finished calls. */
+export class OutboundMeter {
+  readonly registry: ApiRegistry
+  readonly bodyTimeoutMs: number
+  readonly capture: ResolvedCapture | null
+  readonly cacheDetector: OutboundOptions['cacheDetector']
+  /** Operation ids of SDK requests that may be retried, by method + URL (bounded, oldest dropped first). */
+  private readonly retryLinks = new Map<string, string>()
+  private readonly idPrefix = Math.random().toString(36).slice(2, 8)
+  private operations = 0
+
+  constructor(
+    readonly monitor: Monitor,
+    readonly report: (error: ApimeterError) => void,
+    apis: readonly ApiDefinition[],
+    options: OutboundOptions,
+  ) {
+    this.registry = new ApiRegistry(apis, options.maxHosts ?? OUTBOUND_DEFAULTS.maxHosts, options.ignore ?? [])
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? OUTBOUND_DEFAULTS.bodyTimeoutMs
+    this.capture = resolveCapture(options.capture)
+    this.cacheDetector = options.cacheDetector
+  }
+
+  /** Starts metering a request; undefined when it is ignored or not an http(s) URL. Never throws. */
+  start(request: OutboundRequest): OutboundCall | undefined {
+    try {
+      const target = toTarget(request.url)
+      if (target === null || this.registry.isIgnored(target)) return undefined
+      const options = request.options
+      const resolved = this.registry.resolve(target, options?.api)
+      return new OutboundCall(this, request, resolved.api, options?.route ?? resolved.route, resolved.host, resolved.definition)
+    } catch (error) {
+      this.failed('a request could not be metered', error)
+      return undefined
+    }
+  }
+
+  /** Reports an unexpected metering error; the request itself goes on. */
+  failed(what: string, error: unknown): void {
+    this.report(new ApimeterError('INSTRUMENTATION_FAILED', `${what}: ${errorMessage(error)}`, { cause: error }))
+  }
+
+  /** Attempt number and operation id from the request (explicit options, SDK retry headers, idempotency keys). */
+  retryInfo(request: OutboundRequest): { attempt: number; operationId: string | null } {
+    const options = request.options
+    let attempt = options?.attempt ?? 1
+    let operationId = options?.operationId ?? null
+    const idempotencyKey = request.headers.get('idempotency-key')
+    if (operationId === null && idempotencyKey !== null) {
+      operationId = `idem-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 16)}`
+    }
+    // OpenAI's and Anthropic's SDKs (Stainless clients) number their attempts: 0 for the first, 1 for the first retry…
+    const retryCount = request.headers.get('x-stainless-retry-count')
+    if (retryCount !== null) {
+      const n = Number.parseInt(retryCount, 10)
+      if (Number.isInteger(n) && n >= 0 && n < 1000) {
+        if (options?.attempt === undefined) attempt = n + 1
+        const key = `${request.method} ${request.url}`
+        if (operationId === null) {
+          operationId = (n > 0 ? this.retryLinks.get(key) : undefined) ?? this.newOperationId()
+        }
+        this.retryLinks.delete(key)
+        this.retryLinks.set(key, operationId)
+        if (this.retryLinks.size > MAX_RETRY_LINKS) this.retryLinks.delete(this.retryLinks.keys().next().value!)
+      }
+    }
+    return { attempt, operationId }
+  }
+
+  private newOperationId(): string {
+    return `op-${this.idPrefix}-${(++this.operations).toString(36)}`
+  }
+}
+
+/**
+ * One outbound call in flight. Layers report what they see — `response()`, `chunk()`, then one of `end()`,
+ * `fail()`, `cancel()` — and the call is recorded once, with one `record()` of an object built at the end.
+ * A body nobody reads is finished after `bodyTimeoutMs` without progress.
+ */
+export class OutboundCall {
+  private readonly clock: CallHandle
+  private statusCode: number | null = null
+  private headers: ObjectHeaders | null = null
+  private ttfbMs: number | null = null
+  private responseBytes = 0
+  private lastActivityMs = 0
+  private fromUndiciCache = false
+  private scanner: UsageScanner | null = null
+  private bodyPrefix: BodyPrefix | null = null
+  private timer: NodeJS.Timeout | undefined
+  private readonly attempt: number
+  private readonly operationId: string | null
+  done = false
+
+  constructor(
+    private readonly meter: OutboundMeter,
+    private readonly request: OutboundRequest,
+    private readonly api: string,
+    private readonly route: string,
+    private readonly host: string,
+    private readonly definition: CompiledApi | undefined,
+  ) {
+    this.clock = meter.monitor.startCall(CLOCK_ONLY)
+    // At the start, not the end: a retry links to the attempt before it, which has ended by then.
+    const retry = meter.retryInfo(request)
+    this.attempt = retry.attempt
+    this.operationId = retry.operationId
+  }
+
+  /** The response headers arrived. */
+  response(statusCode: number, headers: HeaderSource): void {
+    if (this.done || this.statusCode !== null) return
+    this.statusCode = statusCode
+    this.headers = lookupHeaders(headers)
+    this.ttfbMs = this.lastActivityMs = this.clock.elapsedMs()
+    const usage = this.definition?.cost?.usage
+    if (usage !== undefined && statusCode < 400) this.scanner = createUsageScanner(usage, this.headers.get('content-type'))
+    if (this.meter.capture?.responseBody) this.bodyPrefix = new BodyPrefix(this.meter.capture.maxBodyBytes)
+  }
+
+  /** The body will be read: finish it if it makes no progress for `bodyTimeoutMs`. */
+  watchBody(): void {
+    if (this.done || this.timer !== undefined) return
+    this.arm(this.meter.bodyTimeoutMs)
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => this.checkProgress(), ms)
+    this.timer.unref()
+  }
+
+  private checkProgress(): void {
+    if (this.done) return
+    const idle = this.clock.elapsedMs() - this.lastActivityMs
+    const bound = this.meter.bodyTimeoutMs
+    if (idle + 1 >= bound) this.record(null, this.responseBytes === 0 ? 'unread' : 'stalled', false)
+    else this.arm(bound - idle)
+  }
+
+  /** A piece of the response body passed to the application. */
+  chunk(chunk: Uint8Array): void {
+    if (this.done) return
+    this.responseBytes += chunk.byteLength
+    if (this.scanner !== null || this.bodyPrefix !== null) {
+      this.lastActivityMs = this.clock.elapsedMs()
+      try {
+        this.scanner?.push(chunk)
+        this.bodyPrefix?.push(chunk)
+      } catch (error) {
+        this.scanner = null
+        this.meter.failed('a response body could not be scanned for usage', error)
+      }
+    } else if (this.timer !== undefined) {
+      this.lastActivityMs = this.clock.elapsedMs()
+    }
+  }
+
+  /** Undici's cache interceptor answered the request. */
+  servedFromCache(): void {
+    this.fromUndiciCache = true
+  }
+
+  /** The body ended normally (or there was none). */
+  end(): void {
+    if (!this.done) this.record(null, undefined, true)
+  }
+
+  /** The request or the body failed. */
+  fail(error: unknown): void {
+    if (!this.done) this.record(error, undefined, false)
+  }
+
+  /** The application cancelled the body before its end. */
+  cancel(): void {
+    if (!this.done) this.record(null, 'cancelled', false)
+  }
+
+  private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): void {
+    this.done = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    try {
+      this.meter.monitor.record(this.build(error, bodyEnd, complete))
+    } catch (err) {
+      this.meter.failed('an outbound call could not be recorded', err)
+    }
+  }
+
+  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): CallInput {
+    const meter = this.meter
+    const request = this.request
+    const statusCode = this.statusCode
+    const headers = this.headers
+    const durationMs = bodyEnd === 'unread' || bodyEnd === 'stalled' ? this.lastActivityMs : this.clock.elapsedMs()
+    let outcome: Outcome | undefined
+    let errorType: string | null = null
+    let errorMessageText: string | null = null
+    if (error !== null && error !== undefined) {
+      const classified = classifyError(error)
+      outcome = classified.outcome
+      errorType = classified.errorType
+      errorMessageText = classified.errorMessage || null
+    }
+    let cached = false
+    let cacheSignal: string | null = null
+    let rateLimit: RateLimitInfo | null = null
+    if (statusCode !== null && headers !== null) {
+      // Most responses carry none of these headers: one pass over the names skips both rule sets.
+      if (meter.cacheDetector !== undefined || this.fromUndiciCache || statusCode === 304 || headers.hasName('cache', CACHE_HEADERS)) {
+        try {
+          const verdict = resolveCache(meter.cacheDetector, { url: request.url, method: request.method, statusCode, headers }, this.fromUndiciCache)
+          cached = verdict.cached
+          cacheSignal = verdict.signal
+        } catch (err) {
+          meter.failed('options.outbound.cacheDetector threw', err)
+        }
+      }
+      if (headers.hasName('ratelimit', RATE_LIMIT_HEADERS)) rateLimit = parseRateLimit(headers, Date.now(), statusCode)
+    }
+    const priced = this.price(complete, bodyEnd === undefined && error == null)
+    const options = request.options
+    return {
+      direction: 'outbound',
+      method: request.method,
+      route: this.route,
+      url: request.url,
+      api: this.api,
+      host: this.host,
+      timestamp: this.clock.timestamp,
+      durationMs,
+      ttfbMs: this.ttfbMs,
+      statusCode,
+      outcome,
+      errorType,
+      errorMessage: errorMessageText,
+      requestBytes: request.requestBytes,
+      responseBytes: statusCode === null ? null : this.responseBytes,
+      cached,
+      cacheSignal,
+      cost: priced?.cost ?? null,
+      costSource: priced?.costSource ?? null,
+      model: priced?.model ?? null,
+      inputTokens: priced?.inputTokens ?? null,
+      outputTokens: priced?.outputTokens ?? null,
+      cachedInputTokens: priced?.cachedInputTokens ?? null,
+      tenantId: options?.tenantId ?? null,
+      userId: options?.userId ?? null,
+      rateLimit,
+      attempt: this.attempt,
+      operationId: this.operationId,
+      metadata: this.metadata(bodyEnd),
+    }
+  }
+
+  private price(complete: boolean, clean: boolean): PricedCall | null {
+    const model = this.definition?.cost
+    if (model === undefined) return null
+    const statusCode = this.statusCode
+    let state = null
+    let usage = null
+    if (this.scanner !== null) {
+      const result = this.scanner.finish(complete && clean, this.request.requestBytes)
+      state = result.state
+      usage = result.usage
+    } else if (model.kind === 'perToken' && statusCode !== null && statusCode < 400) {
+      state = clean ? ('none' as const) : ('unknown' as const)
+    }
+    try {
+      return model.price(
+        { api: this.api, method: this.request.method, url: this.request.url, route: this.route, statusCode, headers: this.headers ?? EMPTY, usage },
+        state,
+      )
+    } catch (error) {
+      this.meter.failed(`the cost model of API '${this.api}' failed`, error)
+      return null
+    }
+  }
+
+  private metadata(bodyEnd: BodyEnd | undefined): Record<string, unknown> | null {
+    const given = this.request.options?.metadata
+    const capture = this.meter.capture
+    if (bodyEnd === undefined && capture === null) return given ?? null
+    const out: Record<string, unknown> = { ...given }
+    if (bodyEnd !== undefined) out.body = bodyEnd
+    if (capture !== null) {
+      try {
+        if (capture.requestHeaders) out.requestHeaders = maskHeaders(this.request.headers, capture.mask)
+        if (capture.responseHeaders && this.headers !== null) out.responseHeaders = maskHeaders(this.headers, capture.mask)
+        const body = this.request.requestBody
+        if (capture.requestBody && body !== null) {
+          const prefix = new BodyPrefix(capture.maxBodyBytes)
+          prefix.push(typeof body === 'string' ? Buffer.from(body) : body)
+          out.requestBody = maskBody(prefix.text(), prefix.truncated, capture.mask)
+        }
+        if (this.bodyPrefix !== null) out.responseBody = maskBody(this.bodyPrefix.text(), this.bodyPrefix.truncated, capture.mask)
+      } catch (error) {
+        this.meter.failed('headers or bodies could not be captured', error)
+      }
+      // Stay under the metadata cap (8 KiB serialised): drop the least useful parts first.
+      for (const key of ['requestBody', 'requestHeaders', 'responseBody', 'responseHeaders']) {
+        if (Buffer.byteLength(JSON.stringify(out)) <= METADATA_BUDGET) break
+        if (key in out) out[key] = '(dropped: over the metadata size cap)'
+      }
+    }
+    return out
+  }
+}
+
+const EMPTY: HeaderSource = { get: () => null, entries: () => [][Symbol.iterator]() as IterableIterator<[string, string]> }
