@@ -213,6 +213,15 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
   const onPoolError = (error: Error): void =>
     report(new ApimeterError('STORAGE_UNAVAILABLE', `a PostgreSQL connection failed while idle (it is replaced on next use): ${error.message}`, { cause: error, prefix: PACKAGE }))
   pool.on('error', onPoolError)
+  // A connection can also die while checked out between two statements (inside a transaction of a background
+  // rollup run): pg then emits 'error' on the client itself, which would be an uncaught exception without a listener.
+  // The statement in flight (or the next one) fails and is retried; here it is only reported.
+  const onClientError = (error: Error): void =>
+    report(new ApimeterError('STORAGE_UNAVAILABLE', `a PostgreSQL connection failed while in use (the work is retried): ${error.message}`, { cause: error, prefix: PACKAGE }))
+  const onConnect = (client: pg.PoolClient): void => {
+    client.on('error', onClientError)
+  }
+  pool.on('connect', onConnect)
 
   const db = new Kysely<unknown>({ dialect: new ApimeterPostgresDialect({ pool }) })
   const now = parsed.now ?? Date.now
@@ -308,6 +317,7 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
     },
     async release() {
       pool.off('error', onPoolError)
+      pool.off('connect', onConnect)
       if (owned) await db.destroy().catch(() => undefined)
     },
   })

@@ -97,7 +97,7 @@ describe('postgresStorage()', () => {
     await pool.end()
   })
 
-  it('survives idle connections being killed, reporting it instead of crashing', async () => {
+  it('survives its connections being killed (idle, or checked out by a background rollup run), reporting it instead of crashing', async () => {
     const storage = postgresStorage({ connectionString: `${testUrl()}?application_name=${schema}`, schema, retention: FOREVER })
     const monitor = createMonitor({ storage, logger: false, flushOnExit: false, retry: { initialDelayMs: 10, maxDelayMs: 50 } })
     const errors: string[] = []
@@ -106,11 +106,33 @@ describe('postgresStorage()', () => {
     await monitor.flush()
     const killed = await query<{ n: number }>(`SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${schema}'`)
     expect(killed[0]!.n).toBeGreaterThan(0)
-    await vi.waitFor(() => expect(errors.join('\n')).toMatch(/PostgreSQL connection failed while idle/))
+    await vi.waitFor(() => expect(errors.join('\n')).toMatch(/PostgreSQL connection failed while (idle|in use)/))
     monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
     await monitor.flush()
     expect(monitor.health()).toMatchObject({ written: 2, dropped: 0 })
     await monitor.close()
+  })
+
+  it('a connection killed while checked out (between two statements) is reported, not an uncaught exception', async () => {
+    const pool = new pg.Pool({ connectionString: `${testUrl()}?application_name=${schema}_out`, max: 2 })
+    const storage = postgresStorage({ pool, schema, retention: FOREVER })
+    const monitor = createMonitor({ storage, logger: false, flushOnExit: false, retry: { initialDelayMs: 10, maxDelayMs: 50 } })
+    const errors: string[] = []
+    monitor.on('error', (e) => errors.push(e.message))
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    // Hold a connection the way a transaction does between two statements: checked out, no query running.
+    const held = await pool.connect()
+    await held.query('SELECT 1')
+    const killed = await query<{ n: number }>(`SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = '${schema}_out'`)
+    expect(killed[0]!.n).toBeGreaterThan(0)
+    await vi.waitFor(() => expect(errors.join('\n')).toMatch(/PostgreSQL connection failed while in use/))
+    held.release(true)
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ written: 2, dropped: 0 })
+    await monitor.close()
+    await pool.end()
   })
 
   it('rejects bad options with package-prefixed errors', () => {
