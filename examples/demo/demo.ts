@@ -1,11 +1,12 @@
 // npm run demo — a real Express shop metered by apimeter into a SQLite file. It starts the shop and a fake LLM
-// provider on loopback, drives real HTTP traffic at the shop (some routes call the provider), closes the monitor,
+// provider on loopback, drives real HTTP traffic at the shop (some routes call the provider through monitor.fetch),
+// closes the monitor,
 // then reopens the file as a separate reader would and prints the stats read back from it.
 import { rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { createMonitor, createStats, type StatsSummary } from '@apimeter/core'
+import { costs, createMonitor, createStats, type StatsSummary } from '@apimeter/core'
 import { apimeter } from '@apimeter/express'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import express from 'express'
@@ -37,28 +38,26 @@ await new Promise((resolve) => provider.once('listening', resolve))
 const providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}/v1/chat/completions`
 
 // ---- the shop: one line of apimeter middleware -------------------------------------------------------------------
-const monitor = createMonitor({ service: 'demo-shop', storage: sqliteStorage({ filename }) })
+const monitor = createMonitor({
+  service: 'demo-shop',
+  storage: sqliteStorage({ filename }),
+  // The outbound API registry: calls to the provider are named 'openai' and priced with OpenAI's price list.
+  apis: [{ name: 'openai', match: providerUrl.replace('/v1/chat/completions', ''), cost: costs.openai() }],
+})
 const app = express()
 app.use(apimeter(monitor, { tenant: (req) => req.get('x-tenant'), ignore: ['/health'] }))
 app.use(express.json())
 
-/** The shop's LLM client: a metered outbound call (prices of gpt-4o-mini: $0.15 / $0.60 per million tokens). */
+/** The shop's LLM client: plain fetch calls through `monitor.fetch`, priced from the usage in each response. */
 async function describe(product: string, tenantId: string | undefined): Promise<string> {
-  const call = monitor.startCall({ direction: 'outbound', api: 'openai', method: 'POST', url: providerUrl, route: '/v1/chat/completions', tenantId })
-  try {
-    const res = await fetch(providerUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: `Describe ${product}` }) })
-    const json = (await res.json()) as { model?: string; text?: string; usage?: { prompt_tokens: number; completion_tokens: number } }
-    const u = json.usage
-    call.finish({
-      statusCode: res.status,
-      ...(u ? { model: json.model, inputTokens: u.prompt_tokens, outputTokens: u.completion_tokens, cost: (u.prompt_tokens * 0.15 + u.completion_tokens * 0.6) / 1e6 } : {}),
-    })
-    if (!res.ok) throw new Error(`provider answered ${res.status}`)
-    return json.text ?? ''
-  } catch (error) {
-    call.fail(error)
-    throw error
-  }
+  const res = await monitor.fetch(providerUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', prompt: `Describe ${product}` }),
+    apimeter: { tenantId },
+  })
+  if (!res.ok) throw new Error(`provider answered ${res.status}`)
+  return ((await res.json()) as { text?: string }).text ?? ''
 }
 
 const products = express.Router()

@@ -341,6 +341,7 @@ class MonitorImpl implements Monitor {
   async close(): Promise<void> {
     exitFlushMonitors.delete(this)
     uninstrument(this.outbound)
+    this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
     await this.alerts.close(this.closeTimeoutMs)
     await this.pipeline.close()
   }

@@ -71,6 +71,8 @@ export class OutboundMeter {
   private readonly retryLinks = new Map<string, string>()
   private readonly idPrefix = Math.random().toString(36).slice(2, 8)
   private operations = 0
+  /** Calls whose response arrived and whose body is still being waited for. */
+  readonly watching = new Set<OutboundCall>()
 
   constructor(
     readonly monitor: Monitor,
@@ -130,6 +132,14 @@ export class OutboundMeter {
     return { attempt, operationId }
   }
 
+  /**
+   * Records every call still waiting for its body now (marked `unread`, or `stalled` when part of it was read), so
+   * `close()` never loses a call whose body the application did not read.
+   */
+  finishWatched(): void {
+    for (const call of [...this.watching]) call.finishNow()
+  }
+
   private newOperationId(): string {
     return `op-${this.idPrefix}-${(++this.operations).toString(36)}`
   }
@@ -185,6 +195,12 @@ export class OutboundCall {
   watchBody(): void {
     if (this.done || this.timer !== undefined) return
     this.arm(this.meter.bodyTimeoutMs)
+    this.meter.watching.add(this)
+  }
+
+  /** Records the call now, as the body bound would (the monitor is closing). */
+  finishNow(): void {
+    if (!this.done) this.record(null, this.responseBytes === 0 ? 'unread' : 'stalled', false)
   }
 
   private arm(ms: number): void {
@@ -240,7 +256,10 @@ export class OutboundCall {
 
   private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): void {
     this.done = true
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.meter.watching.delete(this)
+    }
     try {
       this.meter.monitor.record(this.build(error, bodyEnd, complete))
     } catch (err) {

@@ -1,4 +1,4 @@
-import { costs, type CallRecord } from '@apimeter/core'
+import { costs, type CallRecord, memoryStorage, type StorageAdapter } from '@apimeter/core'
 import nodeFetch from 'node-fetch'
 import { fetch as undiciFetch } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -83,6 +83,18 @@ describe('monitor.fetch', () => {
     await monitor.flush()
     expect(storage.calls()).toHaveLength(1)
     await monitor.close()
+  })
+
+  it('close() records a call whose body nobody read yet, instead of losing it', async () => {
+    const written: CallRecord[] = []
+    const inner = memoryStorage()
+    const storage: StorageAdapter = { ...inner, writeCalls: async (calls) => void written.push(...calls) } // keeps rows past close()
+    const { monitor } = testMonitor({ storage }) // the 60 s default bound: close() comes long before it
+    const res = await monitor.fetch(`${provider.url}/bytes?n=3`)
+    expect(res.status).toBe(200)
+    await monitor.close()
+    expect(monitor.health()).toMatchObject({ written: 1, dropped: 0 })
+    expect(written[0]).toMatchObject({ statusCode: 200, responseBytes: 0, metadata: JSON.stringify({ body: 'unread' }) })
   })
 
   it('marks a body the application cancels', async () => {
