@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn, type StdioOptions } from 'node:child_process'
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { type CallInput, createMonitor, type StorageAdapter } from '@apimeter/core'
@@ -31,6 +32,35 @@ export function median(values: number[]): number {
 
 /** Lets pending I/O and timers run. */
 export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** Accepts and discards every batch: what is measured is the metering and the write pipeline, not a storage engine. */
+export const discardStorage: StorageAdapter = {
+  name: 'discard',
+  capabilities: { durable: false },
+  async writeCalls() {},
+  async aggregate() {
+    return []
+  },
+  async close() {},
+}
+
+/**
+ * Spawns a server process that prints `listening <port>` once ready; resolves with the child and the port, rejects
+ * when it exits first.
+ */
+export async function spawnListening(command: readonly string[], label: string, stdio: StdioOptions = ['ignore', 'pipe', 'inherit']): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(command[0]!, command.slice(1), { stdio })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /listening (\d+)/.exec(out)
+      if (match) resolve(Number(match[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`${label} exited with ${code}`)))
+  })
+  return { child, port }
+}
 
 /** Runs `fn` `runs` times; the median time in ms and the last value. */
 export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T }> {

@@ -1,8 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { type Figure, median } from './lib.js'
+import { type Figure, median, spawnListening } from './lib.js'
 
 const SERVER = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
 
@@ -37,16 +37,7 @@ let pins: ReturnType<typeof pinning> | undefined
 async function startServer(framework: string, mode: Mode): Promise<Server> {
   pins ??= pinning()
   const command = [...pins.server, process.execPath, '--import', 'tsx', SERVER, framework, mode]
-  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /listening (\d+)/.exec(out)
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`${framework} ${mode} server exited with ${code}`)))
-  })
+  const { child, port } = await spawnListening(command, `${framework} ${mode} server`, ['ignore', 'pipe', 'inherit', 'ipc'])
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 

@@ -3,7 +3,8 @@
 // Prints `listening <port>` when ready. "with" registers apimeter first on a monitor whose storage accepts and
 // discards every batch: the cost measured is the middleware, record() and the write pipeline's batching, not a
 // storage engine (those have their own suites). "with-memory" writes to in-memory storage (capped at 10,000 calls).
-import { createMonitor, memoryStorage, type StorageAdapter } from '@apimeter/core'
+import { createMonitor, memoryStorage } from '@apimeter/core'
+import { discardStorage } from '../lib.js'
 import { apimeter } from '@apimeter/express'
 import { apimeterFastify } from '@apimeter/fastify'
 import express5 from 'express'
@@ -15,16 +16,7 @@ if (!['express5', 'express4', 'fastify'].includes(framework ?? '') || !['without
   console.error('usage: hello.ts <express5|express4|fastify> <without|with|with-memory>')
   process.exit(2)
 }
-const discard: StorageAdapter = {
-  name: 'discard',
-  capabilities: { durable: false },
-  async writeCalls() {},
-  async aggregate() {
-    return []
-  },
-  async close() {},
-}
-const storage = mode === 'with-memory' ? memoryStorage({ maxCalls: 10_000 }) : discard
+const storage = mode === 'with-memory' ? memoryStorage({ maxCalls: 10_000 }) : discardStorage
 const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage })
 const metered = mode !== 'without'
 

@@ -1,34 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createMonitor, type StorageAdapter } from '@apimeter/core'
-import { type Figure, median, type SuiteResult } from '../lib.js'
+import { createMonitor } from '@apimeter/core'
+import { discardStorage, type Figure, median, spawnListening, type SuiteResult } from '../lib.js'
 
 const SERVER = fileURLToPath(new URL('../servers/upstream.ts', import.meta.url))
 const LOAD = { concurrency: 16, roundMs: 2000, warmupMs: 2000, rounds: 9 }
 const TARGET = 0.95
 
-/** Accepts and discards every batch: the figures are the metering and the write pipeline, not a storage engine. */
-const discard: StorageAdapter = {
-  name: 'discard',
-  capabilities: { durable: false },
-  async writeCalls() {},
-  async aggregate() {
-    return []
-  },
-  async close() {},
-}
-
 async function startUpstream(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /listening (\d+)/.exec(out)
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)))
-  })
+  const { child, port } = await spawnListening([process.execPath, '--import', 'tsx', SERVER], 'upstream')
   return { child, url: `http://127.0.0.1:${port}/v1/items/42` }
 }
 
@@ -59,8 +39,8 @@ const MODES: readonly Mode[] = ['plain', 'monitor.fetch', 'instrument()']
 
 export async function runOutboundSuite(): Promise<SuiteResult> {
   const upstream = await startUpstream()
-  const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discard })
-  const instrumented = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discard })
+  const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
+  const instrumented = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
   const plain = (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init)
   const run = async (mode: Mode, ms: number): Promise<number> => {
     if (mode === 'instrument()') instrumented.instrument()
