@@ -1,18 +1,8 @@
-import { defineConfig } from 'tsup'
+import { packageBuild } from '../../tsup.base.js'
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    testing: 'src/testing/index.ts',
-    cli: 'src/cli/bin.ts',
-  },
-  format: ['esm'],
-  target: 'node20',
-  platform: 'node',
+export default packageBuild({
+  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', cli: 'src/cli/bin.ts' },
   dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' } },
-  sourcemap: true,
-  clean: true,
   splitting: true,
-  treeshake: true,
   external: ['vitest', 'fast-check', '@apimeter/storage-sqlite', '@apimeter/storage-postgres'],
 })
