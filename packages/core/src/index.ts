@@ -148,7 +148,7 @@ export {
 } from './sql/migrator.js'
 export { type ApimeterDatabase, CALL_COLUMNS, type CallRow, type SqlDialectName, TABLES } from './sql/schema.js'
 export { aggregateCalls, bucketExpression, callToRow, DIMENSION_COLUMN, writeCallRow } from './sql/aggregate-sql.js'
-export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type RetentionOptions } from './sql/retention.js'
+export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type RetentionOptions, type SqlStorageOptions } from './sql/retention.js'
 export { type Horizons, planQuery, type QueryPlan, type Segment } from './sql/rollup-plan.js'
 export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RetentionMs, type RollupLevel } from './sql/rollups.js'
 export {

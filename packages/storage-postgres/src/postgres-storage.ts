@@ -5,12 +5,11 @@ import {
   type CallRecord,
   createSqlStorage,
   errorMessage,
-  type MaintenanceSchedule,
   nextBucket,
   parseOrThrow,
   resolveRetention,
-  type RetentionOptions,
   sqlStorageOptionFields,
+  type SqlStorageOptions,
   type SqlStorage,
   TABLES,
   writeCallRow,
@@ -28,7 +27,7 @@ export type PostgresPool = pg.Pool
  * Options of {@link postgresStorage}: give `connectionString` (apimeter opens and closes its own pool) or `pool`
  * (yours; apimeter never ends it).
  */
-export interface PostgresStorageOptions {
+export interface PostgresStorageOptions extends SqlStorageOptions {
   /**
    * A `postgres://user:password@host:5432/database` URL.
    * @example
@@ -55,16 +54,6 @@ export interface PostgresStorageOptions {
    */
   schema?: string
   /**
-   * Apply pending migrations on first use (under an advisory lock, each run in one transaction). With `false`, the
-   * storage refuses to start on an outdated schema and names the command to run.
-   * @default true
-   * @example
-   * ```ts
-   * postgresStorage({ connectionString, migrate: false })   // migrations run by `apimeter migrate latest`
-   * ```
-   */
-  migrate?: boolean
-  /**
    * Connections of the pool apimeter opens (ignored with `pool`). Writes use up to this many at once.
    * @default 4
    * @example
@@ -73,33 +62,6 @@ export interface PostgresStorageOptions {
    * ```
    */
   maxConnections?: number
-  /**
-   * How long raw calls and each rollup level are kept. Expired raw calls go by dropping whole monthly partitions.
-   * @default { raw: '30d', hour: '90d', day: '2y', month: 'forever' }
-   * @example
-   * ```ts
-   * postgresStorage({ connectionString, retention: { raw: '90d' } })
-   * ```
-   */
-  retention?: RetentionOptions
-  /**
-   * When rollups and retention run (after writes). Mostly for tests.
-   * @default { rollupEveryCalls: 20_000, rollupIntervalMs: 2_000, retentionIntervalMs: 600_000 }
-   * @example
-   * ```ts
-   * postgresStorage({ connectionString, schedule: { rollupIntervalMs: 500 } })
-   * ```
-   */
-  schedule?: Partial<MaintenanceSchedule>
-  /**
-   * Clock for retention and partition creation, epoch ms (inject one in tests).
-   * @default Date.now
-   * @example
-   * ```ts
-   * postgresStorage({ connectionString, now: () => fakeNow })
-   * ```
-   */
-  now?: () => number
 }
 
 const optionsSchema = z

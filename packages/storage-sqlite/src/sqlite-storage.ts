@@ -5,11 +5,10 @@ import {
   CALL_COLUMNS,
   type CallRecord,
   createSqlStorage,
-  type MaintenanceSchedule,
   parseOrThrow,
   resolveRetention,
-  type RetentionOptions,
   sqlStorageOptionFields,
+  type SqlStorageOptions,
   type SqlStorage,
   TABLES,
   writeCallRow,
@@ -27,7 +26,7 @@ export type SqliteDatabase = Database.Database
  * Options of {@link sqliteStorage}: give `filename` (apimeter opens and closes the file) or `database` (your own
  * better-sqlite3 connection, which apimeter never closes).
  */
-export interface SqliteStorageOptions {
+export interface SqliteStorageOptions extends SqlStorageOptions {
   /**
    * Path of the database file (created when missing, its directory must exist), or `':memory:'`.
    * @example
@@ -46,16 +45,6 @@ export interface SqliteStorageOptions {
    */
   database?: SqliteDatabase
   /**
-   * Apply pending migrations on first use. With `false`, the storage refuses to start on an outdated schema and
-   * says which command to run.
-   * @default true
-   * @example
-   * ```ts
-   * sqliteStorage({ filename: 'apimeter.db', migrate: false })   // migrations run by `apimeter migrate latest`
-   * ```
-   */
-  migrate?: boolean
-  /**
    * How long a write waits for another process's lock before failing (it is then retried by the monitor).
    * @default 5000
    * @example
@@ -64,33 +53,6 @@ export interface SqliteStorageOptions {
    * ```
    */
   busyTimeoutMs?: number
-  /**
-   * How long raw calls and each rollup level are kept. Defaults: raw `'30d'`, hour `'90d'`, day `'2y'`, month
-   * `'forever'`. Applied in small batches after writes; ranges whose raw calls expired still answer from rollups.
-   * @example
-   * ```ts
-   * sqliteStorage({ filename: 'apimeter.db', retention: { raw: '7d', hour: '30d' } })
-   * ```
-   */
-  retention?: RetentionOptions
-  /**
-   * When rollups and retention run (after writes). Mostly for tests; the defaults suit production.
-   * @default { rollupEveryCalls: 20_000, rollupIntervalMs: 2_000, retentionIntervalMs: 600_000 }
-   * @example
-   * ```ts
-   * sqliteStorage({ filename: 'apimeter.db', schedule: { rollupIntervalMs: 500 } })
-   * ```
-   */
-  schedule?: Partial<MaintenanceSchedule>
-  /**
-   * Clock for retention, epoch ms (inject one in tests).
-   * @default Date.now
-   * @example
-   * ```ts
-   * sqliteStorage({ filename: 'apimeter.db', now: () => fakeNow })
-   * ```
-   */
-  now?: () => number
 }
 
 const optionsSchema = z

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { parseDuration } from '../time.js'
 import type { RetentionMs } from './rollups.js'
+import type { MaintenanceSchedule } from './sql-storage.js'
 
 /**
  * How long each level of detail is kept: raw calls, hour, day and month rollups. Each is a duration (`'30d'`,
@@ -40,6 +41,50 @@ export const retentionSchema = z
       }
     }
   })
+
+/**
+ * Options every SQL storage adapter (`sqliteStorage`, `postgresStorage`) accepts besides its connection.
+ */
+export interface SqlStorageOptions {
+  /**
+   * Apply pending migrations on first use (serialised between processes; each run in one transaction). With
+   * `false`, the storage refuses to start on an outdated schema and names the command to run.
+   * @default true
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', migrate: false })   // migrations run by `apimeter migrate latest`
+   * ```
+   */
+  migrate?: boolean
+  /**
+   * How long raw calls and each rollup level are kept; applied in small batches after writes (PostgreSQL drops
+   * whole monthly partitions of raw calls). Ranges whose raw calls expired still answer from rollups.
+   * @default { raw: '30d', hour: '90d', day: '2y', month: 'forever' }
+   * @example
+   * ```ts
+   * postgresStorage({ connectionString, retention: { raw: '7d', hour: '30d' } })
+   * ```
+   */
+  retention?: RetentionOptions
+  /**
+   * When rollups, retention (and on PostgreSQL partition upkeep) run, after writes. Mostly for tests.
+   * @default { rollupEveryCalls: 20_000, rollupIntervalMs: 2_000, retentionIntervalMs: 600_000 }
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', schedule: { rollupIntervalMs: 500 } })
+   * ```
+   */
+  schedule?: Partial<MaintenanceSchedule>
+  /**
+   * Clock for retention and partition creation, epoch ms (inject one in tests).
+   * @default Date.now
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', now: () => fakeNow })
+   * ```
+   */
+  now?: () => number
+}
 
 /**
  * The zod fields every SQL storage adapter accepts (`migrate`, `retention`, `schedule`, `now`), spread into the
