@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { testUrl } from '../packages/storage-postgres/test/helpers.js'
 import { runFixture } from './support/run-fixture.js'
 
 // The README's demo and every example run as a user runs them (a child process through tsx), and print numbers
@@ -45,9 +46,7 @@ describe('examples', () => {
   })
 
   it('npm run example:postgres: two instances, one database, fleet-wide stats', async () => {
-    const url = process.env.APIMETER_TEST_PG_URL
-    if (!url) throw new Error('APIMETER_TEST_PG_URL is not set: the global setup starts PostgreSQL for the tests')
-    const result = await runFixture(example('fastify-postgres/server.ts'), [], 120_000, { DATABASE_URL: url })
+    const result = await runFixture(example('fastify-postgres/server.ts'), [], 120_000, { DATABASE_URL: testUrl() })
     ok(result)
     expect(result.stdout).toMatch(/550 requests from 2 instances, 22 errors/)
     expect(result.stdout).toMatch(/\/orders\/:id\/invoice\s+150 requests\s+errors 22/)

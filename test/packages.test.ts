@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { testUrl } from '../packages/storage-postgres/test/helpers.js'
 
 // Loads the built packages (dist, built by the global setup) the way users do, from a separate Node process,
 // through both `import` and `require()` (Node >= 20.19 requires ES modules natively).
@@ -83,12 +84,7 @@ describe('@apimeter/storage-postgres (built)', () => {
     monitor.record({ direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200, durationMs: 3, cost: 0.125 })
     monitor.flush().then(() => monitor.stats.summary()).then((s) => { console.log(JSON.stringify({ requests: s.requests, cost: s.cost })); return monitor.close() })
   `
-  const url = () => {
-    const value = process.env.APIMETER_TEST_PG_URL
-    if (!value) throw new Error('APIMETER_TEST_PG_URL is not set: the global setup starts PostgreSQL for the tests')
-    return value
-  }
-  const nodePg = (args: string[]) => run(process.execPath, args, { cwd: repoRoot, env: { ...process.env, APIMETER_TEST_PG_URL: url() } })
+  const nodePg = (args: string[]) => run(process.execPath, args, { cwd: repoRoot, env: { ...process.env, APIMETER_TEST_PG_URL: testUrl() } })
   const schema = (loader: string) => `built_${loader}_${process.pid}`
 
   it('loads through import and writes to a real server', async () => {
