@@ -7,7 +7,7 @@ export {
   type OutcomeCounts,
   type StatsSummary,
   toSummary,
-} from './aggregate.js'
+} from './stats/aggregate.js'
 export { type ActiveAlert, type AlertHealth, type AlertHistoryEntry, type MonitorAlerts } from './alerts/alert-manager.js'
 export { type AlertEvent, SIGNATURE_HEADER, signWebhookBody } from './alerts/notifiers.js'
 export {
@@ -47,7 +47,7 @@ export {
   nanosToUsd,
   type RateLimitInfo,
   usdToNanos,
-} from './call.js'
+} from './call/types.js'
 export { type Clock, systemClock } from './clock.js'
 export { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
 export {
@@ -61,17 +61,11 @@ export {
   type InboundOptions,
   joinRoute,
   templateFromMatch,
-} from './inbound.js'
-export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './memory-storage.js'
-export {
-  type CallHandle,
-  type CallStart,
-  type CallUpdate,
-  createMonitor,
-  type Monitor,
-  type MonitorEvents,
-} from './monitor.js'
-export { DEFAULTS, type Logger, type MonitorOptions } from './monitor-options.js'
+} from './inbound/meter.js'
+export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js'
+export { type CallHandle, type CallStart, type CallUpdate } from './call/handle.js'
+export { createMonitor, type Monitor, type MonitorEvents } from './monitor/monitor.js'
+export { DEFAULTS, type Logger, type MonitorOptions } from './monitor/options.js'
 export {
   classifyError,
   classifyStatus,
@@ -79,8 +73,8 @@ export {
   isOutcome,
   type Outcome,
   OUTCOMES,
-} from './outcome.js'
-export type { HealthError, MonitorHealth, RetryPolicy } from './pipeline.js'
+} from './call/outcome.js'
+export type { HealthError, MonitorHealth, RetryPolicy } from './monitor/pipeline.js'
 export { type CacheDetector, type CacheDetectorInput, type CacheVerdict, detectCache } from './outbound/cache.js'
 export { type CaptureOptions, maskBody, maskHeaders } from './outbound/capture.js'
 export {
@@ -97,14 +91,14 @@ export type { FetchLike, MeteredFetch, MeteredRequestInit } from './outbound/fet
 export type { HeaderSource } from './outbound/headers.js'
 export type { Dispatch, DispatchHandler, DispatchOptions, Interceptor } from './outbound/interceptor.js'
 export { MARKER_HEADER } from './outbound/marker.js'
-export type { OutboundCallOptions } from './outbound/meter.js'
+export type { OutboundCallOptions } from './outbound/options.js'
 export type { OutboundOptions } from './outbound/options.js'
 export { ANTHROPIC_PRICES, type ModelPrice, OPENAI_PRICES, PRICES_AS_OF } from './outbound/prices.js'
 export { parseRateLimit } from './outbound/rate-limit.js'
 export { type ApiDefinition, type ApiMatcher, type ConfiguredRateLimit, OTHER_HOSTS } from './outbound/registry.js'
 export type { Usage, UsageFormat, UsageReader } from './outbound/usage.js'
-export { maskUrl, normalizePath, OVERFLOW_ROUTE, UNMATCHED_ROUTE } from './route.js'
-export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from './sketch.js'
+export { maskUrl, normalizePath, OVERFLOW_ROUTE, UNMATCHED_ROUTE } from './call/route.js'
+export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from './stats/sketch.js'
 export {
   BREAKDOWN_ORDERS,
   type BreakdownOrder,
@@ -117,22 +111,10 @@ export {
   type StatsFilter,
   type TimeseriesPoint,
   type TimeseriesQuery,
-} from './stats.js'
-export {
-  type AggregateQuery,
-  type AggregateRow,
-  type CallFilter,
-  type Dimension,
-  DIMENSION_FIELD,
-  DIMENSIONS,
-  AggregateGroups,
-  coarserResolution,
-  matchesFilter,
-  type Resolution,
-  type StorageAdapter,
-  type StorageCapabilities,
-  type StorageHooks,
-} from './storage.js'
+} from './stats/stats.js'
+export { type AggregateQuery, type StorageAdapter, type StorageCapabilities, type StorageHooks } from './storage/adapter.js'
+export { type AggregateRow, AggregateGroups, coarserResolution, type Resolution } from './stats/aggregate.js'
+export { type CallFilter, type Dimension, DIMENSION_FIELD, DIMENSIONS, matchesFilter } from './storage/filter.js'
 export { bucketStart, type Interval, INTERVALS, nextBucket, parseDuration, type TimeInput } from './time.js'
 export { VERSION } from './version.js'
 export { apimeterMigrations, type NamedMigration } from './sql/migrations.js'
@@ -147,10 +129,10 @@ export {
   runMigrations,
 } from './sql/migrator.js'
 export { type ApimeterDatabase, CALL_COLUMNS, type CallRow, type SqlDialectName, TABLES } from './sql/schema.js'
-export { aggregateCalls, bucketExpression, callToRow, DIMENSION_COLUMN, writeCallRow } from './sql/aggregate-sql.js'
-export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type RetentionOptions, type SqlStorageOptions } from './sql/retention.js'
-export { type Horizons, planQuery, type QueryPlan, type Segment } from './sql/rollup-plan.js'
-export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RetentionMs, type RollupLevel } from './sql/rollups.js'
+export { aggregateCalls, bucketExpression, callToRow, DIMENSION_COLUMN, writeCallRow } from './sql/raw-aggregate.js'
+export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type RetentionOptions, type SqlStorageOptions } from './sql/storage-options.js'
+export { type Horizons, planQuery, type QueryPlan, type Segment } from './sql/rollups/plan.js'
+export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RetentionMs, type RollupLevel } from './sql/rollups/rollups.js'
 export {
   createSqlStorage,
   type MaintenanceReport,

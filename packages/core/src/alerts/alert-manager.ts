@@ -1,6 +1,6 @@
 import { ApimeterError, errorMessage } from '../errors.js'
-import type { HealthError } from '../pipeline.js'
-import type { StorageAdapter } from '../storage.js'
+import type { HealthError } from '../monitor/pipeline.js'
+import type { StorageAdapter } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
 import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'

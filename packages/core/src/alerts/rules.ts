@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import { maskUrl } from '../route.js'
-import { filterShape, type StatsFilter } from '../stats.js'
-import { type Dimension, DIMENSIONS } from '../storage.js'
+import { maskUrl } from '../call/route.js'
+import { filterShape, type StatsFilter } from '../stats/stats.js'
+import { type Dimension, DIMENSIONS } from '../storage/filter.js'
 import { parseDuration } from '../time.js'
 
 /** The rule kinds. */

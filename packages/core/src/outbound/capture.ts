@@ -1,4 +1,4 @@
-import { isSensitiveName } from '../route.js'
+import { isSensitiveName } from '../call/route.js'
 import type { HeaderSource } from './headers.js'
 
 /**

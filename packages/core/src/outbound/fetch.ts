@@ -1,7 +1,8 @@
 import { meterResponse } from './body.js'
 import { type HeaderSource, toHeaderSource } from './headers.js'
 import { innerLayersActive, MARKER_HEADER, markCall, unmarkCall } from './marker.js'
-import type { OutboundCall, OutboundCallOptions, OutboundMeter } from './meter.js'
+import type { OutboundCall, OutboundMeter } from './meter.js'
+import type { OutboundCallOptions } from './options.js'
 
 /** Anything shaped like fetch: global fetch, undici's fetch, node-fetch, a test double. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

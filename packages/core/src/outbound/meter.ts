@@ -1,40 +1,16 @@
 import { createHash } from 'node:crypto'
-import type { CallInput, RateLimitInfo } from '../call.js'
+import type { CallInput, RateLimitInfo } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
-import type { CallHandle, CallStart, Monitor } from '../monitor.js'
-import { classifyError, type Outcome } from '../outcome.js'
+import type { CallHandle, CallRecorder, CallStart } from '../call/handle.js'
+import { classifyError, type Outcome } from '../call/outcome.js'
 import { resolveCache } from './cache.js'
 import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
 import type { PricedCall } from './cost.js'
 import { type HeaderSource, lookupHeaders, type ObjectHeaders } from './headers.js'
-import { OUTBOUND_DEFAULTS, type OutboundOptions } from './options.js'
+import { OUTBOUND_DEFAULTS, type OutboundCallOptions, type OutboundOptions } from './options.js'
 import { parseRateLimit } from './rate-limit.js'
 import { type ApiDefinition, ApiRegistry, type CompiledApi, toTarget } from './registry.js'
 import { createUsageScanner, type UsageScanner } from './usage.js'
-
-/**
- * Per-call settings an application can give `monitor.fetch` (as `init.apimeter`) or `wrapFetch` (for every call):
- * they override what the registry and the request say.
- *
- * @example
- * ```ts
- * await monitor.fetch(url, { method: 'POST', body, apimeter: { tenantId: 'acme', operationId: jobId, attempt: 2 } })
- * ```
- */
-export interface OutboundCallOptions {
-  /** The API name (a registered one brings its routes and cost model). */
-  api?: string
-  /** The route template, when you know it better than the registry. */
-  route?: string
-  tenantId?: string | number | null
-  userId?: string | number | null
-  /** 1 for a first attempt, 2 for the first retry, … */
-  attempt?: number
-  /** Shared by every attempt of one logical operation. */
-  operationId?: string
-  /** Free JSON data stored with the call. */
-  metadata?: Record<string, unknown>
-}
 
 /** One outbound request as a layer (fetch wrapper, interceptor, diagnostics channel) sees it. */
 export interface OutboundRequest {
@@ -75,7 +51,7 @@ export class OutboundMeter {
   readonly watching = new Set<OutboundCall>()
 
   constructor(
-    readonly monitor: Monitor,
+    readonly monitor: CallRecorder,
     readonly report: (error: ApimeterError) => void,
     apis: readonly ApiDefinition[],
     options: OutboundOptions,

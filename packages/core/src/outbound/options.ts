@@ -3,8 +3,31 @@ import { intInRange } from '../validation.js'
 import type { CacheDetector } from './cache.js'
 import type { CaptureOptions } from './capture.js'
 import { isCostModel } from './cost.js'
-import type { OutboundCallOptions } from './meter.js'
 import type { ApiDefinition, ApiMatcher } from './registry.js'
+
+/**
+ * Per-call settings an application can give `monitor.fetch` (as `init.apimeter`) or `wrapFetch` (for every call):
+ * they override what the registry and the request say.
+ *
+ * @example
+ * ```ts
+ * await monitor.fetch(url, { method: 'POST', body, apimeter: { tenantId: 'acme', operationId: jobId, attempt: 2 } })
+ * ```
+ */
+export interface OutboundCallOptions {
+  /** The API name (a registered one brings its routes and cost model). */
+  api?: string
+  /** The route template, when you know it better than the registry. */
+  route?: string
+  tenantId?: string | number | null
+  userId?: string | number | null
+  /** 1 for a first attempt, 2 for the first retry, … */
+  attempt?: number
+  /** Shared by every attempt of one logical operation. */
+  operationId?: string
+  /** Free JSON data stored with the call. */
+  metadata?: Record<string, unknown>
+}
 
 /**
  * Options of outbound metering (`createMonitor({ outbound })`); the API registry itself is the `apis` option.

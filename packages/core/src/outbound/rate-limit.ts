@@ -1,4 +1,4 @@
-import type { RateLimitInfo } from '../call.js'
+import type { RateLimitInfo } from '../call/types.js'
 import type { HeaderSource } from './headers.js'
 
 interface Window {

@@ -1,4 +1,4 @@
-import { normalizePath } from '../route.js'
+import { normalizePath } from '../call/route.js'
 import type { CostModel } from './cost.js'
 
 /**

@@ -8,7 +8,7 @@ import type {
   AlertEventState,
   NotificationAttemptRecord,
 } from '../alerts/store.js'
-import { DIMENSION_COLUMN, filterExpression, num } from './aggregate-sql.js'
+import { DIMENSION_COLUMN, filterExpression, num } from './raw-aggregate.js'
 import { type SqlDialectName, TABLES } from './schema.js'
 
 /** What the SQL alert store needs from its storage. */

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, sql } from 'kysely'
-import { OUTCOMES } from '../outcome.js'
+import { OUTCOMES } from '../call/outcome.js'
 import { type SqlDialectName, TABLES } from './schema.js'
 
 /**

@@ -1,9 +1,9 @@
 import { type Kysely, sql } from 'kysely'
-import { assertCallRecords, type CallRecord } from '../call.js'
+import { assertCallRecords, type CallRecord } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
-import type { StorageAdapter, StorageHooks } from '../storage.js'
+import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'
-import { callToRow } from './aggregate-sql.js'
+import { callToRow } from './raw-aggregate.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
 import {
   getMigrationStatus,
@@ -22,7 +22,7 @@ import {
   type RollupContext,
   rollUpAll,
   rollUpPending,
-} from './rollups.js'
+} from './rollups/rollups.js'
 import { CALL_COLUMNS, type SqlDialectName, TABLES } from './schema.js'
 
 /**

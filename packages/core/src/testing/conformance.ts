@@ -1,12 +1,12 @@
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { memoryStorage } from '../memory-storage.js'
-import { DIMENSIONS } from '../storage.js'
-import type { BreakdownQuery, StatsFilter, TimeseriesQuery } from '../stats.js'
-import type { CallInput, CallRecord } from '../call.js'
+import { memoryStorage } from '../storage/memory-storage.js'
+import { DIMENSIONS } from '../storage/filter.js'
+import type { BreakdownQuery, StatsFilter, TimeseriesQuery } from '../stats/stats.js'
+import type { CallInput, CallRecord } from '../call/types.js'
 import { isApimeterError } from '../errors.js'
-import { createStats, type Stats } from '../stats.js'
-import type { StorageAdapter } from '../storage.js'
+import { createStats, type Stats } from '../stats/stats.js'
+import type { StorageAdapter } from '../storage/adapter.js'
 import { exactQuantile, recordFactory, seededRandom } from './records.js'
 
 /** What a conformance factory hands the suite for one test. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { CallInput, CallRecord } from '../call.js'
-import { normalizeCall } from '../normalize.js'
-import { RouteGuard } from '../route.js'
+import type { CallInput, CallRecord } from '../call/types.js'
+import { normalizeCall } from '../call/normalize.js'
+import { RouteGuard } from '../call/route.js'
 
 /**
  * A seeded pseudo-random generator (mulberry32): the same seed gives the same sequence on every machine, so

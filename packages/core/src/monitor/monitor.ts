@@ -1,23 +1,25 @@
-import { AlertManager, type AlertHealth, type MonitorAlerts } from './alerts/alert-manager.js'
-import type { AlertEvent } from './alerts/notifiers.js'
-import { resolveRule } from './alerts/rules.js'
-import type { CallInput } from './call.js'
-import { type ResolvedClock, resolveClock } from './clock.js'
+import { AlertManager, type AlertHealth, type MonitorAlerts } from '../alerts/alert-manager.js'
+import type { AlertEvent } from '../alerts/notifiers.js'
+import { resolveRule } from '../alerts/rules.js'
+import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
+import type { CallInput } from '../call/types.js'
+import { type ResolvedClock, resolveClock } from '../clock.js'
 import { SafeEmitter } from './emitter.js'
-import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError } from './errors.js'
-import { memoryStorage } from './memory-storage.js'
-import { DEFAULTS, type Logger, type MonitorOptions, monitorOptionsSchema } from './monitor-options.js'
-import { classifyError } from './outcome.js'
-import { createMeteredFetch, type FetchLike, type MeteredFetch } from './outbound/fetch.js'
-import { createInterceptor, type Interceptor } from './outbound/interceptor.js'
-import { instrument, uninstrument } from './outbound/instrument.js'
-import { OutboundMeter, type OutboundCallOptions } from './outbound/meter.js'
-import { outboundCallOptionsSchema } from './outbound/options.js'
+import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError } from '../errors.js'
+import { memoryStorage } from '../storage/memory-storage.js'
+import { DEFAULTS, type Logger, type MonitorOptions, monitorOptionsSchema } from './options.js'
+import { classifyError } from '../call/outcome.js'
+import { createMeteredFetch, type FetchLike, type MeteredFetch } from '../outbound/fetch.js'
+import { createInterceptor, type Interceptor } from '../outbound/interceptor.js'
+import { instrument, uninstrument } from '../outbound/instrument.js'
+import { OutboundMeter } from '../outbound/meter.js'
+import { type OutboundCallOptions } from '../outbound/options.js'
+import { outboundCallOptionsSchema } from '../outbound/options.js'
 import { type MonitorHealth, WritePipeline } from './pipeline.js'
-import { RouteGuard } from './route.js'
-import { createStats, type Stats } from './stats.js'
-import type { StorageAdapter } from './storage.js'
-import { parseOrThrow } from './validation.js'
+import { RouteGuard } from '../call/route.js'
+import { createStats, type Stats } from '../stats/stats.js'
+import type { StorageAdapter } from '../storage/adapter.js'
+import { parseOrThrow } from '../validation.js'
 
 /** Events a monitor emits. Listeners run asynchronously; one that throws is caught and reported, never rethrown. */
 export interface MonitorEvents {
@@ -27,58 +29,11 @@ export interface MonitorEvents {
   alert: (event: AlertEvent) => void
 }
 
-/** The fields known when a call starts (everything of {@link CallInput} but the result and timing). */
-export type CallStart = Omit<CallInput, 'durationMs' | 'statusCode' | 'outcome' | 'error' | 'timestamp' | 'ttfbMs'>
-
-/** Fields that can be set or changed while a call runs or when it ends. */
-export type CallUpdate = Partial<Omit<CallInput, 'direction' | 'durationMs' | 'timestamp' | 'ttfbMs'>>
-
-/**
- * A call in progress, from {@link Monitor.startCall}. It times the call with the monotonic clock; `finish()` or
- * `fail()` records it once (later calls to either are ignored and return false).
- *
- * @example
- * ```ts
- * const call = monitor.startCall({ direction: 'outbound', api: 'finnhub', method: 'GET', url })
- * try {
- *   const res = await fetch(url)
- *   call.firstByte()
- *   const body = await res.text()
- *   call.finish({ statusCode: res.status, responseBytes: body.length })
- * } catch (err) {
- *   call.fail(err)
- * }
- * ```
- */
-export interface CallHandle {
-  /** Start time, epoch ms. */
-  readonly timestamp: number
-  /** True once `finish()` or `fail()` ran. */
-  readonly done: boolean
-  /** Milliseconds since the start. */
-  elapsedMs(): number
-  /** Sets or changes fields (route once known, tenant, model, tokens, cost…). */
-  set(fields: CallUpdate): this
-  /** Marks the arrival of the response headers (time to first byte). First call wins. */
-  firstByte(): this
-  /** Adds to the request body size. */
-  addRequestBytes(bytes: number): this
-  /** Adds to the response body size. */
-  addResponseBytes(bytes: number): this
-  /** Records the call with its result. Returns false when it was already recorded. */
-  finish(result?: CallUpdate): boolean
-  /**
-   * Records the call as failed by `error` (timeout, abort, network error, classified from the error). If a status
-   * code was already known (the body broke mid-stream), it is kept and the outcome still comes from the error.
-   */
-  fail(error: unknown, fields?: CallUpdate): boolean
-}
-
 /**
  * A monitor: records calls, writes them to storage in the background, answers stats queries.
  * Create one per process with {@link createMonitor}.
  */
-export interface Monitor {
+export interface Monitor extends CallRecorder {
   /** The `service` stored on calls that do not name their own. */
   readonly service: string
   /** The storage calls are written to. */

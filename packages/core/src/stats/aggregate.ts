@@ -1,6 +1,5 @@
-import type { CallRecord } from './call.js'
-import type { Resolution } from './storage.js'
-import { OUTCOMES, type Outcome } from './outcome.js'
+import type { CallRecord } from '../call/types.js'
+import { OUTCOMES, type Outcome } from '../call/outcome.js'
 import { LatencySketch } from './sketch.js'
 
 /**
@@ -171,3 +170,50 @@ export function toSummary(state: AggregateState, resolution: Resolution = 'raw')
     resolution,
   }
 }
+
+/**
+ * How precisely a result honours the requested time range. `raw`: exactly (to the millisecond). `hour` / `day` /
+ * `month`: retention deleted the finer data at an edge of the range, so that edge was widened to the enclosing
+ * bucket of that size. `partial`: the query needs raw calls (a filter or grouping no rollup keeps, such as a user)
+ * over a range where retention deleted them, so those calls are missing.
+ */
+export type Resolution = 'raw' | 'hour' | 'day' | 'month' | 'partial'
+const RESOLUTION_ORDER: Record<Resolution, number> = { raw: 0, hour: 1, day: 2, month: 3, partial: 4 }
+
+/** The coarser of two resolutions. */
+export function coarserResolution(a: Resolution, b: Resolution): Resolution {
+  return RESOLUTION_ORDER[a] >= RESOLUTION_ORDER[b] ? a : b
+}
+
+/** One group of an aggregation. `keys` follow `groupBy` order; a status key is its code as a string. */
+export interface AggregateRow {
+  /** Bucket start (epoch ms) when the query had an interval, else null. */
+  start: number | null
+  keys: (string | null)[]
+  state: AggregateState
+  /** How precisely this group honours the time range; absent means `raw`. */
+  resolution?: Resolution
+}
+
+/** Collects aggregate rows by (bucket start, keys), creating each group on first use. */
+export class AggregateGroups {
+  private readonly groups = new Map<string, AggregateRow>()
+
+  /** The group of a bucket and key list (created empty when new). */
+  get(start: number | null, keys: (string | null)[]): AggregateRow {
+    let id = start === null ? '' : String(start)
+    for (const k of keys) id += k === null ? '\u0001\u0000' : `\u0001${k}`
+    let row = this.groups.get(id)
+    if (row === undefined) {
+      row = { start, keys, state: emptyAggregate() }
+      this.groups.set(id, row)
+    }
+    return row
+  }
+
+  /** Every group collected. */
+  rows(): AggregateRow[] {
+    return [...this.groups.values()]
+  }
+}
+

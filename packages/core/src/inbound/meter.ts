@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { z } from 'zod'
-import { ApimeterError, describeValue, errorMessage } from './errors.js'
-import type { CallInput } from './call.js'
-import type { CallHandle, CallStart, Monitor } from './monitor.js'
-import { classifyError, type Outcome } from './outcome.js'
-import { isIdentifierSegment, UNMATCHED_ROUTE } from './route.js'
-import { parseOrThrow } from './validation.js'
+import { ApimeterError, describeValue, errorMessage } from '../errors.js'
+import type { CallInput } from '../call/types.js'
+import type { CallHandle, CallStart } from '../call/handle.js'
+import type { Monitor } from '../monitor/monitor.js'
+import { classifyError, type Outcome } from '../call/outcome.js'
+import { isIdentifierSegment, UNMATCHED_ROUTE } from '../call/route.js'
+import { parseOrThrow } from '../validation.js'
 
 /**
  * Inbound metering shared by the framework adapters (`@apimeter/express`, `@apimeter/fastify`): option validation,

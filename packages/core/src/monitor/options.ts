@@ -1,12 +1,12 @@
 import { z } from 'zod'
-import type { AlertEvent } from './alerts/notifiers.js'
-import { type AlertRule, alertRulesSchema } from './alerts/rules.js'
-import type { Clock } from './clock.js'
-import { apisSchema, type OutboundOptions, outboundOptionsSchema } from './outbound/options.js'
-import type { ApiDefinition } from './outbound/registry.js'
+import type { AlertEvent } from '../alerts/notifiers.js'
+import { type AlertRule, alertRulesSchema } from '../alerts/rules.js'
+import type { Clock } from '../clock.js'
+import { apisSchema, type OutboundOptions, outboundOptionsSchema } from '../outbound/options.js'
+import type { ApiDefinition } from '../outbound/registry.js'
 import type { RetryPolicy } from './pipeline.js'
-import type { StorageAdapter } from './storage.js'
-import { intInRange, numberInRange, wholeOrInfinity } from './validation.js'
+import type { StorageAdapter } from '../storage/adapter.js'
+import { intInRange, numberInRange, wholeOrInfinity } from '../validation.js'
 
 /** Where apimeter writes warnings when nobody listens for `error` events. */
 export interface Logger {

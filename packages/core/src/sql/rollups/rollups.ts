@@ -1,22 +1,16 @@
 import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely'
-import { addCall, type AggregateState, emptyAggregate, mergeAggregate } from '../aggregate.js'
-import type { CallRecord } from '../call.js'
-import { ApimeterError } from '../errors.js'
-import { OUTCOMES } from '../outcome.js'
-import { LatencySketch } from '../sketch.js'
-import {
-  type AggregateQuery,
-  AggregateGroups,
-  type AggregateRow,
-  type CallFilter,
-  coarserResolution,
-  type Dimension,
-  FILTER_FIELDS,
-} from '../storage.js'
-import { bucketStart, nextBucket } from '../time.js'
-import { type Horizons, planQuery } from './rollup-plan.js'
-import { type SqlDialectName, TABLES } from './schema.js'
-import { addSums, aggregateCalls, num } from './aggregate-sql.js'
+import { addCall, type AggregateState, emptyAggregate, mergeAggregate } from '../../stats/aggregate.js'
+import type { CallRecord } from '../../call/types.js'
+import { ApimeterError } from '../../errors.js'
+import { OUTCOMES } from '../../call/outcome.js'
+import { LatencySketch } from '../../stats/sketch.js'
+import { type AggregateQuery } from '../../storage/adapter.js'
+import { AggregateGroups, type AggregateRow, coarserResolution } from '../../stats/aggregate.js'
+import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
+import { bucketStart, nextBucket } from '../../time.js'
+import { type Horizons, planQuery } from './plan.js'
+import { type SqlDialectName, TABLES } from '../schema.js'
+import { addSums, aggregateCalls, num } from '../raw-aggregate.js'
 
 /**
  * Rollups: hour, day and month aggregates of the raw calls, kept at three levels of detail so every common question

@@ -1,4 +1,4 @@
-import { ApimeterError, describeValue, suggest } from './errors.js'
+import { ApimeterError, describeValue, suggest } from '../errors.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome } from './outcome.js'
 import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
 

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks'
 import PQueue from 'p-queue'
 import { randomBytes } from 'node:crypto'
-import { type CallInput, type CallRecord, checkCallRecord, markValidated } from './call.js'
-import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from './errors.js'
-import { CallColumns, type NormalizeContext, normalizeInto } from './normalize.js'
-import { ensureStorageReady } from './stats.js'
-import type { StorageAdapter } from './storage.js'
+import { type CallInput, type CallRecord, checkCallRecord, markValidated } from '../call/types.js'
+import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from '../errors.js'
+import { CallColumns, type NormalizeContext, normalizeInto } from '../call/normalize.js'
+import { ensureStorageReady } from '../stats/stats.js'
+import type { StorageAdapter } from '../storage/adapter.js'
 
 /** Backoff policy for failed writes. */
 export interface RetryPolicy {

@@ -8,8 +8,8 @@ import {
   type Direction,
   LIMITS,
   usdToNanos,
-} from './call.js'
-import { ApimeterError, describeValue, suggest } from './errors.js'
+} from './types.js'
+import { ApimeterError, describeValue, suggest } from '../errors.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome, OUTCOMES } from './outcome.js'
 import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
 

@@ -1,11 +1,13 @@
 import { z } from 'zod'
-import { addCall } from './aggregate.js'
-import { memoryAlertStore } from './alerts/store.js'
-import { assertCallRecords, type CallRecord } from './call.js'
-import { ApimeterError } from './errors.js'
-import { type AggregateQuery, AggregateGroups, type AggregateRow, dimensionKey, matchesFilter, type StorageAdapter } from './storage.js'
-import { bucketStart } from './time.js'
-import { parseOrThrow, wholeOrInfinity } from './validation.js'
+import { addCall } from '../stats/aggregate.js'
+import { memoryAlertStore } from '../alerts/store.js'
+import { assertCallRecords, type CallRecord } from '../call/types.js'
+import { ApimeterError } from '../errors.js'
+import { type AggregateQuery, type StorageAdapter } from './adapter.js'
+import { AggregateGroups, type AggregateRow } from '../stats/aggregate.js'
+import { dimensionKey, matchesFilter } from './filter.js'
+import { bucketStart } from '../time.js'
+import { parseOrThrow, wholeOrInfinity } from '../validation.js'
 
 /** Options of {@link memoryStorage}. */
 export interface MemoryStorageOptions {

@@ -1,0 +1,60 @@
+import type { AggregateRow } from '../stats/aggregate.js'
+import type { AlertStore } from '../alerts/store.js'
+import type { ApimeterError } from '../errors.js'
+import type { CallRecord } from '../call/types.js'
+import type { Interval } from '../time.js'
+import type { CallFilter, Dimension } from './filter.js'
+
+/** One aggregation request: filter, then group by dimensions and (optionally) by UTC time bucket. */
+export interface AggregateQuery {
+  filter: CallFilter
+  groupBy: readonly Dimension[]
+  interval?: Interval
+}
+
+/** What a storage adapter can do; later flags default to "no" so adding one breaks no adapter. */
+export interface StorageCapabilities {
+  /** Data survives `close()` and a new adapter on the same location sees it. */
+  durable: boolean
+  /** Upper bound on concurrent `writeCalls()` the adapter wants (the monitor uses the smaller of this and its own). */
+  maxWriteConcurrency?: number
+}
+
+/** What a monitor hands a storage it writes to. */
+export interface StorageHooks {
+  /** Reports a problem the storage handled in the background (a failed rollup run…) through the monitor. */
+  report(error: ApimeterError): void
+}
+
+/**
+ * The storage interface every backend implements. It is deliberately small: write a batch of calls, aggregate,
+ * close. Adapters validate each batch (see `assertCallRecords`) and write it atomically: all rows or none.
+ *
+ * @example
+ * ```ts
+ * const storage: StorageAdapter = memoryStorage()
+ * await storage.writeCalls([record])
+ * const rows = await storage.aggregate({ filter: {}, groupBy: ['api'] })
+ * ```
+ */
+export interface StorageAdapter {
+  /** A short name for messages (`memory`, `sqlite`, `postgres`). */
+  readonly name: string
+  readonly capabilities: StorageCapabilities
+  /** Called by each monitor that writes to this storage, so background problems reach its `error` event. */
+  attach?(hooks: StorageHooks): void
+  /** Connects / migrates. Called once before the first write or query; must be idempotent. */
+  init?(): Promise<void>
+  /** Writes one batch atomically. Rejects with `INVALID_RECORD` (nothing written) on a malformed row. */
+  writeCalls(calls: readonly CallRecord[]): Promise<void>
+  /** Aggregates the calls matching the filter, grouped. Groups with no calls are not returned. */
+  aggregate(query: AggregateQuery): Promise<AggregateRow[]>
+  /** Releases connections/files. Later calls reject with `STORAGE_CLOSED`. */
+  close(): Promise<void>
+  /**
+   * Alert rules, state, events and notification attempts (memory, SQLite and PostgreSQL storages have it). Without
+   * it a monitor keeps alert state in memory, for the life of the process.
+   */
+  readonly alerts?: AlertStore
+}
+
