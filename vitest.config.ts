@@ -7,6 +7,8 @@ const src = (path: string): string => fileURLToPath(new URL(path, import.meta.ur
 const resolve = {
   alias: [
     { find: /^@apimeter\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+    { find: /^@apimeter\/core\/sql$/, replacement: src('./packages/core/src/sql/index.ts') },
+    { find: /^@apimeter\/core\/inbound$/, replacement: src('./packages/core/src/inbound/index.ts') },
     { find: /^@apimeter\/core$/, replacement: src('./packages/core/src/index.ts') },
     { find: /^@apimeter\/storage-sqlite$/, replacement: src('./packages/storage-sqlite/src/index.ts') },
     { find: /^@apimeter\/storage-postgres$/, replacement: src('./packages/storage-postgres/src/index.ts') },

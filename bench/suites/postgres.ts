@@ -1,4 +1,5 @@
-import { aggregateCalls, createStats, type SqlStorage, type StatsFilter } from '@apimeter/core'
+import { createStats, type SqlStorage, type StatsFilter } from '@apimeter/core'
+import { aggregateCalls } from '@apimeter/core/sql'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import pg from 'pg'
 import { startPgCluster } from '../../scripts/pg-cluster.js'

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { aggregateCalls, type CallInput, createStats, type StatsFilter } from '@apimeter/core'
+import { type CallInput, createStats, type StatsFilter } from '@apimeter/core'
+import { aggregateCalls } from '@apimeter/core/sql'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { type Figure, ingestRate, median, type SuiteResult, timeMedian } from '../lib.js'
 

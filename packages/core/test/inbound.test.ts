@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, ServerResponse } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createInboundMeter, hashApiKey, joinRoute, type Monitor, templateFromMatch, UNMATCHED_ROUTE } from '@apimeter/core'
+import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { createInboundMeter, hashApiKey, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
 import { abortWhen, close, listen, sendChunked, waitFor } from '../../../test/support/http.js'
 import { testMonitor } from './helpers/monitor.js'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { type Horizons, planQuery } from '@apimeter/core'
+import { type Horizons, planQuery } from '@apimeter/core/sql'
 
 const D = 86_400_000
 const at = (iso: string) => Date.parse(iso)

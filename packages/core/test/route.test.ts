@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { maskUrl, normalizePath } from '@apimeter/core'
+import { maskUrl, normalizePath } from '@apimeter/core/inbound'
 
 describe('normalizePath()', () => {
   it.each([

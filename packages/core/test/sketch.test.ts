@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core'
+import { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core/sql'
 import { exactQuantile, seededRandom } from '@apimeter/core/testing'
 
 describe('LatencySketch', () => {

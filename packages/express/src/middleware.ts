@@ -1,4 +1,5 @@
-import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, type Monitor, templateFromMatch, UNMATCHED_ROUTE } from '@apimeter/core'
+import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 /**

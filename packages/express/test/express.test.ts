@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http'
-import { hashApiKey, type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { hashApiKey } from '@apimeter/core/inbound'
 import { seededRandom } from '@apimeter/core/testing'
 import { apimeter, type ApimeterExpressOptions } from '@apimeter/express'
 import express5, { type Express, type NextFunction, type Request, type Response } from 'express'

@@ -1,4 +1,5 @@
-import { createInboundMeter, type InboundCall, type InboundMeter, type InboundOptions, type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { createInboundMeter, type InboundCall, type InboundMeter, type InboundOptions } from '@apimeter/core/inbound'
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
-import { hashApiKey, type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
+import { hashApiKey } from '@apimeter/core/inbound'
 import { seededRandom } from '@apimeter/core/testing'
 import { apimeterFastify, type ApimeterFastifyOptions } from '@apimeter/fastify'
 import Fastify, { type FastifyInstance } from 'fastify'

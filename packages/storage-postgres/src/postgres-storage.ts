@@ -1,20 +1,6 @@
-import {
-  ApimeterError,
-  bucketStart,
-  CALL_COLUMNS,
-  type CallRecord,
-  createSqlStorage,
-  errorMessage,
-  nextBucket,
-  parseOrThrow,
-  resolveRetention,
-  sqlStorageOptionFields,
-  type SqlStorageOptions,
-  type SqlStorage,
-  TABLES,
-  writeCallRow,
-} from '@apimeter/core'
-import { Kysely, PostgresAdapter, PostgresDialect, type RawBuilder, sql } from 'kysely'
+import { ApimeterError, type CallRecord, type SqlStorage } from '@apimeter/core'
+import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, errorMessage, parseOrThrow, postgresDialect, resolveRetention, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { Kysely, PostgresAdapter, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
 
@@ -80,8 +66,6 @@ const optionsSchema = z
 
 /** apimeter's own advisory lock key for migrations (kysely's default key is shared by every kysely user). */
 const MIGRATION_LOCK = BigInt('7236833521884319001')
-/** Serialises partition creation between instances (transaction-scoped). */
-const PARTITION_LOCK = BigInt('7236833521884319002')
 
 class ApimeterPostgresAdapter extends PostgresAdapter {
   override async acquireMigrationLock(db: Kysely<unknown>): Promise<void> {
@@ -99,45 +83,13 @@ class ApimeterPostgresDialect extends PostgresDialect {
   }
 }
 
-/** Array element types of the UNNEST insert, in CALL_COLUMNS order. */
-const COLUMN_TYPES: Record<(typeof CALL_COLUMNS)[number], string> = {
-  call_id: 'text', ts: 'int8', direction: 'text', service: 'text', api: 'text', method: 'text', route: 'text',
-  host: 'text', url: 'text', status_code: 'int4', outcome: 'text', duration_us: 'int8', latency_bucket: 'int4',
-  ttfb_us: 'int8', request_bytes: 'int8', response_bytes: 'int8', cached: 'int2', cache_signal: 'text',
-  cost_nanos: 'int8', cost_source: 'text', model: 'text', input_tokens: 'int8', output_tokens: 'int8',
-  cached_input_tokens: 'int8', tenant_id: 'text', user_id: 'text', api_key_id: 'text', client_ip: 'text',
-  user_agent: 'text', error_type: 'text', error_message: 'text', rate_limit_limit: 'float8',
-  rate_limit_remaining: 'float8', rate_limit_reset_ms: 'float8', rate_limit_scope: 'text', attempt: 'int4',
-  operation_id: 'text', metadata: 'text',
-}
-
 // One statement per batch: each column travels as one array parameter, UNNEST turns them back into rows. A batch
 // retried after a commit that was not acknowledged (the connection dropped) is ignored row by row.
+// Column names, array element types and the JSON cast all come from the column specs (the field table).
 const INSERT_SQL = `INSERT INTO ${TABLES.calls} (${CALL_COLUMNS.join(', ')})
-SELECT ${CALL_COLUMNS.map((c) => (c === 'metadata' ? 'metadata::jsonb' : c)).join(', ')}
-FROM UNNEST(${CALL_COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(', ')}) AS u(${CALL_COLUMNS.join(', ')})
+SELECT ${CALL_COLUMN_SPECS.map((c) => (c.storage === 'json' ? `${c.name}::jsonb` : c.name)).join(', ')}
+FROM UNNEST(${CALL_COLUMN_SPECS.map((c, i) => `$${i + 1}::${c.pgElement}[]`).join(', ')}) AS u(${CALL_COLUMNS.join(', ')})
 ON CONFLICT (call_id, ts) DO NOTHING`
-
-const DAY = 86_400_000
-
-function partitionName(monthStart: number): string {
-  const d = new Date(monthStart)
-  return `${TABLES.calls}_p${d.getUTCFullYear()}_${String(d.getUTCMonth() + 1).padStart(2, '0')}`
-}
-
-/** Monthly partitions of apimeter_calls with their bounds. */
-async function listPartitions(db: Kysely<unknown>): Promise<{ name: string; from: number; to: number }[]> {
-  const r = await sql<{ name: string; bound: string }>`
-    SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
-    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = to_regclass(${TABLES.calls})`.execute(db)
-  const out: { name: string; from: number; to: number }[] = []
-  for (const row of r.rows) {
-    const m = /FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)/.exec(row.bound)
-    if (m) out.push({ name: row.name, from: Number(m[1]), to: Number(m[2]) })
-  }
-  return out
-}
 
 /**
  * PostgreSQL storage on pg and kysely, for several app instances sharing one database: batches written with one
@@ -202,53 +154,9 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
     await pool.query({ name: insertName, text: INSERT_SQL, values: columns })
   }
 
-  /** Creates the partitions of the previous, current and next two months (moving rows out of the default one). */
-  const housekeeping = async (t: number): Promise<void> => {
-    const wanted: number[] = []
-    for (let m = bucketStart(bucketStart(t, 'month') - DAY, 'month'), i = 0; i < 4; i++, m = nextBucket(m, 'month')) wanted.push(m)
-    const existing = new Set((await listPartitions(db)).map((p) => p.from))
-    for (const from of wanted) {
-      if (existing.has(from)) continue
-      const to = nextBucket(from, 'month')
-      const name = partitionName(from)
-      await db.transaction().execute(async (trx) => {
-        await sql`SELECT pg_advisory_xact_lock(${sql.lit(PARTITION_LOCK)})`.execute(trx)
-        if ((await listPartitions(trx)).some((p) => p.from === from)) return // another instance made it
-        const moved = await sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM ${sql.table(`${TABLES.calls}_default`)} WHERE ts >= ${from} AND ts < ${to}`.execute(trx)
-        if ((moved.rows[0]?.n ?? 0) === 0) {
-          await sql.raw(`CREATE TABLE ${name} PARTITION OF ${TABLES.calls} FOR VALUES FROM (${from}) TO (${to})`).execute(trx)
-          return
-        }
-        // Rows of that month already sit in the default partition: move them into the new one, then attach it.
-        await sql.raw(`CREATE TABLE ${name} (LIKE ${TABLES.calls} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`).execute(trx)
-        await sql.raw(`WITH moved AS (DELETE FROM ${TABLES.calls}_default WHERE ts >= ${from} AND ts < ${to} RETURNING *) INSERT INTO ${name} SELECT * FROM moved`).execute(trx)
-        await sql.raw(`ALTER TABLE ${TABLES.calls} ATTACH PARTITION ${name} FOR VALUES FROM (${from}) TO (${to})`).execute(trx)
-      })
-    }
-  }
-
-  /** Drops whole monthly partitions that expired (once rolled up); trims the default partition in batches. */
-  const rawRetention = async (trx: Kysely<unknown>, cut: number, rolled: RawBuilder<boolean>, maxRows: number): Promise<{ deleted: number; horizon: number }> => {
-    let deleted = 0
-    let horizon = -Infinity
-    for (const p of (await listPartitions(trx)).sort((a, b) => a.from - b.from)) {
-      if (p.to > cut) continue
-      const pending = await sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM ${sql.table(p.name)} WHERE NOT (${rolled})`.execute(trx)
-      if ((pending.rows[0]?.n ?? 0) > 0) break // not rolled up yet: next time
-      const rows = await sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM ${sql.table(p.name)}`.execute(trx)
-      await sql.raw(`DROP TABLE ${p.name}`).execute(trx)
-      deleted += rows.rows[0]?.n ?? 0
-      horizon = Math.max(horizon, p.to)
-    }
-    const old = await sql`DELETE FROM ${sql.table(`${TABLES.calls}_default`)} WHERE ctid IN (SELECT ctid FROM ${sql.table(`${TABLES.calls}_default`)} WHERE ts < ${cut} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
-    const fromDefault = Number(old.numAffectedRows ?? 0)
-    if (fromDefault > 0) horizon = Math.max(horizon, cut)
-    return { deleted: deleted + fromDefault, horizon }
-  }
-
   return createSqlStorage({
     name: 'postgres',
-    dialect: 'postgres',
+    dialect: postgresDialect,
     db,
     durable: true,
     maxWriteConcurrency: maxConnections,
@@ -261,8 +169,6 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
       return schema
     },
     insertCalls,
-    housekeeping,
-    rawRetention,
     bindReporter(r) {
       report = r
     },

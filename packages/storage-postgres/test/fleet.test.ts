@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { aggregateCalls, createMonitor, createStats, LatencySketch } from '@apimeter/core'
+import { createMonitor, createStats } from '@apimeter/core'
+import { aggregateCalls, LatencySketch } from '@apimeter/core/sql'
 import { exactQuantile } from '@apimeter/core/testing'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import { startPgCluster } from '../../../scripts/pg-cluster.js'

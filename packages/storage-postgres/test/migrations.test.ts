@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { apimeterMigrations, runMigrations } from '@apimeter/core'
+import { apimeterMigrations, runMigrations } from '@apimeter/core/sql'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import { sql } from 'kysely'
 import pg from 'pg'

@@ -1,18 +1,7 @@
 import { dirname } from 'node:path'
 import { existsSync } from 'node:fs'
-import {
-  ApimeterError,
-  CALL_COLUMNS,
-  type CallRecord,
-  createSqlStorage,
-  parseOrThrow,
-  resolveRetention,
-  sqlStorageOptionFields,
-  type SqlStorageOptions,
-  type SqlStorage,
-  TABLES,
-  writeCallRow,
-} from '@apimeter/core'
+import { ApimeterError, type CallRecord, type SqlStorage } from '@apimeter/core'
+import { CALL_COLUMNS, createSqlStorage, parseOrThrow, resolveRetention, sqliteDialect, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import { z } from 'zod'
@@ -188,7 +177,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
 
   return createSqlStorage({
     name: 'sqlite',
-    dialect: 'sqlite',
+    dialect: sqliteDialect,
     db,
     durable: parsed.filename !== ':memory:',
     // One connection: concurrent batches would only queue on it.

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { apimeterMigrations, runMigrations } from '@apimeter/core'
+import { apimeterMigrations, runMigrations } from '@apimeter/core/sql'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { Kysely, sql, SqliteDialect } from 'kysely'
 import { runFixture as run } from '../../../test/support/run-fixture.js'

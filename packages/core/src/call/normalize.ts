@@ -1,17 +1,10 @@
-import {
-  CALL_INPUT_KEYS,
-  type CallInput,
-  type CallRecord,
-  COST_SOURCE_SET,
-  COST_SOURCES,
-  type CostSource,
-  type Direction,
-  LIMITS,
-  usdToNanos,
-} from './types.js'
 import { ApimeterError, describeValue, suggest } from '../errors.js'
+import { cap, type ColumnSet, ENUM_CODES, NULL_CODE, readRecord, stageDirectInputs, storageOf } from './compile.js'
+import { CALL_FIELDS, CALL_RECORD_FIELDS, COST_SOURCES, type CostSource, type FieldSpec, LIMITS } from './fields.js'
+import { CALL_INPUT_KEYS } from './input-schema.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome, OUTCOMES } from './outcome.js'
 import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
+import { type CallInput, type CallRecord, usdToNanos } from './types.js'
 
 /**
  * Validation and normalisation of recorded calls, into a columnar staging buffer.
@@ -32,65 +25,19 @@ export interface NormalizeContext {
   onMetadataDropped?(reason: string): void
 }
 
-const NUMBER_COLUMNS = [
-  'timestamp', 'durationMs', 'statusCode', 'ttfbMs', 'requestBytes', 'responseBytes', 'costNanos', 'inputTokens',
-  'outputTokens', 'cachedInputTokens', 'rateLimitLimit', 'rateLimitRemaining', 'rateLimitResetMs', 'attempt',
-] as const
-const CODE_COLUMNS = ['direction', 'outcome', 'cached', 'costSource'] as const
-const STRING_COLUMNS = [
-  'service', 'api', 'method', 'route', 'host', 'url', 'cacheSignal', 'model', 'tenantId', 'userId', 'apiKeyId',
-  'clientIp', 'userAgent', 'errorType', 'errorMessage', 'rateLimitScope', 'operationId', 'metadata',
-] as const
-
-const DIRECTION_BY_CODE: readonly Direction[] = ['inbound', 'outbound']
-const NO_COST_SOURCE = 255
-const COST_SOURCE_CODE: Readonly<Record<string, number>> = Object.fromEntries(COST_SOURCES.map((s, i) => [s, i]))
-const OUTCOME_CODE: Readonly<Record<string, number>> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i]))
-
 /**
- * Calls stored column by column. Numbers are `Float64Array`s with NaN for null; enums are `Uint8Array` codes;
- * strings are plain arrays of references (no copying). Grows by doubling.
+ * Calls stored column by column, one column per field of the field table: numbers in `Float64Array`s with NaN for
+ * null, enums and booleans as `Uint8Array` codes, strings as plain arrays of references (no copying). Grows by
+ * doubling.
  */
 export class CallColumns {
   capacity = 0
-  timestamp = new Float64Array(0)
-  durationMs = new Float64Array(0)
-  statusCode = new Float64Array(0)
-  ttfbMs = new Float64Array(0)
-  requestBytes = new Float64Array(0)
-  responseBytes = new Float64Array(0)
-  costNanos = new Float64Array(0)
-  inputTokens = new Float64Array(0)
-  outputTokens = new Float64Array(0)
-  cachedInputTokens = new Float64Array(0)
-  rateLimitLimit = new Float64Array(0)
-  rateLimitRemaining = new Float64Array(0)
-  rateLimitResetMs = new Float64Array(0)
-  attempt = new Float64Array(0)
-  direction = new Uint8Array(0)
-  outcome = new Uint8Array(0)
-  cached = new Uint8Array(0)
-  costSource = new Uint8Array(0)
-  service: (string | null)[] = []
-  api: (string | null)[] = []
-  method: (string | null)[] = []
-  route: (string | null)[] = []
-  host: (string | null)[] = []
-  url: (string | null)[] = []
-  cacheSignal: (string | null)[] = []
-  model: (string | null)[] = []
-  tenantId: (string | null)[] = []
-  userId: (string | null)[] = []
-  apiKeyId: (string | null)[] = []
-  clientIp: (string | null)[] = []
-  userAgent: (string | null)[] = []
-  errorType: (string | null)[] = []
-  errorMessage: (string | null)[] = []
-  rateLimitScope: (string | null)[] = []
-  operationId: (string | null)[] = []
-  metadata: (string | null)[] = []
 
   constructor(capacity: number) {
+    for (const field of CALL_RECORD_FIELDS) {
+      const kind = storageOf(CALL_FIELDS[field] as FieldSpec)
+      ;(this as unknown as Record<string, unknown>)[field] = kind === 'number' ? new Float64Array(0) : kind === 'code' ? new Uint8Array(0) : []
+    }
     this.resize(capacity)
   }
 
@@ -101,72 +48,28 @@ export class CallColumns {
 
   private resize(capacity: number): void {
     const self = this as unknown as Record<string, Float64Array | Uint8Array | (string | null)[]>
-    for (const name of NUMBER_COLUMNS) {
-      const next = new Float64Array(capacity)
-      next.set((self[name] as Float64Array).subarray(0, Math.min(this.capacity, capacity)))
-      self[name] = next
-    }
-    for (const name of CODE_COLUMNS) {
-      const next = new Uint8Array(capacity)
-      next.set((self[name] as Uint8Array).subarray(0, Math.min(this.capacity, capacity)))
-      self[name] = next
-    }
-    for (const name of STRING_COLUMNS) {
-      const column = self[name] as (string | null)[]
-      column.length = capacity
-      if (capacity > this.capacity) column.fill(null, this.capacity)
+    const kept = Math.min(this.capacity, capacity)
+    for (const field of CALL_RECORD_FIELDS) {
+      const column = self[field]!
+      if (Array.isArray(column)) {
+        column.length = capacity
+        if (capacity > this.capacity) column.fill(null, this.capacity)
+      } else {
+        const next = column instanceof Float64Array ? new Float64Array(capacity) : new Uint8Array(capacity)
+        next.set(column.subarray(0, kept))
+        self[field] = next
+      }
     }
     this.capacity = capacity
   }
 
   /** Builds the record object of row `i`. */
   read(i: number, id: string): CallRecord {
-    const costSource = this.costSource[i]!
-    return {
-      id,
-      timestamp: this.timestamp[i]!,
-      direction: DIRECTION_BY_CODE[this.direction[i]!]!,
-      service: this.service[i]!,
-      api: this.api[i]!,
-      method: this.method[i]!,
-      route: this.route[i]!,
-      host: this.host[i]!,
-      url: this.url[i]!,
-      statusCode: nullable(this.statusCode[i]!),
-      outcome: OUTCOMES[this.outcome[i]!]!,
-      durationMs: this.durationMs[i]!,
-      ttfbMs: nullable(this.ttfbMs[i]!),
-      requestBytes: nullable(this.requestBytes[i]!),
-      responseBytes: nullable(this.responseBytes[i]!),
-      cached: this.cached[i] === 1,
-      cacheSignal: this.cacheSignal[i]!,
-      costNanos: nullable(this.costNanos[i]!),
-      costSource: costSource === NO_COST_SOURCE ? null : COST_SOURCES[costSource]!,
-      model: this.model[i]!,
-      inputTokens: nullable(this.inputTokens[i]!),
-      outputTokens: nullable(this.outputTokens[i]!),
-      cachedInputTokens: nullable(this.cachedInputTokens[i]!),
-      tenantId: this.tenantId[i]!,
-      userId: this.userId[i]!,
-      apiKeyId: this.apiKeyId[i]!,
-      clientIp: this.clientIp[i]!,
-      userAgent: this.userAgent[i]!,
-      errorType: this.errorType[i]!,
-      errorMessage: this.errorMessage[i]!,
-      rateLimitLimit: nullable(this.rateLimitLimit[i]!),
-      rateLimitRemaining: nullable(this.rateLimitRemaining[i]!),
-      rateLimitResetMs: nullable(this.rateLimitResetMs[i]!),
-      rateLimitScope: this.rateLimitScope[i]!,
-      attempt: this.attempt[i]!,
-      operationId: this.operationId[i]!,
-      metadata: this.metadata[i]!,
-    }
+    return readRecord(this as unknown as ColumnSet, i, id)
   }
 }
-
-function nullable(n: number): number | null {
-  return n !== n ? null : n // NaN check without a call
-}
+/** Column access by field name (the class declares its columns at run time, from the field table). */
+export interface CallColumns extends ColumnSet {}
 
 const CALL_INPUT_KEY_LOOKUP: Readonly<Record<string, true>> = Object.assign(
   Object.create(null) as Record<string, true>,
@@ -189,42 +92,24 @@ function invalid(field: string, expected: string, got: unknown): never {
   })
 }
 
-function cap(value: string, max: number): string {
-  return value.length > max ? value.slice(0, max - 1) + '…' : value
-}
-
-// The helpers take the value (a named property read at the call site, which V8 keeps monomorphic) and the field
-// name only for the error message.
+// The helpers of the derived inputs take the value (a named property read at the call site, which V8 keeps
+// monomorphic) and the field name only for the error message.
 function optionalString(value: unknown, field: string, max: number): string | null {
   if (value === undefined || value === null) return null
   if (typeof value === 'string') return value === '' ? null : value.length > max ? cap(value, max) : value
   return invalid(field, 'a string or null', value)
 }
 
-function optionalId(value: unknown, field: string): string | null {
-  if (value === undefined || value === null) return null
-  if (typeof value === 'string') return value === '' ? null : cap(value, LIMITS.shortString)
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  return invalid(field, 'a string, a number or null', value)
-}
-
-/** NaN stands for null in the number columns. */
-function optionalCount(value: unknown, field: string): number {
-  if (value === undefined || value === null) return Number.NaN
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value
-  return invalid(field, 'a whole number >= 0 or null', value)
-}
-
-function optionalMs(value: unknown, field: string): number {
-  if (value === undefined || value === null) return Number.NaN
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000) / 1000
-  return invalid(field, 'a finite number of milliseconds >= 0 or null', value)
-}
-
 function optionalFinite(value: unknown, field: string): number {
   if (value === undefined || value === null) return Number.NaN
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value
   return invalid(field, 'a finite number >= 0 or null', value)
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto = Object.getPrototypeOf(value) as unknown
+  return proto === Object.prototype || proto === null
 }
 
 function serializeMetadata(metadata: Record<string, unknown>, ctx: NormalizeContext): string | null {
@@ -368,23 +253,11 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   let costSource: CostSource | null = null
   const rawCostSource = input.costSource
   if (rawCostSource !== undefined && rawCostSource !== null) {
-    if (!COST_SOURCE_SET.has(rawCostSource)) invalid('costSource', `one of ${COST_SOURCES.join(', ')} or null`, rawCostSource)
+    if (typeof ENUM_CODES.costSource![rawCostSource] !== 'number') invalid('costSource', `one of ${COST_SOURCES.join(', ')} or null`, rawCostSource)
     costSource = rawCostSource
   }
   if (costSource === 'unknown' && costNanos === costNanos) invalid('costSource', `not 'unknown' when call.cost is given`, costSource)
   if (costNanos === costNanos && costSource === null) costSource = 'computed'
-
-  const cached = input.cached
-  if (cached !== undefined && typeof cached !== 'boolean') invalid('cached', 'true or false', cached)
-
-  let attempt = 1
-  const rawAttempt = input.attempt
-  if (rawAttempt !== undefined) {
-    if (typeof rawAttempt !== 'number' || !Number.isInteger(rawAttempt) || rawAttempt < 1 || rawAttempt > 1000) {
-      invalid('attempt', 'a whole number from 1 to 1000', rawAttempt)
-    }
-    attempt = rawAttempt
-  }
 
   let rateLimitLimit = Number.NaN
   let rateLimitRemaining = Number.NaN
@@ -392,71 +265,43 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   let rateLimitScope: string | null = null
   const rateLimit = input.rateLimit
   if (rateLimit !== undefined && rateLimit !== null) {
-    if (typeof rateLimit !== 'object') invalid('rateLimit', 'an object { limit, remaining, resetMs, scope } or null', rateLimit)
+    if (typeof rateLimit !== 'object' || Array.isArray(rateLimit)) invalid('rateLimit', 'an object { limit, remaining, resetMs, scope } or null', rateLimit)
     rateLimitLimit = optionalFinite(rateLimit.limit, 'rateLimit.limit')
     rateLimitRemaining = optionalFinite(rateLimit.remaining, 'rateLimit.remaining')
     rateLimitResetMs = optionalFinite(rateLimit.resetMs, 'rateLimit.resetMs')
     rateLimitScope = optionalString(rateLimit.scope, 'rateLimit.scope', 64)
   }
 
-  // Everything is validated before the first write, so an invalid call never leaves a half-written row.
-  const ttfbMs = optionalMs(input.ttfbMs, 'ttfbMs')
-  const requestBytes = optionalCount(input.requestBytes, 'requestBytes')
-  const responseBytes = optionalCount(input.responseBytes, 'responseBytes')
-  const inputTokens = optionalCount(input.inputTokens, 'inputTokens')
-  const outputTokens = optionalCount(input.outputTokens, 'outputTokens')
-  const cachedInputTokens = optionalCount(input.cachedInputTokens, 'cachedInputTokens')
-  const cacheSignal = optionalString(input.cacheSignal, 'cacheSignal', 64)
-  const model = optionalString(input.model, 'model', LIMITS.shortString)
-  const tenantId = optionalId(input.tenantId, 'tenantId')
-  const userId = optionalId(input.userId, 'userId')
-  const apiKeyId = optionalString(input.apiKeyId, 'apiKeyId', LIMITS.shortString)
-  const clientIp = optionalString(input.clientIp, 'clientIp', 64)
-  const userAgent = optionalString(input.userAgent, 'userAgent', LIMITS.userAgent)
-  const operationId = optionalString(input.operationId, 'operationId', LIMITS.shortString)
   let metadata: string | null = null
   const rawMetadata = input.metadata
   if (rawMetadata !== undefined && rawMetadata !== null) {
-    if (typeof rawMetadata !== 'object' || Array.isArray(rawMetadata)) invalid('metadata', 'a plain object or null', rawMetadata)
+    if (!isPlainObject(rawMetadata)) invalid('metadata', 'a plain object or null', rawMetadata)
     metadata = serializeMetadata(rawMetadata, ctx)
   }
 
 
+  // The direct inputs (validated by kind, generated from the field table) go straight into the row; the derived
+  // ones, all validated above, follow. A throw from here leaves row i half-written, which the caller never counts.
+  stageDirectInputs(input, out, i)
   out.timestamp[i] = Math.floor(timestamp)
   out.durationMs[i] = Math.round(durationMs * 1000) / 1000
   out.statusCode[i] = statusCode
-  out.ttfbMs[i] = ttfbMs
-  out.requestBytes[i] = requestBytes
-  out.responseBytes[i] = responseBytes
   out.costNanos[i] = costNanos
-  out.inputTokens[i] = inputTokens
-  out.outputTokens[i] = outputTokens
-  out.cachedInputTokens[i] = cachedInputTokens
   out.rateLimitLimit[i] = rateLimitLimit
   out.rateLimitRemaining[i] = rateLimitRemaining
   out.rateLimitResetMs[i] = rateLimitResetMs
-  out.attempt[i] = attempt
-  out.direction[i] = direction === 'inbound' ? 0 : 1
-  out.outcome[i] = OUTCOME_CODE[outcome]!
-  out.cached[i] = cached === true ? 1 : 0
-  out.costSource[i] = costSource === null ? NO_COST_SOURCE : COST_SOURCE_CODE[costSource]!
+  out.direction[i] = ENUM_CODES.direction![direction]!
+  out.outcome[i] = ENUM_CODES.outcome![outcome]!
+  out.costSource[i] = costSource === null ? NULL_CODE : ENUM_CODES.costSource![costSource]!
   out.service[i] = service
   out.api[i] = api
   out.method[i] = method
   out.route[i] = route
   out.host[i] = host
   out.url[i] = url
-  out.cacheSignal[i] = cacheSignal
-  out.model[i] = model
-  out.tenantId[i] = tenantId
-  out.userId[i] = userId
-  out.apiKeyId[i] = apiKeyId
-  out.clientIp[i] = clientIp
-  out.userAgent[i] = userAgent
   out.errorType[i] = errorType
   out.errorMessage[i] = errorMessage
   out.rateLimitScope[i] = rateLimitScope
-  out.operationId[i] = operationId
   out.metadata[i] = metadata
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { CostSource } from '../call/types.js'
+import type { CostSource } from '../call/fields.js'
 import { parseOrThrow } from '../validation.js'
 import type { HeaderSource } from './headers.js'
 import { ANTHROPIC_PRICES, type ModelPrice, OPENAI_PRICES } from './prices.js'

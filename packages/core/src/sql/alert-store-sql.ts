@@ -8,13 +8,15 @@ import type {
   AlertEventState,
   NotificationAttemptRecord,
 } from '../alerts/store.js'
-import { DIMENSION_COLUMN, filterExpression, num } from './raw-aggregate.js'
-import { type SqlDialectName, TABLES } from './schema.js'
+import type { SqlDialect } from './dialect.js'
+import { num } from './num.js'
+import { DIMENSION_COLUMN, filterExpression } from './raw-aggregate.js'
+import { TABLES } from './schema.js'
 
 /** What the SQL alert store needs from its storage. */
 export interface SqlAlertStoreContext {
   db: Kysely<unknown>
-  dialect: SqlDialectName
+  dialect: SqlDialect
   /** Runs `fn` with the connection to itself when the driver needs that (better-sqlite3's single connection). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>
   /** Connects and migrates (the storage's `init`). */
@@ -98,7 +100,7 @@ function toEvent(r: EventRow): AlertEventRecord {
  */
 export function createSqlAlertStore(ctx: SqlAlertStoreContext): AlertStore {
   const { db, dialect, exclusive } = ctx
-  const json = (text: string) => (dialect === 'postgres' ? sql`CAST(${text} AS JSONB)` : sql`${text}`)
+  const json = (text: string) => dialect.json(text)
   const run = async <T>(fn: () => Promise<T>): Promise<T> => {
     await ctx.ready()
     return exclusive(fn)

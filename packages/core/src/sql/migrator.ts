@@ -1,6 +1,8 @@
 import { type Kysely, type Migration, type MigrationResult, Migrator, NO_MIGRATIONS, sql } from 'kysely'
 import { ApimeterError, errorMessage } from '../errors.js'
 import { apimeterMigrations, type NamedMigration } from './migrations.js'
+import type { SqlDialect } from './dialect.js'
+import { dialectOf } from './dialects/index.js'
 import { type SqlDialectName, TABLES } from './schema.js'
 
 /** Where to migrate: the newest migration, one step up or down, a migration by name, or `'zero'` (nothing applied). */
@@ -42,7 +44,8 @@ export interface MigrationStatus {
 
 /** Options of {@link runMigrations} and {@link getMigrationStatus}. */
 export interface MigrateOptions {
-  dialect: SqlDialectName
+  /** The database's dialect: its object (`sqliteDialect`, `postgresDialect`) or name. */
+  dialect: SqlDialect | SqlDialectName
   /** @default 'latest' */
   to?: MigrationTarget
   /** Replaces apimeter's own migrations (for tests of the runner itself). */
@@ -102,24 +105,10 @@ export async function runMigrations(db: Kysely<unknown>, options: MigrateOptions
           : migrator.migrateTo(to === 'zero' ? NO_MIGRATIONS : to)
 
   let outcome: { error?: unknown; results?: MigrationResult[] }
-  if (options.dialect === 'sqlite') {
-    // kysely runs SQLite migrations without a transaction and without a lock (one connection per process). We wrap
-    // the whole run in BEGIN IMMEDIATE: it takes the database's write lock up front (waiting out the busy timeout
-    // while another process migrates), and makes the run all-or-nothing.
-    try {
-      await sql`BEGIN IMMEDIATE`.execute(db)
-    } catch (error) {
-      return { steps: [], current: null, error: new ApimeterError('MIGRATION_FAILED', `could not lock the database for migration: ${errorMessage(error)}`, { cause: error }) }
-    }
-    outcome = await go()
-    try {
-      await sql.raw(outcome.error ? 'ROLLBACK' : 'COMMIT').execute(db)
-    } catch (error) {
-      outcome = { ...outcome, error: outcome.error ?? error }
-      await sql`ROLLBACK`.execute(db).catch(() => undefined)
-    }
-  } else {
-    outcome = await go()
+  try {
+    outcome = await dialectOf(options.dialect).migrationRun(db, go)
+  } catch (error) {
+    return { steps: [], current: null, error: new ApimeterError('MIGRATION_FAILED', `could not lock the database for migration: ${errorMessage(error)}`, { cause: error }) }
   }
 
   const failed = outcome.error !== undefined
@@ -153,14 +142,7 @@ export async function runMigrations(db: Kysely<unknown>, options: MigrateOptions
 
 async function appliedNames(db: Kysely<unknown>, options: Pick<MigrateOptions, 'dialect' | 'schema'>): Promise<{ name: string; timestamp: string }[] | null> {
   const table = options.schema ? sql.table(`${options.schema}.${TABLES.migrations}`) : sql.table(TABLES.migrations)
-  if (options.dialect === 'postgres') {
-    const qualified = `${options.schema ? `"${options.schema.replace(/"/g, '""')}".` : ''}${TABLES.migrations}`
-    const exists = await sql<{ t: string | null }>`SELECT to_regclass(${qualified})::text AS t`.execute(db)
-    if (!exists.rows[0]?.t) return null
-  } else {
-    const exists = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ${TABLES.migrations}`.execute(db)
-    if (Number(exists.rows[0]?.n ?? 0) === 0) return null
-  }
+  if (!(await dialectOf(options.dialect).tableExists(db, TABLES.migrations, options.schema))) return null
   const rows = await sql<{ name: string; timestamp: string }>`SELECT name, timestamp FROM ${table} ORDER BY name`.execute(db)
   return rows.rows
 }

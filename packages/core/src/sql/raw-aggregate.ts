@@ -1,13 +1,14 @@
 import { type Expression, type Kysely, type RawBuilder, sql } from 'kysely'
 import type { AggregateState } from '../stats/aggregate.js'
-import type { CallRecord } from '../call/types.js'
 import { OUTCOMES } from '../call/outcome.js'
-import { latencyBucket } from '../stats/sketch.js'
 import { type AggregateQuery } from '../storage/adapter.js'
 import { AggregateGroups, type AggregateRow } from '../stats/aggregate.js'
 import { type CallFilter, type Dimension } from '../storage/filter.js'
 import type { Interval } from '../time.js'
-import { CALL_COLUMNS, type SqlDialectName, TABLES } from './schema.js'
+import type { SqlDialect } from './dialect.js'
+import { num } from './num.js'
+import { dialectOf } from './dialects/index.js'
+import { type SqlDialectName, TABLES } from './schema.js'
 
 /**
  * The one SQL layer, part 1: how calls become rows and how raw calls are aggregated, written once with kysely and
@@ -42,74 +43,12 @@ const FILTER_COLUMN = {
   statusCode: 'status_code',
 } as const satisfies Record<Exclude<keyof CallFilter, 'from' | 'to'>, string>
 
-/**
- * Writes the values of one call in {@link CALL_COLUMNS} order into `out` from `offset`: durations in integer
- * microseconds, the latency sketch bucket precomputed, booleans as 0/1, metadata as JSON text. Adapters fill one
- * reused parameter array for a multi-row statement this way, without a temporary array per row.
- */
-export function writeCallRow(call: CallRecord, out: unknown[], offset: number): void {
-  let i = offset
-  out[i++] = call.id
-  out[i++] = call.timestamp
-  out[i++] = call.direction
-  out[i++] = call.service
-  out[i++] = call.api
-  out[i++] = call.method
-  out[i++] = call.route
-  out[i++] = call.host
-  out[i++] = call.url
-  out[i++] = call.statusCode
-  out[i++] = call.outcome
-  out[i++] = Math.round(call.durationMs * 1000)
-  out[i++] = latencyBucket(call.durationMs)
-  out[i++] = call.ttfbMs === null ? null : Math.round(call.ttfbMs * 1000)
-  out[i++] = call.requestBytes
-  out[i++] = call.responseBytes
-  out[i++] = call.cached ? 1 : 0
-  out[i++] = call.cacheSignal
-  out[i++] = call.costNanos
-  out[i++] = call.costSource
-  out[i++] = call.model
-  out[i++] = call.inputTokens
-  out[i++] = call.outputTokens
-  out[i++] = call.cachedInputTokens
-  out[i++] = call.tenantId
-  out[i++] = call.userId
-  out[i++] = call.apiKeyId
-  out[i++] = call.clientIp
-  out[i++] = call.userAgent
-  out[i++] = call.errorType
-  out[i++] = call.errorMessage
-  out[i++] = call.rateLimitLimit
-  out[i++] = call.rateLimitRemaining
-  out[i++] = call.rateLimitResetMs
-  out[i++] = call.rateLimitScope
-  out[i++] = call.attempt
-  out[i++] = call.operationId
-  out[i] = call.metadata
-}
-
-/** The values of one call in {@link CALL_COLUMNS} order (see {@link writeCallRow}). */
-export function callToRow(call: CallRecord): unknown[] {
-  const row = new Array<unknown>(CALL_COLUMNS.length)
-  writeCallRow(call, row, 0)
-  return row
-}
-
-const MINUTE = 60_000
-const HOUR = 3_600_000
-const DAY = 86_400_000
+const FIXED_BUCKET_MS: Record<Exclude<Interval, 'month'>, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }
 
 /** SQL for the UTC bucket start (epoch ms) of `ts`. Timestamps are never negative (the schema stores epoch ms). */
-export function bucketExpression(dialect: SqlDialectName, interval: Interval): RawBuilder<number> {
-  if (interval !== 'month') {
-    const size = interval === 'minute' ? MINUTE : interval === 'hour' ? HOUR : DAY
-    return sql<number>`(ts - (ts % ${sql.lit(size)}))`
-  }
-  if (dialect === 'sqlite') {
-    return sql<number>`(CAST(strftime('%s', ts / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000)`
-  }
-  return sql<number>`(CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC')) AS BIGINT) * 1000)`
+export function bucketExpression(dialect: SqlDialect, interval: Interval): RawBuilder<number> {
+  if (interval === 'month') return dialect.monthStart()
+  return sql<number>`(ts - (ts % ${sql.lit(FIXED_BUCKET_MS[interval])}))`
 }
 
 export function filterExpression(filter: CallFilter): RawBuilder<boolean> {
@@ -129,12 +68,6 @@ export function filterExpression(filter: CallFilter): RawBuilder<boolean> {
   return parts.length === 0 ? sql<boolean>`1 = 1` : sql<boolean>`${sql.join(parts, sql` AND `)}`
 }
 
-/** Numbers come back as strings from PostgreSQL BIGINT/NUMERIC aggregates; null sums mean 0. */
-export function num(value: unknown): number {
-  if (value === null || value === undefined) return 0
-  return typeof value === 'number' ? value : Number(value)
-}
-
 /**
  * Aggregates raw calls: one SQL query grouped by the requested dimensions, the time bucket and the latency sketch
  * bucket; the rows of one group are then merged into its {@link AggregateState} (their sketch buckets form the
@@ -142,10 +75,11 @@ export function num(value: unknown): number {
  */
 export async function aggregateCalls(
   db: Kysely<unknown>,
-  dialect: SqlDialectName,
+  dialectOrName: SqlDialect | SqlDialectName,
   query: AggregateQuery,
   options: { where?: RawBuilder<boolean>; into?: AggregateGroups } = {},
 ): Promise<AggregateRow[]> {
+  const dialect = dialectOf(dialectOrName)
   // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
   // those rows back into one per group, with the sketch as a "bucket:count,…" string. Returning a row per sketch
   // bucket would make nearly one row per call for wide latency spreads, and materialising rows is what costs.
@@ -179,9 +113,7 @@ export async function aggregateCalls(
     ...sums.map((c) => sql`SUM(${sql.ref(c)}) AS ${sql.ref(c)}`),
     sql`MIN(duration_min_us) AS duration_min_us`,
     sql`MAX(duration_max_us) AS duration_max_us`,
-    dialect === 'postgres'
-      ? sql`string_agg(lb::text || ':' || requests::text, ',') AS sketch`
-      : sql`group_concat(lb || ':' || requests, ',') AS sketch`,
+    sql`${dialect.joinSketchPairs()} AS sketch`,
   ]
   const outerGroup = [...keys, ...(bucket ? [sql.ref('b')] : [])]
   const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)

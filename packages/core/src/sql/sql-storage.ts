@@ -1,9 +1,9 @@
 import { type Kysely, sql } from 'kysely'
-import { assertCallRecords, type CallRecord } from '../call/types.js'
+import { assertCallRecords } from '../call/check.js'
+import { type CallRecord } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'
-import { callToRow } from './raw-aggregate.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
 import {
   getMigrationStatus,
@@ -12,18 +12,14 @@ import {
   type MigrationTarget,
   runMigrations,
 } from './migrator.js'
-import {
-  aggregateWithRollups,
-  applyRetention,
-  type RawExecutor,
-  rebuildRollupRange,
-  type RetentionMs,
-  RollupAccumulator,
-  type RollupContext,
-  rollUpAll,
-  rollUpPending,
-} from './rollups/rollups.js'
-import { CALL_COLUMNS, type SqlDialectName, TABLES } from './schema.js'
+import type { SqlDialect } from './dialect.js'
+import { RollupAccumulator } from './rollups/accumulator.js'
+import type { RawExecutor, RollupContext } from './rollups/context.js'
+import { aggregateWithRollups } from './rollups/query.js'
+import { rebuildRollupRange } from './rollups/rebuild.js'
+import { applyRetention, type RetentionMs } from './rollups/retention.js'
+import { rollUpAll, rollUpPending } from './rollups/run.js'
+import { CALL_COLUMNS, callToRow, type SqlDialectName, TABLES } from './schema.js'
 
 /**
  * The one SQL layer, part 2: a storage adapter over any kysely connection. Writes raw calls, keeps the rollups
@@ -46,7 +42,8 @@ const DEFAULT_SCHEDULE: MaintenanceSchedule = { rollupEveryCalls: 20_000, rollup
 export interface SqlStorageConfig {
   /** Adapter name for messages (`sqlite`, `postgres`). */
   name: string
-  dialect: SqlDialectName
+  /** What differs between databases: `sqliteDialect` or `postgresDialect` from `@apimeter/core/sql`. */
+  dialect: SqlDialect
   /** A kysely instance on the database; opened by the adapter. */
   db: Kysely<unknown>
   durable: boolean
@@ -78,10 +75,6 @@ export interface SqlStorageConfig {
   prepare?(): Promise<void>
   /** PostgreSQL: the schema apimeter's tables live in. */
   schema?: string
-  /** Runs after migrations at start, then with each retention pass (PostgreSQL: monthly partitions ahead). */
-  housekeeping?(now: number): Promise<void>
-  /** Expired raw calls, the adapter's way (see `RollupContext.rawRetention`). */
-  rawRetention?: RollupContext['rawRetention']
   /** Receives the storage's reporter, for background errors the adapter sees (a dropped idle connection…). */
   bindReporter?(report: (error: unknown) => void): void
   /** Releases what the adapter opened. */
@@ -144,6 +137,7 @@ const DEFAULT_ROWS_PER_INSERT = 500
  */
 export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   const { db, dialect, name } = config
+  const housekeeping = (t: number): Promise<void> => dialect.partitions?.ensure(db, t) ?? Promise.resolve()
   const now = config.now ?? Date.now
   const schedule = { ...DEFAULT_SCHEDULE, ...config.schedule }
   const reporters = new Set<StorageHooks['report']>()
@@ -179,11 +173,10 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     db,
     dialect,
     exec: config.executeRaw,
-    accumulator: config.insertCalls && dialect === 'sqlite' ? new RollupAccumulator() : undefined,
-    rawRetention: config.rawRetention,
+    accumulator: config.insertCalls && dialect.idsInCommitOrder ? new RollupAccumulator() : undefined,
   }
   // read lazily: an adapter may learn its schema only when it connects
-  const migrateOptions = (): { dialect: SqlDialectName; schema?: string } => ({ dialect, schema: config.schema })
+  const migrateOptions = (): { dialect: SqlDialect; schema?: string } => ({ dialect, schema: config.schema })
   let chain: Promise<unknown> = Promise.resolve()
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
     if (!config.serializeWrites) return fn()
@@ -218,7 +211,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     maintenance = exclusive(async () => {
       if (rollupDue) await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
       if (retentionDue) {
-        await config.housekeeping?.(t)
+        await housekeeping(t)
         await applyRetention(ctx, config.retention, t, 20_000, true)
       }
     })
@@ -231,7 +224,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
 
   const storage: SqlStorage = {
     name,
-    dialect,
+    dialect: dialect.name,
     db,
     capabilities: { durable: config.durable, maxWriteConcurrency: config.maxWriteConcurrency },
     alerts: createSqlAlertStore({ db, dialect, exclusive, ready: () => storage.init!() }),
@@ -245,7 +238,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         if (config.migrate) {
           const result = await exclusive(() => runMigrations(db, migrateOptions()))
           if (result.error) throw result.error
-          await config.housekeeping?.(now())
+          await housekeeping(now())
           return
         }
         const status = await getMigrationStatus(db, migrateOptions())
@@ -255,7 +248,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
             `the ${name} database is at migration ${status.current ?? '(none)'} but this version of apimeter needs ${status.migrations.at(-1)!.name} (pending: ${status.pending.join(', ')}); run \`${config.migrateHint}\` or create the storage with migrate: true`,
           )
         }
-        await config.housekeeping?.(now())
+        await housekeeping(now())
       })().catch((error: unknown) => {
         ready = undefined
         throw error
@@ -278,18 +271,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       await storage.init!()
       // One consistent snapshot for the rollup rows, the raw edges and the tail: a rollup run committing between
       // those reads would otherwise count its calls twice (in the rollups and in the tail).
-      if (dialect === 'postgres') {
-        return db.transaction().setIsolationLevel('repeatable read').execute((trx) => aggregateWithRollups({ ...ctx, db: trx }, query))
-      }
-      // SQLite: one connection, so also keep writes and maintenance off it while the reads run.
-      return exclusive(async () => {
-        await sql`BEGIN`.execute(db)
-        try {
-          return await aggregateWithRollups(ctx, query)
-        } finally {
-          await sql`COMMIT`.execute(db).catch(() => undefined)
-        }
-      })
+      return dialect.readSnapshot(db, (snapshot) => aggregateWithRollups({ ...ctx, db: snapshot }, query), exclusive)
     },
     async migrate(to = 'latest') {
       ensureOpen()
@@ -310,7 +292,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         sinceRollup = 0
         lastRollupAt = now()
         lastRetentionAt = now()
-        await config.housekeeping?.(lastRetentionAt)
+        await housekeeping(lastRetentionAt)
         let deleted = 0
         for (;;) {
           const n = await applyRetention(ctx, config.retention, lastRetentionAt)

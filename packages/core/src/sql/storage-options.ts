@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { parseDuration } from '../time.js'
-import type { RetentionMs } from './rollups/rollups.js'
+import type { RetentionMs } from './rollups/retention.js'
 import type { MaintenanceSchedule } from './sql-storage.js'
 
 /**

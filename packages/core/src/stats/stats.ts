@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { emptyAggregate, mergeAggregate, type StatsSummary, toSummary } from './aggregate.js'
-import { DIRECTIONS, type Direction } from '../call/types.js'
+import { DIRECTIONS, type Direction } from '../call/fields.js'
 import { type Clock, resolveClock } from '../clock.js'
 import { ApimeterError, describeValue } from '../errors.js'
 import { OUTCOMES, type Outcome } from '../call/outcome.js'

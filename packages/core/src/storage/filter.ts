@@ -1,4 +1,5 @@
-import type { CallRecord, Direction } from '../call/types.js'
+import type { CallRecord } from '../call/types.js'
+import type { Direction } from '../call/fields.js'
 import type { Outcome } from '../call/outcome.js'
 
 /**

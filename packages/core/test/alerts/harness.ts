@@ -2,16 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  type AlertEvent,
-  type ApimeterError,
-  type CallInput,
-  createMonitor,
-  memoryStorage,
-  type Monitor,
-  type MonitorOptions,
-  type StorageAdapter,
-} from '@apimeter/core'
+import { type AlertEvent, type ApimeterError, type CallInput, createMonitor, memoryStorage, type Monitor, type MonitorOptions, type StorageAdapter } from '@apimeter/core'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { close, listen } from '../../../../test/support/http.js'
 

@@ -1,0 +1,93 @@
+import type { Kysely, RawBuilder } from 'kysely'
+import type { ColumnTypes, SqlDialectName } from './schema.js'
+
+/**
+ * What differs between the SQL databases apimeter speaks, in one object per dialect (the way kysely gives each of
+ * its dialects an object with narrow roles). The shared SQL layer asks its dialect object and never branches on a
+ * dialect's name: `dialects/sqlite.ts` and `dialects/postgres.ts` are the only places that know one database from
+ * the other.
+ */
+export interface SqlDialect {
+  readonly name: SqlDialectName
+  /** Column types of each storage class. */
+  readonly types: ColumnTypes
+  /** DDL that differs in shape, not only in types. */
+  readonly ddl: DialectDdl
+  /** The `n`-th positional parameter of a raw statement (1-based): `?` or `$n`. */
+  param(n: number): string
+  /** A parameter in a `VALUES` list, cast where the database cannot infer its type from the target column. */
+  typedParam(n: number, type: 'int2' | 'int4' | 'int8' | 'text'): string
+  /** A JSON text value for a JSON column. */
+  json(text: string): RawBuilder<unknown>
+  /** SQL for the UTC start (epoch ms) of the month holding `ts` (`ts` is never negative). */
+  monthStart(): RawBuilder<number>
+  /** SQL aggregating `lb:requests` pairs into one comma-separated text (the latency sketch of a group). */
+  joinSketchPairs(): RawBuilder<string>
+  /** Whether the `apimeter_…` table exists (read-only; `schema` on PostgreSQL). */
+  tableExists(db: Kysely<unknown>, table: string, schema?: string): Promise<boolean>
+  /**
+   * Runs `fn` in a write transaction that serialises rollup maintenance (and migrations) across processes. With
+   * `skipIfBusy`, returns undefined at once when another process holds it.
+   */
+  writeTransaction<T>(db: Kysely<unknown>, fn: (trx: Kysely<unknown>) => Promise<T>, options?: { skipIfBusy?: boolean }): Promise<T | undefined>
+  /**
+   * Runs `fn` on one consistent snapshot (rollup rows, raw edges and tail read together). `exclusive` serialises use
+   * of a single-connection driver.
+   */
+  readSnapshot<T>(db: Kysely<unknown>, fn: (db: Kysely<unknown>) => Promise<T>, exclusive: <R>(work: () => Promise<R>) => Promise<R>): Promise<T>
+  /**
+   * Runs a migration run (`go`): SQLite wraps it in one `BEGIN IMMEDIATE` transaction (kysely runs SQLite migrations
+   * without one); PostgreSQL's kysely adapter locks and transacts by itself. Returns the run's outcome.
+   */
+  migrationRun<R extends { error?: unknown }>(db: Kysely<unknown>, go: () => Promise<R>): Promise<R>
+  /** Which raw calls are rolled up and which are not yet. */
+  readonly cursor: RollupCursor
+  /**
+   * Raw call ids grow in commit order (one writer at a time): a process may then aggregate the batches it wrote in
+   * memory for the next rollup run instead of reading them back.
+   */
+  readonly idsInCommitOrder: boolean
+  /** Monthly partitions of the raw calls (PostgreSQL). */
+  readonly partitions?: PartitionUpkeep
+}
+
+/** DDL that differs between dialects in shape. */
+export interface DialectDdl {
+  /** The surrogate key column of `apimeter_calls` (never reused: the SQLite rollup cursor relies on it). */
+  callId: string
+  /** The surrogate key column of append-only tables. */
+  pk: string
+  /** Statements creating `apimeter_calls` from its column definitions, with its indexes. */
+  callsTable(columns: readonly string[]): string[]
+  /** Whether the calls table carries CHECK constraints (SQLite's hottest table does not: rows are validated). */
+  callsChecks: boolean
+  /** Appended to a rollup table's CREATE TABLE. */
+  rollupTableOptions: string
+  /** Extra statements of migration 0002 (the rollup cursor's column on PostgreSQL), and their undo. */
+  rollupCursorUp: readonly string[]
+  rollupCursorDown: readonly string[]
+}
+
+/** The rollup cursor: which raw calls are already in the rollups. */
+export interface RollupCursor {
+  /** The cursor value a run may advance to, or null when nothing new is there. */
+  upto(db: Kysely<unknown>, cursor: number, maxRows: number): Promise<number | null>
+  /** Raw calls in (cursor, upto]. */
+  batch(cursor: number, upto: number): RawBuilder<boolean>
+  /** Raw calls not yet rolled up. */
+  tail(cursor: number): RawBuilder<boolean>
+  /** Raw calls already rolled up. */
+  rolled(cursor: number): RawBuilder<boolean>
+}
+
+/** Keeping the raw calls in monthly partitions: created ahead, and dropped whole by retention. */
+export interface PartitionUpkeep {
+  /** Creates the partitions around `now` (run at start and with each retention pass). */
+  ensure(db: Kysely<unknown>, now: number): Promise<void>
+  /**
+   * Removes expired raw calls that are rolled up (`rolled`), inside the retention transaction: whole partitions
+   * ending before `cut`, and at most `maxRows` rows elsewhere. Returns how many rows went and the horizon below which
+   * raw calls may now be missing.
+   */
+  expire(trx: Kysely<unknown>, cut: number, rolled: RawBuilder<boolean>, maxRows: number): Promise<{ deleted: number; horizon: number }>
+}

@@ -1,0 +1,59 @@
+// @apimeter/core/sql: what storage adapter authors need — the storage interface's building blocks, the shared SQL
+// layer (schema, migrations, dialect objects, rollups) and the helpers the shipped adapters use. Application code
+// needs none of it: see '@apimeter/core'. Every export is listed by name.
+
+// Calls as storage sees them
+export { assertCallRecords, checkCallRecord } from '../call/check.js'
+export { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type FieldKind, type FieldSpec } from '../call/fields.js'
+export { nanosToUsd, usdToNanos } from '../call/types.js'
+
+// The storage interface and the aggregates it returns
+export { memoryAlertStore } from '../alerts/store.js'
+export type {
+  AlertEventRecord,
+  AlertEventState,
+  AlertInstanceRecord,
+  AlertRuleRecord,
+  AlertSeverity,
+  AlertState,
+  AlertStore,
+  AlertTransition,
+  NotificationAttemptRecord,
+  RateLimitObservation,
+} from '../alerts/store.js'
+export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../stats/aggregate.js'
+export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '../stats/sketch.js'
+export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
+export { type CallFilter, DIMENSION_FIELD, matchesFilter } from '../storage/filter.js'
+export { bucketStart, nextBucket, parseDuration } from '../time.js'
+
+// Errors and option validation, the way every apimeter package reports them
+export { errorMessage } from '../errors.js'
+export { parseOrThrow } from '../validation.js'
+
+// The shared SQL layer
+export type { DialectDdl, PartitionUpkeep, RollupCursor, SqlDialect } from './dialect.js'
+export { postgresDialect } from './dialects/postgres.js'
+export { sqliteDialect } from './dialects/sqlite.js'
+export { apimeterMigrations, type NamedMigration } from './migrations.js'
+export { getMigrationStatus, type MigrateOptions, runMigrations } from './migrator.js'
+export { aggregateCalls, bucketExpression, DIMENSION_COLUMN } from './raw-aggregate.js'
+export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RollupLevel } from './rollups/levels.js'
+export { type Horizons, planQuery, type QueryPlan, type Segment } from './rollups/plan.js'
+export type { RetentionMs } from './rollups/retention.js'
+export {
+  addCallColumns,
+  type ApimeterDatabase,
+  CALL_COLUMN_SPECS,
+  CALL_COLUMNS,
+  type CallColumn,
+  callColumnDefinitions,
+  type CallRow,
+  callToRow,
+  type ColumnTypes,
+  type SqlDialectName,
+  TABLES,
+  writeCallRow,
+} from './schema.js'
+export { createSqlStorage, type SqlStorageConfig } from './sql-storage.js'
+export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type SqlStorageOptions } from './storage-options.js'

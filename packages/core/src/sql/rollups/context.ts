@@ -1,0 +1,20 @@
+import { CompiledQuery, type Kysely } from 'kysely'
+import type { SqlDialect } from '../dialect.js'
+import type { RollupAccumulator } from './accumulator.js'
+
+/** Runs raw SQL with positional parameters; adapters may pass one that caches prepared statements. */
+export type RawExecutor = (text: string, params: readonly unknown[]) => Promise<Record<string, unknown>[]>
+
+/** What the rollup functions work with. */
+export interface RollupContext {
+  db: Kysely<unknown>
+  dialect: SqlDialect
+  /** Faster execution of the repeated merge statements (prepared-statement cache). */
+  exec?: RawExecutor
+  /** Calls this process wrote since the cursor, already aggregated in memory (SQLite's fast path). */
+  accumulator?: RollupAccumulator
+}
+
+/** Runs a raw statement through the adapter's prepared-statement cache when it has one. */
+export const execute = async (ctx: RollupContext, text: string, params: readonly unknown[]): Promise<Record<string, unknown>[]> =>
+  ctx.exec ? ctx.exec(text, params) : (await ctx.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(text, [...params]))).rows

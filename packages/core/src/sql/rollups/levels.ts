@@ -1,0 +1,136 @@
+import { type RawBuilder, sql } from 'kysely'
+import { emptyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../stats/aggregate.js'
+import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
+import { bucketStart } from '../../time.js'
+import { TABLES } from '../schema.js'
+
+/**
+ * What the rollups keep: three levels of detail (which dimensions a row is keyed by), three resolutions (hour, day,
+ * month, one table each), and the key columns every rollup table shares.
+ */
+
+/** A rollup level: the dimensions it keeps. Queries use the smallest level that has every dimension they need. */
+export interface RollupLevel {
+  id: number
+  name: string
+  dims: readonly Dimension[]
+}
+
+const BASE: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome']
+/** Written out so the primary key `(level, bucket_start, …)` serves deletes by time too. */
+export const LEVEL_IDS = [0, 1, 2]
+
+/** The levels, smallest first. User ids are in none of them (unbounded cardinality): those queries read raw calls. */
+export const ROLLUP_LEVELS: readonly RollupLevel[] = [
+  { id: 0, name: 'api', dims: BASE },
+  { id: 1, name: 'route', dims: [...BASE, 'method', 'route'] },
+  { id: 2, name: 'tenant', dims: [...BASE, 'tenant', 'model'] },
+]
+
+/** The rollup resolutions and their tables. */
+export const ROLLUP_TABLES = { hour: TABLES.rollupHour, day: TABLES.rollupDay, month: TABLES.rollupMonth } as const
+export type RollupResolution = keyof typeof ROLLUP_TABLES
+
+export const FILTER_DIMENSION: Record<(typeof FILTER_FIELDS)[number], Dimension> = {
+  service: 'service',
+  direction: 'direction',
+  api: 'api',
+  route: 'route',
+  method: 'method',
+  tenantId: 'tenant',
+  userId: 'user',
+  outcome: 'outcome',
+  model: 'model',
+  statusCode: 'status',
+}
+
+/** The smallest level keeping every dimension the query filters on or groups by, or null (read raw). */
+export function chooseLevel(filter: CallFilter, groupBy: readonly Dimension[]): RollupLevel | null {
+  const needed = new Set<Dimension>(groupBy)
+  for (const field of FILTER_FIELDS) if (filter[field] !== undefined) needed.add(FILTER_DIMENSION[field])
+  return ROLLUP_LEVELS.find((level) => [...needed].every((d) => level.dims.includes(d))) ?? null
+}
+
+/**
+ * Key columns of the rollup tables, in primary-key order after `level` and `bucket_start`. Empty values are stored
+ * as `''` (and a missing status as 0) because NULLs are never equal in a primary key.
+ */
+export const KEY_COLUMNS = ['service', 'direction', 'api', 'status_code', 'outcome', 'method', 'route', 'tenant_id', 'model'] as const
+export type KeyColumn = (typeof KEY_COLUMNS)[number]
+export const DIMENSION_KEY_COLUMN: Partial<Record<Dimension, KeyColumn>> = {
+  service: 'service',
+  direction: 'direction',
+  api: 'api',
+  status: 'status_code',
+  outcome: 'outcome',
+  method: 'method',
+  route: 'route',
+  tenant: 'tenant_id',
+  model: 'model',
+}
+export const SUM_COLUMNS = [
+  'requests', 'cached', 'cost_nanos', 'cost_unknown', 'input_tokens', 'output_tokens', 'cached_input_tokens',
+  'request_bytes', 'response_bytes', 'duration_sum_us',
+] as const
+export const ALL_COLUMNS = ['level', 'bucket_start', ...KEY_COLUMNS, ...SUM_COLUMNS, 'duration_min_us', 'duration_max_us', 'latency_sketch'] as const
+
+/** One rollup row in memory. */
+export interface RollupRow {
+  level: number
+  bucketStart: number
+  key: Record<KeyColumn, string | number>
+  state: AggregateState
+}
+
+export function rowId(level: number, start: number, key: Record<KeyColumn, string | number>): string {
+  let id = `${level}|${start}`
+  for (const c of KEY_COLUMNS) id += `|${key[c]}`
+  return id
+}
+
+/** Every dimension any level keeps: a rollup run aggregates raw calls at this grain, then folds it per level. */
+export const ROLLUP_GRAIN: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome', 'method', 'route', 'tenant', 'model']
+
+/** Folds hourly aggregates at the full grain (keys in {@link ROLLUP_GRAIN} order) into every level and resolution. */
+export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolution, Map<string, RollupRow>> {
+  const out: Record<RollupResolution, Map<string, RollupRow>> = { hour: new Map(), day: new Map(), month: new Map() }
+  for (const row of fine) {
+    const [service, direction, api, status, outcome, method, route, tenant, model] = row.keys
+    for (const level of ROLLUP_LEVELS) {
+      const key: Record<KeyColumn, string | number> = {
+        service: service!,
+        direction: direction!,
+        api: api ?? '',
+        status_code: status === null || status === undefined ? 0 : Number(status),
+        outcome: outcome!,
+        method: level.id === 1 ? method! : '',
+        route: level.id === 1 ? route! : '',
+        tenant_id: level.id === 2 ? (tenant ?? '') : '',
+        model: level.id === 2 ? (model ?? '') : '',
+      }
+      for (const resolution of ['hour', 'day', 'month'] as const) {
+        const start = resolution === 'hour' ? row.start! : bucketStart(row.start!, resolution)
+        const id = rowId(level.id, start, key)
+        let target = out[resolution].get(id)
+        if (!target) {
+          target = { level: level.id, bucketStart: start, key, state: emptyAggregate() }
+          out[resolution].set(id, target)
+        }
+        mergeAggregate(target.state, row.state)
+      }
+    }
+  }
+  return out
+}
+
+export function rollupFilterExpression(filter: CallFilter): RawBuilder<boolean> {
+  const parts: RawBuilder<unknown>[] = []
+  for (const field of FILTER_FIELDS) {
+    const values = filter[field] as readonly (string | number | null)[] | undefined
+    if (values === undefined) continue
+    const column = DIMENSION_KEY_COLUMN[FILTER_DIMENSION[field]]!
+    const stored = values.map((v) => (v === null ? (column === 'status_code' ? 0 : '') : v))
+    parts.push(stored.length === 0 ? sql`1 = 0` : sql`${sql.ref(column)} IN (${sql.join(stored)})`)
+  }
+  return parts.length === 0 ? sql<boolean>`1 = 1` : sql<boolean>`${sql.join(parts, sql` AND `)}`
+}

@@ -1,0 +1,60 @@
+import { sql } from 'kysely'
+import { bucketStart } from '../../time.js'
+import { TABLES } from '../schema.js'
+import type { RollupContext } from './context.js'
+import { LEVEL_IDS, ROLLUP_TABLES } from './levels.js'
+import { readHorizons, readState, writeState } from './state.js'
+
+/** How long each level is kept, in milliseconds (`Infinity` = forever). */
+export interface RetentionMs {
+  raw: number
+  hour: number
+  day: number
+  month: number
+}
+
+/**
+ * Applies retention: moves the horizons, then deletes at most `maxRows` expired rows per table. Raw calls are deleted
+ * only once rolled up. Returns the number of rows deleted.
+ */
+export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000, skipIfBusy = false): Promise<number> {
+  const { db, dialect } = ctx
+  const removed = await dialect.writeTransaction(db, async (trx) => {
+    let deleted = 0
+    const cursorValue = (await readState(trx, 'cursor')) ?? 0
+    const current = await readHorizons(trx)
+    const cuts = {
+      raw: Number.isFinite(retention.raw) ? bucketStart(now - retention.raw, 'hour') : -Infinity,
+      hour: Number.isFinite(retention.hour) ? bucketStart(now - retention.hour, 'day') : -Infinity,
+      day: Number.isFinite(retention.day) ? bucketStart(now - retention.day, 'month') : -Infinity,
+      month: Number.isFinite(retention.month) ? bucketStart(now - retention.month, 'month') : -Infinity,
+    }
+    // Horizons move in the same transaction as the deletes (never backwards): a query planned after this commit no
+    // longer relies on what is deleted, one planned before it still sees the rows.
+    if (Number.isFinite(cuts.raw)) {
+      const rolled = dialect.cursor.rolled(cursorValue)
+      let horizon = cuts.raw
+      if (dialect.partitions) {
+        const result = await dialect.partitions.expire(trx, cuts.raw, rolled, maxRows)
+        deleted += result.deleted
+        horizon = result.horizon
+      } else {
+        const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
+        deleted += Number(r.numAffectedRows ?? 0)
+      }
+      if (horizon > current.raw) await writeState(trx, 'raw_horizon', horizon)
+    }
+    for (const level of ['hour', 'day'] as const) {
+      if (cuts[level] > current[level]) await writeState(trx, `${level}_horizon`, cuts[level])
+    }
+    for (const [resolution, cut] of [['hour', cuts.hour], ['day', cuts.day], ['month', cuts.month]] as const) {
+      if (!Number.isFinite(cut)) continue
+      const table = ROLLUP_TABLES[resolution]
+      const r = await sql`DELETE FROM ${sql.table(table)} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${cut}`.execute(trx)
+      deleted += Number(r.numAffectedRows ?? 0)
+    }
+    return deleted
+  }, { skipIfBusy })
+  return removed ?? 0
+}
+

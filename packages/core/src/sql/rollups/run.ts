@@ -1,0 +1,70 @@
+import type { RawBuilder } from 'kysely'
+import { aggregateCalls } from '../raw-aggregate.js'
+import type { RollupContext } from './context.js'
+import { foldToLevels, ROLLUP_GRAIN, ROLLUP_TABLES, type RollupResolution, type RollupRow } from './levels.js'
+import { mergeIntoTable } from './merge.js'
+import { readState, writeState } from './state.js'
+
+/**
+ * Rollups: hour, day and month aggregates of the raw calls, kept at three levels of detail so every common question
+ * reads a few hundred rows instead of millions.
+ *
+ * They are maintained incrementally from the raw table, not on the insert path: a rollup run aggregates the raw
+ * calls written since the last run (in SQL, grouped by the level's dimensions, the hour and the latency sketch
+ * bucket), merges them into the rollup rows and advances a cursor, all in one transaction. A row is therefore in
+ * the rollups exactly once, and queries add the few calls above the cursor from the raw table ("the tail"), so a
+ * rollup-backed answer always equals a raw scan, even between runs. Late calls (timestamps in buckets already rolled
+ * up) simply land in their old buckets on the next run.
+ */
+
+/** Aggregates the raw calls matching `where` into rollup rows of every level and resolution. */
+export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
+  return foldToLevels(await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where }))
+}
+
+/**
+ * Rolls up the next raw calls not yet in the rollups (at most `maxRows` on SQLite), in one transaction. Returns how
+ * many calls it rolled up.
+ */
+export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false): Promise<number> {
+  const cursor = ctx.dialect.cursor
+  const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
+    const inTrx: RollupContext = { ...ctx, db: trx }
+    const from = (await readState(trx, 'cursor')) ?? 0
+    let upto: number | null
+    let rows: Record<RollupResolution, Map<string, RollupRow>>
+    // the accumulator exists only where ids grow in commit order, so "everything above the cursor" is one id range
+    const pending = ctx.accumulator ? await cursor.upto(trx, from, Number.MAX_SAFE_INTEGER) : null
+    const fast = pending !== null ? ctx.accumulator!.rowsFor(from, pending) : null
+    if (fast) {
+      upto = pending
+      rows = foldToLevels(fast)
+    } else {
+      upto = await cursor.upto(trx, from, maxRows)
+      if (upto === null) {
+        ctx.accumulator?.reset()
+        return 0
+      }
+      rows = await aggregateForRollup(inTrx, cursor.batch(from, upto))
+    }
+    ctx.accumulator?.reset()
+    for (const resolution of ['hour', 'day', 'month'] as const) {
+      await mergeIntoTable(inTrx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
+    }
+    await writeState(trx, 'cursor', upto!)
+    let count = 0
+    for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests
+    return count
+  }, { skipIfBusy })
+  return rolled ?? 0
+}
+
+/** Rolls up until nothing is pending. */
+export async function rollUpAll(ctx: RollupContext): Promise<number> {
+  let total = 0
+  for (;;) {
+    const n = await rollUpPending(ctx)
+    total += n
+    if (n === 0) return total
+  }
+}
