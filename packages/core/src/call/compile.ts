@@ -127,10 +127,13 @@ function readExpression(field: CallField): string {
 }
 
 /** The JavaScript source of the generated functions (their bodies), for tests and for reading. */
-export function generatedSource(): { stage: string; read: string } {
+export function generatedSource(): { init: string; stage: string; read: string } {
+  const empty = { number: 'new Float64Array(0)', code: 'new Uint8Array(0)', string: '[]' }
+  // Named stores: columns added with computed keys would turn the holder into a slow dictionary-mode object.
+  const init = CALL_RECORD_FIELDS.map((f) => `self.${f} = ${empty[storageOf(CALL_FIELDS[f] as FieldSpec)]};`).join('\n')
   const stage = ['let v;', ...DIRECT_INPUT_FIELDS.map(stageStatement)].join('\n')
   const read = `return {\n${CALL_RECORD_FIELDS.map((f) => `  ${f}: ${readExpression(f)},`).join('\n')}\n};`
-  return { stage, read }
+  return { init, stage, read }
 }
 
 function invalid(field: string, expected: string, got: unknown): never {
@@ -148,8 +151,9 @@ const nn = (n: number): number | null => (n !== n ? null : n) // NaN stands for 
 
 const source = generatedSource()
 /* eslint-disable @typescript-eslint/no-implied-eval -- the reason is at the top of this file */
-const makeStage = new Function('invalid', 'cap', 'codes', `return function stageDirectInputs(input, out, i) {\n${source.stage}\n}`)
-const makeRead = new Function('nn', 'enums', `return function readRecord(c, i, id) {\n${source.read}\n}`)
+const makeInit = new Function(`'use strict'; return function initColumns(self) {\n${source.init}\n}`)
+const makeStage = new Function('invalid', 'cap', 'codes', `'use strict'; return function stageDirectInputs(input, out, i) {\n${source.stage}\n}`)
+const makeRead = new Function('nn', 'enums', `'use strict'; return function readRecord(c, i, id) {\n${source.read}\n}`)
 /* eslint-enable @typescript-eslint/no-implied-eval */
 
 /**
@@ -157,6 +161,9 @@ const makeRead = new Function('nn', 'enums', `return function readRecord(c, i, i
  * Throws `INVALID_CALL` naming the field; the row is then partly written and must not be counted.
  */
 export const stageDirectInputs = makeStage(invalid, cap, ENUM_CODES) as (input: CallInput, out: ColumnSet, i: number) => void
+
+/** Creates an empty column of every field on `self` (the staging buffer's constructor calls it). */
+export const initColumns = makeInit() as (self: object) => void
 
 /** The record of row `i`. */
 export const readRecord = makeRead(nn, ENUM_VALUES) as (c: ColumnSet, i: number, id: string) => CallRecord

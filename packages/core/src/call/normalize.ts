@@ -1,6 +1,6 @@
 import { ApimeterError, describeValue, suggest } from '../errors.js'
-import { cap, type ColumnSet, ENUM_CODES, NULL_CODE, readRecord, stageDirectInputs, storageOf } from './compile.js'
-import { CALL_FIELDS, CALL_RECORD_FIELDS, COST_SOURCES, type CostSource, type FieldSpec, LIMITS } from './fields.js'
+import { cap, type ColumnSet, ENUM_CODES, initColumns, NULL_CODE, readRecord, stageDirectInputs } from './compile.js'
+import { CALL_RECORD_FIELDS, COST_SOURCES, type CostSource, LIMITS } from './fields.js'
 import { CALL_INPUT_KEYS } from './input-schema.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome, OUTCOMES } from './outcome.js'
 import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
@@ -34,10 +34,7 @@ export class CallColumns {
   capacity = 0
 
   constructor(capacity: number) {
-    for (const field of CALL_RECORD_FIELDS) {
-      const kind = storageOf(CALL_FIELDS[field] as FieldSpec)
-      ;(this as unknown as Record<string, unknown>)[field] = kind === 'number' ? new Float64Array(0) : kind === 'code' ? new Uint8Array(0) : []
-    }
+    initColumns(this)
     this.resize(capacity)
   }
 
