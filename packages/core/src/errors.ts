@@ -145,3 +145,10 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length]!
 }
+
+/** The last problem a part of the SDK met (the write path, alert evaluation…), as `health()` reports it. */
+export interface HealthError {
+  code: ApimeterErrorCode
+  message: string
+  at: Date
+}

@@ -9,14 +9,14 @@ export { isOutcome, type Outcome, OUTCOMES } from './call/outcome.js'
 export { OVERFLOW_ROUTE, UNMATCHED_ROUTE } from './call/route.js'
 export { type CallInput, type CallRecord, type RateLimitInfo } from './call/types.js'
 export { type Clock, systemClock } from './clock.js'
-export { ApimeterError, type ApimeterErrorCode, isApimeterError } from './errors.js'
+export { ApimeterError, type ApimeterErrorCode, type HealthError, isApimeterError } from './errors.js'
 export { createMonitor, type Monitor, type MonitorEvents } from './monitor/monitor.js'
 export { DEFAULTS, type Logger, type MonitorOptions } from './monitor/options.js'
-export type { HealthError, MonitorHealth, RetryPolicy } from './monitor/pipeline.js'
+export type { MonitorHealth, RetryPolicy } from './monitor/pipeline.js'
 export { VERSION } from './version.js'
 
 // Stats
-export { type OutcomeCounts, type Resolution, type StatsSummary } from './stats/aggregate.js'
+export { type OutcomeCounts, type Resolution, type StatsSummary } from './storage/aggregate.js'
 export {
   BREAKDOWN_ORDERS,
   type BreakdownOrder,

@@ -1,5 +1,4 @@
-import { ApimeterError, errorMessage } from '../errors.js'
-import type { HealthError } from '../monitor/pipeline.js'
+import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
@@ -13,7 +12,7 @@ import {
   type AlertStore,
   memoryAlertStore,
   type NotificationAttemptRecord,
-} from './store.js'
+} from '../storage/alert-store.js'
 
 /** Counters of alert evaluation and notification, in `monitor.health().alerts`. */
 export interface AlertHealth {

@@ -1,10 +1,10 @@
-import { type AggregateState, emptyAggregate, mergeAggregate, toSummary, type StatsSummary } from '../stats/aggregate.js'
+import { type AggregateState, emptyAggregate, mergeAggregate, toSummary, type StatsSummary } from '../storage/aggregate.js'
 import { ensureStorageReady, NO_VALUE_KEY, resolveFilter } from '../stats/stats.js'
 import type { CallFilter } from '../storage/filter.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { bucketStart } from '../time.js'
 import type { ResolvedRule } from './rules.js'
-import type { AlertStore } from './store.js'
+import type { AlertStore } from '../storage/alert-store.js'
 
 /** The value of one group in the window; `null` means there was nothing to judge (no data). */
 export interface Measurement {

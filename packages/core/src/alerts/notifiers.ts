@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import { errorMessage } from '../errors.js'
 import { VERSION } from '../version.js'
 import type { AlertKind, ResolvedRule, ResolvedWebhook } from './rules.js'
-import type { AlertSeverity, NotificationAttemptRecord } from './store.js'
+import type { AlertSeverity, NotificationAttemptRecord } from '../storage/alert-store.js'
 
 /**
  * One alert notification: what `monitor.on('alert')`, the `onAlert` callback, webhooks (as JSON) and the log

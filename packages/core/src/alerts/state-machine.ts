@@ -1,5 +1,5 @@
 import type { ResolvedRule } from './rules.js'
-import type { AlertEventRecord, AlertInstanceRecord, AlertSeverity } from './store.js'
+import type { AlertEventRecord, AlertInstanceRecord, AlertSeverity } from '../storage/alert-store.js'
 
 /**
  * What one evaluation saw for an instance: `level` 0 (condition does not hold), 1 (past the warn fraction),

@@ -3,7 +3,7 @@ import PQueue from 'p-queue'
 import { randomBytes } from 'node:crypto'
 import { type CallInput, type CallRecord } from '../call/types.js'
 import { checkCallRecord, markValidated } from '../call/check.js'
-import { ApimeterError, type ApimeterErrorCode, errorMessage, isApimeterError } from '../errors.js'
+import { ApimeterError, type ApimeterErrorCode, errorMessage, type HealthError, isApimeterError } from '../errors.js'
 import { CallColumns, type NormalizeContext, normalizeInto } from '../call/normalize.js'
 import { ensureStorageReady } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
@@ -30,13 +30,6 @@ export interface PipelineOptions {
   concurrency: number
   retry: RetryPolicy
   closeTimeoutMs: number
-}
-
-/** The last problem the pipeline met, for `health()`. */
-export interface HealthError {
-  code: ApimeterErrorCode
-  message: string
-  at: Date
 }
 
 /** What `monitor.health()` returns. */

@@ -7,7 +7,7 @@ import type {
   AlertStore,
   AlertEventState,
   NotificationAttemptRecord,
-} from '../alerts/store.js'
+} from '../storage/alert-store.js'
 import type { SqlDialect } from './dialect.js'
 import { num } from './num.js'
 import { DIMENSION_COLUMN, filterExpression } from './raw-aggregate.js'

@@ -8,7 +8,7 @@ export { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type FieldKind, type F
 export { nanosToUsd, usdToNanos } from '../call/types.js'
 
 // The storage interface and the aggregates it returns
-export { memoryAlertStore } from '../alerts/store.js'
+export { memoryAlertStore } from '../storage/alert-store.js'
 export type {
   AlertEventRecord,
   AlertEventState,
@@ -20,9 +20,9 @@ export type {
   AlertTransition,
   NotificationAttemptRecord,
   RateLimitObservation,
-} from '../alerts/store.js'
-export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../stats/aggregate.js'
-export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '../stats/sketch.js'
+} from '../storage/alert-store.js'
+export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
+export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
 export { type CallFilter, DIMENSION_FIELD, matchesFilter } from '../storage/filter.js'
 export { bucketStart, nextBucket, parseDuration } from '../time.js'

@@ -1,6 +1,6 @@
 import { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type CallFields, type FieldSpec } from '../call/fields.js'
 import type { CallRecord } from '../call/types.js'
-import { latencyBucket } from '../stats/sketch.js'
+import { latencyBucket } from '../storage/sketch.js'
 
 /**
  * Table names of the documented schema (docs/schema.md), and the columns of `apimeter_calls`, derived from the field

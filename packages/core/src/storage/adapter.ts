@@ -1,5 +1,5 @@
-import type { AggregateRow } from '../stats/aggregate.js'
-import type { AlertStore } from '../alerts/store.js'
+import type { AggregateRow } from './aggregate.js'
+import type { AlertStore } from './alert-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { Interval } from '../time.js'

@@ -1,4 +1,4 @@
-import { addCall, AggregateGroups, type AggregateRow } from '../../stats/aggregate.js'
+import { addCall, AggregateGroups, type AggregateRow } from '../../storage/aggregate.js'
 import type { CallRecord } from '../../call/types.js'
 import { bucketStart } from '../../time.js'
 

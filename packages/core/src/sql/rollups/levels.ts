@@ -1,5 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
-import { emptyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../stats/aggregate.js'
+import { emptyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../storage/aggregate.js'
 import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'

@@ -1,6 +1,6 @@
-import { emptyAggregate, type AggregateState } from '../../stats/aggregate.js'
+import { emptyAggregate, type AggregateState } from '../../storage/aggregate.js'
 import { OUTCOMES } from '../../call/outcome.js'
-import { LatencySketch } from '../../stats/sketch.js'
+import { LatencySketch } from '../../storage/sketch.js'
 import type { SqlDialect } from '../dialect.js'
 import { num } from '../num.js'
 import { addSums } from '../raw-aggregate.js'

@@ -1,5 +1,5 @@
 import { type Interval, nextBucket, bucketStart } from '../../time.js'
-import { coarserResolution, type Resolution } from '../../stats/aggregate.js'
+import { coarserResolution, type Resolution } from '../../storage/aggregate.js'
 
 /**
  * Query planning over rollups: which part of a time range comes from raw calls and which from hour, day or month

@@ -1,5 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
-import { AggregateGroups, type AggregateRow, coarserResolution } from '../../stats/aggregate.js'
+import { AggregateGroups, type AggregateRow, coarserResolution } from '../../storage/aggregate.js'
 import type { AggregateQuery } from '../../storage/adapter.js'
 import type { CallFilter } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 import { ApimeterError } from '../../errors.js'
-import { emptyAggregate } from '../../stats/aggregate.js'
+import { emptyAggregate } from '../../storage/aggregate.js'
 import { bucketStart, nextBucket } from '../../time.js'
 import { num } from '../num.js'
 import type { RollupContext } from './context.js'

@@ -1,5 +1,5 @@
 import type { CallRecord } from '../call/types.js'
-import { type CallFilter, type Dimension, dimensionKey, matchesFilter } from '../storage/filter.js'
+import { type CallFilter, type Dimension, dimensionKey, matchesFilter } from './filter.js'
 
 /** The state of an alert instance: Prometheus' inactive → pending (`for`) → firing. */
 export type AlertState = 'inactive' | 'pending' | 'firing'
