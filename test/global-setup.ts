@@ -27,7 +27,7 @@ async function build(): Promise<void> {
     await run('npm', ['run', 'build', '--workspaces', '--if-present'], { cwd: root, maxBuffer: 64 * 1024 * 1024 })
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; message: string }
-    throw new Error(`building the packages failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`)
+    throw new Error(`building the packages failed:\n${e.stdout ?? ''}\n${e.stderr ?? e.message}`, { cause: error })
   }
 }
 

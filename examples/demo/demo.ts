@@ -19,7 +19,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 // ---- a fake LLM provider (stands in for api.openai.com) -------------------------------------------------------------
 const provider = createServer((req, res) => {
   let body = ''
-  req.on('data', (chunk: Buffer) => (body += chunk))
+  req.on('data', (chunk: Buffer) => (body += chunk.toString()))
   req.on('end', () => {
     const prompt = (JSON.parse(body || '{}') as { prompt?: string }).prompt ?? ''
     const slow = 20 + Math.random() * 60
@@ -78,7 +78,7 @@ products.get('/:id/description', async (req, res, next) => {
 })
 app.use('/products', products)
 app.post('/cart/:cartId/items', (req, res) => {
-  res.status(201).json({ cart: req.params.cartId, added: req.body })
+  res.status(201).json({ cart: req.params.cartId, added: req.body as unknown })
 })
 app.post('/checkout', async (_req, res) => {
   await sleep(10 + Math.random() * 40)

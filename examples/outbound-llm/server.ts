@@ -11,7 +11,7 @@ import OpenAI from 'openai'
 const openaiUsage = { prompt_tokens: 1200, completion_tokens: 80, total_tokens: 1280, prompt_tokens_details: { cached_tokens: 200 } }
 const provider = createServer((req, res) => {
   let raw = ''
-  req.on('data', (chunk: Buffer) => (raw += chunk))
+  req.on('data', (chunk: Buffer) => (raw += chunk.toString()))
   req.on('end', () => {
     const body = raw ? (JSON.parse(raw) as { model?: string; stream?: boolean }) : {}
     if (req.url === '/openai/v1/chat/completions') {

@@ -98,7 +98,7 @@ export function describeValue(value: unknown): string {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : `Date(${value.toISOString()})`
   if (Array.isArray(value)) return `an array of ${value.length} item${value.length === 1 ? '' : 's'}`
   if (value instanceof RegExp) return value.toString()
-  const keys = Object.keys(value as object)
+  const keys = Object.keys(value)
   const listed = keys.slice(0, 5).join(', ') + (keys.length > 5 ? ', …' : '')
   return keys.length === 0 ? 'an empty object' : `an object with keys { ${listed} }`
 }

@@ -74,7 +74,7 @@ function unwrap(schema: unknown): unknown {
     const def = current._zod.def
     const next = def.innerType ?? def.in
     if (!next) break
-    current = next as typeof current
+    current = next
   }
   return current
 }

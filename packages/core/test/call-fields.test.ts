@@ -58,7 +58,7 @@ function sampleOf(spec: FieldSpec): { input: unknown; stored: unknown } {
 describe('the field table', () => {
   it('stages, reads back and stores every direct input under its own name', async () => {
     const input: Record<string, unknown> = { ...base }
-    for (const field of DIRECT_INPUT_FIELDS) input[field] = sampleOf(CALL_FIELDS[field] as FieldSpec).input
+    for (const field of DIRECT_INPUT_FIELDS) input[field] = sampleOf(CALL_FIELDS[field]).input
     const record = normalizeCall(input as never, ctx) as unknown as Record<string, unknown>
     for (const field of DIRECT_INPUT_FIELDS) expect(record[field], field).toEqual(sampleOf(CALL_FIELDS[field] as FieldSpec).stored)
     expect(Object.keys(record)).toEqual(CALL_RECORD_FIELDS)
@@ -75,7 +75,7 @@ describe('the field table', () => {
 
   it('rejects a bad value of each direct input, naming the field', () => {
     for (const field of DIRECT_INPUT_FIELDS) {
-      expect(() => normalizeCall({ ...base, [field]: { not: 'valid' } } as never, ctx), field).toThrow(new RegExp(`call\\.${field} must be`))
+      expect(() => normalizeCall({ ...base, [field]: { not: 'valid' } }, ctx), field).toThrow(new RegExp(`call\\.${field} must be`))
     }
   })
 
@@ -90,7 +90,7 @@ describe('the field table', () => {
   it('gives every field one SQL column, in storage order, and writes a value for each', () => {
     const fromFields = CALL_RECORD_FIELDS.map((f) => (CALL_FIELDS[f] as FieldSpec).column)
     expect(CALL_COLUMNS.filter((c) => c !== 'latency_bucket')).toEqual(fromFields)
-    const row = callToRow(normalizeCall({ ...base, cached: true, ttfbMs: 0.5 } as never, ctx))
+    const row = callToRow(normalizeCall({ ...base, cached: true, ttfbMs: 0.5 }, ctx))
     expect(row).toHaveLength(CALL_COLUMNS.length)
     expect(row[CALL_COLUMNS.indexOf('duration_us')]).toBe(1000)
     expect(row[CALL_COLUMNS.indexOf('ttfb_us')]).toBe(500)

@@ -14,7 +14,7 @@ describe('apimeter CLI', () => {
     for (const argv of [[], ['--help'], ['-h'], ['help']]) {
       const { code, out } = await run(argv)
       expect(code).toBe(0)
-      expect(out).toMatch(/Usage:\n  apimeter <command> \[options\]/)
+      expect(out).toMatch(/Usage:\n {2}apimeter <command> \[options\]/)
       expect(out).toMatch(/Exit codes:/)
     }
   })

@@ -128,7 +128,7 @@ function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Requ
     get(this: Tracked<Request>) {
       const state = this[STATE]!
       const prev = state.prev?.[name]
-      return prev ? prev.get!.call(this) : state[name]
+      return prev ? (prev.get!.call(this) as unknown) : state[name]
     },
     set(this: Tracked<Request>, value: never) {
       const state = this[STATE]!

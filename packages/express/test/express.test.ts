@@ -7,6 +7,7 @@ import express5, { type Express, type NextFunction, type Request, type Response 
 import express4 from 'express4'
 import { afterEach, describe, expect, it } from 'vitest'
 import { testMonitor } from '../../core/test/helpers/monitor.js'
+import type * as middleware from '../src/middleware.js'
 import { expectBoundedRoutes, recordedCalls, summary } from '../../../test/support/calls.js'
 import { abortWhen, close, inBatches, listen, scanPaths, sendChunked, waitFor } from '../../../test/support/http.js'
 
@@ -368,7 +369,7 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
   it('works alongside another copy of the package (two versions installed), each recording the template', async () => {
     // a second module instance: its own symbols, so it chains to the accessors the first one installed
     const secondCopy = '../src/middleware.ts?second-copy'
-    const other = (await import(secondCopy)) as typeof import('../src/middleware.js')
+    const other = (await import(secondCopy)) as typeof middleware
     expect(other.apimeter).not.toBe(apimeter)
     const second = testMonitor()
     monitors.push(second.monitor)
@@ -434,7 +435,7 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
       expect.objectContaining({ code: 'INVALID_OPTIONS', message: '@apimeter/express: options.tenant must be a function (req) => string | undefined, got "acme"' }),
     )
     expect(() => apimeter(undefined as never)).toThrow('@apimeter/express: monitor must be a monitor from createMonitor(), got undefined')
-    expect(() => apimeter(monitor, { ignore: ['health'] } as never)).toThrow(`@apimeter/express: options.ignore[0] must be a path starting with '/' or a RegExp, got "health"`)
+    expect(() => apimeter(monitor, { ignore: ['health'] })).toThrow(`@apimeter/express: options.ignore[0] must be a path starting with '/' or a RegExp, got "health"`)
     expect(() => apimeter(monitor, { user: () => 1, closeMonitor: true } as never)).toThrow('@apimeter/express: options.closeMonitor is not a known option')
   })
 })

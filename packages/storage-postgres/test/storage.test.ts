@@ -136,7 +136,7 @@ describe('postgresStorage()', () => {
   })
 
   it('rejects bad options with package-prefixed errors', () => {
-    expect(() => postgresStorage({} as never)).toThrow('@apimeter/storage-postgres: options must be exactly one of connectionString or pool, got an empty object')
+    expect(() => postgresStorage({})).toThrow('@apimeter/storage-postgres: options must be exactly one of connectionString or pool, got an empty object')
     expect(() => postgresStorage({ connectionString: 'mysql://x' })).toThrow('@apimeter/storage-postgres: options.connectionString must be a postgres:// connection URL, got "mysql://x"')
     expect(() => postgresStorage({ connectionString: testUrl(), schema: 'bad-name' })).toThrow(/options\.schema must be a schema name/)
     expect(() => postgresStorage({ connectionString: testUrl(), maxConnections: 0 })).toThrow(/options\.maxConnections must be a whole number from 1 to 100, got 0/)

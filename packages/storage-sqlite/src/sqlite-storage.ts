@@ -150,7 +150,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
         lastId = Number(one.run(oneParams).lastInsertRowid)
       }
       return lastId
-    }) as unknown as Insert
+    })
   }
 
   const insertCalls = async (calls: readonly CallRecord[]): Promise<{ firstId: number; lastId: number }> => {

@@ -109,7 +109,7 @@ describe('sqliteStorage()', () => {
   })
 
   it('rejects bad options with package-prefixed errors', () => {
-    expect(() => sqliteStorage({} as never)).toThrow('@apimeter/storage-sqlite: options must be exactly one of filename or database, got an empty object')
+    expect(() => sqliteStorage({})).toThrow('@apimeter/storage-sqlite: options must be exactly one of filename or database, got an empty object')
     expect(() => sqliteStorage({ filename: 'a.db', database: new Database(':memory:') })).toThrow(/exactly one of filename or database/)
     expect(() => sqliteStorage({ filename: 'a.db', busyTimeoutMs: -1 })).toThrow('@apimeter/storage-sqlite: options.busyTimeoutMs must be a whole number of milliseconds from 0 to 600,000, got -1')
     expect(() => sqliteStorage({ filename: 'a.db', migrate: 'yes' } as never)).toThrow('@apimeter/storage-sqlite: options.migrate must be true or false, got "yes"')

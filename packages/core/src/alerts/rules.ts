@@ -148,7 +148,7 @@ export interface AlertRule extends Omit<StatsFilter, 'from' | 'to'> {
    * { name: 'budget', kind: 'cost', window: 'month', threshold: 500 }
    * ```
    */
-  window?: DurationInput | 'day' | 'month'
+  window?: 'day' | 'month' | (string & {}) | number
   /**
    * How long the condition must hold before the alert fires (pending until then).
    * @default 0 (fires at the first evaluation that sees it)
@@ -447,7 +447,7 @@ export function resolveRule(rule: z.infer<typeof alertRuleSchema>): ResolvedRule
     forMs: rule.for === undefined ? 0 : toMs(rule.for)!,
     keepFiringForMs: rule.keepFiringFor === undefined ? 0 : toMs(rule.keepFiringFor)!,
     cooldownMs: rule.cooldown === undefined ? Infinity : toMs(rule.cooldown)!,
-    groupBy: rule.groupBy === undefined ? [] : Array.isArray(rule.groupBy) ? [...new Set(rule.groupBy as Dimension[])] : [rule.groupBy as Dimension],
+    groupBy: rule.groupBy === undefined ? [] : Array.isArray(rule.groupBy) ? [...new Set(rule.groupBy)] : [rule.groupBy],
     notify,
     noData: rule.noData ?? 'ok',
     warn: rule.warn ?? (rule.kind === 'rate_limit' ? 0.8 : undefined),

@@ -42,7 +42,7 @@ export const ENUM_CODES: Readonly<Record<string, Readonly<Record<string, number>
   CALL_RECORD_FIELDS.filter((f) => CALL_FIELDS[f].kind === 'enum').map((f) => {
     const values = (CALL_FIELDS[f] as FieldSpec).values!
     // a plain object (fast properties); lookups check for a number, so inherited names never pass
-    return [f, Object.fromEntries(values.map((v, i) => [v, i])) as Record<string, number>]
+    return [f, Object.fromEntries(values.map((v, i) => [v, i]))]
   }),
 )
 
@@ -149,22 +149,27 @@ export function cap(value: string, max: number): string {
 
 const nn = (n: number): number | null => (n !== n ? null : n) // NaN stands for null
 
+/**
+ * Compiles a generated function body: `name(params) { body }`, closing over `bindings` (helpers and tables it calls
+ * by name). The reason for generating code at all is at the top of this file.
+ */
+export function compileFunction<F>(name: string, params: string, body: string, bindings: Record<string, unknown> = {}): F {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function(...Object.keys(bindings), `'use strict'; return function ${name}(${params}) {\n${body}\n}`) as (...values: unknown[]) => F
+  return factory(...Object.values(bindings))
+}
+
 const source = generatedSource()
-/* eslint-disable @typescript-eslint/no-implied-eval -- the reason is at the top of this file */
-const makeInit = new Function(`'use strict'; return function initColumns(self) {\n${source.init}\n}`)
-const makeStage = new Function('invalid', 'cap', 'codes', `'use strict'; return function stageDirectInputs(input, out, i) {\n${source.stage}\n}`)
-const makeRead = new Function('nn', 'enums', `'use strict'; return function readRecord(c, i, id) {\n${source.read}\n}`)
-/* eslint-enable @typescript-eslint/no-implied-eval */
 
 /**
  * Validates the direct inputs of a call (fields `record()` takes under their own name) and stores them in row `i`.
  * Throws `INVALID_CALL` naming the field; the row is then partly written and must not be counted.
  */
-export const stageDirectInputs = makeStage(invalid, cap, ENUM_CODES) as (input: CallInput, out: ColumnSet, i: number) => void
+export const stageDirectInputs = compileFunction<(input: CallInput, out: ColumnSet, i: number) => void>('stageDirectInputs', 'input, out, i', source.stage, { invalid, cap, codes: ENUM_CODES })
 
 /** Creates an empty column of every field on `self` (the staging buffer's constructor calls it). */
-export const initColumns = makeInit() as (self: object) => void
+export const initColumns = compileFunction<(self: object) => void>('initColumns', 'self', source.init)
 
 /** The record of row `i`. */
-export const readRecord = makeRead(nn, ENUM_VALUES) as (c: ColumnSet, i: number, id: string) => CallRecord
+export const readRecord = compileFunction<(c: ColumnSet, i: number, id: string) => CallRecord>('readRecord', 'c, i, id', source.read, { nn, enums: ENUM_VALUES })
 

@@ -30,7 +30,7 @@ export interface NormalizeContext {
  * null, enums and booleans as `Uint8Array` codes, strings as plain arrays of references (no copying). Grows by
  * doubling.
  */
-export class CallColumns {
+class ColumnBuffer {
   capacity = 0
 
   constructor(capacity: number) {
@@ -65,8 +65,10 @@ export class CallColumns {
     return readRecord(this as unknown as ColumnSet, i, id)
   }
 }
-/** Column access by field name (the class declares its columns at run time, from the field table). */
-export interface CallColumns extends ColumnSet {}
+/** The staging buffer with its columns typed by field (they are created at run time, from the field table). */
+export type CallColumns = ColumnBuffer & ColumnSet
+/** Creates a staging buffer of `capacity` rows. */
+export const CallColumns = ColumnBuffer as new (capacity: number) => CallColumns
 
 const CALL_INPUT_KEY_LOOKUP: Readonly<Record<string, true>> = Object.assign(
   Object.create(null) as Record<string, true>,

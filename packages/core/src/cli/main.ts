@@ -186,7 +186,8 @@ function collectMessages(error: unknown): string {
   const parts: string[] = []
   let current: unknown = error
   for (let i = 0; i < 5 && current; i++) {
-    parts.push(errorMessage(current), String((current as { code?: unknown }).code ?? ''))
+    const code = (current as { code?: unknown }).code
+    parts.push(errorMessage(current), typeof code === 'string' || typeof code === 'number' ? String(code) : '')
     current = (current as { cause?: unknown }).cause
   }
   return parts.join(' ')
@@ -276,7 +277,7 @@ async function migrateCommand(argv: readonly string[], io: CliIO): Promise<numbe
       }
       return problem ? EXIT.problem : EXIT.ok
     }
-    const report = await storage.migrate(sub as MigrationTarget)
+    const report = await storage.migrate(sub)
     if (values.json) {
       io.out(`${JSON.stringify({ database: where, current: report.current, steps: report.steps, error: report.error?.message }, null, 2)}\n`)
     } else {

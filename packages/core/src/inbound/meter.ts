@@ -154,7 +154,7 @@ class Call<Req> implements InboundCall {
     private readonly res: ServerResponse,
     private readonly clock: CallHandle,
   ) {
-    this.bytes = ByteCounter.attach(raw, res, this as Call<unknown>)
+    this.bytes = ByteCounter.attach(raw, res, this)
   }
 
   firstByte(): void {

@@ -32,7 +32,7 @@ function decodeSegment(segment: string): string {
 export function templateFromMatch(path: string, params?: Readonly<Record<string, unknown>>, used: Set<string> = new Set()): string {
   const segments = path.split('/')
   // out[i]: the template piece of segment i; null = consumed by a wildcard run; undefined = not placed yet.
-  const out: (string | null | undefined)[] = new Array(segments.length)
+  const out = new Array<string | null | undefined>(segments.length)
   const keys = params ? Object.keys(params) : []
   let limit = segments.length
   for (let k = keys.length - 1; k >= 0; k--) {

@@ -13,7 +13,7 @@ import { createMeteredFetch, type FetchLike, type MeteredFetch } from '../outbou
 import { createInterceptor, type Interceptor } from '../outbound/interceptor.js'
 import { instrument, uninstrument } from '../outbound/instrument.js'
 import { OutboundMeter } from '../outbound/meter.js'
-import { type OutboundCallOptions } from '../outbound/options.js'
+import type { OutboundCallOptions } from '../outbound/options.js'
 import { outboundCallOptionsSchema } from '../outbound/options.js'
 import { type MonitorHealth, WritePipeline } from './pipeline.js'
 import { RouteGuard } from '../call/route.js'

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import PQueue from 'p-queue'
 import { randomBytes } from 'node:crypto'
-import { type CallInput, type CallRecord } from '../call/types.js'
+import type { CallInput, CallRecord } from '../call/types.js'
 import { checkCallRecord, markValidated } from '../call/check.js'
 import { ApimeterError, type ApimeterErrorCode, errorMessage, type HealthError, isApimeterError } from '../errors.js'
 import { CallColumns, type NormalizeContext, normalizeInto } from '../call/normalize.js'

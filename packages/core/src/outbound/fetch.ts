@@ -47,7 +47,7 @@ function withMarker(input: unknown, init: MeteredRequestInit | undefined, id: st
   const given = init?.headers ?? (typeof input === 'object' && input !== null && !(input instanceof URL) ? (input as RequestLike).headers : undefined)
   let headers: unknown
   if (given === undefined || given === null) headers = { [MARKER_HEADER]: id }
-  else if (Array.isArray(given)) headers = [...given, [MARKER_HEADER, id]]
+  else if (Array.isArray(given)) headers = [...(given as unknown[]), [MARKER_HEADER, id]]
   else if (typeof (given as Headers).entries === 'function') {
     const entries: [string, string][] = [...(given as Headers).entries()]
     entries.push([MARKER_HEADER, id])

@@ -50,9 +50,9 @@ export function rawHeaders(raw: readonly unknown[] | null | undefined): HeaderSo
   const values: Record<string, HeaderValue> = {}
   if (raw) {
     for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = text(raw[i]).toLowerCase()
+      const name = headerText(raw[i]).toLowerCase()
       const value = raw[i + 1]
-      const joined = Array.isArray(value) ? value.map(text).join(', ') : text(value)
+      const joined = headerText(value)
       const previous = values[name]
       values[name] = previous === undefined ? joined : `${String(previous)}, ${joined}`
     }
@@ -60,10 +60,12 @@ export function rawHeaders(raw: readonly unknown[] | null | undefined): HeaderSo
   return new ObjectHeaders(values)
 }
 
-function text(value: unknown): string {
+/** A raw header name or value as text (undici gives bytes; a list is joined the way HTTP folds it). */
+export function headerText(value: unknown): string {
   if (typeof value === 'string') return value
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
-  return value === undefined || value === null ? '' : String(value)
+  if (Array.isArray(value)) return value.map(headerText).join(', ')
+  return typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value) : ''
 }
 
 /** Wraps whatever a caller hands us (fetch Headers, an object, a raw array, entries) as a {@link HeaderSource}. */

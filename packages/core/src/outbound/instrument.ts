@@ -159,7 +159,7 @@ const onHttpStart = guard<{ request: HttpRequest }>(({ request }) => {
   if (marker !== undefined && outerCall(marker) !== undefined) return
   const host = request.getHeader('host') ?? request.host
   const url = `${request.protocol ?? 'http:'}//${String(host)}${request.path}`
-  const headers = new ObjectHeaders(request.getHeaders() as Record<string, string>)
+  const headers = new ObjectHeaders(request.getHeaders())
   const length = headers.get('content-length')
   const calls = startAll(request.method.toUpperCase(), url, headers, length === null ? null : Number.parseInt(length, 10) || 0)
   if (calls === undefined) return
@@ -173,7 +173,7 @@ const onHttpStart = guard<{ request: HttpRequest }>(({ request }) => {
 const onHttpResponse = guard<{ request: HttpRequest; response: IncomingMessage }>(({ request, response }) => {
   const calls = request[CALLS]
   if (calls === undefined) return
-  const headers = new ObjectHeaders(response.headers as Record<string, string>)
+  const headers = new ObjectHeaders(response.headers)
   for (const call of calls) call.response(response.statusCode ?? 0, headers)
   tapNodeStream(response, calls)
 })

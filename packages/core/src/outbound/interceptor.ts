@@ -25,6 +25,9 @@ export type DispatchHandler = Record<string, any>
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Dispatch = (opts: any, handler: any) => boolean
 
+/** A handler's callbacks as the wrappers below call them (every one optional: undici versions differ). */
+type HandlerMethods = Partial<Record<string, (...args: unknown[]) => unknown>>
+
 /** An undici interceptor: takes the next `dispatch`, returns one that meters. */
 export type Interceptor = (dispatch: Dispatch) => Dispatch
 
@@ -93,7 +96,10 @@ export function createInterceptor(meter: OutboundMeter): Interceptor {
 
 function addMarker(headers: unknown, id: string): unknown {
   if (headers === undefined || headers === null) return { [MARKER_HEADER]: id }
-  if (Array.isArray(headers)) return headers.length > 0 && Array.isArray(headers[0]) ? [...headers, [MARKER_HEADER, id]] : [...headers, MARKER_HEADER, id]
+  if (Array.isArray(headers)) {
+    const list = headers as unknown[]
+    return list.length > 0 && Array.isArray(list[0]) ? [...list, [MARKER_HEADER, id]] : [...list, MARKER_HEADER, id]
+  }
   if (typeof (headers as Headers).entries === 'function') return [...(headers as Headers).entries(), [MARKER_HEADER, id]]
   return { ...(headers as Record<string, unknown>), [MARKER_HEADER]: id }
 }
@@ -154,44 +160,44 @@ class CacheObserver implements Observer {
  */
 class MeteredHandler {
   constructor(
-    private readonly handler: DispatchHandler,
+    private readonly handler: HandlerMethods,
     private readonly observer: Observer,
   ) {}
 
   onRequestStart(controller: unknown, context: unknown): void {
-    return this.handler.onRequestStart?.(controller, context)
+    this.handler.onRequestStart?.(controller, context)
   }
 
   onRequestUpgrade(controller: unknown, statusCode: number, headers: unknown, socket: unknown): void {
     upgraded(this.observer, controller, statusCode, headers)
-    return this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
+    this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
   }
 
   onResponseStart(controller: unknown, statusCode: number, headers: unknown, statusMessage?: string): void {
     safely(() => this.observer.start(controller, statusCode, new ObjectHeaders(headers as Record<string, string>)))
-    return this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+    this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
   }
 
   onResponseData(controller: unknown, chunk: Uint8Array): void {
     safely(() => this.observer.data(chunk))
-    return this.handler.onResponseData?.(controller, chunk)
+    this.handler.onResponseData?.(controller, chunk)
   }
 
   onResponseEnd(controller: unknown, trailers: unknown): void {
     safely(() => this.observer.end())
-    return this.handler.onResponseEnd?.(controller, trailers)
+    this.handler.onResponseEnd?.(controller, trailers)
   }
 
   onResponseError(controller: unknown, error: unknown): void {
     safely(() => this.observer.error(error))
-    return this.handler.onResponseError?.(controller, error)
+    this.handler.onResponseError?.(controller, error)
   }
 }
 
 /** Wraps a handler of undici's older callback API (used when the interceptor is called outside `compose()`). */
 class MeteredLegacyHandler {
   constructor(
-    private readonly handler: DispatchHandler,
+    private readonly handler: HandlerMethods,
     private readonly observer: Observer,
   ) {}
 

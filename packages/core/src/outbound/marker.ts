@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { headerText } from './headers.js'
 
 /**
  * Counting a call once when several outbound layers are active (`monitor.fetch` over an undici dispatcher that has
@@ -83,10 +84,10 @@ export function findMarker(headers: unknown): string | undefined {
   if (headers === null || headers === undefined) return undefined
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {
-      for (const pair of headers as unknown[][]) if (isMarkerName(pair[0])) return text(pair[1])
+      for (const pair of headers as unknown[][]) if (isMarkerName(pair[0])) return headerText(pair[1])
       return undefined
     }
-    for (let i = 0; i + 1 < headers.length; i += 2) if (isMarkerName(headers[i])) return text(headers[i + 1])
+    for (let i = 0; i + 1 < headers.length; i += 2) if (isMarkerName(headers[i])) return headerText(headers[i + 1])
     return undefined
   }
   if (typeof headers === 'string') {
@@ -97,7 +98,7 @@ export function findMarker(headers: unknown): string | undefined {
   }
   if (typeof headers === 'object') {
     if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(MARKER_HEADER) ?? undefined
-    for (const key of Object.keys(headers)) if (isMarkerName(key)) return text((headers as Record<string, unknown>)[key])
+    for (const key of Object.keys(headers)) if (isMarkerName(key)) return headerText((headers as Record<string, unknown>)[key])
   }
   return undefined
 }
@@ -137,12 +138,5 @@ export function stripMarkerInPlace(headers: unknown[]): void {
 }
 
 function isMarkerName(name: unknown): boolean {
-  return text(name).toLowerCase() === MARKER_HEADER
-}
-
-function text(value: unknown): string {
-  if (typeof value === 'string') return value
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
-  if (Array.isArray(value)) return value.map(text).join(', ')
-  return value === undefined || value === null ? '' : String(value)
+  return headerText(name).toLowerCase() === MARKER_HEADER
 }

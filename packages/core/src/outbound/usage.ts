@@ -226,7 +226,7 @@ function anthropicEvent(event: Record<string, unknown>, s: StreamState): void {
     case 'content_block_delta': {
       const delta = event.delta as Record<string, unknown> | undefined
       if (delta) {
-        for (const key of ['text', 'partial_json', 'thinking']) if (typeof delta[key] === 'string') s.textChars += (delta[key] as string).length
+        for (const key of ['text', 'partial_json', 'thinking']) if (typeof delta[key] === 'string') s.textChars += (delta[key]).length
       }
       break
     }
@@ -315,7 +315,7 @@ function extractFromEdges(head: string, tail: string): unknown {
   const close = matchBrace(tail, open)
   if (close === -1) return undefined
   try {
-    return { model, usage: JSON.parse(tail.slice(open, close + 1)) }
+    return { model, usage: JSON.parse(tail.slice(open, close + 1)) as unknown }
   } catch {
     return undefined
   }

@@ -9,7 +9,7 @@ import type {
   NotificationAttemptRecord,
 } from '../storage/alert-store.js'
 import type { SqlDialect } from './dialect.js'
-import { num } from './num.js'
+import { keyText, num } from './num.js'
 import { DIMENSION_COLUMN, filterExpression } from './raw-aggregate.js'
 import { TABLES } from './schema.js'
 
@@ -202,10 +202,7 @@ export function createSqlAlertStore(ctx: SqlAlertStoreContext): AlertStore {
             WHERE ${filterExpression(filter)} AND rate_limit_limit IS NOT NULL AND rate_limit_remaining IS NOT NULL
           ) latest WHERE rn = 1`.execute(db)
         return r.rows.map((row) => ({
-          keys: groupBy.map((d, i) => {
-            const v = row[`k${i}`]
-            return v === null || v === undefined ? null : String(v)
-          }),
+          keys: groupBy.map((_, i) => keyText(row[`k${i}`])),
           api: (row.api as string | null) ?? null,
           scope: (row.rate_limit_scope as string | null) ?? null,
           limit: num(row.rate_limit_limit),

@@ -1,5 +1,4 @@
 import { type Kysely, type Migration, sql } from 'kysely'
-import { OUTCOMES } from '../call/outcome.js'
 import type { SqlDialect } from './dialect.js'
 import { dialectOf } from './dialects/index.js'
 import { callColumnDefinitions, type SqlDialectName, TABLES } from './schema.js'
@@ -10,8 +9,6 @@ import { callColumnDefinitions, type SqlDialectName, TABLES } from './schema.js'
  * docs/schema.md documents the result.
  * Migrations are append-only: a released migration is never edited, a change is a new migration.
  */
-
-const list = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(', ')
 
 /** `apimeter_calls`: one row per recorded call, its columns from the field table. Partitioned by month on PostgreSQL. */
 function callsTable(d: SqlDialect): string[] {

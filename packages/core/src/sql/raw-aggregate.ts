@@ -1,12 +1,12 @@
 import { type Expression, type Kysely, type RawBuilder, sql } from 'kysely'
 import type { AggregateState } from '../storage/aggregate.js'
 import { OUTCOMES } from '../call/outcome.js'
-import { type AggregateQuery } from '../storage/adapter.js'
+import type { AggregateQuery } from '../storage/adapter.js'
 import { AggregateGroups, type AggregateRow } from '../storage/aggregate.js'
-import { type CallFilter, type Dimension } from '../storage/filter.js'
+import type { CallFilter, Dimension } from '../storage/filter.js'
 import type { Interval } from '../time.js'
 import type { SqlDialect } from './dialect.js'
-import { num } from './num.js'
+import { keyText, num } from './num.js'
 import { dialectOf } from './dialects/index.js'
 import { type SqlDialectName, TABLES } from './schema.js'
 
@@ -123,10 +123,7 @@ export async function aggregateCalls(
   const groups = options.into ?? new AggregateGroups()
   for (const row of result.rows) {
     if (num(row.requests) === 0) continue // an ungrouped aggregate over no rows
-    const rowKeys = query.groupBy.map((_, i) => {
-      const v = row[`k${i}`]
-      return v === null || v === undefined ? null : String(v)
-    })
+    const rowKeys = query.groupBy.map((_, i) => keyText(row[`k${i}`]))
     addRow(groups.get(bucket ? num(row.b) : null, rowKeys).state, row)
   }
   return groups.rows()
@@ -137,7 +134,7 @@ function addRow(state: AggregateState, row: Record<string, unknown>): void {
   OUTCOMES.forEach((o, i) => {
     state.outcomes[o] += num(row[`o${i}`])
   })
-  const pairs = String(row.sketch ?? '')
+  const pairs = typeof row.sketch === 'string' ? row.sketch : ''
   let start = 0
   while (start < pairs.length) {
     let end = pairs.indexOf(',', start)

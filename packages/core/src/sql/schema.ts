@@ -1,4 +1,5 @@
 import { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type CallFields, type FieldSpec } from '../call/fields.js'
+import { compileFunction } from '../call/compile.js'
 import type { CallRecord } from '../call/types.js'
 import { latencyBucket } from '../storage/sketch.js'
 
@@ -172,12 +173,7 @@ export const WRITE_ROW_SOURCE = CALL_COLUMN_SPECS.map((c, k) => `out[offset + ${
  * microseconds, the latency sketch bucket computed, booleans as 0/1, metadata as JSON text. Adapters fill one reused
  * parameter array for a multi-row statement this way, without a temporary array per row.
  */
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
-export const writeCallRow = new Function('latencyBucket', `return function writeCallRow(call, out, offset) {\n${WRITE_ROW_SOURCE}\n}`)(latencyBucket) as (
-  call: CallRecord,
-  out: unknown[],
-  offset: number,
-) => void
+export const writeCallRow = compileFunction<(call: CallRecord, out: unknown[], offset: number) => void>('writeCallRow', 'call, out, offset', WRITE_ROW_SOURCE, { latencyBucket })
 
 /** The values of one call in {@link CALL_COLUMNS} order (see {@link writeCallRow}). */
 export function callToRow(call: CallRecord): unknown[] {

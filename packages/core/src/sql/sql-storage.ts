@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely'
 import { assertCallRecords } from '../call/check.js'
-import { type CallRecord } from '../call/types.js'
+import type { CallRecord } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'

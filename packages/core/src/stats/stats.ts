@@ -6,7 +6,7 @@ import { ApimeterError, describeValue } from '../errors.js'
 import { OUTCOMES, type Outcome } from '../call/outcome.js'
 import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../storage/filter.js'
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
-import { type StorageAdapter } from '../storage/adapter.js'
+import type { StorageAdapter } from '../storage/adapter.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
 import { parseOrThrow } from '../validation.js'
 
@@ -362,7 +362,7 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
         if (va !== vb) {
           if (va === null) return 1 // rows without a value always last
           if (vb === null) return -1
-          const cmp = typeof va === 'string' ? compareStrings(va, vb as string) : (va as number) - (vb as number)
+          const cmp = typeof va === 'string' ? compareStrings(va, vb as string) : (va) - (vb as number)
           if (cmp !== 0) return cmp * direction
         }
         return compareStrings(a.key, b.key)

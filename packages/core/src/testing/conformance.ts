@@ -498,7 +498,7 @@ export function runStorageConformance(
         to: arbEdge,
         filter: arbFilter,
         kind: fc.constantFrom('summary', 'timeseries', 'breakdown'),
-        interval: fc.constantFrom('hour', 'day', 'month', 'minute') as fc.Arbitrary<TimeseriesQuery['interval']>,
+        interval: fc.constantFrom<TimeseriesQuery['interval']>('hour', 'day', 'month', 'minute'),
         by: fc.constantFrom(...DIMENSIONS),
         groupBy: fc.option(fc.constantFrom(...DIMENSIONS), { nil: undefined }),
       })

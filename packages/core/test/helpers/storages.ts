@@ -31,7 +31,7 @@ export function failingFirst(inner: StorageAdapter, failures: number): StorageAd
 /** Wraps a real storage so writes wait until `open()` is called (a slow or stuck database). */
 export function gated(inner: StorageAdapter): StorageAdapter & { open(): void; active: number; maxActive: number } {
   let release!: () => void
-  let gate = new Promise<void>((resolve) => (release = resolve))
+  const gate = new Promise<void>((resolve) => (release = resolve))
   const wrapper = {
     name: `gated-${inner.name}`,
     capabilities: inner.capabilities,

@@ -68,7 +68,7 @@ export const sqliteDialect: SqlDialect = {
     try {
       await sql.raw(outcome.error ? 'ROLLBACK' : 'COMMIT').execute(db)
     } catch (error) {
-      outcome = { ...outcome, error: outcome.error ?? error } as typeof outcome
+      outcome = { ...outcome, error: outcome.error ?? error }
       await sql`ROLLBACK`.execute(db).catch(() => undefined)
     }
     return outcome

@@ -3,7 +3,7 @@ import { AggregateGroups, type AggregateRow, coarserResolution } from '../../sto
 import type { AggregateQuery } from '../../storage/adapter.js'
 import type { CallFilter } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'
-import { num } from '../num.js'
+import { keyText, num } from '../num.js'
 import { aggregateCalls } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
 import { chooseLevel, DIMENSION_KEY_COLUMN, ROLLUP_TABLES, rollupFilterExpression } from './levels.js'
@@ -52,7 +52,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
         const column = DIMENSION_KEY_COLUMN[d]!
         const v = row[column]
         if (column === 'status_code') return num(v) === 0 ? null : String(num(v))
-        return v === '' || v === null || v === undefined ? null : String(v)
+        return v === '' ? null : keyText(v)
       })
       const group = groups.get(start, keys)
       storedState(row, group.state)
