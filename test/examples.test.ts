@@ -1,12 +1,17 @@
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { testUrl } from '../packages/storage-postgres/test/helpers.js'
 import { runFixture } from './support/run-fixture.js'
 
 // The README's demo and every example run as a user runs them (a child process through tsx), and print numbers
 // that must add up: these keep the documented commands working.
+const run = promisify(execFile)
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'apimeter-examples-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const example = (path: string) => new URL(`../examples/${path}`, import.meta.url)
@@ -26,6 +31,12 @@ describe('examples', () => {
     expect(result.stdout).toMatch(/\/products\/:id\/description/)
     expect(result.stdout).toMatch(/\(unmatched\)|\/cart\/:cartId\/items/)
     expect(result.stdout).toMatch(/openai\s+\d+/)
+    // the demo ends by telling the user what to run next: exactly that command works from the repository root
+    // (offline: when the bin is not linked, npx must fail rather than fetch some registry package named apimeter)
+    const next = /inspect it: (npx apimeter migrate status --db \S+)\n/.exec(result.stdout)
+    expect(next, result.stdout).not.toBeNull()
+    const inspect = await run('sh', ['-c', next![1]!], { cwd: repoRoot, env: { ...process.env, npm_config_offline: 'true' } })
+    expect(inspect.stdout).toMatch(/applied {2}0003_alerts[\s\S]*up to date/)
   })
 
   it('npm run example:express writes to a SQLite file that keeps every run', async () => {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { chmodSync, chownSync, writeFileSync } from 'node:fs'
+import { chmodSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
@@ -104,13 +104,14 @@ describe('apimeter migrate (SQLite)', () => {
   it('exits 3 on a read-only database file, naming the problem', async () => {
     const file = tmp.file()
     writeFileSync(file, '')
-    chmodSync(tmp.dir, 0o755)
     chmodSync(file, 0o444)
-    // root ignores file modes: run the CLI as an unprivileged user then
+    // Root ignores file modes through CAP_DAC_OVERRIDE (and CAP_DAC_READ_SEARCH): as root, the CLI runs still as
+    // root but without those two capabilities (setpriv drops them from the bounding set, so the exec'd process never
+    // has them), so the mode bits apply. Unlike switching to an unprivileged user, this needs no other user to be
+    // able to read the checkout (a clone in a 0700 directory or under /root).
     const asRoot = process.getuid?.() === 0
-    if (asRoot) chownSync(file, 0, 0)
-    const command = asRoot ? 'runuser' : process.execPath
-    const args = [...(asRoot ? ['-u', 'nobody', '--', process.execPath] : []), '--import', 'tsx', bin, 'migrate', 'latest', '--db', file]
+    const command = asRoot ? 'setpriv' : process.execPath
+    const args = [...(asRoot ? ['--inh-caps=-all', '--bounding-set=-dac_override,-dac_read_search', '--', process.execPath] : []), '--import', 'tsx', bin, 'migrate', 'latest', '--db', file]
     const result = await execFileP(command, args, { cwd: repoRoot, env: { ...process.env, TSX_TSCONFIG_PATH: `${repoRoot}/tsconfig.json` } }).then(
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
