@@ -23,6 +23,8 @@ const loaded = `{
   node: process.versions.node,
   exports: {
     core: typeof core.createMonitor,
+    coreSql: typeof coreSql.createSqlStorage,
+    coreInbound: typeof coreInbound.createInboundMeter,
     postgres: typeof postgres.postgresStorage,
     sqlite: typeof sqlite.sqliteStorage,
     express: typeof express.apimeter,
@@ -41,6 +43,8 @@ const roundTrip = (schema: string) => `
 `
 const esm = (schema: string) => `
   import * as core from '@apimeter/core'
+  import * as coreSql from '@apimeter/core/sql'
+  import * as coreInbound from '@apimeter/core/inbound'
   import * as postgres from '@apimeter/storage-postgres'
   import * as sqlite from '@apimeter/storage-sqlite'
   import * as express from '@apimeter/express'
@@ -49,6 +53,8 @@ const esm = (schema: string) => `
 `
 const cjs = (schema: string) => `
   const core = require('@apimeter/core')
+  const coreSql = require('@apimeter/core/sql')
+  const coreInbound = require('@apimeter/core/inbound')
   const postgres = require('@apimeter/storage-postgres')
   const sqlite = require('@apimeter/storage-sqlite')
   const express = require('@apimeter/express')
@@ -67,7 +73,7 @@ describe.each(pinnedNodes())('the built packages on Node $major ($version)', ({ 
     if (!existsSync(bin)) throw new Error(`Node ${version} is not installed at ${bin}: run npm install (its postinstall installs Node 22 and 24, linux-x64 only)`)
     return run(bin, args, { cwd: repoRoot, env: { ...process.env, APIMETER_TEST_PG_URL: testUrl() } })
   }
-  const expected = { node: version, exports: { core: 'function', postgres: 'function', sqlite: 'function', express: 'function', fastify: 'function' }, requests: 1, cost: 0.125 }
+  const expected = { node: version, exports: { core: 'function', coreSql: 'function', coreInbound: 'function', postgres: 'function', sqlite: 'function', express: 'function', fastify: 'function' }, requests: 1, cost: 0.125 }
 
   it('load through import and write to PostgreSQL', async () => {
     const { stdout } = await node(['--input-type=module', '-e', esm(`node${major}_esm_${process.pid}`)])

@@ -32,6 +32,18 @@ describe('@apimeter/core (built)', () => {
     expect(stderr).not.toMatch(/is not a constructor/)
   })
 
+  it('exposes the @apimeter/core/sql and /inbound subpaths through import and require(), with types', async () => {
+    const probe = `console.log(JSON.stringify([typeof sql.createSqlStorage, typeof sql.sqliteDialect.writeTransaction, typeof inbound.createInboundMeter, 'createSqlStorage' in core]))`
+    const expected = ['function', 'function', 'function', false]
+    const esm = await node(['--input-type=module', '-e', `import * as core from '@apimeter/core'; import * as sql from '@apimeter/core/sql'; import * as inbound from '@apimeter/core/inbound'; ${probe}`])
+    expect(JSON.parse(esm.stdout)).toEqual(expected)
+    const cjs = await node(['--input-type=commonjs', '-e', `const core = require('@apimeter/core'); const sql = require('@apimeter/core/sql'); const inbound = require('@apimeter/core/inbound'); ${probe}`])
+    expect(JSON.parse(cjs.stdout)).toEqual(expected)
+    expect(manifest('core').exports['./sql']).toEqual({ types: './dist/sql.d.ts', default: './dist/sql.js' })
+    expect(manifest('core').exports['./inbound']).toEqual({ types: './dist/inbound.d.ts', default: './dist/inbound.js' })
+    expect(readFileSync(new URL('../packages/core/dist/sql.d.ts', import.meta.url), 'utf8')).toMatch(/createSqlStorage/)
+  })
+
   it('exposes @apimeter/core/testing with types', () => {
     expect(manifest('core').exports['./testing']).toEqual({ types: './dist/testing.d.ts', default: './dist/testing.js' })
     expect(readFileSync(new URL('../packages/core/dist/testing.d.ts', import.meta.url), 'utf8')).toMatch(/runStorageConformance/)
