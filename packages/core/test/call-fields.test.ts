@@ -11,6 +11,7 @@ import {
   CALL_RECORD_FIELDS,
   callColumnDefinitions,
   callToRow,
+  dropCallColumns,
   type FieldSpec,
   postgresDialect,
   sqliteDialect,
@@ -98,7 +99,7 @@ describe('the field table', () => {
     expect(row[CALL_COLUMNS.indexOf('call_id')]).toBe('id-1')
   })
 
-  it('adds columns with addCallColumns exactly as the initial migration creates them (SQLite)', () => {
+  it('adds columns with addCallColumns exactly as the initial migration creates them, and drops them again (SQLite)', () => {
     const db = new Database(':memory:')
     db.exec(`CREATE TABLE ${TABLES.calls} (id INTEGER PRIMARY KEY AUTOINCREMENT)`)
     for (const statement of addCallColumns(sqliteDialect.types, '0001_initial', { checks: false })) db.exec(statement)
@@ -106,6 +107,8 @@ describe('the field table', () => {
     for (const statement of sqliteDialect.ddl.callsTable(callColumnDefinitions(sqliteDialect.types, '0001_initial', { checks: false }))) created.exec(statement)
     const shape = (d: Database.Database) => d.prepare(`PRAGMA table_info(${TABLES.calls})`).all()
     expect(shape(db)).toEqual(shape(created))
+    for (const statement of dropCallColumns('0001_initial')) db.exec(statement)
+    expect((shape(db) as { name: string }[]).map((c) => c.name)).toEqual(['id'])
   })
 
   it('is what docs/schema.md documents for apimeter_calls: columns, SQLite and PostgreSQL types, nullability', () => {

@@ -51,6 +51,7 @@ export {
   type CallRow,
   callToRow,
   type ColumnTypes,
+  dropCallColumns,
   type SqlDialectName,
   TABLES,
   writeCallRow,

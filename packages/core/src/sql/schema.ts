@@ -139,6 +139,13 @@ export function addCallColumns(types: ColumnTypes, since: string, options: { che
   return callColumnDefinitions(types, since, options).map((definition) => `ALTER TABLE ${TABLES.calls} ADD COLUMN ${definition}`)
 }
 
+/** The `ALTER TABLE … DROP COLUMN` statements undoing {@link addCallColumns} (newest column first). */
+export function dropCallColumns(since: string): string[] {
+  return CALL_COLUMN_SPECS.filter((c) => c.since === since)
+    .reverse()
+    .map((c) => `ALTER TABLE ${TABLES.calls} DROP COLUMN ${c.name}`)
+}
+
 type RowValue<S> = S extends { kind: 'text' | 'id' | 'enum' | 'json' } ? string : S extends { kind: 'bool' | 'int' } ? number : number | string
 type RowNullable<S, T> = S extends { nullable: true } ? T | null : T
 
