@@ -7,9 +7,10 @@ import { OUTCOMES } from './outcome.js'
  * and the `apimeter_calls` DDL (`sql/schema.ts`), and the check that `docs/schema.md` documents them, are all derived
  * from {@link CALL_FIELDS}.
  *
- * Adding a field: one entry here (its kind says how it is given, validated, held and stored) with `since` naming
- * a new migration, plus that migration (`addCallColumns('0004_…')` in `sql/migrations.ts`) and its row in
- * docs/schema.md. A field of a direct kind needs nothing else: `record()` accepts, validates and stores it.
+ * Adding a field: one entry at the end of the table (its kind says how it is given, validated, held and stored;
+ * `since` names a new migration, and a column added by a migration lands after the existing ones), plus that
+ * migration (`addCallColumns` / `dropCallColumns` in `sql/migrations.ts`) and its row in docs/schema.md. A field of a
+ * direct kind needs nothing else: `record()` accepts, validates and stores it.
  */
 
 /** `inbound`: a request your app received. `outbound`: a request your app made. */
