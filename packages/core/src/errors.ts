@@ -8,7 +8,11 @@ export const PACKAGE_NAME = '@apimeter/core'
  * - `INVALID_QUERY`: a stats query got a bad filter (the returned promise rejects).
  * - `INVALID_CALL`: `record()` / `startCall()` got a bad call; it is counted, never thrown.
  * - `INVALID_RECORD`: a storage adapter refused a malformed row (nothing of that batch was written).
- * - `WRITE_FAILED`: a batch could not be written; it is retried with backoff.
+ * - `WRITE_FAILED`: a batch could not be written; it is retried with backoff (or, when the storage cannot work at all
+ *   — a driver that cannot load, a damaged file — writing stops and calls are counted as dropped).
+ * - `REJECTED`: the storage refused a valid call for good (a value it cannot hold); that call was isolated from its
+ *   batch and counted in `health().rejected`, every other call was written.
+ * - `STORAGE_TIMEOUT`: a storage operation took longer than `storageTimeoutMs`; a write is retried.
  * - `BUFFER_OVERFLOW`: the buffer was full; calls were dropped and counted.
  * - `DROPPED`: calls were given up on (recorded after `close()`, retries exhausted, `closeTimeoutMs` passed, or
  *   refused by storage); they are counted in `health().dropped`.
@@ -34,6 +38,8 @@ export type ApimeterErrorCode =
   | 'INVALID_CALL'
   | 'INVALID_RECORD'
   | 'WRITE_FAILED'
+  | 'REJECTED'
+  | 'STORAGE_TIMEOUT'
   | 'BUFFER_OVERFLOW'
   | 'DROPPED'
   | 'METADATA_DROPPED'

@@ -23,8 +23,9 @@ export function parseDuration(value: string): number | undefined {
 }
 
 /**
- * Resolves a time input to epoch ms: a Date, epoch milliseconds, an ISO-8601 string, or a relative time
- * (`'-24h'`) counted from `now`. Returns `undefined` when the input does not parse.
+ * Resolves a time input to epoch ms: a Date, epoch milliseconds, an ISO-8601 string (UTC unless it carries an
+ * offset: `'2026-01-01T12:00:00'` is noon UTC on every server), or a relative time (`'-24h'`) counted from `now`.
+ * Returns `undefined` when the input does not parse.
  */
 export function resolveTime(value: TimeInput, now: number): number | undefined {
   if (value instanceof Date) {
@@ -40,9 +41,14 @@ export function resolveTime(value: TimeInput, now: number): number | undefined {
     const sign = relative[1] === '-' ? -1 : 1
     return now + sign * Number(relative[2]) * UNIT_MS[relative[3]!]!
   }
-  // Only ISO-8601-looking strings: Date.parse accepts too many odd formats.
-  if (!/^\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/.test(trimmed)) return undefined
-  const t = Date.parse(trimmed.length <= 10 ? trimmed : trimmed.replace(' ', 'T'))
+  // Only ISO-8601-looking strings: Date.parse accepts too many odd formats. A date-time without an offset is UTC,
+  // like a bare date (Date.parse would read it in the server's time zone, so one query would answer differently on
+  // servers in different zones).
+  const iso = /^\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$/.exec(trimmed)
+  if (!iso) return undefined
+  const hasTime = iso[2] !== undefined
+  const hasOffset = iso[5] !== undefined
+  const t = Date.parse(hasTime ? `${trimmed.replace(' ', 'T')}${hasOffset ? '' : 'Z'}` : trimmed)
   return Number.isNaN(t) ? undefined : t
 }
 

@@ -125,11 +125,11 @@ describe('write pipeline', () => {
     await monitor.close()
   })
 
-  it('drops a batch the storage refuses as invalid even though it passed validation', async () => {
+  it('counts a call the storage refuses for good as rejected (not retried) even though it passed validation', async () => {
     const { monitor } = testMonitor({ storage: refusingStorage(), retry: fastRetry })
     monitor.record(call())
     await monitor.flush()
-    expect(monitor.health()).toMatchObject({ written: 0, dropped: 1, failedWrites: 1 })
+    expect(monitor.health()).toMatchObject({ written: 0, dropped: 0, rejected: 1, failedWrites: 1 })
     expect(monitor.health().lastError?.message).toMatch(/column "route" is too long/)
     await monitor.close()
   })
@@ -175,7 +175,7 @@ describe('write pipeline', () => {
 
   it('health() has exactly the documented fields', async () => {
     const { monitor } = testMonitor()
-    expect(Object.keys(monitor.health()).sort()).toEqual(['alerts', 'dropped', 'failedWrites', 'invalid', 'lastError', 'queued', 'written'])
+    expect(Object.keys(monitor.health()).sort()).toEqual(['alerts', 'dropped', 'failedWrites', 'invalid', 'lastError', 'listenerFailures', 'queued', 'rejected', 'written'])
     expect(monitor.health().lastError).toBeNull()
     await monitor.close()
   })

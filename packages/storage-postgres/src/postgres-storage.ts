@@ -1,5 +1,5 @@
 import { ApimeterError, type CallRecord, type SqlStorage } from '@apimeter/core'
-import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, errorMessage, parseOrThrow, postgresDialect, resolveRetention, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { CALL_COLUMN_SPECS, intInRange, CALL_COLUMNS, createSqlStorage, errorMessage, parseOrThrow, postgresDialect, resolveRetention, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
 import { Kysely, PostgresAdapter, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
@@ -48,6 +48,16 @@ export interface PostgresStorageOptions extends SqlStorageOptions {
    * ```
    */
   maxConnections?: number
+  /**
+   * How long one statement may run on the server (`statement_timeout`) and how long connecting may take (ms), on the
+   * connections apimeter opens. A write that times out is retried; a stats query rejects.
+   * @default 30_000
+   * @example
+   * ```ts
+   * postgresStorage({ connectionString, timeoutMs: 10_000 })
+   * ```
+   */
+  timeoutMs?: number
 }
 
 const optionsSchema = z
@@ -55,7 +65,8 @@ const optionsSchema = z
     connectionString: z.string({ error: 'a postgres:// connection URL' }).regex(/^postgres(ql)?:\/\//i, { error: 'a postgres:// connection URL' }).optional(),
     pool: z.custom<PostgresPool>((v) => typeof v === 'object' && v !== null && typeof (v as PostgresPool).connect === 'function' && typeof (v as PostgresPool).query === 'function', { error: 'a pg Pool' }).optional(),
     schema: z.string({ error: 'a schema name (letters, digits, underscores)' }).regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { error: 'a schema name (letters, digits, underscores)' }).optional(),
-    maxConnections: z.number({ error: 'a whole number from 1 to 100' }).int({ error: 'a whole number from 1 to 100' }).min(1, { error: 'a whole number from 1 to 100' }).max(100, { error: 'a whole number from 1 to 100' }).optional(),
+    maxConnections: intInRange(1, 100, 'a whole number from 1 to 100').optional(),
+    timeoutMs: intInRange(100, 3_600_000, 'a whole number of milliseconds from 100 to 3,600,000').optional(),
     ...sqlStorageOptionFields,
   })
   .superRefine((o, ctx) => {
@@ -109,6 +120,7 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
   const parsed = parseOrThrow(optionsSchema, options, 'options', 'INVALID_OPTIONS', PACKAGE)
   const owned = parsed.pool === undefined
   const maxConnections = parsed.maxConnections ?? 4
+  const timeoutMs = parsed.timeoutMs ?? 30_000
   let report: (error: unknown) => void = () => undefined
   const searchPath = parsed.schema ? `"${parsed.schema}"` : undefined
   const pool =
@@ -116,6 +128,10 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
     new pg.Pool({
       connectionString: parsed.connectionString,
       max: maxConnections,
+      // Idle connections never keep the process alive: a script that forgets close() still exits.
+      allowExitOnIdle: true,
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
       ...(searchPath ? { options: `-c search_path=${searchPath},public` } : {}),
     })
   if (!owned && searchPath) {

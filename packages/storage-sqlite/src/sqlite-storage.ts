@@ -1,7 +1,7 @@
 import { dirname } from 'node:path'
 import { existsSync } from 'node:fs'
 import { ApimeterError, type CallRecord, type SqlStorage } from '@apimeter/core'
-import { CALL_COLUMNS, createSqlStorage, parseOrThrow, resolveRetention, sqliteDialect, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { CALL_COLUMNS, createSqlStorage, intInRange, parseOrThrow, resolveRetention, sqliteDialect, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 import { z } from 'zod'
@@ -53,7 +53,7 @@ const optionsSchema = z
       })
       .optional(),
     ...sqlStorageOptionFields,
-    busyTimeoutMs: z.number({ error: 'a whole number of milliseconds from 0 to 600,000' }).int({ error: 'a whole number of milliseconds from 0 to 600,000' }).min(0, { error: 'a whole number of milliseconds from 0 to 600,000' }).max(600_000, { error: 'a whole number of milliseconds from 0 to 600,000' }).optional(),
+    busyTimeoutMs: intInRange(0, 600_000, 'a whole number of milliseconds from 0 to 600,000').optional(),
   })
   .superRefine((o, ctx) => {
     if ((o.filename === undefined) === (o.database === undefined)) {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { intInRange } from '../validation.js'
 import { maskUrl } from '../call/route.js'
 import { filterShape, type StatsFilter } from '../stats/stats.js'
 import { type Dimension, DIMENSIONS } from '../storage/filter.js'
@@ -315,8 +316,8 @@ const webhookUrl = z.string({ error: 'an http:// or https:// URL' }).regex(/^htt
 const webhookObject = z.strictObject({
   webhook: webhookUrl,
   secret: z.string({ error: 'a non-empty string' }).min(1, { error: 'a non-empty string' }).optional(),
-  timeoutMs: z.number({ error: 'a whole number of milliseconds from 1 to 600,000' }).int({ error: 'a whole number of milliseconds from 1 to 600,000' }).min(1, { error: 'a whole number of milliseconds from 1 to 600,000' }).max(600_000, { error: 'a whole number of milliseconds from 1 to 600,000' }).optional(),
-  retries: z.number({ error: 'a whole number from 0 to 20' }).int({ error: 'a whole number from 0 to 20' }).min(0, { error: 'a whole number from 0 to 20' }).max(20, { error: 'a whole number from 0 to 20' }).optional(),
+  timeoutMs: intInRange(1, 600_000, 'a whole number of milliseconds from 1 to 600,000').optional(),
+  retries: intInRange(0, 20, 'a whole number from 0 to 20').optional(),
   backoffMs: z.number({ error: 'a number of milliseconds from 0 to 60,000' }).min(0, { error: 'a number of milliseconds from 0 to 60,000' }).max(60_000, { error: 'a number of milliseconds from 0 to 60,000' }).optional(),
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
@@ -355,11 +356,11 @@ export const alertRuleSchema = z
     codes: z.array(statusCode, { error: `a list of status codes or classes such as [500, 503] or ['5xx']` }).min(1, { error: `a non-empty list of status codes or classes such as [500, 503] or ['5xx']` }).optional(),
     limit: z
       .strictObject({
-        requests: z.number({ error: 'a whole number >= 1' }).int({ error: 'a whole number >= 1' }).min(1, { error: 'a whole number >= 1' }),
+        requests: intInRange(1, Number.MAX_SAFE_INTEGER, 'a whole number >= 1'),
         per: positiveDuration,
       }, { error: `an object such as { requests: 60, per: '1m' }` })
       .optional(),
-    minRequests: z.number({ error: 'a whole number >= 1' }).int({ error: 'a whole number >= 1' }).min(1, { error: 'a whole number >= 1' }).optional(),
+    minRequests: intInRange(1, Number.MAX_SAFE_INTEGER, 'a whole number >= 1').optional(),
     enabled: z.boolean({ error: 'true or false' }).optional(),
     ...ruleFilterShape,
   })

@@ -1,5 +1,6 @@
 import { ApimeterError, describeValue } from '../errors.js'
 import { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type CallFields, DIRECT_INPUT_FIELDS, type FieldSpec } from './fields.js'
+import { storable } from './storable.js'
 import type { CallInput, CallRecord } from './types.js'
 
 /**
@@ -92,9 +93,9 @@ function stageStatement(field: CallField): string {
   const target = `out.${field}[i]`
   switch (spec.kind) {
     case 'text':
-      return `v = input.${field}; ${target} = ${absent} ? null : typeof v === 'string' ? (v === '' ? null : v.length > ${spec.max} ? cap(v, ${spec.max}) : v) : ${bad};`
+      return `v = input.${field}; ${target} = ${absent} ? null : typeof v === 'string' ? (v === '' ? null : storable(v.length > ${spec.max} ? cap(v, ${spec.max}) : v)) : ${bad};`
     case 'id':
-      return `v = input.${field}; ${target} = ${absent} ? null : typeof v === 'string' ? (v === '' ? null : v.length > ${spec.max} ? cap(v, ${spec.max}) : v) : typeof v === 'number' && Number.isFinite(v) ? String(v) : ${bad};`
+      return `v = input.${field}; ${target} = ${absent} ? null : typeof v === 'string' ? (v === '' ? null : storable(v.length > ${spec.max} ? cap(v, ${spec.max}) : v)) : typeof v === 'number' && Number.isFinite(v) ? String(v) : ${bad};`
     case 'count':
       return `v = input.${field}; ${target} = ${absent} ? ${orDefault('NaN')} : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : ${bad};`
     case 'ms':
@@ -165,7 +166,7 @@ const source = generatedSource()
  * Validates the direct inputs of a call (fields `record()` takes under their own name) and stores them in row `i`.
  * Throws `INVALID_CALL` naming the field; the row is then partly written and must not be counted.
  */
-export const stageDirectInputs = compileFunction<(input: CallInput, out: ColumnSet, i: number) => void>('stageDirectInputs', 'input, out, i', source.stage, { invalid, cap, codes: ENUM_CODES })
+export const stageDirectInputs = compileFunction<(input: CallInput, out: ColumnSet, i: number) => void>('stageDirectInputs', 'input, out, i', source.stage, { invalid, cap, storable, codes: ENUM_CODES })
 
 /** Creates an empty column of every field on `self` (the staging buffer's constructor calls it). */
 export const initColumns = compileFunction<(self: object) => void>('initColumns', 'self', source.init)

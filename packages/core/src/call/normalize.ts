@@ -3,6 +3,7 @@ import { cap, type ColumnSet, ENUM_CODES, initColumns, NULL_CODE, readRecord, st
 import { CALL_RECORD_FIELDS, COST_SOURCES, type CostSource, LIMITS } from './fields.js'
 import { CALL_INPUT_KEYS } from './input-schema.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome, OUTCOMES } from './outcome.js'
+import { storable, storableJson } from './storable.js'
 import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
 import { type CallInput, type CallRecord, usdToNanos } from './types.js'
 
@@ -95,7 +96,7 @@ function invalid(field: string, expected: string, got: unknown): never {
 // monomorphic) and the field name only for the error message.
 function optionalString(value: unknown, field: string, max: number): string | null {
   if (value === undefined || value === null) return null
-  if (typeof value === 'string') return value === '' ? null : value.length > max ? cap(value, max) : value
+  if (typeof value === 'string') return value === '' ? null : storable(value.length > max ? cap(value, max) : value)
   return invalid(field, 'a string or null', value)
 }
 
@@ -124,7 +125,7 @@ function serializeMetadata(metadata: Record<string, unknown>, ctx: NormalizeCont
     ctx.onMetadataDropped?.(`call.metadata serialises to ${bytes} bytes, over the ${LIMITS.metadataBytes}-byte cap; the call was kept without it`)
     return null
   }
-  return json === '{}' ? null : json
+  return json === '{}' ? null : storableJson(json)
 }
 
 /**
@@ -153,7 +154,7 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   if (typeof rawMethod !== 'string' || rawMethod === '' || rawMethod.length > LIMITS.method) {
     invalid('method', `an HTTP method string (1-${LIMITS.method} characters)`, rawMethod)
   }
-  const method = UPPER_METHODS[rawMethod] ?? rawMethod.toUpperCase()
+  const method = UPPER_METHODS[rawMethod] ?? storable(rawMethod.toUpperCase())
 
   const durationMs = input.durationMs
   if (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs < 0) {
@@ -168,9 +169,9 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   if (rawUrl !== undefined && rawUrl !== null) {
     if (typeof rawUrl !== 'string' || rawUrl === '') invalid('url', 'a non-empty URL or path string', rawUrl)
     const split = splitUrl(rawUrl)
-    if (host === null && split.host !== null) host = cap(split.host, LIMITS.shortString)
+    if (host === null && split.host !== null) host = storable(cap(split.host, LIMITS.shortString))
     pathForRoute = split.path
-    url = cap(maskUrl(rawUrl), LIMITS.url)
+    url = storable(cap(maskUrl(rawUrl), LIMITS.url))
   }
 
   // Route: a template as given, else folded from the URL; then the cardinality guard.
@@ -178,9 +179,9 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   const rawRoute = input.route
   if (rawRoute !== undefined && rawRoute !== null) {
     if (typeof rawRoute !== 'string' || rawRoute === '') invalid('route', 'a non-empty route template string', rawRoute)
-    route = rawRoute.length > MAX_ROUTE_LENGTH ? rawRoute.slice(0, MAX_ROUTE_LENGTH) : rawRoute
+    route = storable(rawRoute.length > MAX_ROUTE_LENGTH ? rawRoute.slice(0, MAX_ROUTE_LENGTH) : rawRoute)
   } else if (pathForRoute !== null) {
-    route = normalizePath(pathForRoute)
+    route = storable(normalizePath(pathForRoute))
   } else {
     throw new ApimeterError('INVALID_CALL', `call.route must be a route template string (or give call.url), got undefined`, {
       details: { field: 'route' },
@@ -190,7 +191,7 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   let service = ctx.service
   if (rawService !== undefined) {
     if (typeof rawService !== 'string' || rawService === '') invalid('service', 'a non-empty string', rawService)
-    service = cap(rawService, LIMITS.shortString)
+    service = storable(cap(rawService, LIMITS.shortString))
   }
   const api = optionalString(input.api, 'api', LIMITS.shortString)
   if (route !== UNMATCHED_ROUTE) route = ctx.routeGuard.admit(service, direction, api ?? host ?? '', route)
@@ -228,8 +229,8 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   }
   if (error !== undefined && error !== null && (errorType === null || errorMessage === null)) {
     const classified = classifyError(error)
-    errorType ??= cap(classified.errorType, LIMITS.shortString)
-    errorMessage ??= classified.errorMessage ? cap(classified.errorMessage, LIMITS.errorMessage) : null
+    errorType ??= storable(cap(classified.errorType, LIMITS.shortString))
+    errorMessage ??= classified.errorMessage ? storable(cap(classified.errorMessage, LIMITS.errorMessage)) : null
   }
 
   // Time.

@@ -21,12 +21,15 @@ import { createStats, type Stats } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { parseOrThrow } from '../validation.js'
 
-/** Events a monitor emits. Listeners run asynchronously; one that throws is caught and reported, never rethrown. */
+/**
+ * Events a monitor emits. Listeners run asynchronously; one that throws, or an async one that rejects, is caught,
+ * counted in `health().listenerFailures` and reported once as a warning — never rethrown, never an unhandled rejection.
+ */
 export interface MonitorEvents {
   /** Something went wrong that the SDK handled: an invalid call, a failed write, an overflow… */
-  error: (error: ApimeterError) => void
+  error: (error: ApimeterError) => unknown
   /** An alert fired (or escalated, or repeated after its cooldown) or resolved; sent once per transition. */
-  alert: (event: AlertEvent) => void
+  alert: (event: AlertEvent) => unknown
 }
 
 /**
@@ -184,6 +187,7 @@ class MonitorImpl implements Monitor {
   private readonly warned = new Set<ApimeterErrorCode>()
   private readonly closeTimeoutMs: number
   private exitFlushAttempted = false
+  private listenerFailures = 0
   private readonly outbound: OutboundMeter
   readonly fetch: MeteredFetch
 
@@ -194,8 +198,9 @@ class MonitorImpl implements Monitor {
     this.clock = resolveClock(parsed.clock)
     this.logger = parsed.logger === undefined ? defaultLogger : parsed.logger
     this.closeTimeoutMs = parsed.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs
-    this.emitter = new SafeEmitter<MonitorEvents>((error, event) => {
-      this.warn('LISTENER_FAILED', `a '${String(event)}' listener threw: ${errorMessage(error)}`)
+    this.emitter = new SafeEmitter<MonitorEvents>((error, event, how) => {
+      this.listenerFailures++
+      this.warn('LISTENER_FAILED', `an '${String(event)}' listener ${how}: ${errorMessage(error)}`)
     })
     const storageConcurrency = this.storage.capabilities?.maxWriteConcurrency ?? Infinity
     this.pipeline = new WritePipeline(
@@ -207,6 +212,7 @@ class MonitorImpl implements Monitor {
         concurrency: Math.max(1, Math.min(parsed.concurrency ?? DEFAULTS.concurrency, storageConcurrency)),
         retry: { ...DEFAULTS.retry, ...parsed.retry },
         closeTimeoutMs: this.closeTimeoutMs,
+        storageTimeoutMs: parsed.storageTimeoutMs ?? DEFAULTS.storageTimeoutMs,
       },
       {
         service: this.service,
@@ -262,7 +268,9 @@ class MonitorImpl implements Monitor {
       written: p.written,
       dropped: p.dropped,
       invalid: p.invalid,
+      rejected: p.rejected,
       failedWrites: p.failedWrites,
+      listenerFailures: this.listenerFailures,
       lastError: p.lastError,
       alerts: this.alerts.health(),
     }

@@ -93,9 +93,9 @@ export interface MonitorOptions {
    */
   retry?: Partial<RetryPolicy>
   /**
-   * How long `close()` (and the flush before a natural exit) waits for the storage to make progress before counting
-   * what is still unwritten as dropped (ms). A backlog that is being written keeps `close()` going; a storage that
-   * accepts nothing for this long ends it.
+   * The longest `close()` takes, end to end (ms): flushing the buffer, the alert evaluator's last run and closing the
+   * storage (whose final rollup run is cut short and left for the next start). What is still unwritten then is
+   * counted as dropped. Also bounds the flush before a natural exit.
    * @default 10_000
    * @example
    * ```ts
@@ -103,6 +103,17 @@ export interface MonitorOptions {
    * ```
    */
   closeTimeoutMs?: number
+  /**
+   * How long one storage operation (writing a batch, connecting and migrating, a stats query) may take before it
+   * fails (ms). A write that times out is retried like any transient failure, so a hung connection never stalls the
+   * write path.
+   * @default 30_000
+   * @example
+   * ```ts
+   * createMonitor({ storage, storageTimeoutMs: 5000 })
+   * ```
+   */
+  storageTimeoutMs?: number
   /**
    * Distinct routes kept per service, direction and API (10 … 100,000); later new routes are stored as `(other)`,
    * so a URL-scanning attack cannot grow memory or tables without bound.
@@ -223,6 +234,7 @@ export const monitorOptionsSchema = z
     concurrency: intInRange(1, 32, 'a whole number from 1 to 32').optional(),
     retry: retrySchema,
     closeTimeoutMs: intInRange(0, 600_000, 'a whole number of milliseconds from 0 to 600,000').optional(),
+    storageTimeoutMs: intInRange(10, 3_600_000, 'a whole number of milliseconds from 10 to 3,600,000').optional(),
     maxRoutes: intInRange(10, 100_000, 'a whole number from 10 to 100,000').optional(),
     clock: z
       .custom<Clock>(
@@ -263,6 +275,7 @@ export const DEFAULTS = {
   maxBufferSize: 50_000,
   concurrency: 2,
   closeTimeoutMs: 10_000,
+  storageTimeoutMs: 30_000,
   maxRoutes: 1000,
   alertIntervalMs: 30_000,
   retry: { initialDelayMs: 100, maxDelayMs: 30_000, multiplier: 2, jitter: 0.5, maxAttempts: Infinity },

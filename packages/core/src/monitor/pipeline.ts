@@ -7,6 +7,7 @@ import { ApimeterError, type ApimeterErrorCode, errorMessage, type HealthError, 
 import { CallColumns, type NormalizeContext, normalizeInto } from '../call/normalize.js'
 import { ensureStorageReady } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
+import { defaultErrorClass, type StorageErrorClass } from '../storage/error-kind.js'
 
 /** Backoff policy for failed writes. */
 export interface RetryPolicy {
@@ -30,6 +31,8 @@ export interface PipelineOptions {
   concurrency: number
   retry: RetryPolicy
   closeTimeoutMs: number
+  /** The longest one storage operation may take before it counts as a (transient) failure. */
+  storageTimeoutMs: number
 }
 
 /** What `monitor.health()` returns. */
@@ -40,18 +43,30 @@ export interface MonitorHealth {
   written: number
   /** Calls lost: buffer overflow, recorded after close, or given up on (retries exhausted / close timeout). */
   dropped: number
-  /** Calls rejected as malformed (never stored). */
+  /** Calls rejected as malformed by `record()` (never stored). */
   invalid: number
+  /**
+   * Valid calls the storage refused for good (a value it cannot hold): isolated from their batch, counted here and
+   * reported with the field the storage named; every other call of the batch was written.
+   */
+  rejected: number
   /** Failed write attempts (each retry counts). */
   failedWrites: number
+  /** Your event listeners that threw or rejected (each is caught; the first of a kind is logged). */
+  listenerFailures: number
   lastError: HealthError | null
 }
 
 interface Batch {
   rows: CallRecord[]
+  /** Rows whose fate is not settled yet (counted in `pending`). */
+  owed: number
   settled: boolean
+  /** close() gave up on it: its owed rows were counted as dropped (a later success or refusal corrects that). */
   abandoned: boolean
 }
+
+type Settlement = 'written' | 'dropped' | 'rejected' | 'invalid'
 
 /**
  * The buffered, batched, retrying write path. `push()` is O(1) and allocation-free on the common path; batches go
@@ -78,10 +93,14 @@ export class WritePipeline {
   private overflowing = false
   private failing = false
   private droppedAfterCloseReported = false
+  /** Set when the storage failed for good (`fatal`): nothing more is attempted, batches are dropped and counted. */
+  private fatal: string | undefined
+  private readonly rejectionsReported = new Set<string>()
 
   written = 0
   dropped = 0
   invalid = 0
+  rejected = 0
   failedWrites = 0
   lastError: HealthError | null = null
 
@@ -167,7 +186,7 @@ export class WritePipeline {
 
   private submit(rows: CallRecord[]): void {
     markValidated(rows)
-    const batch: Batch = { rows, settled: false, abandoned: false }
+    const batch: Batch = { rows, owed: rows.length, settled: false, abandoned: false }
     this.pending += rows.length
     this.batches.add(batch)
     const done = this.queue
@@ -176,7 +195,7 @@ export class WritePipeline {
       .finally(() => {
         batch.settled = true
         this.batches.delete(batch)
-        if (!batch.abandoned) this.pending -= batch.rows.length
+        if (!batch.abandoned) this.pending -= batch.owed // zero unless a path forgot to settle
         this.inflight.delete(done)
         if (this.overflowing && this.queued < this.options.maxBufferSize / 2) this.overflowing = false
       })
@@ -184,38 +203,69 @@ export class WritePipeline {
   }
 
   private async writeWithRetry(batch: Batch): Promise<void> {
+    const outcome = await this.writeRows(batch, batch.rows)
+    // A permanent refusal of this batch's data: split until the refused calls are isolated; write the rest.
+    if (outcome.kind === 'rejected') await this.isolate(batch, batch.rows, outcome.error)
+  }
+
+  /** Settles `n` rows of a batch: counts them once, whatever close() already assumed about them. */
+  private settle(batch: Batch, n: number, as: Settlement): void {
+    if (n === 0) return
+    if (as === 'written') this.written += n
+    else if (as === 'rejected') this.rejected += n
+    else if (as === 'invalid') this.invalid += n
+    if (batch.abandoned) {
+      // close() counted these as dropped; any other fate corrects that
+      if (as !== 'dropped') this.dropped -= n
+      return
+    }
+    if (as === 'dropped') this.dropped += n
+    batch.owed -= n
+    this.pending -= n
+  }
+
+  /**
+   * Writes rows with retries: a transient failure is retried with backoff (while the monitor is open, or until
+   * `close()` runs out of time), malformed rows are dropped from the batch, a fatal failure stops the pipeline's
+   * writes. Returns how it ended; on `rejected` the rows are untouched for {@link isolate}.
+   */
+  private async writeRows(batch: Batch, rows: CallRecord[]): Promise<{ kind: 'done' } | { kind: 'rejected'; error: unknown }> {
     let attempt = 0
     for (;;) {
+      if (this.fatal !== undefined) {
+        // reported once when it happened; what follows is only counted
+        this.settle(batch, rows.length, 'dropped')
+        this.setLastError('DROPPED', `${rows.length} calls were not written: ${this.fatal}`)
+        return { kind: 'done' }
+      }
       try {
-        await ensureStorageReady(this.storage)
-        await this.storage.writeCalls(batch.rows)
-        if (batch.abandoned) {
-          // close() already counted these as dropped; they made it after all.
-          this.dropped -= batch.rows.length
-        }
-        this.written += batch.rows.length
+        await this.timed(ensureStorageReady(this.storage), 'connecting to')
+        await this.timed(this.storage.writeCalls(rows), `writing ${rows.length} calls to`)
+        this.settle(batch, rows.length, 'written')
         this.failing = false
-        // close() gives up only when the storage stops making progress, not while it is working through a backlog
-        if (this.state === 'closing') this.closeDeadline = performance.now() + this.options.closeTimeoutMs
-        return
+        return { kind: 'done' }
       } catch (error) {
         attempt++
         this.failedWrites++
         if (isApimeterError(error, 'INVALID_RECORD')) {
-          const valid = batch.rows.filter((row) => checkCallRecord(row) === null)
-          const rejected = batch.rows.length - valid.length
-          if (rejected > 0) {
-            this.invalid += rejected
-            if (!batch.abandoned) this.pending -= rejected
-            this.fail('INVALID_RECORD', `${this.storage.name} storage rejected ${rejected} malformed call(s): ${error.message}`, error)
-            batch.rows = valid
-            if (valid.length === 0) return
+          const valid = rows.filter((row) => checkCallRecord(row) === null)
+          const malformed = rows.length - valid.length
+          if (malformed > 0) {
+            this.settle(batch, malformed, 'invalid')
+            this.fail('INVALID_RECORD', `${this.storage.name} storage rejected ${malformed} malformed call(s): ${error.message}`, error)
+            rows.splice(0, rows.length, ...valid)
+            if (valid.length === 0) return { kind: 'done' }
             continue
           }
-          this.giveUp(batch, `${this.storage.name} storage refused a batch of ${batch.rows.length} calls that passed validation; they were dropped: ${error.message}`, error)
-          return
         }
-        const message = `writing ${batch.rows.length} calls to ${this.storage.name} storage failed (attempt ${attempt}): ${errorMessage(error)}`
+        const kind = this.classify(error)
+        if (kind.kind === 'rejected') return { kind: 'rejected', error }
+        if (kind.kind === 'fatal') {
+          this.fatal = `${this.storage.name} storage cannot be used: ${errorMessage(error)}${kind.hint ? ` — ${kind.hint}` : ''}`
+          this.fail('WRITE_FAILED', `${this.fatal}; calls are no longer written (counted as dropped)`, error)
+          continue
+        }
+        const message = `writing ${rows.length} calls to ${this.storage.name} storage failed (attempt ${attempt}): ${errorMessage(error)}`
         if (!this.failing || attempt === 1) {
           this.failing = true
           this.fail('WRITE_FAILED', `${message}; retrying with backoff`, error)
@@ -223,24 +273,80 @@ export class WritePipeline {
           this.setLastError('WRITE_FAILED', message)
         }
         if (attempt >= this.options.retry.maxAttempts) {
-          this.giveUp(batch, `gave up on ${batch.rows.length} calls after ${attempt} failed attempts: ${errorMessage(error)}`, error)
-          return
+          this.giveUp(batch, `gave up on ${rows.length} calls after ${attempt} failed attempts: ${errorMessage(error)}`, error, rows.length)
+          return { kind: 'done' }
         }
         if (performance.now() >= this.closeDeadline) {
-          this.giveUp(batch, `close() timed out with ${batch.rows.length} calls unwritten: ${errorMessage(error)}`, error)
-          return
+          this.giveUp(batch, `close() timed out with ${rows.length} calls unwritten: ${errorMessage(error)}`, error, rows.length)
+          return { kind: 'done' }
         }
         await this.sleep(this.backoff(attempt))
       }
     }
   }
 
-  private giveUp(batch: Batch, message: string, cause: unknown): void {
-    if (!batch.abandoned) {
-      this.dropped += batch.rows.length
-      this.pending -= batch.rows.length
-      batch.abandoned = true
+  /**
+   * Splits refused rows in halves until each refused call stands alone (a few extra writes per bad call, never one
+   * per row), writing every half the storage takes; counts and reports each refused call.
+   */
+  private async isolate(batch: Batch, rows: CallRecord[], error: unknown): Promise<void> {
+    if (rows.length === 1) {
+      this.reject(batch, rows[0]!, error)
+      return
     }
+    const middle = rows.length >> 1
+    for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
+      const outcome = await this.writeRows(batch, half)
+      if (outcome.kind === 'rejected') await this.isolate(batch, half, outcome.error)
+    }
+  }
+
+  private reject(batch: Batch, row: CallRecord, error: unknown): void {
+    this.settle(batch, 1, 'rejected')
+    const { field } = this.classify(error)
+    const reason = `${field ? `call.${field}: ` : ''}${errorMessage(error)}`
+    const message = `${this.storage.name} storage refused a call for good (${reason}); it was not stored, the other calls of its batch were (${row.direction} ${row.method} ${row.route})`
+    // reported once per distinct reason (each refused call is counted in health().rejected)
+    if (this.rejectionsReported.size < 100 && !this.rejectionsReported.has(reason)) {
+      this.rejectionsReported.add(reason)
+      this.fail('REJECTED', message, error)
+    } else {
+      this.setLastError('REJECTED', message)
+    }
+  }
+
+  private classify(error: unknown): StorageErrorClass {
+    try {
+      return this.storage.classifyError?.(error) ?? defaultErrorClass(error)
+    } catch {
+      return defaultErrorClass(error)
+    }
+  }
+
+  /** Rejects when `operation` takes longer than the storage timeout (the operation itself is abandoned, not stopped). */
+  private timed<T>(operation: Promise<T> | T, what: string): Promise<T> {
+    const ms = this.options.storageTimeoutMs
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new ApimeterError('STORAGE_TIMEOUT', `${what} ${this.storage.name} storage took longer than storageTimeoutMs (${ms} ms)`))
+      }, ms)
+      timer.unref()
+      Promise.resolve(operation).then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
+    })
+  }
+
+  /** Counts `count` rows of the batch as dropped. */
+  private giveUp(batch: Batch, message: string, cause: unknown, count: number): void {
+    this.settle(batch, count, 'dropped')
     this.fail('DROPPED', message, cause)
   }
 
@@ -312,42 +418,61 @@ export class WritePipeline {
     }
   }
 
-  /** Flushes within `closeTimeoutMs`, stops the timer, closes storage. Idempotent; never rejects. */
+  /**
+   * Flushes, stops the timer and closes storage, all within `closeTimeoutMs` (whatever is unwritten then is counted
+   * as dropped; the storage's own closing work is cut short). Idempotent; never rejects.
+   */
   close(): Promise<void> {
     this.closePromise ??= this.doClose()
     return this.closePromise
   }
 
   private async doClose(): Promise<void> {
+    const started = performance.now()
     this.state = 'closing'
     clearInterval(this.timer)
-    this.closeDeadline = performance.now() + this.options.closeTimeoutMs
+    this.closeDeadline = started + this.options.closeTimeoutMs
     this.waiters++
     this.drain()
     this.wakeSleepers()
-    const all = Promise.all([...this.inflight])
-    let timer: NodeJS.Timeout | undefined
-    const stalled = new Promise<void>((resolve) => {
-      // A write that hangs (a black-holed connection) must not hang close(): once no batch has completed for
-      // closeTimeoutMs (plus a grace second), whatever is still unwritten is counted as dropped.
-      const check = (): void => {
-        const left = this.closeDeadline + 1000 - performance.now()
-        if (left <= 0) resolve()
-        else timer = setTimeout(check, Math.min(left, 1000))
-      }
-      check()
-    })
-    await Promise.race([all, stalled])
-    clearTimeout(timer)
+    // A write that hangs (a black-holed connection) must not hang close(): at the deadline, whatever is still being
+    // written is counted as dropped (and corrected should it land after all).
+    await waitUntil(Promise.all([...this.inflight]), this.closeDeadline)
     for (const batch of this.batches) {
-      if (!batch.settled) this.giveUp(batch, `close() timed out with ${batch.rows.length} calls still being written`, undefined)
+      if (!batch.settled && !batch.abandoned) {
+        this.fail('DROPPED', `close() timed out with ${batch.owed} calls still being written`)
+        this.dropped += batch.owed
+        this.pending -= batch.owed
+        batch.owed = 0
+        batch.abandoned = true
+      }
     }
     this.waiters--
     this.state = 'closed'
+    // The storage gets what is left of the budget (at least a moment to release its connections).
+    const left = Math.max(250, this.closeDeadline - performance.now())
     try {
-      await this.storage.close()
+      const closed = await waitUntil(Promise.resolve(this.storage.close({ timeoutMs: left })).then(() => true), performance.now() + left + 250)
+      if (!closed) this.setLastError('DROPPED', `closing ${this.storage.name} storage took longer than closeTimeoutMs; it was left to finish on its own`)
     } catch (error) {
       this.setLastError('WRITE_FAILED', `closing ${this.storage.name} storage failed: ${errorMessage(error)}`)
     }
   }
+}
+
+/** Resolves with the promise's value, or with undefined at `deadline` (performance.now() time), whichever is first. */
+function waitUntil<T>(promise: Promise<T>, deadline: number): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - performance.now()))
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
 }

@@ -1,4 +1,5 @@
 import type { Kysely, RawBuilder } from 'kysely'
+import type { StorageErrorClass } from '../storage/error-kind.js'
 import type { ColumnTypes, SqlDialectName } from './schema.js'
 
 /**
@@ -47,6 +48,11 @@ export interface SqlDialect {
    * memory for the next rollup run instead of reading them back.
    */
   readonly idsInCommitOrder: boolean
+  /**
+   * What a driver error means for the write path, or undefined to use the default (see `StorageErrorKind`). `field`
+   * names the call field a rejection was about, when the database said so.
+   */
+  classifyError(error: unknown): StorageErrorClass | undefined
   /** Monthly partitions of the raw calls (PostgreSQL). */
   readonly partitions?: PartitionUpkeep
 }
@@ -68,16 +74,26 @@ export interface DialectDdl {
   rollupCursorDown: readonly string[]
 }
 
-/** The rollup cursor: which raw calls are already in the rollups. */
+/**
+ * Where the rollups stand. `upto`: every raw call below it is rolled up, except those of `pending`; nothing at or
+ * above it is. On SQLite `upto` is the calls table's id and `pending` is always empty; on PostgreSQL `upto` is a
+ * transaction id and `pending` lists the transactions below it that were still running at the last run (their rows,
+ * if any, are rolled up once they have committed), so one long transaction anywhere in the cluster never holds the
+ * rollups back.
+ */
+export interface CursorPosition {
+  upto: number
+  pending: readonly number[]
+}
+
+/** The rollup cursor: which raw calls are already in the rollups. Stored in `apimeter_rollup_state`. */
 export interface RollupCursor {
-  /** The cursor value a run may advance to, or null when nothing new is there. */
-  upto(db: Kysely<unknown>, cursor: number, maxRows: number): Promise<number | null>
-  /** Raw calls in (cursor, upto]. */
-  batch(cursor: number, upto: number): RawBuilder<boolean>
+  /** The stretch to roll up after `at` (at most `maxRows` calls where the dialect can bound it), or null. */
+  next(db: Kysely<unknown>, at: CursorPosition, maxRows: number): Promise<{ batch: RawBuilder<boolean>; to: CursorPosition } | null>
   /** Raw calls not yet rolled up. */
-  tail(cursor: number): RawBuilder<boolean>
+  tail(at: CursorPosition): RawBuilder<boolean>
   /** Raw calls already rolled up. */
-  rolled(cursor: number): RawBuilder<boolean>
+  rolled(at: CursorPosition): RawBuilder<boolean>
 }
 
 /** Keeping the raw calls in monthly partitions: created ahead, and dropped whole by retention. */

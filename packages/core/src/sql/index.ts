@@ -29,7 +29,7 @@ export { bucketStart, nextBucket, parseDuration } from '../time.js'
 
 // Errors and option validation, the way every apimeter package reports them
 export { errorMessage } from '../errors.js'
-export { parseOrThrow } from '../validation.js'
+export { intInRange, parseOrThrow } from '../validation.js'
 
 // The shared SQL layer
 export type { DialectDdl, PartitionUpkeep, RollupCursor, SqlDialect } from './dialect.js'

@@ -116,6 +116,13 @@ export const CALL_COLUMN_SPECS: readonly CallColumn[] = CALL_RECORD_FIELDS.flatM
   field === 'durationMs' ? [columnOf(field), LATENCY_BUCKET] : [columnOf(field)],
 )
 
+/** The call field stored in a column of `apimeter_calls` named in `text` (a column or constraint name), if any. */
+export function fieldOfColumn(text: string | undefined): string | undefined {
+  if (!text) return undefined
+  const column = [...CALL_COLUMN_SPECS].sort((a, b) => b.name.length - a.name.length).find((c) => text === c.name || text.includes(`_${c.name}_`) || text.endsWith(`_${c.name}`))
+  return column?.field ?? undefined
+}
+
 /** Column names of `apimeter_calls` written for each call, in insert order. */
 export const CALL_COLUMNS: readonly string[] = CALL_COLUMN_SPECS.map((c) => c.name)
 

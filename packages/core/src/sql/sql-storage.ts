@@ -1,8 +1,10 @@
+import { performance } from 'node:perf_hooks'
 import { type Kysely, sql } from 'kysely'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
+import { defaultErrorClass, findCode } from '../storage/error-kind.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
 import {
@@ -127,6 +129,23 @@ export interface SqlStorage extends StorageAdapter {
    * ```
    */
   rebuildRollups(range: { from: TimeInput; to: TimeInput }): Promise<{ from: Date; to: Date; calls: number }>
+}
+
+/** Node's network error codes: the connection, not the data (transient). */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ECONNABORTED', 'ENOTCONN'])
+
+/** Resolves when the promise settles (its rejection is ignored) or at `deadline` (performance.now() time). */
+function waitUntil(promise: Promise<unknown> | undefined, deadline: number): Promise<void> {
+  if (promise === undefined) return Promise.resolve()
+  if (!Number.isFinite(deadline)) return promise.then(() => undefined, () => undefined)
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))
+    timer.unref()
+    promise.then(() => undefined, () => undefined).finally(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
 }
 
 /** Rows per kysely INSERT in the default insert path (bounded by SQLite's 32,766 bound parameters). */
@@ -315,15 +334,22 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         return rebuildRollupRange(ctx, from, to)
       })
     },
-    async close() {
+    classifyError(error) {
+      return dialect.classifyError(error) ?? (findCode(error, (c) => NETWORK_ERRORS.has(c)) ? { kind: 'transient' } : defaultErrorClass(error))
+    },
+    async close(options = {}) {
       if (closed) return
-      // Roll up what is pending so the next reader starts from current rollups (best effort).
-      await maintenance
+      const deadline = performance.now() + (options.timeoutMs ?? Infinity)
+      // Roll up what is pending so the next reader starts from current rollups — best effort, and only while the
+      // caller's time lasts (what is left is rolled up by the next run, here or in another process).
+      await waitUntil(maintenance, deadline)
       if (ready) {
-        await exclusive(() => rollUpAll(ctx)).catch(report)
+        await exclusive(async () => {
+          while (performance.now() < deadline && (await rollUpPending(ctx)) > 0);
+        }).catch(report)
       }
       closed = true
-      await config.release()
+      await waitUntil(config.release(), deadline + 1000)
     },
   }
   return storage

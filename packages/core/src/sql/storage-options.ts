@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { parseDuration } from '../time.js'
+import { intInRange } from '../validation.js'
 import type { RetentionMs } from './rollups/retention.js'
 import type { MaintenanceSchedule } from './sql-storage.js'
 
@@ -100,7 +101,7 @@ export const sqlStorageOptionFields = {
   retention: retentionSchema.optional(),
   schedule: z
     .strictObject({
-      rollupEveryCalls: z.number({ error: 'a whole number of calls, at least 1' }).int({ error: 'a whole number of calls, at least 1' }).min(1, { error: 'a whole number of calls, at least 1' }).optional(),
+      rollupEveryCalls: intInRange(1, Number.MAX_SAFE_INTEGER, 'a whole number of calls, at least 1').optional(),
       rollupIntervalMs: z.number({ error: 'milliseconds, 0 or more' }).min(0, { error: 'milliseconds, 0 or more' }).optional(),
       retentionIntervalMs: z.number({ error: 'milliseconds, 0 or more' }).min(0, { error: 'milliseconds, 0 or more' }).optional(),
     })

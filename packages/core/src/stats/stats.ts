@@ -8,7 +8,7 @@ import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../s
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
-import { parseOrThrow } from '../validation.js'
+import { intInRange, parseOrThrow } from '../validation.js'
 
 /** The key shown for calls whose grouped field is empty (no tenant, no model, no status code…). */
 export const NO_VALUE_KEY = '(none)'
@@ -184,7 +184,7 @@ const breakdownSchema = z.strictObject({
   by: dimension,
   orderBy: z.enum(BREAKDOWN_ORDERS, { error: `one of ${BREAKDOWN_ORDERS.join(', ')}` }).optional(),
   order: z.enum(['asc', 'desc']).optional(),
-  limit: z.number().int({ error: 'a whole number >= 1' }).min(1, { error: 'a whole number >= 1' }).optional(),
+  limit: intInRange(1, Number.MAX_SAFE_INTEGER, 'a whole number >= 1').optional(),
 })
 
 type ParsedFilter = z.infer<typeof filterSchema>

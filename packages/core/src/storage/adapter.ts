@@ -3,6 +3,7 @@ import type { AlertStore } from './alert-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { Interval } from '../time.js'
+import type { StorageErrorClass } from './error-kind.js'
 import type { CallFilter, Dimension } from './filter.js'
 
 /** One aggregation request: filter, then group by dimensions and (optionally) by UTC time bucket. */
@@ -49,8 +50,17 @@ export interface StorageAdapter {
   writeCalls(calls: readonly CallRecord[]): Promise<void>
   /** Aggregates the calls matching the filter, grouped. Groups with no calls are not returned. */
   aggregate(query: AggregateQuery): Promise<AggregateRow[]>
-  /** Releases connections/files. Later calls reject with `STORAGE_CLOSED`. */
-  close(): Promise<void>
+  /**
+   * Releases connections/files. Later calls reject with `STORAGE_CLOSED`. With `timeoutMs`, finishes within about
+   * that long (closing work that would take longer, such as a final rollup run, is left for the next start).
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>
+  /**
+   * What a failed operation means (see `StorageErrorKind`): `transient` errors are retried, `rejected` batches are
+   * split until the refused calls are isolated, `fatal` stops writing. Without it, every error but the SDK's own
+   * codes and a native driver that cannot load counts as transient.
+   */
+  classifyError?(error: unknown): StorageErrorClass
   /**
    * Alert rules, state, events and notification attempts (memory, SQLite and PostgreSQL storages have it). Without
    * it a monitor keeps alert state in memory, for the life of the process.

@@ -1,8 +1,12 @@
 import { sql } from 'kysely'
 import { num } from '../num.js'
 import type { SqlDialect } from '../dialect.js'
-import { TABLES } from '../schema.js'
+import { fieldOfColumn, TABLES } from '../schema.js'
+import { errorChain, findCode } from '../../storage/error-kind.js'
 import { monthlyPartitions } from './postgres-partitions.js'
+
+const xid = (x: number) => sql`${sql.lit(String(x))}::xid8`
+const xids = (list: readonly number[]) => sql`ARRAY[${sql.join(list.map((x) => sql.lit(String(x))))}]::xid8[]`
 
 /** apimeter's advisory lock of rollup maintenance, per schema (transaction-scoped). */
 const MAINTENANCE_LOCK = sql`hashtext('apimeter.maintenance'), hashtext(current_schema())`
@@ -65,16 +69,44 @@ export const postgresDialect: SqlDialect = {
   readSnapshot: (db, fn) => db.transaction().setIsolationLevel('repeatable read').execute(fn),
   // kysely's PostgreSQL adapter runs the migrations in one transaction under the adapter's advisory lock.
   migrationRun: (_db, go) => go(),
+  // `upto` is a transaction id: every transaction below it had finished at the last run, except `pending`.
   cursor: {
-    async upto(db, cursor) {
-      const r = await sql<{ x: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`.execute(db)
-      const x = num(r.rows[0]?.x)
-      return x > cursor ? x : null
+    async next(db, at) {
+      // What has finished since the last run: transactions below this snapshot's xmax that are not running now —
+      // however old the oldest running transaction of the cluster is. Rows of transactions that are still running
+      // are not visible here; those below xmax stay pending and are rolled up by a later run, once committed.
+      const r = await sql<{ xmax: string; xip: string[] | null }>`
+        SELECT pg_snapshot_xmax(s)::text AS xmax, ARRAY(SELECT x::text FROM pg_snapshot_xip(s) AS x) AS xip
+        FROM pg_current_snapshot() AS s`.execute(db)
+      const xmax = num(r.rows[0]?.xmax)
+      const running = (r.rows[0]?.xip ?? []).map(Number)
+      const runningSet = new Set(running)
+      const finishedPending = at.pending.filter((x) => !runningSet.has(x))
+      if (xmax <= at.upto && finishedPending.length === 0) return null
+      const pending = [...at.pending.filter((x) => runningSet.has(x)), ...running.filter((x) => x >= at.upto && x < xmax)]
+      const newer = sql<boolean>`(tx >= ${xid(at.upto)} AND tx < ${xid(xmax)}${running.length > 0 ? sql` AND NOT (tx = ANY(${xids(running)}))` : sql``})`
+      const batch = finishedPending.length > 0 ? sql<boolean>`(${newer} OR tx = ANY(${xids(finishedPending)}))` : newer
+      return { batch, to: { upto: Math.max(xmax, at.upto), pending: [...new Set(pending)].sort((a, b) => a - b) } }
     },
-    batch: (cursor, upto) => sql<boolean>`tx >= ${sql.lit(cursor)}::text::xid8 AND tx < ${sql.lit(upto)}::text::xid8`,
-    tail: (cursor) => sql<boolean>`tx >= ${sql.lit(cursor)}::text::xid8`,
-    rolled: (cursor) => sql<boolean>`tx < ${sql.lit(cursor)}::text::xid8`,
+    tail: (at) => (at.pending.length > 0 ? sql<boolean>`(tx >= ${xid(at.upto)} OR tx = ANY(${xids(at.pending)}))` : sql<boolean>`tx >= ${xid(at.upto)}`),
+    rolled: (at) => (at.pending.length > 0 ? sql<boolean>`(tx < ${xid(at.upto)} AND NOT (tx = ANY(${xids(at.pending)})))` : sql<boolean>`tx < ${xid(at.upto)}`),
   },
   idsInCommitOrder: false,
   partitions: monthlyPartitions,
+  classifyError(error) {
+    const state = findCode(error, (c) => /^[0-9A-Z]{5}$/.test(c))
+    if (state !== undefined) {
+      // connection exception, insufficient resources, operator intervention (shutdown, restart), serialization
+      // failure, deadlock, lock not available, query cancelled (statement_timeout)
+      if (/^(08|53|57)/.test(state) || state === '40001' || state === '40P01' || state === '55P03') return { kind: 'transient' }
+      // data exception, integrity constraint violation: this data can never be written
+      if (/^(22|23)/.test(state)) {
+        const pgError = errorChain(error).find((e) => typeof e === 'object' && e !== null && (e as { code?: unknown }).code === state) as { column?: string; constraint?: string } | undefined
+        return { kind: 'rejected', field: fieldOfColumn(pgError?.column) ?? fieldOfColumn(pgError?.constraint) }
+      }
+      // undefined table / schema, insufficient privilege: the schema is gone or not ours to write
+      if (state === '42P01' || state === '3F000' || state === '42501') return { kind: 'fatal', hint: 'apimeter\'s tables are missing or not writable by this user: run `apimeter migrate latest --db <url>` and check the grants' }
+    }
+    return undefined
+  },
 }

@@ -1,7 +1,8 @@
 import { sql } from 'kysely'
 import { num } from '../num.js'
 import type { SqlDialect } from '../dialect.js'
-import { TABLES } from '../schema.js'
+import { fieldOfColumn, TABLES } from '../schema.js'
+import { findCode } from '../../storage/error-kind.js'
 
 /**
  * SQLite (better-sqlite3, one connection per process, writers serialised by the file's lock).
@@ -73,15 +74,34 @@ export const sqliteDialect: SqlDialect = {
     }
     return outcome
   },
+  // `upto` is the last id rolled up: ids above it are not, ids up to it are.
   cursor: {
-    async upto(db, cursor, maxRows) {
-      const r = await sql<{ m: number | null }>`SELECT MAX(id) AS m FROM (SELECT id FROM ${sql.table(TABLES.calls)} WHERE id > ${cursor} ORDER BY id LIMIT ${maxRows})`.execute(db)
+    async next(db, at, maxRows) {
+      const limit = Number.isFinite(maxRows) ? maxRows : Number.MAX_SAFE_INTEGER
+      const r = await sql<{ m: number | null }>`SELECT MAX(id) AS m FROM (SELECT id FROM ${sql.table(TABLES.calls)} WHERE id > ${at.upto} ORDER BY id LIMIT ${limit})`.execute(db)
       const m = r.rows[0]?.m
-      return m === null || m === undefined ? null : num(m)
+      if (m === null || m === undefined) return null
+      const upto = num(m)
+      return { batch: sql<boolean>`id > ${at.upto} AND id <= ${upto}`, to: { upto, pending: [] } }
     },
-    batch: (cursor, upto) => sql<boolean>`id > ${cursor} AND id <= ${upto}`,
-    tail: (cursor) => sql<boolean>`id > ${cursor}`,
-    rolled: (cursor) => sql<boolean>`id <= ${cursor}`,
+    tail: (at) => sql<boolean>`id > ${at.upto}`,
+    rolled: (at) => sql<boolean>`id <= ${at.upto}`,
   },
   idsInCommitOrder: true,
+  classifyError(error) {
+    const code = findCode(error, (c) => c.startsWith('SQLITE_'))
+    if (code === undefined) return undefined
+    // busy/locked: another writer; read-only, cannot open, full, I/O: the environment, which an operator can fix
+    // while calls wait in the buffer
+    if (/^SQLITE_(BUSY|LOCKED|READONLY|CANTOPEN|FULL|IOERR|PROTOCOL|INTERRUPT|NOMEM)/.test(code)) return { kind: 'transient' }
+    if (/^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code)) {
+      return { kind: 'rejected', field: fieldOfColumn(/\b(?:apimeter_calls\.)?(\w+)$/.exec(errorText(error))?.[1]) }
+    }
+    if (/^SQLITE_(CORRUPT|NOTADB|FORMAT)/.test(code)) return { kind: 'fatal', hint: 'the database file is damaged or not a SQLite database' }
+    return undefined
+  },
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : ''
 }

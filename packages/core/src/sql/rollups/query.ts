@@ -9,7 +9,7 @@ import type { RollupContext } from './context.js'
 import { chooseLevel, DIMENSION_KEY_COLUMN, ROLLUP_TABLES, rollupFilterExpression } from './levels.js'
 import { storedState } from './merge.js'
 import { planQuery } from './plan.js'
-import { readHorizons, readState } from './state.js'
+import { readCursor, readHorizons } from './state.js'
 
 /**
  * Answers an aggregate query from rollups where whole buckets allow, raw calls at the edges, and the not-yet-rolled
@@ -21,7 +21,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   const horizons = await readHorizons(db)
   const plan = planQuery(query.filter.from, query.filter.to, query.interval, horizons, level !== null)
   const groups = new AggregateGroups()
-  const cursorValue = (await readState(db, 'cursor')) ?? 0
+  const at = await readCursor(db)
   const cursor = dialect.cursor
   let rollupStart = Infinity
   let rollupEnd = -Infinity
@@ -60,7 +60,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
     }
   }
   if (rollupStart < rollupEnd) {
-    await aggregateCalls(db, dialect, { ...query, filter: rangeFilter(rollupStart, rollupEnd) }, { where: cursor.tail(cursorValue), into: groups })
+    await aggregateCalls(db, dialect, { ...query, filter: rangeFilter(rollupStart, rollupEnd) }, { where: cursor.tail(at), into: groups })
   }
   const result = groups.rows()
   // Summaries and breakdowns carry the plan's precision; timeseries points carry their own (marked above).

@@ -7,7 +7,7 @@ import type { RollupContext } from './context.js'
 import { KEY_COLUMNS, type KeyColumn, LEVEL_IDS, ROLLUP_TABLES, type RollupResolution, type RollupRow, rowId } from './levels.js'
 import { mergeIntoTable, storedState } from './merge.js'
 import { aggregateForRollup } from './run.js'
-import { readHorizons, readState } from './state.js'
+import { readCursor, readHorizons } from './state.js'
 
 /** Reads stored rollup rows of [start, end) and re-buckets them at a coarser resolution. */
 async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: RollupResolution, start: number, end: number): Promise<RollupRow[]> {
@@ -46,14 +46,14 @@ export async function rebuildRollupRange(ctx: RollupContext, from: number, to: n
         `cannot rebuild rollups from ${new Date(start).toISOString()}: retention deleted raw calls before ${new Date(horizons.raw).toISOString()}, so only the rollups still hold that range`,
       )
     }
-    const cursorValue = (await readState(trx, 'cursor')) ?? 0
+    const at = await readCursor(trx)
     const clear = async (resolution: RollupResolution, a: number, b: number): Promise<void> => {
       await sql`DELETE FROM ${sql.table(ROLLUP_TABLES[resolution])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start >= ${a} AND bucket_start < ${b}`.execute(trx)
     }
     // hours from raw calls
     await clear('hour', start, end)
     const inTrx: RollupContext = { ...ctx, db: trx }
-    const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${dialect.cursor.rolled(cursorValue)}`)
+    const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${dialect.cursor.rolled(at)}`)
     await mergeIntoTable(inTrx, ROLLUP_TABLES.hour, [...fresh.hour.values()])
     // the days those hours belong to, from hours; the months, from days
     const dayStart = bucketStart(start, 'day')

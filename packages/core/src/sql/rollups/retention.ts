@@ -3,7 +3,7 @@ import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 import type { RollupContext } from './context.js'
 import { LEVEL_IDS, ROLLUP_TABLES } from './levels.js'
-import { readHorizons, readState, writeState } from './state.js'
+import { readCursor, readHorizons, writeState } from './state.js'
 
 /** How long each level is kept, in milliseconds (`Infinity` = forever). */
 export interface RetentionMs {
@@ -21,7 +21,7 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
   const { db, dialect } = ctx
   const removed = await dialect.writeTransaction(db, async (trx) => {
     let deleted = 0
-    const cursorValue = (await readState(trx, 'cursor')) ?? 0
+    const at = await readCursor(trx)
     const current = await readHorizons(trx)
     const cuts = {
       raw: Number.isFinite(retention.raw) ? bucketStart(now - retention.raw, 'hour') : -Infinity,
@@ -32,7 +32,7 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
     // Horizons move in the same transaction as the deletes (never backwards): a query planned after this commit no
     // longer relies on what is deleted, one planned before it still sees the rows.
     if (Number.isFinite(cuts.raw)) {
-      const rolled = dialect.cursor.rolled(cursorValue)
+      const rolled = dialect.cursor.rolled(at)
       let horizon = cuts.raw
       if (dialect.partitions) {
         const result = await dialect.partitions.expire(trx, cuts.raw, rolled, maxRows)

@@ -3,7 +3,8 @@ import { aggregateCalls } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
 import { foldToLevels, ROLLUP_GRAIN, ROLLUP_TABLES, type RollupResolution, type RollupRow } from './levels.js'
 import { mergeIntoTable } from './merge.js'
-import { readState, writeState } from './state.js'
+import type { CursorPosition } from '../dialect.js'
+import { readCursor, writeCursor } from './state.js'
 
 /**
  * Rollups: hour, day and month aggregates of the raw calls, kept at three levels of detail so every common question
@@ -30,28 +31,29 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
   const cursor = ctx.dialect.cursor
   const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
     const inTrx: RollupContext = { ...ctx, db: trx }
-    const from = (await readState(trx, 'cursor')) ?? 0
-    let upto: number | null
+    const from = await readCursor(trx)
+    let to: CursorPosition
     let rows: Record<RollupResolution, Map<string, RollupRow>>
     // the accumulator exists only where ids grow in commit order, so "everything above the cursor" is one id range
-    const pending = ctx.accumulator ? await cursor.upto(trx, from, Number.MAX_SAFE_INTEGER) : null
-    const fast = pending !== null ? ctx.accumulator!.rowsFor(from, pending) : null
-    if (fast) {
-      upto = pending
+    const all = ctx.accumulator ? await cursor.next(trx, from, Infinity) : null
+    const fast = all ? ctx.accumulator!.rowsFor(from.upto, all.to.upto) : null
+    if (all && fast) {
+      to = all.to
       rows = foldToLevels(fast)
     } else {
-      upto = await cursor.upto(trx, from, maxRows)
-      if (upto === null) {
+      const next = await cursor.next(trx, from, maxRows)
+      if (next === null) {
         ctx.accumulator?.reset()
         return 0
       }
-      rows = await aggregateForRollup(inTrx, cursor.batch(from, upto))
+      to = next.to
+      rows = await aggregateForRollup(inTrx, next.batch)
     }
     ctx.accumulator?.reset()
     for (const resolution of ['hour', 'day', 'month'] as const) {
       await mergeIntoTable(inTrx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
     }
-    await writeState(trx, 'cursor', upto!)
+    await writeCursor(trx, to, from)
     let count = 0
     for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests
     return count

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely'
 import { num } from '../num.js'
 import { TABLES } from '../schema.js'
+import type { CursorPosition } from '../dialect.js'
 import type { Horizons } from './plan.js'
 
 /** The rollup state table: the cursor (what is rolled up) and the retention horizons (what is kept). */
@@ -14,6 +15,31 @@ export async function readState(db: Kysely<unknown>, name: string, forUpdate = f
 /** Writes a value of `apimeter_rollup_state`. */
 export async function writeState(db: Kysely<unknown>, name: string, value: number): Promise<void> {
   await sql`INSERT INTO ${sql.table(TABLES.rollupState)} (name, value) VALUES (${name}, ${value}) ON CONFLICT (name) DO UPDATE SET value = excluded.value`.execute(db)
+}
+
+/**
+ * The rollup cursor: `cursor` holds `upto`; each pending transaction is a row `pending:<id>` (PostgreSQL only — the
+ * list is short: the transactions running at the last run).
+ */
+export async function readCursor(db: Kysely<unknown>): Promise<CursorPosition> {
+  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name = 'cursor' OR name LIKE 'pending:%'`.execute(db)
+  let upto = 0
+  const pending: number[] = []
+  for (const row of r.rows) {
+    if (row.name === 'cursor') upto = num(row.value)
+    else pending.push(num(row.value))
+  }
+  return { upto, pending: pending.sort((a, b) => a - b) }
+}
+
+/** Stores the cursor (inside the rollup transaction). */
+export async function writeCursor(db: Kysely<unknown>, at: CursorPosition, before: CursorPosition): Promise<void> {
+  await writeState(db, 'cursor', at.upto)
+  const keep = new Set(at.pending)
+  const gone = before.pending.filter((x) => !keep.has(x))
+  if (gone.length > 0) await sql`DELETE FROM ${sql.table(TABLES.rollupState)} WHERE name IN (${sql.join(gone.map((x) => `pending:${x}`))})`.execute(db)
+  const had = new Set(before.pending)
+  for (const x of at.pending) if (!had.has(x)) await writeState(db, `pending:${x}`, x)
 }
 
 /** The retention horizons recorded in the state table. */
