@@ -331,16 +331,9 @@ export class WritePipeline {
         reject(new ApimeterError('STORAGE_TIMEOUT', `${what} ${this.storage.name} storage took longer than storageTimeoutMs (${ms} ms)`))
       }, ms)
       timer.unref()
-      Promise.resolve(operation).then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
-          reject(error)
-        },
-      )
+      Promise.resolve(operation)
+        .finally(() => clearTimeout(timer))
+        .then(resolve, reject)
     })
   }
 
@@ -464,15 +457,6 @@ export class WritePipeline {
 function waitUntil<T>(promise: Promise<T>, deadline: number): Promise<T | undefined> {
   return new Promise<T | undefined>((resolve, reject) => {
     const timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - performance.now()))
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
+    promise.finally(() => clearTimeout(timer)).then(resolve, reject)
   })
 }
