@@ -13,7 +13,7 @@ describe('normalizePath()', () => {
     ['/commits/3b18e512dba79e4c8300dd08aeb37f8e728b8dad', '/commits/:id'],
     ['/objects/5f2b8c9d0e1a2b3c4d5e6f70', '/objects/:id'],
     ['/customers/cus_9s6XKzkNRiz8i3', '/customers/:id'],
-    ['/tokens/eyJhbGciOiJIUzI1NiJ9abc123', '/tokens/:id'],
+    ['/tokens/eyJhbGciOiJIUzI1NiJ9abc123', '/tokens/:secret'], // a random-looking token: a secret, not an id
     ['/reports/2026-01-15', '/reports/:id'],
     ['/people/jane@example.com', '/people/:id'],
     ['/images/123.png', '/images/:id'],

@@ -4,8 +4,12 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { apimeterMigrations } from '@apimeter/core/sql'
 import { runCli } from '../../core/src/cli/main.js'
 import { tempDir } from './helpers.js'
+
+const NAMES = apimeterMigrations('sqlite').map((m) => m.name)
+const LATEST = NAMES.at(-1)!
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url))
 const bin = fileURLToPath(new URL('../../core/src/cli/bin.ts', import.meta.url))
@@ -37,19 +41,19 @@ describe('apimeter migrate (SQLite)', () => {
     const file = tmp.file()
     const applied = await cli('migrate', 'latest', '--db', file)
     expect(applied).toMatchObject({ code: 0, err: '' })
-    expect(applied.out).toMatch(/applied\s+0001_initial \(up\)\n\s+applied\s+0002_rollups \(up\)\n\s+applied\s+0003_alerts \(up\)/)
-    expect(await cli('migrate', 'latest', '--db', file)).toMatchObject({ code: 0, out: expect.stringMatching(/nothing to do; database .* is at 0003_alerts/) })
+    expect(applied.out).toMatch(new RegExp(NAMES.map((name) => `applied\\s+${name} \\(up\\)`).join('\\n\\s+')))
+    expect(await cli('migrate', 'latest', '--db', file)).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`nothing to do; database .* is at ${LATEST}`)) })
 
     const upToDate = await cli('migrate', 'status', '--db', file)
     expect(upToDate.code).toBe(0)
-    expect(upToDate.out).toMatch(/applied {2}0001_initial.*\n {2}applied {2}0002_rollups.*\n {2}applied {2}0003_alerts/)
+    expect(upToDate.out).toMatch(new RegExp(NAMES.map((name) => ` {2}applied {2}${name}`).join('.*\\n')))
     expect(upToDate.out).toMatch(/up to date/)
 
     const down = await cli('migrate', 'down', '--db', `sqlite:${file}`)
-    expect(down).toMatchObject({ code: 0, out: expect.stringMatching(/reverted\s+0003_alerts \(down\)/) })
+    expect(down).toMatchObject({ code: 0, out: expect.stringMatching(new RegExp(`reverted\\s+${LATEST} \\(down\\)`)) })
     const pending = await cli('migrate', 'status', '--db', file, '--json')
     expect(pending.code).toBe(1)
-    expect(JSON.parse(pending.out)).toMatchObject({ current: '0002_rollups', pending: ['0003_alerts'], unknown: [] })
+    expect(JSON.parse(pending.out)).toMatchObject({ current: NAMES.at(-2), pending: [LATEST], unknown: [] })
 
     expect((await cli('migrate', 'up', '--db', file)).code).toBe(0)
     const tables = new Database(file, { readonly: true }).prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'apimeter_%' ORDER BY name`).all()

@@ -8,6 +8,9 @@ import { runFixture as run } from '../../../test/support/run-fixture.js'
 const runFixture = (fixture: string, args: string[]) => run(new URL(`./fixtures/${fixture}`, import.meta.url), args)
 import { tempDir } from './helpers.js'
 
+/** apimeter's migrations, oldest first (the tests' own ones are named 9999_… so they always come last). */
+const NAMES = apimeterMigrations('sqlite').map((m) => m.name)
+
 function appliedMigrations(file: string): string[] {
   const db = new Database(file, { readonly: true })
   try {
@@ -42,13 +45,13 @@ describe('SQLite migrations', () => {
     })
     for (const report of reports) {
       expect(report.error).toBeUndefined()
-      expect(report.current).toBe('0003_test_extra')
+      expect(report.current).toBe('9999_test_extra')
     }
-    for (const name of ['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra']) {
+    for (const name of [...NAMES, '9999_test_extra']) {
       const appliers = reports.filter((r) => r.steps.some((s) => s.name === name && s.status === 'applied'))
       expect(appliers, name).toHaveLength(1)
     }
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts', '0003_test_extra'])
+    expect(appliedMigrations(file)).toEqual([...NAMES, '9999_test_extra'])
   })
 
   it('a process killed in the middle of a migration leaves the database at the previous version', async () => {
@@ -56,11 +59,11 @@ describe('SQLite migrations', () => {
     const storage = sqliteStorage({ filename: file })
     await storage.init!()
     await storage.close()
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts'])
+    expect(appliedMigrations(file)).toEqual(NAMES)
 
     const crashed = await runFixture('migrate-child.ts', ['crash', file])
     expect(crashed.signal).toBe('SIGKILL')
-    expect(appliedMigrations(file)).toEqual(['0001_initial', '0002_rollups', '0003_alerts'])
+    expect(appliedMigrations(file)).toEqual(NAMES)
     expect(tableNames(file)).not.toContain('apimeter_test_crash')
 
     // the lock died with the process: the next run proceeds
@@ -77,16 +80,14 @@ describe('SQLite migrations', () => {
       dialect: 'sqlite',
       migrations: [
         ...apimeterMigrations('sqlite'),
-        { name: '0003_broken', up: async (d) => { await sql`CREATE TABLE half_done (x INTEGER)`.execute(d); await sql`SELECT * FROM no_such_table`.execute(d) }, down: async () => {} },
+        { name: '9999_broken', up: async (d) => { await sql`CREATE TABLE half_done (x INTEGER)`.execute(d); await sql`SELECT * FROM no_such_table`.execute(d) }, down: async () => {} },
       ],
     })
     expect(report.error?.code).toBe('MIGRATION_FAILED')
-    expect(report.error?.message).toMatch(/migration 0003_broken failed: no such table: no_such_table; the run was rolled back, the database stays at no migration/)
+    expect(report.error?.message).toMatch(/migration 9999_broken failed: no such table: no_such_table; the run was rolled back, the database stays at no migration/)
     expect(report.steps).toEqual([
-      { name: '0001_initial', direction: 'up', status: 'rolled-back' },
-      { name: '0002_rollups', direction: 'up', status: 'rolled-back' },
-      { name: '0003_alerts', direction: 'up', status: 'rolled-back' },
-      { name: '0003_broken', direction: 'up', status: 'failed' },
+      ...NAMES.map((name) => ({ name, direction: 'up', status: 'rolled-back' })),
+      { name: '9999_broken', direction: 'up', status: 'failed' },
     ])
     expect(report.current).toBeNull()
     await db.destroy()
@@ -100,7 +101,7 @@ describe('SQLite migrations', () => {
     expect(zero.steps).toEqual([{ name: '0001_initial', direction: 'down', status: 'reverted' }])
     expect(zero.current).toBeNull()
     const bad = await storage.migrate('0042_nope')
-    expect(bad.error?.message).toMatch(/migration target must be 'latest', 'up', 'down', 'zero' or one of 0001_initial, 0002_rollups, 0003_alerts, got "0042_nope"/)
+    expect(bad.error?.message).toContain(`migration target must be 'latest', 'up', 'down', 'zero' or one of ${NAMES.join(', ')}, got "0042_nope"`)
     await storage.close()
   })
 

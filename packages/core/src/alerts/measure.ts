@@ -56,7 +56,7 @@ function valueOf(rule: ResolvedRule, s: StatsSummary): number | null {
     case 'status':
       return s.requests
     case 'cost':
-      return s.cost
+      return rule.estimates === 'exclude' ? (Math.round(s.cost * 1e9) - Math.round(s.costEstimated * 1e9)) / 1e9 : s.cost
     case 'rate_limit':
       return s.requests / rule.limit!.requests
   }

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto'
 import { errorMessage } from '../errors.js'
+import { internalTraffic } from '../outbound/internal.js'
 import { VERSION } from '../version.js'
 import type { AlertKind, ResolvedRule, ResolvedWebhook } from './rules.js'
 import type { AlertSeverity, NotificationAttemptRecord } from '../storage/alert-store.js'
@@ -124,7 +125,8 @@ async function postOnce(hook: ResolvedWebhook, body: string): Promise<AttemptRes
   }
   if (hook.secret) headers[SIGNATURE_HEADER] = signWebhookBody(body, hook.secret)
   try {
-    const res = await fetch(hook.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(hook.timeoutMs), redirect: 'manual' })
+    // apimeter's own traffic: instrument() and the interceptor leave it alone (it is never metered or stored)
+    const res = await internalTraffic(() => fetch(hook.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(hook.timeoutMs), redirect: 'manual' }))
     await res.arrayBuffer().catch(() => undefined)
     if (res.status >= 200 && res.status < 300) return { ok: true, retry: false, httpStatus: res.status, error: null }
     return { ok: false, retry: res.status === 429 || res.status >= 500, httpStatus: res.status, error: `HTTP ${res.status}` }

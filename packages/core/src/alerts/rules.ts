@@ -213,6 +213,15 @@ export interface AlertRule extends Omit<StatsFilter, 'from' | 'to'> {
    */
   warn?: number
   /**
+   * `cost` only: whether estimated costs count toward the budget — calls priced from partial usage (a stream cut
+   * short). Counting them errs on the safe side. @default 'include'
+   * @example
+   * ```ts
+   * { name: 'budget', kind: 'cost', window: 'month', threshold: 500, estimates: 'exclude' }
+   * ```
+   */
+  estimates?: 'include' | 'exclude'
+  /**
    * `latency` only: the statistic compared. @default 'p95'
    * @example
    * ```ts
@@ -289,6 +298,8 @@ export interface ResolvedRule {
   notify: ResolvedNotifier[]
   noData: (typeof NO_DATA_POLICIES)[number]
   warn: number | undefined
+  /** `cost` rules: whether estimated costs count. */
+  estimates: 'include' | 'exclude'
   percentile: (typeof LATENCY_STATS)[number]
   when: 'above' | 'below'
   /** Expanded status codes (`status` rules). */
@@ -352,6 +363,7 @@ export const alertRuleSchema = z
     noData: z.enum(NO_DATA_POLICIES, { error: `one of ${NO_DATA_POLICIES.join(', ')}` }).optional(),
     warn: z.number({ error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).gt(0, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).lt(1, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).optional(),
     percentile: z.enum(LATENCY_STATS, { error: `one of ${LATENCY_STATS.join(', ')}` }).optional(),
+    estimates: z.enum(['include', 'exclude'], { error: `'include' or 'exclude'` }).optional(),
     when: z.enum(['above', 'below'], { error: `'above' or 'below'` }).optional(),
     codes: z.array(statusCode, { error: `a list of status codes or classes such as [500, 503] or ['5xx']` }).min(1, { error: `a non-empty list of status codes or classes such as [500, 503] or ['5xx']` }).optional(),
     limit: z
@@ -389,6 +401,9 @@ export const alertRuleSchema = z
     }
     if (rule.kind === 'status' && rule.codes === undefined) {
       ctx.addIssue({ code: 'custom', path: ['codes'], message: `a list of status codes or classes such as [500, 503] or ['5xx'] (required for 'status' rules)`, input: undefined })
+    }
+    if (rule.estimates !== undefined && rule.kind !== 'cost') {
+      ctx.addIssue({ code: 'custom', path: ['estimates'], message: `left out: it only applies to 'cost' rules`, input: rule.estimates })
     }
     if (rule.warn !== undefined && rule.kind === 'requests' && rule.when === 'below') {
       ctx.addIssue({ code: 'custom', path: ['warn'], message: `left out when when is 'below' (a warning comes before a value rises past the threshold)`, input: rule.warn })
@@ -453,6 +468,7 @@ export function resolveRule(rule: z.infer<typeof alertRuleSchema>): ResolvedRule
     noData: rule.noData ?? 'ok',
     warn: rule.warn ?? (rule.kind === 'rate_limit' ? 0.8 : undefined),
     percentile: rule.percentile ?? 'p95',
+    estimates: rule.estimates ?? 'include',
     when: rule.when ?? 'above',
     codes: rule.codes ? expandCodes(rule.codes) : [],
     limit: rule.limit ? { requests: rule.limit.requests, perMs: toMs(rule.limit.per)! } : undefined,

@@ -4,7 +4,7 @@ import { CALL_RECORD_FIELDS, COST_SOURCES, type CostSource, LIMITS } from './fie
 import { CALL_INPUT_KEYS } from './input-schema.js'
 import { classifyError, classifyStatus, isOutcome, NO_RESPONSE_OUTCOMES, type Outcome, OUTCOMES } from './outcome.js'
 import { storable, storableJson } from './storable.js'
-import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, splitUrl, UNMATCHED_ROUTE } from './route.js'
+import { MAX_ROUTE_LENGTH, maskUrl, normalizePath, type RouteGuard, type SecretPathPatterns, splitUrl, UNMATCHED_ROUTE } from './route.js'
 import { type CallInput, type CallRecord, usdToNanos } from './types.js'
 
 /**
@@ -22,6 +22,8 @@ export interface NormalizeContext {
   service: string
   now(): number
   routeGuard: RouteGuard
+  /** Extra patterns of secrets in URL paths (`redact.paths`). */
+  secretPaths?: SecretPathPatterns
   /** Called when metadata had to be dropped (the call itself is kept). */
   onMetadataDropped?(reason: string): void
 }
@@ -171,7 +173,7 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
     const split = splitUrl(rawUrl)
     if (host === null && split.host !== null) host = storable(cap(split.host, LIMITS.shortString))
     pathForRoute = split.path
-    url = storable(cap(maskUrl(rawUrl), LIMITS.url))
+    url = storable(cap(maskUrl(rawUrl, ctx.secretPaths), LIMITS.url))
   }
 
   // Route: a template as given, else folded from the URL; then the cardinality guard.
@@ -181,7 +183,7 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
     if (typeof rawRoute !== 'string' || rawRoute === '') invalid('route', 'a non-empty route template string', rawRoute)
     route = storable(rawRoute.length > MAX_ROUTE_LENGTH ? rawRoute.slice(0, MAX_ROUTE_LENGTH) : rawRoute)
   } else if (pathForRoute !== null) {
-    route = storable(normalizePath(pathForRoute))
+    route = storable(normalizePath(pathForRoute, host, ctx.secretPaths))
   } else {
     throw new ApimeterError('INVALID_CALL', `call.route must be a route template string (or give call.url), got undefined`, {
       details: { field: 'route' },

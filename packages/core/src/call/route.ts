@@ -23,6 +23,71 @@ const NUMERIC_WITH_EXTENSION = /^\d+\.[a-z0-9]{1,5}$/i
 const EMAIL = /^[^@\s]+@[^@\s]+$/
 const DATE = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?$/
 
+/** What a secret path segment becomes, in routes and in stored URLs. */
+export const SECRET_SEGMENT = ':secret'
+
+const TELEGRAM_BOT = /^bot\d+:[A-Za-z0-9_-]{20,}$/
+const JWT = /^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$/
+const TOKEN_CHARS = /^[A-Za-z0-9_\-+=.~]{20,}$/
+const UPPER = /[A-Z]/
+const LOWER = /[a-z]/
+const SLACK_HOOKS = new Set(['services', 'workflows', 'triggers'])
+
+/**
+ * True when a path segment looks like a credential rather than an identifier: a long random-looking token mixing
+ * upper case, lower case and digits (UUIDs and hex hashes are identifiers: one case only), or a JWT.
+ */
+export function isSecretSegment(segment: string): boolean {
+  if (segment.length < 20) return false
+  if (JWT.test(segment) || TELEGRAM_BOT.test(segment)) return true
+  return TOKEN_CHARS.test(segment) && UPPER.test(segment) && LOWER.test(segment) && HAS_DIGIT.test(segment) && !UUID.test(segment)
+}
+
+/**
+ * Which segments of a path are secrets: webhook and bot-token URL shapes whose path is the credential (Slack
+ * incoming webhooks and workflows, Discord webhooks, Telegram bot tokens), and any segment {@link isSecretSegment}
+ * flags. `segments` are the path's non-empty segments.
+ */
+function secretMask(host: string | null, segments: readonly string[]): boolean[] {
+  const mask = segments.map(isSecretSegment)
+  if (host !== null) {
+    const h = host.toLowerCase()
+    // hooks.slack.com/services/T…/B…/<secret>: the whole path after the kind is the credential
+    if ((h === 'hooks.slack.com' || h.endsWith('.slack.com')) && SLACK_HOOKS.has(segments[0] ?? '')) {
+      for (let i = 1; i < segments.length; i++) mask[i] = true
+    }
+    // discord.com/api[/v10]/webhooks/<id>/<token>
+    if (/(^|\.)discord(app)?\.com$/.test(h)) {
+      const at = segments.indexOf('webhooks')
+      if (at !== -1 && segments[at + 2] !== undefined) mask[at + 2] = true
+    }
+  }
+  return mask
+}
+
+/**
+ * Extra patterns of secrets in URL paths (the monitor's `redact.paths`): each match in a path — or each capture
+ * group of it — becomes {@link SECRET_SEGMENT}.
+ */
+export type SecretPathPatterns = readonly RegExp[]
+
+/** Replaces what user patterns match in a path with {@link SECRET_SEGMENT}. */
+export function applySecretPatterns(path: string, patterns: SecretPathPatterns | undefined): string {
+  if (patterns === undefined || patterns.length === 0) return path
+  let out = path
+  for (const pattern of patterns) {
+    const global = pattern.global ? pattern : new RegExp(pattern.source, `${pattern.flags}g`)
+    out = out.replace(global, (match: string, ...rest: unknown[]) => {
+      const groups = rest.slice(0, -2).filter((g): g is string => typeof g === 'string')
+      if (groups.length === 0) return SECRET_SEGMENT
+      let replaced = match
+      for (const g of groups) if (g !== '') replaced = replaced.replace(g, SECRET_SEGMENT)
+      return replaced
+    })
+  }
+  return out
+}
+
 /** True when a single path segment looks like an identifier rather than a fixed word. */
 export function isIdentifierSegment(segment: string): boolean {
   if (segment.length === 0) return false
@@ -37,33 +102,38 @@ export function isIdentifierSegment(segment: string): boolean {
 }
 
 /**
- * Folds a raw path into a route template: identifiers (numbers, UUIDs, hashes, dates, e-mail addresses, long
+ * Folds a raw path into a route template: secrets (webhook and bot-token paths, random-looking tokens, JWTs, and
+ * what `patterns` match) become `:secret`, identifiers (numbers, UUIDs, hashes, dates, e-mail addresses, long
  * tokens) become `:id`, the query string and fragment are dropped, percent-encoding is kept as sent, repeated
- * slashes collapse, and very deep paths are cut after 12 segments (`/…`).
+ * slashes collapse, and very deep paths are cut after 12 segments (`/…`). `host` lets host-specific shapes (Slack,
+ * Discord webhooks) be recognised.
  *
  * @example
  * ```ts
  * normalizePath('/v1/users/42/orders/9f1c2d3e-0000-4000-8000-00000000abcd?expand=1')
  * // '/v1/users/:id/orders/:id'
+ * normalizePath('/services/T0123ABCD/B0456EFGH/aBcDeFgHiJkLmNoPqRsTuVwX', 'hooks.slack.com')
+ * // '/services/:secret/:secret/:secret'
  * ```
  */
-export function normalizePath(path: string): string {
+export function normalizePath(path: string, host: string | null = null, patterns?: SecretPathPatterns): string {
   let end = path.length
   const query = path.indexOf('?')
   if (query !== -1) end = query
   const hash = path.indexOf('#')
   if (hash !== -1 && hash < end) end = hash
-  const raw = path.slice(0, end)
+  const raw = applySecretPatterns(path.slice(0, end), patterns)
   if (raw === '' || raw === '/') return '/'
-  const parts = raw.split('/')
+  const parts = raw.split('/').filter((p) => p !== '')
+  const secret = secretMask(host, parts)
   const out: string[] = []
-  for (const part of parts) {
-    if (part === '') continue
+  for (let i = 0; i < parts.length; i++) {
     if (out.length === MAX_SEGMENTS) {
       out.push('…')
       break
     }
-    out.push(isIdentifierSegment(part) ? ':id' : part)
+    const part = parts[i]!
+    out.push(secret[i] ? (TELEGRAM_BOT.test(part) ? `bot${SECRET_SEGMENT}` : SECRET_SEGMENT) : part === SECRET_SEGMENT ? part : isIdentifierSegment(part) ? ':id' : part)
   }
   const route = '/' + out.join('/')
   return route.length > MAX_ROUTE_LENGTH ? route.slice(0, MAX_ROUTE_LENGTH) : route
@@ -97,15 +167,20 @@ export function isSensitiveName(name: string): boolean {
 }
 
 /**
- * Masks credentials and secret-looking query parameters in a URL, keeping its shape.
+ * Masks credentials, secret path segments (see {@link normalizePath}; identifiers stay) and secret-looking query
+ * parameters in a URL, keeping its shape.
  *
  * @example
  * ```ts
  * maskUrl('https://user:pw@api.example.com/q?symbol=AAPL&token=abc') // 'https://api.example.com/q?symbol=AAPL&token=***'
+ * maskUrl('https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage')
+ * // 'https://api.telegram.org/bot:secret/sendMessage'
  * ```
  */
-export function maskUrl(url: string): string {
-  const { host, path } = splitUrl(url)
+export function maskUrl(url: string, patterns?: SecretPathPatterns): string {
+  const split = splitUrl(url)
+  const host = split.host
+  const path = maskSecretPath(split.path, host, patterns)
   const scheme = url.indexOf('://')
   const base = host !== null && scheme !== -1 ? `${url.slice(0, scheme)}://${host}` : ''
   const query = path.indexOf('?')
@@ -129,14 +204,55 @@ export function maskUrl(url: string): string {
   return base + path.slice(0, query) + '?' + masked
 }
 
+/** The path (with its query and fragment) with its secret segments replaced by {@link SECRET_SEGMENT}. */
+function maskSecretPath(path: string, host: string | null, patterns: SecretPathPatterns | undefined): string {
+  let end = path.length
+  for (const ch of ['?', '#']) {
+    const at = path.indexOf(ch)
+    if (at !== -1 && at < end) end = at
+  }
+  const pathOnly = applySecretPatterns(path.slice(0, end), patterns)
+  const segments = pathOnly.split('/')
+  const present = segments.filter((s) => s !== '')
+  const secret = secretMask(host, present)
+  if (!secret.includes(true)) return pathOnly + path.slice(end)
+  let k = 0
+  const masked = segments.map((s) => {
+    if (s === '') return s
+    const isSecret = secret[k++]
+    return isSecret ? (TELEGRAM_BOT.test(s) ? `bot${SECRET_SEGMENT}` : SECRET_SEGMENT) : s
+  })
+  return masked.join('/') + path.slice(end)
+}
+
+/** A route held by a group, with its recent use. */
+interface Held {
+  hits: number
+}
+
+const SKETCH_ROWS = 4
+const SKETCH_WIDTH = 1 << 14
+/** Sightings a route not held needs before it can take the place of the least used route of its group. */
+const PROMOTE_AT = 8
+
 /**
- * Bounds the number of distinct routes per group (service + direction + api). The first `maxRoutes` routes seen
- * in a group are kept; later new ones become {@link OVERFLOW_ROUTE}. Groups themselves are bounded by
- * `maxGroups` (new groups beyond it share one overflow group).
+ * Bounds the number of distinct routes per group (service + direction + api), letting real routes win over noise.
+ *
+ * A group holds at most `maxRoutes` routes; calls of a route it does not hold are recorded as {@link OVERFLOW_ROUTE}.
+ * Which routes a full group holds is not first come, first kept: every held route counts its calls (halved
+ * regularly, so the counts follow recent traffic), and a route the group does not hold is counted in a small shared
+ * sketch (a count-min sketch: fixed memory, never under-counts). Once such a route has been seen `PROMOTE_AT` times
+ * and more often than the least used held route, it takes that route's place. A URL scan (every path once) never
+ * earns a place and never evicts anything; a legitimate route added after a scan filled the group earns its place
+ * back after a few calls. Groups themselves are bounded by `maxGroups` (new groups beyond it share the overflow).
  */
 export class RouteGuard {
-  private readonly groups = new Map<string, Set<string>>()
+  private readonly groups = new Map<string, Map<string, Held>>()
+  private readonly sinceDecay = new Map<Map<string, Held>, number>()
+  private readonly sketch = new Uint32Array(SKETCH_ROWS * SKETCH_WIDTH)
+  private sketchAdds = 0
   private overflowed = 0
+  private promoted = 0
 
   constructor(
     readonly maxRoutes: number,
@@ -147,11 +263,11 @@ export class RouteGuard {
   private lastService: string | undefined
   private lastDirection: string | undefined
   private lastApi: string | undefined
-  private lastRoutes: Set<string> | undefined
+  private lastRoutes: Map<string, Held> | undefined
 
-  /** Returns `route` when admitted to its group (service, direction, api), or {@link OVERFLOW_ROUTE}. */
+  /** Returns `route` when its group (service, direction, api) holds it, or {@link OVERFLOW_ROUTE}. */
   admit(service: string, direction: string, api: string, route: string): string {
-    let routes: Set<string> | undefined
+    let routes: Map<string, Held> | undefined
     if (service === this.lastService && direction === this.lastDirection && api === this.lastApi) {
       routes = this.lastRoutes!
     } else {
@@ -162,21 +278,84 @@ export class RouteGuard {
           this.overflowed++
           return OVERFLOW_ROUTE
         }
-        routes = new Set()
+        routes = new Map()
         this.groups.set(group, routes)
+        this.sinceDecay.set(routes, 0)
       }
       this.lastService = service
       this.lastDirection = direction
       this.lastApi = api
       this.lastRoutes = routes
     }
-    if (routes.has(route)) return route
-    if (routes.size >= this.maxRoutes) {
-      this.overflowed++
-      return OVERFLOW_ROUTE
+    const held = routes.get(route)
+    if (held !== undefined) {
+      held.hits++
+      this.tick(routes)
+      return route
     }
-    routes.add(route)
-    return route
+    if (routes.size < this.maxRoutes) {
+      routes.set(route, { hits: 1 })
+      return route
+    }
+    this.tick(routes)
+    const seen = this.sighting(service, direction, api, route)
+    if (seen >= PROMOTE_AT) {
+      // take the place of the least used route, if this one has been seen more often
+      let least: string | undefined
+      let leastHits = Infinity
+      for (const [name, h] of routes) {
+        if (h.hits < leastHits) {
+          leastHits = h.hits
+          least = name
+        }
+      }
+      if (least !== undefined && seen > leastHits) {
+        routes.delete(least)
+        routes.set(route, { hits: seen })
+        this.promoted++
+        return route
+      }
+    }
+    this.overflowed++
+    return OVERFLOW_ROUTE
+  }
+
+  /** Halves a full group's counts every 8 × maxRoutes of its calls, so they follow recent traffic. */
+  private tick(routes: Map<string, Held>): void {
+    const n = (this.sinceDecay.get(routes) ?? 0) + 1
+    if (n < this.maxRoutes * 8) {
+      this.sinceDecay.set(routes, n)
+      return
+    }
+    this.sinceDecay.set(routes, 0)
+    for (const h of routes.values()) h.hits >>>= 1
+  }
+
+  /** Counts a sighting of a route its group does not hold; returns its estimated count (conservative update). */
+  private sighting(service: string, direction: string, api: string, route: string): number {
+    const key = `${service}\u0000${direction}\u0000${api}\u0000${route}`
+    let h1 = 0x811c9dc5
+    let h2 = 0x01000193
+    for (let i = 0; i < key.length; i++) {
+      const c = key.charCodeAt(i)
+      h1 = Math.imul(h1 ^ c, 0x01000193)
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995)
+    }
+    let estimate = Infinity
+    const slots: number[] = []
+    for (let r = 0; r < SKETCH_ROWS; r++) {
+      const slot = r * SKETCH_WIDTH + (((h1 + Math.imul(r, h2)) >>> 0) % SKETCH_WIDTH)
+      slots.push(slot)
+      estimate = Math.min(estimate, this.sketch[slot]!)
+    }
+    const next = estimate + 1
+    for (const slot of slots) if (this.sketch[slot]! < next) this.sketch[slot] = next
+    // halve the sketch now and then, like the held counts, so old sightings fade
+    if (++this.sketchAdds >= SKETCH_WIDTH / 2) {
+      this.sketchAdds = 0
+      for (let i = 0; i < this.sketch.length; i++) this.sketch[i] = this.sketch[i]! >>> 1
+    }
+    return next
   }
 
   /** How many calls were folded into the overflow route so far. */
@@ -184,7 +363,12 @@ export class RouteGuard {
     return this.overflowed
   }
 
-  /** Distinct routes currently tracked, over all groups. */
+  /** How many routes earned their place back in a full group. */
+  get promotedCount(): number {
+    return this.promoted
+  }
+
+  /** Distinct routes currently held, over all groups. */
   get size(): number {
     let total = 0
     for (const routes of this.groups.values()) total += routes.size

@@ -218,6 +218,7 @@ class MonitorImpl implements Monitor {
         service: this.service,
         now: this.clock.now,
         routeGuard: new RouteGuard(parsed.maxRoutes ?? DEFAULTS.maxRoutes, 10_000),
+        secretPaths: parsed.redact?.paths,
         onMetadataDropped: (reason) => this.report(new ApimeterError('METADATA_DROPPED', reason)),
       },
       (error) => this.report(error),
@@ -237,7 +238,7 @@ class MonitorImpl implements Monitor {
       log: (line) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
     })
     this.alerts.start()
-    this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {})
+    this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {}, parsed.redact?.paths)
     this.fetch = createMeteredFetch(this.outbound, (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init), undefined)
     if (parsed.flushOnExit !== false) {
       installExitHook()

@@ -104,6 +104,17 @@ export interface MonitorOptions {
    */
   closeTimeoutMs?: number
   /**
+   * What else to keep out of storage. `paths`: patterns of secrets in URL paths, beyond the shapes apimeter knows
+   * (Slack and Discord webhooks, Telegram bot tokens, random-looking tokens and JWTs): each match — or each capture
+   * group of it — is stored as `:secret`, in the route and in the URL.
+   * @default {}
+   * @example
+   * ```ts
+   * createMonitor({ redact: { paths: [/\/hooks\/([^/]+)/, /\/v1\/signed\/[^/]+/] } })
+   * ```
+   */
+  redact?: { paths?: readonly RegExp[] }
+  /**
    * How long one storage operation (writing a batch, connecting and migrating, a stats query) may take before it
    * fails (ms). A write that times out is retried like any transient failure, so a hung connection never stalls the
    * write path.
@@ -235,6 +246,7 @@ export const monitorOptionsSchema = z
     retry: retrySchema,
     closeTimeoutMs: intInRange(0, 600_000, 'a whole number of milliseconds from 0 to 600,000').optional(),
     storageTimeoutMs: intInRange(10, 3_600_000, 'a whole number of milliseconds from 10 to 3,600,000').optional(),
+    redact: z.strictObject({ paths: z.array(z.instanceof(RegExp, { error: 'a RegExp' }), { error: 'a list of RegExps' }).optional() }, { error: 'an object { paths }' }).optional(),
     maxRoutes: intInRange(10, 100_000, 'a whole number from 10 to 100,000').optional(),
     clock: z
       .custom<Clock>(

@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http'
 import { tapNodeStream } from './body.js'
 import { ObjectHeaders, rawHeaders } from './headers.js'
 import { findMarker, instrumentationChanged, MARKER_HEADER, outerCall, stripMarkerInPlace } from './marker.js'
+import { isInternalTraffic } from './internal.js'
 import type { OutboundCall, OutboundMeter } from './meter.js'
 
 /**
@@ -107,6 +108,7 @@ function guard<M>(handler: (message: M) => void): (message: unknown) => void {
 // ---- undici ------------------------------------------------------------------------------------------------------
 
 const onUndiciCreate = guard<{ request: UndiciRequest }>(({ request }) => {
+  if (isInternalTraffic()) return // apimeter's own notifications
   const headers = request.headers
   const marker = findMarker(headers)
   if (marker !== undefined) {
@@ -153,6 +155,7 @@ const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ reque
 // ---- node:http ---------------------------------------------------------------------------------------------------
 
 const onHttpStart = guard<{ request: HttpRequest }>(({ request }) => {
+  if (isInternalTraffic()) return // apimeter's own notifications
   // The headers are already written when this channel runs: a marked request (metered by monitor.fetch around a
   // node:http based fetch) is only skipped.
   const marker = findMarker(request.getHeader(MARKER_HEADER) === undefined ? undefined : { [MARKER_HEADER]: request.getHeader(MARKER_HEADER) })

@@ -1,6 +1,7 @@
 import { bodySize } from './fetch.js'
 import { type HeaderSource, ObjectHeaders, toHeaderSource } from './headers.js'
 import { findMarker, instrumentationActive, interceptorCreated, MARKER_HEADER, markCall, outerCall, unmarkCall, withoutMarker } from './marker.js'
+import { isInternalTraffic } from './internal.js'
 import type { OutboundCall, OutboundMeter } from './meter.js'
 
 /**
@@ -49,6 +50,7 @@ export function createInterceptor(meter: OutboundMeter): Interceptor {
   interceptorCreated()
   return (dispatch: Dispatch): Dispatch =>
     function meteredDispatch(opts: DispatchOptions, handler: DispatchHandler): boolean {
+      if (isInternalTraffic()) return dispatch(opts, handler) // apimeter's own notifications
       let call: OutboundCall | undefined
       let forward = opts
       let outer: ReturnType<typeof outerCall>

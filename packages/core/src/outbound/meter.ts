@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { CallInput, RateLimitInfo } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { CallHandle, CallRecorder, CallStart } from '../call/handle.js'
+import type { SecretPathPatterns } from '../call/route.js'
 import { classifyError, type Outcome } from '../call/outcome.js'
 import { resolveCache } from './cache.js'
 import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
@@ -55,8 +56,9 @@ export class OutboundMeter {
     readonly report: (error: ApimeterError) => void,
     apis: readonly ApiDefinition[],
     options: OutboundOptions,
+    secretPaths?: SecretPathPatterns,
   ) {
-    this.registry = new ApiRegistry(apis, options.maxHosts ?? OUTBOUND_DEFAULTS.maxHosts, options.ignore ?? [])
+    this.registry = new ApiRegistry(apis, options.maxHosts ?? OUTBOUND_DEFAULTS.maxHosts, options.ignore ?? [], secretPaths)
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? OUTBOUND_DEFAULTS.bodyTimeoutMs
     this.capture = resolveCapture(options.capture)
     this.cacheDetector = options.cacheDetector

@@ -1,4 +1,4 @@
-import { normalizePath } from '../call/route.js'
+import { normalizePath, type SecretPathPatterns } from '../call/route.js'
 import type { CostModel } from './cost.js'
 
 /**
@@ -186,6 +186,7 @@ export class ApiRegistry {
     definitions: readonly ApiDefinition[],
     private readonly maxHosts: number,
     ignore: readonly ApiMatcher[] = [],
+    private readonly secretPaths?: SecretPathPatterns,
   ) {
     this.apis = definitions.map(compileApi)
     this.ignored = ignore.length > 0 ? compileMatcher([...ignore]) : undefined
@@ -215,9 +216,9 @@ export class ApiRegistry {
       break
     }
     if (definition) {
-      return { api: definition.name, route: matchRoute(definition.routes, target.pathname) ?? normalizePath(target.pathname), host: target.host, definition }
+      return { api: definition.name, route: matchRoute(definition.routes, target.pathname) ?? normalizePath(target.pathname, target.host, this.secretPaths), host: target.host, definition }
     }
-    return { api: api ?? this.hostApi(target.host), route: normalizePath(target.pathname), host: target.host, definition: undefined }
+    return { api: api ?? this.hostApi(target.host), route: normalizePath(target.pathname, target.host, this.secretPaths), host: target.host, definition: undefined }
   }
 
   /** Distinct unregistered hosts seen (at most `maxHosts`). */

@@ -214,5 +214,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         ])
       },
     },
+    {
+      // The estimated part of each rollup's cost (calls priced from partial usage), so stats report it apart.
+      // Rows rolled up before this migration hold 0 there; `apimeter rollups rebuild` recomputes them from raw calls.
+      name: '0004_cost_estimated',
+      async up(db) {
+        await run(db, [TABLES.rollupHour, TABLES.rollupDay, TABLES.rollupMonth].map((t) => `ALTER TABLE ${t} ADD COLUMN cost_estimated_nanos ${dialect.types.bigint} NOT NULL DEFAULT 0`))
+      },
+      async down(db) {
+        await run(db, [TABLES.rollupHour, TABLES.rollupDay, TABLES.rollupMonth].map((t) => `ALTER TABLE ${t} DROP COLUMN cost_estimated_nanos`))
+      },
+    },
   ]
 }

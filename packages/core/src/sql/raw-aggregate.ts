@@ -96,6 +96,7 @@ export async function aggregateCalls(
     sql`SUM(cached) AS cached`,
     sql`SUM(cost_nanos) AS cost_nanos`,
     sql`SUM(CASE WHEN cost_nanos IS NULL AND cost_source = 'unknown' THEN 1 ELSE 0 END) AS cost_unknown`,
+    sql`SUM(CASE WHEN cost_source = 'estimated' THEN cost_nanos ELSE 0 END) AS cost_estimated_nanos`,
     sql`SUM(input_tokens) AS input_tokens`,
     sql`SUM(output_tokens) AS output_tokens`,
     sql`SUM(cached_input_tokens) AS cached_input_tokens`,
@@ -106,7 +107,7 @@ export async function aggregateCalls(
     sql`MAX(duration_us) AS duration_max_us`,
   ]
   const innerGroup = [...keys, ...(bucket ? [sql.ref('b')] : []), sql.ref('lb')]
-  const sums = ['requests', ...OUTCOMES.map((_, i) => `o${i}`), 'cached', 'cost_nanos', 'cost_unknown', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'request_bytes', 'response_bytes', 'duration_sum_us']
+  const sums = ['requests', ...OUTCOMES.map((_, i) => `o${i}`), 'cached', 'cost_nanos', 'cost_unknown', 'cost_estimated_nanos', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'request_bytes', 'response_bytes', 'duration_sum_us']
   const outer: Expression<unknown>[] = [
     ...keys,
     ...(bucket ? [sql.ref('b')] : []),
@@ -154,6 +155,7 @@ export function addSums(state: AggregateState, row: Record<string, unknown>): vo
   state.cached += num(row.cached)
   state.costNanos += num(row.cost_nanos)
   state.costUnknown += num(row.cost_unknown)
+  state.costEstimatedNanos += num(row.cost_estimated_nanos)
   state.inputTokens += num(row.input_tokens)
   state.outputTokens += num(row.output_tokens)
   state.cachedInputTokens += num(row.cached_input_tokens)

@@ -21,6 +21,7 @@ import { aggregateWithRollups } from './rollups/query.js'
 import { rebuildRollupRange } from './rollups/rebuild.js'
 import { applyRetention, type RetentionMs } from './rollups/retention.js'
 import { rollUpAll, rollUpPending } from './rollups/run.js'
+import { topKeys } from './rollups/top.js'
 import { CALL_COLUMNS, callToRow, type SqlDialectName, TABLES } from './schema.js'
 
 /**
@@ -290,7 +291,16 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       await storage.init!()
       // One consistent snapshot for the rollup rows, the raw edges and the tail: a rollup run committing between
       // those reads would otherwise count its calls twice (in the rollups and in the tail).
-      return dialect.readSnapshot(db, (snapshot) => aggregateWithRollups({ ...ctx, db: snapshot }, query), exclusive)
+      return dialect.readSnapshot(
+        db,
+        async (snapshot) => {
+          const inSnapshot = { ...ctx, db: snapshot }
+          // a ranked breakdown: rank the groups in SQL, then aggregate only the ones that made it
+          const filter = query.top ? await topKeys(inSnapshot, query) : null
+          return aggregateWithRollups(inSnapshot, filter ? { ...query, filter } : query)
+        },
+        exclusive,
+      )
     },
     async migrate(to = 'latest') {
       ensureOpen()

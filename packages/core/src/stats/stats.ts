@@ -6,7 +6,7 @@ import { ApimeterError, describeValue } from '../errors.js'
 import { OUTCOMES, type Outcome } from '../call/outcome.js'
 import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../storage/filter.js'
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
-import type { StorageAdapter } from '../storage/adapter.js'
+import { type StorageAdapter, SUM_ORDERS, type TopGroups } from '../storage/adapter.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
 import { intInRange, parseOrThrow } from '../validation.js'
 
@@ -352,10 +352,14 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
       const parsed = parse(breakdownSchema, query)
       const resolved = resolveFilter(parsed, clock.now())
       await ensureStorageReady(storage)
-      const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by] })
-      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state, row.resolution) }))
       const orderBy = parsed.orderBy ?? 'requests'
       const direction = (parsed.order ?? (orderBy === 'key' ? 'asc' : 'desc')) === 'asc' ? 1 : -1
+      // Orders computable from sums let the storage rank in SQL and build only the first groups.
+      const top = parsed.limit !== undefined && (SUM_ORDERS as readonly string[]).includes(orderBy)
+        ? { order: orderBy as TopGroups['order'], descending: direction === -1, limit: parsed.limit }
+        : undefined
+      const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by], ...(top ? { top } : {}) })
+      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state, row.resolution) }))
       out.sort((a, b) => {
         const va = orderValue(a, orderBy)
         const vb = orderValue(b, orderBy)

@@ -11,6 +11,22 @@ export interface AggregateQuery {
   filter: CallFilter
   groupBy: readonly Dimension[]
   interval?: Interval
+  /**
+   * Only the groups that rank in the first `limit` by a sum-based order (one dimension, no interval): a storage may
+   * return just those — with every group tied at the boundary — instead of all groups, so a breakdown over 100,000
+   * tenants builds ten. A storage may also ignore it and return every group (the stats layer orders and cuts).
+   */
+  top?: TopGroups
+}
+
+/** Orders a storage can rank groups by from sums alone (percentiles need the sketches, so they are not here). */
+export const SUM_ORDERS = ['requests', 'errors', 'errorRate', 'cost', 'cached', 'cacheHitRate', 'tokens', 'requestBytes', 'responseBytes', 'avgLatency', 'maxLatency'] as const
+
+/** See {@link AggregateQuery.top}. */
+export interface TopGroups {
+  order: (typeof SUM_ORDERS)[number]
+  descending: boolean
+  limit: number
 }
 
 /** What a storage adapter can do; later flags default to "no" so adding one breaks no adapter. */

@@ -15,6 +15,8 @@ export interface AggregateState {
   costNanos: number
   /** Calls priced but whose usage never arrived (`costSource: 'unknown'`). */
   costUnknown: number
+  /** The part of `costNanos` that is estimated (`costSource: 'estimated'`: usage was partial), integer nano-USD. */
+  costEstimatedNanos: number
   inputTokens: number
   outputTokens: number
   cachedInputTokens: number
@@ -52,6 +54,11 @@ export interface StatsSummary {
   cost: number
   /** Calls that are priced but whose cost is unknown (a cut stream): not counted in `cost`. */
   costUnknown: number
+  /**
+   * The part of `cost` that is estimated (USD): calls whose usage arrived only in part (a stream cut short) are priced
+   * from what arrived, marked `estimated`. Budgets count it by default; `cost - costEstimated` is the exact part.
+   */
+  costEstimated: number
   tokens: { input: number; output: number; cachedInput: number }
   /** Milliseconds; `null` when there are no requests. Percentiles are within 1% of the exact nearest-rank value. */
   latency: { avg: number; min: number; max: number; p50: number; p90: number; p95: number; p99: number } | null
@@ -73,6 +80,7 @@ export function emptyAggregate(): AggregateState {
     cached: 0,
     costNanos: 0,
     costUnknown: 0,
+    costEstimatedNanos: 0,
     inputTokens: 0,
     outputTokens: 0,
     cachedInputTokens: 0,
@@ -103,8 +111,10 @@ export function addCall(state: AggregateState, call: CallRecord): void {
   state.requests++
   state.outcomes[call.outcome]++
   if (call.cached) state.cached++
-  if (call.costNanos !== null) state.costNanos += call.costNanos
-  else if (call.costSource === 'unknown') state.costUnknown++
+  if (call.costNanos !== null) {
+    state.costNanos += call.costNanos
+    if (call.costSource === 'estimated') state.costEstimatedNanos += call.costNanos
+  } else if (call.costSource === 'unknown') state.costUnknown++
   state.inputTokens += call.inputTokens ?? 0
   state.outputTokens += call.outputTokens ?? 0
   state.cachedInputTokens += call.cachedInputTokens ?? 0
@@ -124,6 +134,7 @@ export function mergeAggregate(into: AggregateState, other: AggregateState): voi
   into.cached += other.cached
   into.costNanos += other.costNanos
   into.costUnknown += other.costUnknown
+  into.costEstimatedNanos += other.costEstimatedNanos
   into.inputTokens += other.inputTokens
   into.outputTokens += other.outputTokens
   into.cachedInputTokens += other.cachedInputTokens
@@ -163,6 +174,7 @@ export function toSummary(state: AggregateState, resolution: Resolution = 'raw')
     cacheHitRate: requests === 0 ? 0 : state.cached / requests,
     cost: state.costNanos / 1e9,
     costUnknown: state.costUnknown,
+    costEstimated: state.costEstimatedNanos / 1e9,
     tokens: { input: state.inputTokens, output: state.outputTokens, cachedInput: state.cachedInputTokens },
     latency,
     requestBytes: state.requestBytes,

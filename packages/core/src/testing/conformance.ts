@@ -5,7 +5,7 @@ import { DIMENSIONS } from '../storage/filter.js'
 import type { BreakdownQuery, StatsFilter, TimeseriesQuery } from '../stats/stats.js'
 import type { CallInput, CallRecord } from '../call/types.js'
 import { isApimeterError } from '../errors.js'
-import { createStats, type Stats } from '../stats/stats.js'
+import { BREAKDOWN_ORDERS, createStats, type Stats } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { exactQuantile, recordFactory, seededRandom } from './records.js'
 
@@ -327,6 +327,42 @@ export function runStorageConformance(
       ])
     })
 
+    it('ranks a limited breakdown by every order exactly as a full sort does, ties included', async () => {
+      // Tenants whose profiles each win a different order; `twin-a`/`twin-b` are identical (a tie at the boundary).
+      const base = { direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200 } as const
+      const profiles: [string, number, Partial<CallInput>][] = [
+        ['busy', 9, { durationMs: 2, cost: 0.000001 }],
+        ['rich', 1, { durationMs: 3, cost: 0.5 }],
+        ['broken', 4, { durationMs: 4, statusCode: 503, cost: 0.001 }],
+        ['cached', 3, { durationMs: 1, cached: true }],
+        ['slow', 2, { durationMs: 900 }],
+        ['bulky', 2, { durationMs: 5, requestBytes: 90_000, responseBytes: 400_000 }],
+        ['chatty', 2, { durationMs: 6, inputTokens: 50_000, outputTokens: 9_000 }],
+        ['twin-a', 5, { durationMs: 7, cost: 0.02 }],
+        ['twin-b', 5, { durationMs: 7, cost: 0.02 }],
+        ['nobody', 1, { durationMs: 8, tenantId: null }],
+      ]
+      const calls: CallRecord[] = []
+      profiles.forEach(([tenant, n, extra], p) => {
+        for (let i = 0; i < n; i++) {
+          // spread over two days so whole rollup buckets and raw edges both take part after maintenance
+          calls.push(make({ ...base, durationMs: 1, tenantId: tenant, ...extra, timestamp: T0 - DAY + ((p * 7 + i) % 48) * HOUR + i }))
+        }
+      })
+      await storage.writeCalls(calls.slice(0, 30))
+      await harness.maintain?.()
+      await storage.writeCalls(calls.slice(30))
+      for (const orderBy of BREAKDOWN_ORDERS) {
+        for (const order of ['asc', 'desc'] as const) {
+          for (const limit of [1, 2, 3]) {
+            const q = { by: 'tenant', orderBy, order, from: T0 - 2 * DAY, to: T0 + 2 * DAY } as const
+            const full = await stats.breakdown(q)
+            expect(await stats.breakdown({ ...q, limit }), `${orderBy} ${order} limit ${limit}`).toEqual(full.slice(0, limit))
+          }
+        }
+      }
+    })
+
     it('sums costs exactly (no float drift)', async () => {
       const base = { direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200, durationMs: 1, timestamp: T0 } as const
       const batch: CallRecord[] = []
@@ -500,6 +536,10 @@ export function runStorageConformance(
         kind: fc.constantFrom('summary', 'timeseries', 'breakdown'),
         interval: fc.constantFrom<TimeseriesQuery['interval']>('hour', 'day', 'month', 'minute'),
         by: fc.constantFrom(...DIMENSIONS),
+        // every order, both directions, with and without a limit (a ranked breakdown may be answered in SQL)
+        orderBy: fc.option(fc.constantFrom(...BREAKDOWN_ORDERS), { nil: undefined }),
+        order: fc.option(fc.constantFrom<'asc' | 'desc'>('asc', 'desc'), { nil: undefined }),
+        limit: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
         groupBy: fc.option(fc.constantFrom(...DIMENSIONS), { nil: undefined }),
       })
       const arbCase = fc.record({
@@ -528,7 +568,7 @@ export function runStorageConformance(
                   ...(c.status === null ? { outcome: 'timeout' as const } : { statusCode: c.status }),
                   durationMs: c.durationUs / 1000,
                   cost: c.cost === null ? null : c.cost / 1e9,
-                  costSource: c.cost === null && c.api === 'openai' ? 'unknown' : undefined,
+                  costSource: c.cost === null && c.api === 'openai' ? 'unknown' : c.cost !== null && c.tokens % 5 === 0 ? 'estimated' : undefined,
                   inputTokens: c.tokens,
                   outputTokens: c.tokens % 97,
                   cachedInputTokens: c.tokens % 13,
@@ -555,7 +595,7 @@ export function runStorageConformance(
                 if (q.kind === 'summary') {
                   expect(await actual.summary(filter)).toEqual(await expected.summary(filter))
                 } else if (q.kind === 'breakdown') {
-                  const bq: BreakdownQuery = { ...filter, by: q.by }
+                  const bq: BreakdownQuery = { ...filter, by: q.by, orderBy: q.orderBy, order: q.order, limit: q.limit }
                   expect(await actual.breakdown(bq)).toEqual(await expected.breakdown(bq))
                 } else {
                   const tq: TimeseriesQuery = { ...filter, interval: q.interval, groupBy: q.groupBy, fill: false }

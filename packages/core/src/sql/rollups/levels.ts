@@ -69,7 +69,7 @@ export const DIMENSION_KEY_COLUMN: Partial<Record<Dimension, KeyColumn>> = {
   model: 'model',
 }
 export const SUM_COLUMNS = [
-  'requests', 'cached', 'cost_nanos', 'cost_unknown', 'input_tokens', 'output_tokens', 'cached_input_tokens',
+  'requests', 'cached', 'cost_nanos', 'cost_unknown', 'cost_estimated_nanos', 'input_tokens', 'output_tokens', 'cached_input_tokens',
   'request_bytes', 'response_bytes', 'duration_sum_us',
 ] as const
 export const ALL_COLUMNS = ['level', 'bucket_start', ...KEY_COLUMNS, ...SUM_COLUMNS, 'duration_min_us', 'duration_max_us', 'latency_sketch'] as const

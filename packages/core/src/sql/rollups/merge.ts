@@ -58,7 +58,7 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
       const s = r.state
       params.push(
         r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]),
-        s.requests, s.cached, s.costNanos, s.costUnknown, s.inputTokens, s.outputTokens, s.cachedInputTokens,
+        s.requests, s.cached, s.costNanos, s.costUnknown, s.costEstimatedNanos, s.inputTokens, s.outputTokens, s.cachedInputTokens,
         s.requestBytes, s.responseBytes, s.durationSumUs, Math.round(s.durationMin * 1000), Math.round(s.durationMax * 1000),
         Buffer.from(s.sketch.encode()),
       )

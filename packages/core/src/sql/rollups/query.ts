@@ -1,15 +1,56 @@
 import { type RawBuilder, sql } from 'kysely'
-import { AggregateGroups, type AggregateRow, coarserResolution } from '../../storage/aggregate.js'
+import { AggregateGroups, type AggregateRow, coarserResolution, type Resolution } from '../../storage/aggregate.js'
 import type { AggregateQuery } from '../../storage/adapter.js'
 import type { CallFilter } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'
 import { keyText, num } from '../num.js'
 import { aggregateCalls } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
-import { chooseLevel, DIMENSION_KEY_COLUMN, ROLLUP_TABLES, rollupFilterExpression } from './levels.js'
+import { chooseLevel, DIMENSION_KEY_COLUMN, ROLLUP_TABLES, type RollupResolution, rollupFilterExpression } from './levels.js'
 import { storedState } from './merge.js'
 import { planQuery } from './plan.js'
 import { readCursor, readHorizons } from './state.js'
+
+/** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
+export type Source =
+  | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number }
+  | { kind: 'raw'; filter: CallFilter; where?: RawBuilder<boolean> }
+
+/** The sources of a query: the plan's segments, plus the raw tail inside the rollup range. */
+export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Promise<{ sources: Source[]; resolution: Resolution }> {
+  const { db, dialect } = ctx
+  const level = chooseLevel(query.filter, query.groupBy)
+  const horizons = await readHorizons(db)
+  const plan = planQuery(query.filter.from, query.filter.to, query.interval, horizons, level !== null)
+  const at = await readCursor(db)
+  const rangeFilter = (start: number, end: number): CallFilter => ({
+    ...query.filter,
+    from: Number.isFinite(start) ? start : undefined,
+    to: Number.isFinite(end) ? end : undefined,
+  })
+  const sources: Source[] = []
+  let rollupStart = Infinity
+  let rollupEnd = -Infinity
+  for (const segment of plan.segments) {
+    if (segment.unit === 'raw') {
+      sources.push({ kind: 'raw', filter: rangeFilter(segment.start, segment.end) })
+      continue
+    }
+    rollupStart = Math.min(rollupStart, segment.start)
+    rollupEnd = Math.max(rollupEnd, segment.end)
+    sources.push({ kind: 'rollup', unit: segment.unit, level: level!.id, start: segment.start, end: segment.end })
+  }
+  if (rollupStart < rollupEnd) sources.push({ kind: 'raw', filter: rangeFilter(rollupStart, rollupEnd), where: dialect.cursor.tail(at) })
+  return { sources, resolution: plan.resolution }
+}
+
+/** The WHERE clause of a rollup source: level, bucket range, and the query's filter on the key columns. */
+export function rollupWhere(source: Extract<Source, { kind: 'rollup' }>, filter: CallFilter): RawBuilder<boolean> {
+  const bounds: RawBuilder<unknown>[] = [sql`level = ${source.level}`]
+  if (Number.isFinite(source.start)) bounds.push(sql`bucket_start >= ${source.start}`)
+  if (Number.isFinite(source.end)) bounds.push(sql`bucket_start < ${source.end}`)
+  return sql<boolean>`${sql.join(bounds, sql` AND `)} AND ${rollupFilterExpression(filter)}`
+}
 
 /**
  * Answers an aggregate query from rollups where whole buckets allow, raw calls at the edges, and the not-yet-rolled
@@ -17,34 +58,16 @@ import { readCursor, readHorizons } from './state.js'
  */
 export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQuery): Promise<AggregateRow[]> {
   const { db, dialect } = ctx
-  const level = chooseLevel(query.filter, query.groupBy)
-  const horizons = await readHorizons(db)
-  const plan = planQuery(query.filter.from, query.filter.to, query.interval, horizons, level !== null)
+  const { sources, resolution } = await sourcesOf(ctx, query)
   const groups = new AggregateGroups()
-  const at = await readCursor(db)
-  const cursor = dialect.cursor
-  let rollupStart = Infinity
-  let rollupEnd = -Infinity
-  const rangeFilter = (start: number, end: number): CallFilter => ({
-    ...query.filter,
-    from: Number.isFinite(start) ? start : undefined,
-    to: Number.isFinite(end) ? end : undefined,
-  })
-
-  for (const segment of plan.segments) {
-    if (segment.unit === 'raw') {
-      await aggregateCalls(db, dialect, { ...query, filter: rangeFilter(segment.start, segment.end) }, { into: groups })
+  for (const source of sources) {
+    if (source.kind === 'raw') {
+      await aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, into: groups })
       continue
     }
-    rollupStart = Math.min(rollupStart, segment.start)
-    rollupEnd = Math.max(rollupEnd, segment.end)
-    const table = ROLLUP_TABLES[segment.unit]
-    const bounds: RawBuilder<unknown>[] = [sql`level = ${level!.id}`]
-    if (Number.isFinite(segment.start)) bounds.push(sql`bucket_start >= ${segment.start}`)
-    if (Number.isFinite(segment.end)) bounds.push(sql`bucket_start < ${segment.end}`)
-    const rows = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(table)} WHERE ${sql.join(bounds, sql` AND `)} AND ${rollupFilterExpression(query.filter)}`.execute(db)
+    const rows = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(ROLLUP_TABLES[source.unit])} WHERE ${rollupWhere(source, query.filter)}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
-    const coarser = query.interval !== undefined && rankOf(segment.unit) > rankOf(query.interval)
+    const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
     for (const row of rows.rows) {
       const t = num(row.bucket_start)
       const start = query.interval === undefined ? null : coarser ? t : bucketStart(t, query.interval)
@@ -56,16 +79,13 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       })
       const group = groups.get(start, keys)
       storedState(row, group.state)
-      if (coarser) group.resolution = coarserResolution(group.resolution ?? 'raw', segment.unit)
+      if (coarser) group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
     }
-  }
-  if (rollupStart < rollupEnd) {
-    await aggregateCalls(db, dialect, { ...query, filter: rangeFilter(rollupStart, rollupEnd) }, { where: cursor.tail(at), into: groups })
   }
   const result = groups.rows()
   // Summaries and breakdowns carry the plan's precision; timeseries points carry their own (marked above).
-  if (plan.resolution !== 'raw' && (query.interval === undefined || plan.resolution === 'partial')) {
-    for (const row of result) row.resolution = coarserResolution(row.resolution ?? 'raw', plan.resolution)
+  if (resolution !== 'raw' && (query.interval === undefined || resolution === 'partial')) {
+    for (const row of result) row.resolution = coarserResolution(row.resolution ?? 'raw', resolution)
   }
   return result
 }
