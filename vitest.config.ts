@@ -18,10 +18,19 @@ const resolve = {
 }
 
 /** One vitest project per package (plus the built-packages checks), sharing the aliases. */
-const project = (name: string, include: string[], timeouts: { testTimeout: number; hookTimeout: number }) => ({
+const project = (name: string, include: string[], timeouts: { testTimeout: number; hookTimeout: number }, env?: Record<string, string>) => ({
   resolve,
-  test: { name, include, environment: 'node' as const, ...timeouts },
+  test: { name, include, environment: 'node' as const, ...timeouts, ...(env ? { env } : {}) },
 })
+
+/** Tests whose answers depend on time buckets and calendar windows run again in time zones far from UTC. */
+const TIME_SENSITIVE = [
+  'packages/core/test/stats.test.ts',
+  'packages/core/test/rollup-plan.test.ts',
+  'packages/core/test/memory-storage.test.ts',
+  'packages/core/test/alerts/transitions.test.ts',
+  'packages/storage-sqlite/test/rollups.test.ts',
+]
 
 export default defineConfig({
   resolve,
@@ -35,6 +44,8 @@ export default defineConfig({
       project('storage-postgres', ['packages/storage-postgres/test/**/*.test.ts'], { testTimeout: 120_000, hookTimeout: 120_000 }),
       project('express', ['packages/express/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
       project('fastify', ['packages/fastify/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
+      project('TZ=America/New_York', TIME_SENSITIVE, { testTimeout: 60_000, hookTimeout: 120_000 }, { TZ: 'America/New_York' }),
+      project('TZ=Asia/Kolkata', TIME_SENSITIVE, { testTimeout: 60_000, hookTimeout: 120_000 }, { TZ: 'Asia/Kolkata' }),
     ],
   },
 })

@@ -51,7 +51,7 @@ export function isSecretSegment(segment: string): boolean {
 function secretMask(host: string | null, segments: readonly string[]): boolean[] {
   const mask = segments.map(isSecretSegment)
   if (host !== null) {
-    const h = host.toLowerCase()
+    const h = host.toLowerCase().replace(/:\d+$/, '') // the port does not change what the path means
     // hooks.slack.com/services/T…/B…/<secret>: the whole path after the kind is the credential
     if ((h === 'hooks.slack.com' || h.endsWith('.slack.com')) && SLACK_HOOKS.has(segments[0] ?? '')) {
       for (let i = 1; i < segments.length; i++) mask[i] = true
