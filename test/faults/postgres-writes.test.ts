@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import pg from 'pg'
+import { type RawBuilder, sql } from 'kysely'
+import { postgresDialect } from '@apimeter/core/sql'
 import { type ApimeterError, type CallInput, createMonitor, type Monitor } from '@apimeter/core'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import { freshSchema, query, testUrl } from '../../packages/storage-postgres/test/helpers.js'
@@ -144,6 +146,33 @@ describe('PostgreSQL write faults', () => {
     await other.query('COMMIT')
     expect((await storage.maintain()).rolledUp).toBe(1)
     expect((await m.stats.summary()).requests).toBe(20_001)
+  })
+
+  it('rolls a large backlog up in bounded runs, never one statement over the whole backlog (which statement_timeout cut short forever)', async () => {
+    const never = { rollupEveryCalls: Number.MAX_SAFE_INTEGER, rollupIntervalMs: 2_147_483_647 }
+    const m = start({ batchSize: 1000, concurrency: 1 }, { schedule: never })
+    for (let i = 0; i < 5000; i++) m.record(call(i))
+    await m.flush({ timeoutMs: 30_000 })
+    const storage = m.storage as ReturnType<typeof postgresStorage>
+    const big = createMonitor({ logger: false, flushOnExit: false, batchSize: 3000, storage: postgresStorage({ connectionString: testUrl(), schema: schema.schema, schedule: never }) })
+    for (let i = 0; i < 3000; i++) big.record(call(i))
+    await big.flush({ timeoutMs: 30_000 })
+    const rowsIn = async (batch: RawBuilder<boolean>): Promise<number> => Number((await sql<{ n: string }>`SELECT COUNT(*) AS n FROM apimeter_calls WHERE ${batch}`.execute(storage.db)).rows[0]!.n)
+    const from = { upto: 0, pending: [] }
+    // five transactions of 1,000 calls, then one of 3,000: a run stops before the transaction that would pass maxRows
+    const first = (await postgresDialect.cursor.next(storage.db, from, 2500))!
+    expect(await rowsIn(first.batch)).toBe(2000)
+    // a transaction is never split: a bound inside the first transaction takes that transaction whole
+    expect(await rowsIn((await postgresDialect.cursor.next(storage.db, from, 10))!.batch)).toBe(1000)
+    const last = (await postgresDialect.cursor.next(storage.db, { upto: (await postgresDialect.cursor.next(storage.db, from, 5000))!.to.upto, pending: [] }, 10))!
+    expect(await rowsIn(last.batch)).toBe(3000)
+    // unbounded, it is one batch of everything
+    expect(await rowsIn((await postgresDialect.cursor.next(storage.db, from, Infinity))!.batch)).toBe(8000)
+    // maintenance walks the backlog in such runs and stays exact
+    expect((await storage.maintain()).rolledUp).toBe(8000)
+    expect((await m.stats.summary()).requests).toBe(8000)
+    expect(await count(`tx >= (SELECT value::text FROM apimeter_rollup_state WHERE name = 'cursor')::xid8`)).toBe(0)
+    await big.close()
   })
 
   it('ends close() within closeTimeoutMs even when its final rollup run is blocked', async () => {

@@ -12,6 +12,23 @@ const xids = (list: readonly number[]) => sql`ARRAY[${sql.join(list.map((x) => s
 const MAINTENANCE_LOCK = sql`hashtext('apimeter.maintenance'), hashtext(current_schema())`
 
 /**
+ * Where a rollup run stops: the snapshot's `xmax`, or earlier when more than `maxRows` raw calls wait, so that one run
+ * (one statement under `statement_timeout`, one transaction) stays small however large the backlog is — after an
+ * import, an outage of the rollups or a long burst. The bound is the transaction id of the `maxRows`-th waiting row
+ * (read from the `tx` index); a transaction is never split: when one holds more than `maxRows` rows, the run takes it
+ * whole. Rows of transactions still running below the bound are invisible here and stay pending, as without a bound.
+ */
+async function boundedXmax(db: Parameters<SqlDialect['cursor']['next']>[0], upto: number, xmax: number, maxRows: number): Promise<number> {
+  if (!Number.isFinite(maxRows) || xmax <= upto) return xmax
+  const waiting = sql`SELECT tx FROM ${sql.table(TABLES.calls)} WHERE tx >= ${xid(upto)} AND tx < ${xid(xmax)} ORDER BY tx`
+  const r = await sql<{ first: string | null; bound: string | null }>`
+    SELECT (${waiting} LIMIT 1)::text AS first, (${waiting} OFFSET ${maxRows} LIMIT 1)::text AS bound`.execute(db)
+  const { first, bound } = r.rows[0] ?? { first: null, bound: null }
+  if (first === null || bound === null) return xmax
+  return bound === first ? num(first) + 1 : num(bound)
+}
+
+/**
  * PostgreSQL (pg pool, many writers, possibly many processes).
  *
  * The rollup cursor is a transaction id: concurrent writers commit out of id order, but every transaction older
@@ -71,14 +88,14 @@ export const postgresDialect: SqlDialect = {
   migrationRun: (_db, go) => go(),
   // `upto` is a transaction id: every transaction below it had finished at the last run, except `pending`.
   cursor: {
-    async next(db, at) {
+    async next(db, at, maxRows) {
       // What has finished since the last run: transactions below this snapshot's xmax that are not running now —
       // however old the oldest running transaction of the cluster is. Rows of transactions that are still running
       // are not visible here; those below xmax stay pending and are rolled up by a later run, once committed.
       const r = await sql<{ xmax: string; xip: string[] | null }>`
         SELECT pg_snapshot_xmax(s)::text AS xmax, ARRAY(SELECT x::text FROM pg_snapshot_xip(s) AS x) AS xip
         FROM pg_current_snapshot() AS s`.execute(db)
-      const xmax = num(r.rows[0]?.xmax)
+      const xmax = await boundedXmax(db, at.upto, num(r.rows[0]?.xmax), maxRows)
       const running = (r.rows[0]?.xip ?? []).map(Number)
       const runningSet = new Set(running)
       const finishedPending = at.pending.filter((x) => !runningSet.has(x))
