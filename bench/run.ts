@@ -10,6 +10,7 @@ import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
 import { runSqliteSuite } from './suites/sqlite.js'
+import { runTenantsSuite } from './suites/tenants.js'
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
   record: runRecordSuite,
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   express: runExpressSuite,
   fastify: runFastifySuite,
   outbound: runOutboundSuite,
+  tenants: runTenantsSuite,
 }
 
 const wanted = process.argv.slice(2)
