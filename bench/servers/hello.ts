@@ -45,26 +45,15 @@ function storageFor(m: Mode): StorageAdapter {
 }
 const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite'
 const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: storageFor(mode) })
-/** What the tool under test saw (calls recorded, spans ended), to check it really ran. */
-let spans = 0
+/** Spans OpenTelemetry exported, to check it really ran. */
+let spans = (): number => 0
 
 if (mode === 'otel') {
-  const { NodeTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-node')
+  const { discardingTracer } = await import('../otel.js')
   const { registerInstrumentations, InstrumentationNodeModuleDefinition } = await import('@opentelemetry/instrumentation')
   const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http')
   const { ExpressInstrumentation } = await import('@opentelemetry/instrumentation-express')
-  const provider = new NodeTracerProvider({
-    spanProcessors: [
-      new BatchSpanProcessor({
-        export(batch, done) {
-          spans += batch.length
-          done({ code: 0 })
-        },
-        shutdown: async () => {},
-      }),
-    ],
-  })
-  provider.register()
+  spans = discardingTracer().spans
   // Express 4 is installed under the alias `express4`; the require hook matches the directory name, so the same
   // instrumentation is declared again under that name.
   class Express4Instrumentation extends ExpressInstrumentation {
@@ -112,7 +101,7 @@ console.log(`listening ${port}`)
 process.on('message', () => {
   const { user, system } = process.cpuUsage()
   const health = monitor.health()
-  process.send?.({ cpuUs: user + system, recorded: health.written + health.queued, spans })
+  process.send?.({ cpuUs: user + system, recorded: health.written + health.queued, spans: spans() })
 })
 process.on('SIGTERM', () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })

@@ -135,21 +135,9 @@ async function outbound(): Promise<Figure[]> {
   const upstream = await startUpstream(serverPinning())
   const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
   const instrumented = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
-  const { NodeTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-node')
+  const { discardingTracer } = await import('../otel.js')
   const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici')
-  let spans = 0
-  const provider = new NodeTracerProvider({
-    spanProcessors: [
-      new BatchSpanProcessor({
-        export(batch, done) {
-          spans += batch.length
-          done({ code: 0 })
-        },
-        shutdown: async () => {},
-      }),
-    ],
-  })
-  provider.register()
+  const { provider, spans } = discardingTracer()
   // Constructed enabled (its config decides whether spans are made at all), then switched off between its rounds.
   const otel = new UndiciInstrumentation()
   otel.setTracerProvider(provider)
@@ -172,7 +160,7 @@ async function outbound(): Promise<Figure[]> {
     const results = await alternate(modes, (mode) => run(mode, 1000), (mode) => run(mode, SECONDS * 1000))
     await provider.forceFlush()
     if (fetching.health().written + fetching.health().queued === 0 || instrumented.health().written + instrumented.health().queued === 0) throw new Error('peers: a metered fetch mode recorded nothing')
-    if (spans === 0) throw new Error('peers: the undici instrumentation exported no span')
+    if (spans() === 0) throw new Error('peers: the undici instrumentation exported no span')
     const measured = modes.map((mode, i) => ({ name: mode, apimeter: mode.includes('monitor') || mode.includes('instrument()'), ...results[i]! }))
     return figures('Outbound:', 0.95, measured)
   } finally {

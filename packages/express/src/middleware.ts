@@ -1,6 +1,7 @@
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
 import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { IncomingMessage } from 'node:http'
 
 /**
  * Options of {@link apimeter}: every field is optional.
@@ -58,6 +59,13 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
  * resets it after `next(err)`), so the middleware watches the router write `req.baseUrl` and `req.route` on this
  * request: each mount entered is remembered with the parameters it matched, and the moment a route is dispatched
  * the chain of mounts is captured. The template is assembled only when the response is done.
+ *
+ * The watching costs almost nothing per request where it can: `baseUrl` and `route` become accessors once, on the
+ * request prototype of the Express copy the app uses (`express.request`, which every app's and sub-app's request
+ * inherits from), keeping their values in symbol-keyed slots of the request. Express 5 sets the prototype before
+ * its router writes anything, so every write goes through them. Where a request already holds its own `baseUrl`
+ * (Express 4's router writes it before the prototype is set; the first request of an app; a request another copy
+ * of this package watches the old way), the accessors are defined on that one request instead.
  */
 interface Mount {
   readonly parent: Mount | null
@@ -71,20 +79,32 @@ interface Mount {
 interface RouteState {
   /** The calls to record when the response closes (one per apimeter middleware on the app, usually one). */
   readonly calls: InboundCall[]
-  baseUrl: string
   mount: Mount | null
   route: { path?: unknown } | undefined
   routeMount: Mount | null
   routeParams: Readonly<Record<string, unknown>> | undefined
   routeUrl: string
+  /** Values of the accessors defined on the request itself (the fallback); unused on the prototype path. */
+  baseUrl: string
   /** Accessors found already defined on the request (by another copy of this package), chained to. */
   readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined
 }
 
 const STATE = Symbol('apimeter.express')
+/** Slots of the values behind the prototype accessors. */
+const BASE_URL_VALUE = Symbol('apimeter.express.baseUrl')
+const ROUTE_VALUE = Symbol('apimeter.express.route')
+/** Set on a request prototype this copy has put its accessors on (or failed to: then `false`). */
+const PROTO_WATCHED = Symbol('apimeter.express.prototype')
 /** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
 const WATCHED = Symbol.for('apimeter.express.watched')
-type Tracked<T> = T & { [STATE]?: RouteState; [WATCHED]?: true }
+type Tracked<T> = T & {
+  [STATE]?: RouteState
+  [WATCHED]?: true
+  [BASE_URL_VALUE]?: unknown
+  [ROUTE_VALUE]?: unknown
+  [PROTO_WATCHED]?: boolean
+}
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
   const existing = req[STATE]
@@ -92,36 +112,104 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     existing.calls.push(call)
     return
   }
+  if (req[PROTO_WATCHED] === undefined) watchPrototype(req)
+  const onPrototype = req[PROTO_WATCHED] === true && !Object.hasOwn(req, 'baseUrl') && !Object.hasOwn(req, 'route')
   const baseUrl = req.baseUrl ?? ''
   let prev: RouteState['prev']
-  if (req[WATCHED] === true) {
+  if (!onPrototype && req[WATCHED] === true) {
     const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
     const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
     prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
   }
   const state: RouteState = {
     calls: [call],
-    baseUrl,
     mount: baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params: req.params },
     route: undefined,
     routeMount: null,
     routeParams: undefined,
     routeUrl: '/',
+    baseUrl,
     prev,
   }
   req[STATE] = state
-  req[WATCHED] = true
   res[STATE] = state
-  Object.defineProperty(req, 'baseUrl', BASE_URL)
-  Object.defineProperty(req, 'route', ROUTE)
+  if (!onPrototype) {
+    req[WATCHED] = true
+    Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
+    Object.defineProperty(req, 'route', OWN_ROUTE)
+  }
   res.on('close', onClose)
 }
 
+/** What the router's writes tell: a mount entered or left, a route matched or dispatched. */
+function baseUrlSet(state: RouteState, value: unknown, req: Request): void {
+  state.mount = enter(state.mount, typeof value === 'string' ? value : '', req.params)
+}
+
+// Set when a route matches and again when it dispatches (params are final by then): the last one counts.
+function routeSet(state: RouteState, value: unknown, req: Request): void {
+  state.route = value as RouteState['route']
+  state.routeMount = state.mount
+  state.routeParams = req.params
+  state.routeUrl = req.url ?? '/'
+}
+
 /**
- * An accessor for `req[name]` that keeps the value (or defers to an accessor found there before) and tells
- * `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ * Puts the accessors on the root request prototype of the app's Express copy (the object whose prototype is
+ * `http.IncomingMessage.prototype`), once, chaining to accessors another copy of this package put there before.
+ * Marks the prototype either way, so a prototype that refuses them is not tried again.
  */
-function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Request) => void): PropertyDescriptor {
+function watchPrototype(req: Tracked<Request>): void {
+  let root = Object.getPrototypeOf(req) as Tracked<Request> | null
+  while (root !== null && Object.getPrototypeOf(root) !== IncomingMessage.prototype) root = Object.getPrototypeOf(root) as Tracked<Request> | null
+  if (root === null || Object.hasOwn(root, PROTO_WATCHED)) return
+  let watched = false
+  try {
+    const prevBase = Object.getOwnPropertyDescriptor(root, 'baseUrl')
+    const prevRoute = Object.getOwnPropertyDescriptor(root, 'route')
+    if ((prevBase === undefined || prevBase.set !== undefined) && (prevRoute === undefined || prevRoute.set !== undefined)) {
+      Object.defineProperty(root, 'baseUrl', protoAccessor(BASE_URL_VALUE, baseUrlSet, prevBase))
+      Object.defineProperty(root, 'route', protoAccessor(ROUTE_VALUE, routeSet, prevRoute))
+      watched = true
+    }
+  } catch {
+    // a frozen or unusual prototype: requests are watched one by one
+  }
+  try {
+    Object.defineProperty(root, PROTO_WATCHED, { value: watched, configurable: true })
+  } catch {
+    // ignore: the hasOwn check above then retries, which is harmless
+  }
+}
+
+/** A prototype accessor keeping the value in `slot` of each request (or deferring to `prev`) and telling `onSet`. */
+function protoAccessor(
+  slot: typeof BASE_URL_VALUE | typeof ROUTE_VALUE,
+  onSet: (state: RouteState, value: unknown, req: Request) => void,
+  prev: PropertyDescriptor | undefined,
+): PropertyDescriptor {
+  const prevGet = prev?.get
+  const prevSet = prev?.set
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: Tracked<Request>) {
+      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[slot]
+    },
+    set(this: Tracked<Request>, value: unknown) {
+      if (prevSet !== undefined) prevSet.call(this, value)
+      else this[slot] = value
+      const state = this[STATE]
+      if (state !== undefined) onSet(state, value, this)
+    },
+  }
+}
+
+/**
+ * An accessor for `req[name]` defined on one request: keeps the value (or defers to an accessor found there
+ * before) and tells `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ */
+function ownAccessor(name: 'baseUrl' | 'route', onSet: (state: RouteState, value: unknown, req: Request) => void): PropertyDescriptor {
   return {
     configurable: true,
     enumerable: true,
@@ -133,22 +221,14 @@ function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Requ
     set(this: Tracked<Request>, value: never) {
       const state = this[STATE]!
       state.prev?.[name]?.set!.call(this, value)
-      state[name] = value
-      onSet(state, this)
+      if (name === 'baseUrl') state.baseUrl = value
+      onSet(state, value, this)
     },
   }
 }
 
-const BASE_URL = watched('baseUrl', (state, req) => {
-  state.mount = enter(state.mount, typeof state.baseUrl === 'string' ? state.baseUrl : '', req.params)
-})
-
-// Set when a route matches and again when it dispatches (params are final by then): the last one counts.
-const ROUTE = watched('route', (state, req) => {
-  state.routeMount = state.mount
-  state.routeParams = req.params
-  state.routeUrl = req.url ?? '/'
-})
+const OWN_BASE_URL = ownAccessor('baseUrl', baseUrlSet)
+const OWN_ROUTE = ownAccessor('route', routeSet)
 
 /** The mount the router is in after it sets `req.baseUrl` to `url`: a new child, an ancestor left, or the same. */
 function enter(mount: Mount | null, url: string, params: Readonly<Record<string, unknown>> | undefined): Mount | null {
