@@ -1,7 +1,7 @@
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
-import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
+import { countOnPrototype, createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { IncomingMessage } from 'node:http'
+import { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
  * Options of {@link apimeter}: every field is optional.
@@ -112,7 +112,7 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     existing.calls.push(call)
     return
   }
-  if (req[PROTO_WATCHED] === undefined) watchPrototype(req)
+  if (req[PROTO_WATCHED] === undefined) watchPrototypes(req, res)
   const onPrototype = req[PROTO_WATCHED] === true && !Object.hasOwn(req, 'baseUrl') && !Object.hasOwn(req, 'route')
   const baseUrl = req.baseUrl ?? ''
   let prev: RouteState['prev']
@@ -154,14 +154,23 @@ function routeSet(state: RouteState, value: unknown, req: Request): void {
   state.routeUrl = req.url ?? '/'
 }
 
+/** The prototype of `object` whose own prototype is `base` (`express.request` above `http.IncomingMessage`). */
+function rootBelow<T extends object>(object: T, base: object): T | null {
+  let root = Object.getPrototypeOf(object) as T | null
+  while (root !== null && Object.getPrototypeOf(root) !== base) root = Object.getPrototypeOf(root) as T | null
+  return root
+}
+
 /**
  * Puts the accessors on the root request prototype of the app's Express copy (the object whose prototype is
  * `http.IncomingMessage.prototype`), once, chaining to accessors another copy of this package put there before.
- * Marks the prototype either way, so a prototype that refuses them is not tried again.
+ * Marks the prototype either way, so a prototype that refuses them is not tried again. Has response bytes counted
+ * on the root response prototype (`express.response`) likewise, so responses are not wrapped one by one.
  */
-function watchPrototype(req: Tracked<Request>): void {
-  let root = Object.getPrototypeOf(req) as Tracked<Request> | null
-  while (root !== null && Object.getPrototypeOf(root) !== IncomingMessage.prototype) root = Object.getPrototypeOf(root) as Tracked<Request> | null
+function watchPrototypes(req: Tracked<Request>, res: Response): void {
+  const response = rootBelow(res, ServerResponse.prototype)
+  if (response !== null) countOnPrototype(response)
+  const root = rootBelow(req, IncomingMessage.prototype)
   if (root === null || Object.hasOwn(root, PROTO_WATCHED)) return
   let watched = false
   try {

@@ -252,6 +252,21 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     ])
   })
 
+  it('counts response bytes through the response prototype: nothing is wrapped on responses after the first', async () => {
+    const wrapped: boolean[] = []
+    const { get, recorded } = await start((app) => {
+      app.get('/stream', (_req, res) => {
+        wrapped.push(Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end'))
+        res.write('part one, ')
+        res.write(Buffer.from('part two, '))
+        res.end('ünd done')
+      })
+    })
+    for (let i = 0; i < 3; i++) expect((await get('/stream')).body).toBe('part one, part two, ünd done')
+    expect(wrapped.slice(1)).toEqual([false, false])
+    expect((await recorded(3)).map((c) => c.responseBytes)).toEqual([29, 29, 29])
+  })
+
   it('records a client that goes away, before the response or in the middle of it, as aborted', async () => {
     let arrived!: () => void
     const waiting = new Promise<void>((resolve) => (arrived = resolve))
