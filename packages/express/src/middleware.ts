@@ -62,7 +62,8 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
  *
  * The watching costs almost nothing per request where it can: `baseUrl` and `route` become accessors once, on the
  * request prototype of the Express copy the app uses (`express.request`, which every app's and sub-app's request
- * inherits from), keeping their values in symbol-keyed slots of the request. Express 5 sets the prototype before
+ * inherits from), keeping their values in one small object on the request ({@link Slots}, added by the router's first
+ * write, which also holds the state once the request is metered). Express 5 sets the prototype before
  * its router writes anything, so every write goes through them. Where a request already holds its own `baseUrl`
  * (Express 4's router writes it before the prototype is set; the first request of an app; a request another copy
  * of this package watches the old way), the accessors are defined on that one request instead.
@@ -91,9 +92,13 @@ interface RouteState {
 }
 
 const STATE = Symbol('apimeter.express')
-/** Slots of the values behind the prototype accessors. */
-const BASE_URL_VALUE = Symbol('apimeter.express.baseUrl')
-const ROUTE_VALUE = Symbol('apimeter.express.route')
+/** The values behind the prototype accessors, and the state of a metered request: one object per request. */
+class Slots {
+  baseUrl: unknown = undefined
+  route: unknown = undefined
+  state: RouteState | undefined = undefined
+}
+const SLOTS = Symbol('apimeter.express.slots')
 /** Set on a request prototype this copy has put its accessors on (or failed to: then `false`). */
 const PROTO_WATCHED = Symbol('apimeter.express.prototype')
 /** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
@@ -101,13 +106,22 @@ const WATCHED = Symbol.for('apimeter.express.watched')
 type Tracked<T> = T & {
   [STATE]?: RouteState
   [WATCHED]?: true
-  [BASE_URL_VALUE]?: unknown
-  [ROUTE_VALUE]?: unknown
+  [SLOTS]?: Slots
   [PROTO_WATCHED]?: boolean
 }
 
+/** The slots of a request, added on first use (a single property added to the request). */
+function slotsOf(req: Tracked<Request>): Slots {
+  let slots = req[SLOTS]
+  if (slots === undefined) {
+    slots = new Slots()
+    req[SLOTS] = slots
+  }
+  return slots
+}
+
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
-  const existing = req[STATE]
+  const existing = req[SLOTS]?.state ?? req[STATE]
   if (existing !== undefined) {
     existing.calls.push(call)
     return
@@ -131,9 +145,10 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     baseUrl,
     prev,
   }
-  req[STATE] = state
-  res[STATE] = state
-  if (!onPrototype) {
+  if (onPrototype) slotsOf(req).state = state
+  else {
+    req[STATE] = state
+    res[STATE] = state
     req[WATCHED] = true
     Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
     Object.defineProperty(req, 'route', OWN_ROUTE)
@@ -177,8 +192,8 @@ function watchPrototypes(req: Tracked<Request>, res: Response): void {
     const prevBase = Object.getOwnPropertyDescriptor(root, 'baseUrl')
     const prevRoute = Object.getOwnPropertyDescriptor(root, 'route')
     if ((prevBase === undefined || prevBase.set !== undefined) && (prevRoute === undefined || prevRoute.set !== undefined)) {
-      Object.defineProperty(root, 'baseUrl', protoAccessor(BASE_URL_VALUE, baseUrlSet, prevBase))
-      Object.defineProperty(root, 'route', protoAccessor(ROUTE_VALUE, routeSet, prevRoute))
+      Object.defineProperty(root, 'baseUrl', baseUrlAccessor(prevBase))
+      Object.defineProperty(root, 'route', routeAccessor(prevRoute))
       watched = true
     }
   } catch {
@@ -191,25 +206,40 @@ function watchPrototypes(req: Tracked<Request>, res: Response): void {
   }
 }
 
-/** A prototype accessor keeping the value in `slot` of each request (or deferring to `prev`) and telling `onSet`. */
-function protoAccessor(
-  slot: typeof BASE_URL_VALUE | typeof ROUTE_VALUE,
-  onSet: (state: RouteState, value: unknown, req: Request) => void,
-  prev: PropertyDescriptor | undefined,
-): PropertyDescriptor {
+// The prototype accessors, one pair per property (each store site sees one property of one class: no keyed
+// stores on the request past the one that adds its slots). They chain to accessors another copy put there before.
+function baseUrlAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor {
   const prevGet = prev?.get
   const prevSet = prev?.set
   return {
     configurable: true,
     enumerable: true,
     get(this: Tracked<Request>) {
-      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[slot]
+      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[SLOTS]?.baseUrl
     },
     set(this: Tracked<Request>, value: unknown) {
       if (prevSet !== undefined) prevSet.call(this, value)
-      else this[slot] = value
-      const state = this[STATE]
-      if (state !== undefined) onSet(state, value, this)
+      const slots = slotsOf(this)
+      slots.baseUrl = value
+      if (slots.state !== undefined) baseUrlSet(slots.state, value, this)
+    },
+  }
+}
+
+function routeAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor {
+  const prevGet = prev?.get
+  const prevSet = prev?.set
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: Tracked<Request>) {
+      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[SLOTS]?.route
+    },
+    set(this: Tracked<Request>, value: unknown) {
+      if (prevSet !== undefined) prevSet.call(this, value)
+      const slots = slotsOf(this)
+      slots.route = value
+      if (slots.state !== undefined) routeSet(slots.state, value, this)
     },
   }
 }
@@ -284,7 +314,7 @@ function routeTemplate(state: RouteState): string {
 
 // One shared listener: 'close' follows 'finish' on every response, and comes alone when the client went away.
 function onClose(this: Tracked<Response>): void {
-  const state = this[STATE]
+  const state = (this.req as Tracked<Request> | undefined)?.[SLOTS]?.state ?? this[STATE]
   if (state === undefined) return
   let route: string
   try {
