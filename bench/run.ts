@@ -6,6 +6,7 @@ import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runExpressSuite } from './suites/express.js'
 import { runFastifySuite } from './suites/fastify.js'
 import { runOutboundSuite } from './suites/outbound.js'
+import { runPeersSuite } from './suites/peers.js'
 import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   fastify: runFastifySuite,
   outbound: runOutboundSuite,
   tenants: runTenantsSuite,
+  peers: runPeersSuite,
 }
 
 const wanted = process.argv.slice(2)

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -8,7 +9,7 @@ const SERVER = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
 
 export const LOAD = { connections: 32, durationS: 5, warmupS: 3, rounds: 9 }
 
-interface Server {
+export interface Server {
   child: ChildProcess
   url: string
 }
@@ -23,7 +24,7 @@ interface ServerReport {
  * core (where the scheduler splits it evenly between them), the load generators run on another. Without taskset
  * the processes float.
  */
-function pinning(): { server: string[]; pinned: boolean } {
+export function pinning(): { server: string[]; pinned: boolean } {
   if (availableParallelism() < 2) return { server: [], pinned: false }
   try {
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
@@ -33,28 +34,50 @@ function pinning(): { server: string[]; pinned: boolean } {
   }
 }
 let pins: ReturnType<typeof pinning> | undefined
-
-async function startServer(framework: string, mode: Mode): Promise<Server> {
+/** The command prefix that pins a server process to its core (empty when it cannot be pinned); pins this process. */
+export function serverPinning(): string[] {
   pins ??= pinning()
-  const command = [...pins.server, process.execPath, '--import', 'tsx', SERVER, framework, mode]
+  return pins.server
+}
+
+/** Starts `bench/servers/hello.ts` for one framework and mode in a child process, pinned to the server core. */
+export async function startServer(framework: string, mode: string): Promise<Server> {
+  serverPinning()
+  const command = [...pins!.server, process.execPath, '--import', 'tsx', SERVER, framework, mode]
   const { child, port } = await spawnListening(command, `${framework} ${mode} server`, ['ignore', 'pipe', 'inherit', 'ipc'])
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 
-function report(server: Server): Promise<ServerReport> {
+/** Asks a server over IPC what it used and recorded so far. */
+export function report(server: Server): Promise<ServerReport & { spans: number }> {
   return new Promise((resolve) => {
-    server.child.once('message', (message) => resolve(message as ServerReport))
+    server.child.once('message', (message) => resolve(message as ServerReport & { spans: number }))
     server.child.send('report')
   })
 }
 
+const TICK_US = 1_000_000 / 100 // USER_HZ is 100 on Linux
+/**
+ * CPU time (user + system, every thread) a process has used, in µs: from `/proc/<pid>/stat`, read from outside so
+ * that asking costs the server nothing; over IPC from the server's `process.cpuUsage()` where there is no /proc.
+ */
+export async function cpuUs(server: Server): Promise<number> {
+  try {
+    const stat = readFileSync(`/proc/${server.child.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
+  } catch {
+    return (await report(server)).cpuUs
+  }
+}
+
 /** Loads a server for `seconds` from a worker thread; returns requests/s and the server's CPU µs per request. */
-async function load(server: Server, seconds: number): Promise<{ rps: number; cpuPerRequest: number }> {
-  const before = await report(server)
-  const result = await autocannon({ url: server.url, connections: LOAD.connections, duration: seconds, workers: 1 })
-  const after = await report(server)
+export async function load(server: Server, seconds: number, path = ''): Promise<{ rps: number; cpuPerRequest: number }> {
+  const before = await cpuUs(server)
+  const result = await autocannon({ url: server.url + path, connections: LOAD.connections, duration: seconds, workers: 1 })
+  const after = await cpuUs(server)
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`${server.url}: ${result.errors} errors, ${result.non2xx} non-2xx responses`)
-  return { rps: result.requests.total / seconds, cpuPerRequest: (after.cpuUs - before.cpuUs) / result.requests.total }
+  return { rps: result.requests.total / seconds, cpuPerRequest: (after - before) / result.requests.total }
 }
 
 type Mode = 'without' | 'with' | 'with-memory'
@@ -106,4 +129,4 @@ export async function compareThroughput(framework: string, label: string, target
   }
 }
 
-export const METHOD = `Side by side: three servers, each in its own child process (\`bench/servers/hello.ts\`, one route answering \`{"hello":"world"}\`) — without apimeter, with it, and with it on in-memory storage — loaded at the same time by autocannon (${LOAD.connections} connections each, one worker thread each), so whatever else the shared machine does slows them alike. With \`taskset\` available, the servers are pinned to one core (which the scheduler splits evenly between them) and the load generators to another. "With" registers apimeter first on a monitor whose storage discards each batch it is given: the ratio is what the middleware, \`record()\` and the write pipeline's batching add to a request, not what a storage engine costs (the storage suites measure that); the in-memory line shows the same with storage work included. After a ${LOAD.warmupS} s warm-up, ${LOAD.rounds} rounds of ${LOAD.durationS} s; req/s are medians, ratios are medians of the per-round ratios. Server CPU per request comes from \`process.cpuUsage()\`.`
+export const METHOD = `Side by side: three servers, each in its own child process (\`bench/servers/hello.ts\`, one route answering \`{"hello":"world"}\`) — without apimeter, with it, and with it on in-memory storage — loaded at the same time by autocannon (${LOAD.connections} connections each, one worker thread each), so whatever else the shared machine does slows them alike. With \`taskset\` available, the servers are pinned to one core (which the scheduler splits evenly between them) and the load generators to another. "With" registers apimeter first on a monitor whose storage discards each batch it is given: the ratio is what the middleware, \`record()\` and the write pipeline's batching add to a request, not what a storage engine costs (the storage suites measure that); the in-memory line shows the same with storage work included. After a ${LOAD.warmupS} s warm-up, ${LOAD.rounds} rounds of ${LOAD.durationS} s; req/s are medians, ratios are medians of the per-round ratios. Server CPU per request is read from the server process's \`/proc/<pid>/stat\` (every thread).`

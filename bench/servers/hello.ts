@@ -1,39 +1,95 @@
 // A hello-world server for the throughput benches, run in a child process so the load generator's CPU is not
-// measured with it: node --import tsx bench/servers/hello.ts <express5|express4|fastify> <without|with|with-memory>
-// Prints `listening <port>` when ready. "with" registers apimeter first on a monitor whose storage accepts and
-// discards every batch: the cost measured is the middleware, record() and the write pipeline's batching, not a
-// storage engine (those have their own suites). "with-memory" writes to in-memory storage (capped at 10,000 calls).
-import { createMonitor, memoryStorage } from '@apimeter/core'
-import { discardStorage } from '../lib.js'
+// measured with it: node --import tsx bench/servers/hello.ts <express5|express4|fastify> <mode>
+// Prints `listening <port>` when ready. Two routes answer `{"hello":"world"}`: `GET /` and `GET /hello/:id`.
+//
+// Modes: "without" (the bare framework); "with" registers apimeter first on a monitor whose storage accepts and
+// discards every batch (the cost measured is the middleware, record() and the write pipeline's batching, not a
+// storage engine); "with-memory" writes to in-memory storage (capped at 10,000 calls); "with-sqlite" writes to
+// SQLite storage in a temporary file, the default a user runs. The peers a user would pick instead, each set up
+// the way its README shows: "response-time", "prom-bundle" (express-prom-bundle), "swagger-stats",
+// "otel" (OpenTelemetry's http and express instrumentations, spans batched to an exporter that discards them) and,
+// for Fastify, "fastify-metrics".
+//
+// Frameworks are loaded with require() after the tool is set up, so that OpenTelemetry's require hooks see them
+// (apimeter's adapters import no framework at run time).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createMonitor, memoryStorage, type StorageAdapter } from '@apimeter/core'
 import { apimeter } from '@apimeter/express'
 import { apimeterFastify } from '@apimeter/fastify'
-import express5 from 'express'
-import express4 from 'express4'
-import Fastify from 'fastify'
+import { sqliteStorage } from '@apimeter/storage-sqlite'
+import type express5 from 'express'
+import type { RequestHandler } from 'express'
+import type Fastify from 'fastify'
+import { discardStorage } from '../lib.js'
 
-const [framework, mode] = process.argv.slice(2)
-if (!['express5', 'express4', 'fastify'].includes(framework ?? '') || !['without', 'with', 'with-memory'].includes(mode ?? '')) {
-  console.error('usage: hello.ts <express5|express4|fastify> <without|with|with-memory>')
+const require = createRequire(import.meta.url)
+const FRAMEWORKS = ['express5', 'express4', 'fastify'] as const
+const MODES = ['without', 'with', 'with-memory', 'with-sqlite', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
+type Mode = (typeof MODES)[number]
+
+const [framework, mode] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], Mode]
+if (!FRAMEWORKS.includes(framework) || !MODES.includes(mode) || (mode === 'fastify-metrics') !== (framework === 'fastify' && mode === 'fastify-metrics')) {
+  console.error(`usage: hello.ts <${FRAMEWORKS.join('|')}> <${MODES.join('|')}>`)
   process.exit(2)
 }
-const storage = mode === 'with-memory' ? memoryStorage({ maxCalls: 10_000 }) : discardStorage
-const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage })
-const metered = mode !== 'without'
 
+let dir: string | undefined
+function storageFor(m: Mode): StorageAdapter {
+  if (m === 'with-memory') return memoryStorage({ maxCalls: 10_000 })
+  if (m !== 'with-sqlite') return discardStorage
+  dir = mkdtempSync(join(tmpdir(), 'apimeter-bench-'))
+  return sqliteStorage({ filename: join(dir, 'bench.db') })
+}
+const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite'
+const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: storageFor(mode) })
+/** Spans OpenTelemetry exported, to check it really ran. */
+let spans = (): number => 0
+
+if (mode === 'otel') {
+  const { discardingTracer } = await import('../otel.js')
+  const { registerInstrumentations, InstrumentationNodeModuleDefinition } = await import('@opentelemetry/instrumentation')
+  const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http')
+  const { ExpressInstrumentation } = await import('@opentelemetry/instrumentation-express')
+  spans = discardingTracer().spans
+  // Express 4 is installed under the alias `express4`; the require hook matches the directory name, so the same
+  // instrumentation is declared again under that name.
+  class Express4Instrumentation extends ExpressInstrumentation {
+    override init() {
+      return super.init().map((d) => new InstrumentationNodeModuleDefinition('express4', d.supportedVersions, d.patch, d.unpatch, d.files))
+    }
+  }
+  registerInstrumentations({ instrumentations: [new HttpInstrumentation(), framework === 'express4' ? new Express4Instrumentation() : new ExpressInstrumentation()] })
+}
+
+const hello = { hello: 'world' }
 let port: number
 if (framework === 'fastify') {
-  const app = Fastify()
+  const app = (require('fastify') as typeof Fastify)()
   if (metered) await app.register(apimeterFastify, { monitor })
+  if (mode === 'fastify-metrics') await app.register((await import('fastify-metrics')).default, { endpoint: '/metrics' })
   app.get('/', (_request, reply) => {
-    reply.send({ hello: 'world' })
+    reply.send(hello)
+  })
+  app.get('/hello/:id', (_request, reply) => {
+    reply.send(hello)
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   port = (app.server.address() as { port: number }).port
 } else {
-  const app = (framework === 'express5' ? express5 : express4)()
+  const express = require(framework === 'express5' ? 'express' : 'express4') as typeof express5
+  const app = express()
   if (metered) app.use(apimeter(monitor))
+  if (mode === 'response-time') app.use((require('response-time') as () => RequestHandler)())
+  if (mode === 'prom-bundle') app.use((require('express-prom-bundle') as (o: object) => RequestHandler)({ includeMethod: true, includePath: true }))
+  if (mode === 'swagger-stats') app.use((require('swagger-stats') as { getMiddleware(o: object): RequestHandler }).getMiddleware({}))
   app.get('/', (_req, res) => {
-    res.json({ hello: 'world' })
+    res.json(hello)
+  })
+  app.get('/hello/:id', (_req, res) => {
+    res.json(hello)
   })
   const server = app.listen(0, '127.0.0.1')
   await new Promise((resolve) => server.once('listening', resolve))
@@ -45,5 +101,9 @@ console.log(`listening ${port}`)
 process.on('message', () => {
   const { user, system } = process.cpuUsage()
   const health = monitor.health()
-  process.send?.({ cpuUs: user + system, recorded: health.written + health.queued })
+  process.send?.({ cpuUs: user + system, recorded: health.written + health.queued, spans: spans() })
+})
+process.on('SIGTERM', () => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  process.exit(0)
 })

@@ -4,19 +4,20 @@ import { createMonitor } from '@apimeter/core'
 import { discardStorage, type Figure, median, spawnListening, type SuiteResult } from '../lib.js'
 
 const SERVER = fileURLToPath(new URL('../servers/upstream.ts', import.meta.url))
-const LOAD = { concurrency: 16, roundMs: 2000, warmupMs: 2000, rounds: 9 }
+export const LOAD = { concurrency: 16, roundMs: 2000, warmupMs: 2000, rounds: 9 }
 const TARGET = 0.95
 
-async function startUpstream(): Promise<{ child: ChildProcess; url: string }> {
-  const { child, port } = await spawnListening([process.execPath, '--import', 'tsx', SERVER], 'upstream')
+/** Starts the upstream server in a child process (`prefix`: e.g. a taskset command pinning it to a core). */
+export async function startUpstream(prefix: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const { child, port } = await spawnListening([...prefix, process.execPath, '--import', 'tsx', SERVER], 'upstream')
   return { child, url: `http://127.0.0.1:${port}/v1/items/42` }
 }
 
 /** Client CPU microseconds per request of the last throughput() run (less disturbed by a busy machine than req/s). */
-let lastCpuPerRequest = 0
+export let lastCpuPerRequest = 0
 
 /** Requests per second of `concurrency` loops each fetching and reading the body, for `ms`. */
-async function throughput(fetchImpl: typeof fetch, url: string, ms: number): Promise<number> {
+export async function throughput(fetchImpl: typeof fetch, url: string, ms: number): Promise<number> {
   const cpu = process.cpuUsage()
   let count = 0
   const deadline = performance.now() + ms

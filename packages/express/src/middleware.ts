@@ -1,6 +1,7 @@
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
-import { createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
+import { countOnPrototype, createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
  * Options of {@link apimeter}: every field is optional.
@@ -58,6 +59,14 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
  * resets it after `next(err)`), so the middleware watches the router write `req.baseUrl` and `req.route` on this
  * request: each mount entered is remembered with the parameters it matched, and the moment a route is dispatched
  * the chain of mounts is captured. The template is assembled only when the response is done.
+ *
+ * The watching costs almost nothing per request where it can: `baseUrl` and `route` become accessors once, on the
+ * request prototype of the Express copy the app uses (`express.request`, which every app's and sub-app's request
+ * inherits from), keeping their values in one small object on the request ({@link Slots}, added by the router's first
+ * write, which also holds the state once the request is metered). Express 5 sets the prototype before
+ * its router writes anything, so every write goes through them. Where a request already holds its own `baseUrl`
+ * (Express 4's router writes it before the prototype is set; the first request of an app; a request another copy
+ * of this package watches the old way), the accessors are defined on that one request instead.
  */
 interface Mount {
   readonly parent: Mount | null
@@ -71,57 +80,175 @@ interface Mount {
 interface RouteState {
   /** The calls to record when the response closes (one per apimeter middleware on the app, usually one). */
   readonly calls: InboundCall[]
-  baseUrl: string
   mount: Mount | null
   route: { path?: unknown } | undefined
   routeMount: Mount | null
   routeParams: Readonly<Record<string, unknown>> | undefined
   routeUrl: string
+  /** Values of the accessors defined on the request itself (the fallback); unused on the prototype path. */
+  baseUrl: string
   /** Accessors found already defined on the request (by another copy of this package), chained to. */
   readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined
 }
 
 const STATE = Symbol('apimeter.express')
+/** The values behind the prototype accessors, and the state of a metered request: one object per request. */
+class Slots {
+  baseUrl: unknown = undefined
+  route: unknown = undefined
+  state: RouteState | undefined = undefined
+}
+const SLOTS = Symbol('apimeter.express.slots')
+/** Set on a request prototype this copy has put its accessors on (or failed to: then `false`). */
+const PROTO_WATCHED = Symbol('apimeter.express.prototype')
 /** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
 const WATCHED = Symbol.for('apimeter.express.watched')
-type Tracked<T> = T & { [STATE]?: RouteState; [WATCHED]?: true }
+type Tracked<T> = T & {
+  [STATE]?: RouteState
+  [WATCHED]?: true
+  [SLOTS]?: Slots
+  [PROTO_WATCHED]?: boolean
+}
+
+/** The slots of a request, added on first use (a single property added to the request). */
+function slotsOf(req: Tracked<Request>): Slots {
+  let slots = req[SLOTS]
+  if (slots === undefined) {
+    slots = new Slots()
+    req[SLOTS] = slots
+  }
+  return slots
+}
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
-  const existing = req[STATE]
+  const existing = req[SLOTS]?.state ?? req[STATE]
   if (existing !== undefined) {
     existing.calls.push(call)
     return
   }
+  if (req[PROTO_WATCHED] === undefined) watchPrototypes(req, res)
+  const onPrototype = req[PROTO_WATCHED] === true && !Object.hasOwn(req, 'baseUrl') && !Object.hasOwn(req, 'route')
   const baseUrl = req.baseUrl ?? ''
   let prev: RouteState['prev']
-  if (req[WATCHED] === true) {
+  if (!onPrototype && req[WATCHED] === true) {
     const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
     const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
     prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
   }
   const state: RouteState = {
     calls: [call],
-    baseUrl,
     mount: baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params: req.params },
     route: undefined,
     routeMount: null,
     routeParams: undefined,
     routeUrl: '/',
+    baseUrl,
     prev,
   }
-  req[STATE] = state
-  req[WATCHED] = true
-  res[STATE] = state
-  Object.defineProperty(req, 'baseUrl', BASE_URL)
-  Object.defineProperty(req, 'route', ROUTE)
+  if (onPrototype) slotsOf(req).state = state
+  else {
+    req[STATE] = state
+    res[STATE] = state
+    req[WATCHED] = true
+    Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
+    Object.defineProperty(req, 'route', OWN_ROUTE)
+  }
   res.on('close', onClose)
 }
 
+/** What the router's writes tell: a mount entered or left, a route matched or dispatched. */
+function baseUrlSet(state: RouteState, value: unknown, req: Request): void {
+  state.mount = enter(state.mount, typeof value === 'string' ? value : '', req.params)
+}
+
+// Set when a route matches and again when it dispatches (params are final by then): the last one counts.
+function routeSet(state: RouteState, value: unknown, req: Request): void {
+  state.route = value as RouteState['route']
+  state.routeMount = state.mount
+  state.routeParams = req.params
+  state.routeUrl = req.url ?? '/'
+}
+
+/** The prototype of `object` whose own prototype is `base` (`express.request` above `http.IncomingMessage`). */
+function rootBelow<T extends object>(object: T, base: object): T | null {
+  let root = Object.getPrototypeOf(object) as T | null
+  while (root !== null && Object.getPrototypeOf(root) !== base) root = Object.getPrototypeOf(root) as T | null
+  return root
+}
+
 /**
- * An accessor for `req[name]` that keeps the value (or defers to an accessor found there before) and tells
- * `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ * Puts the accessors on the root request prototype of the app's Express copy (the object whose prototype is
+ * `http.IncomingMessage.prototype`), once, chaining to accessors another copy of this package put there before.
+ * Marks the prototype either way, so a prototype that refuses them is not tried again. Has response bytes counted
+ * on the root response prototype (`express.response`) likewise, so responses are not wrapped one by one.
  */
-function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Request) => void): PropertyDescriptor {
+function watchPrototypes(req: Tracked<Request>, res: Response): void {
+  const response = rootBelow(res, ServerResponse.prototype)
+  if (response !== null) countOnPrototype(response)
+  const root = rootBelow(req, IncomingMessage.prototype)
+  if (root === null || Object.hasOwn(root, PROTO_WATCHED)) return
+  let watched = false
+  try {
+    const prevBase = Object.getOwnPropertyDescriptor(root, 'baseUrl')
+    const prevRoute = Object.getOwnPropertyDescriptor(root, 'route')
+    if ((prevBase === undefined || prevBase.set !== undefined) && (prevRoute === undefined || prevRoute.set !== undefined)) {
+      Object.defineProperty(root, 'baseUrl', baseUrlAccessor(prevBase))
+      Object.defineProperty(root, 'route', routeAccessor(prevRoute))
+      watched = true
+    }
+  } catch {
+    // a frozen or unusual prototype: requests are watched one by one
+  }
+  try {
+    Object.defineProperty(root, PROTO_WATCHED, { value: watched, configurable: true })
+  } catch {
+    // ignore: the hasOwn check above then retries, which is harmless
+  }
+}
+
+// The prototype accessors, one pair per property (each store site sees one property of one class: no keyed
+// stores on the request past the one that adds its slots). They chain to accessors another copy put there before.
+function baseUrlAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor {
+  const prevGet = prev?.get
+  const prevSet = prev?.set
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: Tracked<Request>) {
+      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[SLOTS]?.baseUrl
+    },
+    set(this: Tracked<Request>, value: unknown) {
+      if (prevSet !== undefined) prevSet.call(this, value)
+      const slots = slotsOf(this)
+      slots.baseUrl = value
+      if (slots.state !== undefined) baseUrlSet(slots.state, value, this)
+    },
+  }
+}
+
+function routeAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor {
+  const prevGet = prev?.get
+  const prevSet = prev?.set
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: Tracked<Request>) {
+      return prevGet !== undefined ? (prevGet.call(this) as unknown) : this[SLOTS]?.route
+    },
+    set(this: Tracked<Request>, value: unknown) {
+      if (prevSet !== undefined) prevSet.call(this, value)
+      const slots = slotsOf(this)
+      slots.route = value
+      if (slots.state !== undefined) routeSet(slots.state, value, this)
+    },
+  }
+}
+
+/**
+ * An accessor for `req[name]` defined on one request: keeps the value (or defers to an accessor found there
+ * before) and tells `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ */
+function ownAccessor(name: 'baseUrl' | 'route', onSet: (state: RouteState, value: unknown, req: Request) => void): PropertyDescriptor {
   return {
     configurable: true,
     enumerable: true,
@@ -133,22 +260,14 @@ function watched(name: 'baseUrl' | 'route', onSet: (state: RouteState, req: Requ
     set(this: Tracked<Request>, value: never) {
       const state = this[STATE]!
       state.prev?.[name]?.set!.call(this, value)
-      state[name] = value
-      onSet(state, this)
+      if (name === 'baseUrl') state.baseUrl = value
+      onSet(state, value, this)
     },
   }
 }
 
-const BASE_URL = watched('baseUrl', (state, req) => {
-  state.mount = enter(state.mount, typeof state.baseUrl === 'string' ? state.baseUrl : '', req.params)
-})
-
-// Set when a route matches and again when it dispatches (params are final by then): the last one counts.
-const ROUTE = watched('route', (state, req) => {
-  state.routeMount = state.mount
-  state.routeParams = req.params
-  state.routeUrl = req.url ?? '/'
-})
+const OWN_BASE_URL = ownAccessor('baseUrl', baseUrlSet)
+const OWN_ROUTE = ownAccessor('route', routeSet)
 
 /** The mount the router is in after it sets `req.baseUrl` to `url`: a new child, an ancestor left, or the same. */
 function enter(mount: Mount | null, url: string, params: Readonly<Record<string, unknown>> | undefined): Mount | null {
@@ -195,7 +314,7 @@ function routeTemplate(state: RouteState): string {
 
 // One shared listener: 'close' follows 'finish' on every response, and comes alone when the client went away.
 function onClose(this: Tracked<Response>): void {
-  const state = this[STATE]
+  const state = (this.req as Tracked<Request> | undefined)?.[SLOTS]?.state ?? this[STATE]
   if (state === undefined) return
   let route: string
   try {

@@ -252,6 +252,21 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     ])
   })
 
+  it('counts response bytes through the response prototype: nothing is wrapped on responses after the first', async () => {
+    const wrapped: boolean[] = []
+    const { get, recorded } = await start((app) => {
+      app.get('/stream', (_req, res) => {
+        wrapped.push(Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end'))
+        res.write('part one, ')
+        res.write(Buffer.from('part two, '))
+        res.end('ünd done')
+      })
+    })
+    for (let i = 0; i < 3; i++) expect((await get('/stream')).body).toBe('part one, part two, ünd done')
+    expect(wrapped.slice(1)).toEqual([false, false])
+    expect((await recorded(3)).map((c) => c.responseBytes)).toEqual([29, 29, 29])
+  })
+
   it('records a client that goes away, before the response or in the middle of it, as aborted', async () => {
     let arrived!: () => void
     const waiting = new Promise<void>((resolve) => (arrived = resolve))
@@ -463,5 +478,69 @@ describe('@apimeter/express on Express 5 only', () => {
     expect(await response.text()).toBe('handled: async failure')
     expect(await recordedCalls(monitor, storage)(1)).toMatchObject([{ route: '/orgs/:orgId/projects/:id', statusCode: 500, outcome: 'server_error' }])
     await monitor.close()
+  })
+
+  it('watches the router through the request prototype: no accessor defined on the requests after the first', async () => {
+    const { monitor, storage } = testMonitor()
+    const app = express5()
+    app.use(apimeter(monitor))
+    const own: string[] = []
+    const projects = express5.Router({ mergeParams: true })
+    projects.get('/:id', (req, res) => {
+      own.push(Object.getOwnPropertyDescriptor(req, 'baseUrl')?.get ? 'accessor' : 'none')
+      res.send(`${req.baseUrl} ${(req.route as { path: string }).path}`)
+    })
+    projects.get('/:id/fail', (_req, _res, next) => next(new Error('boom')))
+    const admin = express5()
+    admin.get('/users/:id', (_req, res) => {
+      res.send('admin')
+    })
+    app.use('/orgs/:orgId/projects', projects)
+    app.use('/admin/:tenant', admin)
+    app.use(fail(500))
+    const server = createServer(app)
+    servers.push(server)
+    const base = await listen(server)
+    const bodies: string[] = []
+    for (let i = 1; i <= 3; i++) bodies.push(await (await fetch(`${base}/orgs/o${i}/projects/${i}`)).text())
+    await (await fetch(`${base}/orgs/acme/projects/4/fail`)).text()
+    await (await fetch(`${base}/admin/acme/users/5`)).text()
+    await (await fetch(`${base}/nowhere`)).text()
+    expect(bodies).toEqual(['/orgs/o1/projects /:id', '/orgs/o2/projects /:id', '/orgs/o3/projects /:id'])
+    // The first request of an app arrives before the prototype is watched; every later one is watched through it.
+    expect(own.slice(1)).toEqual(['none', 'none'])
+    expect(summary(await recordedCalls(monitor, storage)(6))).toEqual([
+      'GET /orgs/:orgId/projects/:id 200',
+      'GET /orgs/:orgId/projects/:id 200',
+      'GET /orgs/:orgId/projects/:id 200',
+      'GET /orgs/:orgId/projects/:id/fail 500',
+      'GET /admin/:tenant/users/:id 200',
+      `GET ${UNMATCHED_ROUTE} 404`,
+    ])
+    await monitor.close()
+  })
+
+  it('chains to another copy of the package on the request prototype, request after request', async () => {
+    const thirdCopy = '../src/middleware.ts?third-copy'
+    const other = (await import(thirdCopy)) as typeof middleware
+    const first = testMonitor()
+    const second = testMonitor()
+    const app = express5()
+    app.use(other.apimeter(first.monitor))
+    app.use(apimeter(second.monitor))
+    const items = express5.Router()
+    items.get('/:id', (req, res) => {
+      res.send(`${req.baseUrl} ${(req.route as { path: string }).path}`)
+    })
+    app.use('/shops/:shopId/items', items)
+    const server = createServer(app)
+    servers.push(server)
+    const base = await listen(server)
+    for (let i = 1; i <= 3; i++) expect(await (await fetch(`${base}/shops/s${i}/items/${i}`)).text()).toBe(`/shops/s${i}/items /:id`)
+    const expected = Array(3).fill('GET /shops/:shopId/items/:id 200')
+    expect(summary(await recordedCalls(first.monitor, first.storage)(3))).toEqual(expected)
+    expect(summary(await recordedCalls(second.monitor, second.storage)(3))).toEqual(expected)
+    await first.monitor.close()
+    await second.monitor.close()
   })
 })

@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 // Byte counting state lives on the request and response under this symbol (read by the shared wrappers below).
 const COUNTER = Symbol('apimeter.inboundBytes')
-type Metered<T> = T & { [COUNTER]?: ByteCounter }
+/** Own property of a response prototype: whether its write()/end() count (see countOnPrototype). */
+const COUNTING = Symbol('apimeter.countingPrototype')
+type Metered<T> = T & { [COUNTER]?: ByteCounter; [COUNTING]?: boolean }
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
@@ -14,9 +16,10 @@ export interface FirstByteListener {
 
 /**
  * Counts the bytes of one request and its response. Response bytes: what goes through `write()`/`end()` (exact
- * for fixed-length and chunked bodies alike). Request bytes: the declared length, or for chunked uploads what the
- * HTTP parser pushes into the request stream — never a 'data' listener, which would switch the stream to flowing
- * mode before the app reads it. One counter per response, shared when several meters watch the same request.
+ * for fixed-length and chunked bodies alike), wrapped on the response itself, or nowhere when its prototype counts
+ * already ({@link countOnPrototype}). Request bytes: the declared length, or for chunked uploads what the HTTP
+ * parser pushes into the request stream — never a 'data' listener, which would switch the stream to flowing mode
+ * before the app reads it. One counter per response, shared when several meters watch the same request.
  */
 export class ByteCounter {
   requestBytes: number
@@ -24,8 +27,10 @@ export class ByteCounter {
   /** True inside end(): an end() that writes its chunk through this.write() must not count it twice. */
   ending = false
   started = false
-  readonly write: Write
-  readonly end: End
+  /** True when the response's prototype counts: nothing was changed on the response. */
+  readonly onPrototype: boolean
+  readonly write: Write | undefined
+  readonly end: End | undefined
   readonly push: Push | undefined
   private more: FirstByteListener[] | undefined = undefined
 
@@ -41,11 +46,17 @@ export class ByteCounter {
     res: Metered<ServerResponse>,
     private readonly call: FirstByteListener,
   ) {
-    this.write = res.write
-    this.end = res.end
     res[COUNTER] = this
-    res.write = meteredWrite
-    res.end = meteredEnd as End
+    this.onPrototype = res[COUNTING] === true
+    if (this.onPrototype) {
+      this.write = undefined
+      this.end = undefined
+    } else {
+      this.write = res.write
+      this.end = res.end
+      res.write = meteredWrite
+      res.end = meteredEnd as End
+    }
     const length = raw.headers['content-length']
     this.requestBytes = length === undefined ? 0 : Number.parseInt(length, 10) || 0
     if (length === undefined && raw.headers['transfer-encoding'] !== undefined) {
@@ -75,13 +86,22 @@ function chunkBytes(chunk: unknown, encoding: unknown): number {
   return 0
 }
 
+/** What a write() adds; an end() that writes its chunk through write() is not counted twice. */
+function countWrite(bytes: ByteCounter, chunk: unknown, encoding: unknown): void {
+  if (bytes.ending) return
+  if (!bytes.started) bytes.firstByte()
+  bytes.responseBytes += chunkBytes(chunk, encoding)
+}
+
+function countEnd(bytes: ByteCounter, chunk: unknown, encoding: unknown): void {
+  if (!bytes.started) bytes.firstByte()
+  if (typeof chunk !== 'function') bytes.responseBytes += chunkBytes(chunk, encoding)
+}
+
 // Shared (not per-request) wrappers: they find their call through the symbol, so wrapping costs no closure.
 function meteredWrite(this: Metered<ServerResponse>, chunk: unknown, encoding?: unknown): boolean {
   const bytes = this[COUNTER]!
-  if (!bytes.ending) {
-    if (!bytes.started) bytes.firstByte()
-    bytes.responseBytes += chunkBytes(chunk, encoding)
-  }
+  countWrite(bytes, chunk, encoding)
   // f.apply(this, arguments) is the forwarding form V8 optimises without materialising `arguments`
   // eslint-disable-next-line prefer-rest-params
   return (bytes.write as Forward<boolean>).apply(this, arguments as never)
@@ -89,8 +109,7 @@ function meteredWrite(this: Metered<ServerResponse>, chunk: unknown, encoding?: 
 
 function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
   const bytes = this[COUNTER]!
-  if (!bytes.started) bytes.firstByte()
-  if (typeof chunk !== 'function') bytes.responseBytes += chunkBytes(chunk, encoding)
+  countEnd(bytes, chunk, encoding)
   bytes.ending = true
   try {
     // eslint-disable-next-line prefer-rest-params
@@ -98,6 +117,68 @@ function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: u
   } finally {
     bytes.ending = false
   }
+}
+
+/**
+ * Makes `proto` (a response prototype a framework owns, such as Express's `express.response`) count the bytes of
+ * every response below it that has a counter: `write()` and `end()` are defined on it once, forwarding to the ones
+ * it inherits, so a counter attached to such a response changes nothing on the response itself. Returns whether
+ * `proto` counts; one that already has its own `write`/`end` (another copy of this package, or the framework's) or
+ * refuses new ones is left alone, and its responses are wrapped one by one.
+ *
+ * @example
+ * ```ts
+ * countOnPrototype(Object.getPrototypeOf(app.response))   // express.response
+ * ```
+ */
+export function countOnPrototype(proto: object): boolean {
+  const marked = proto as { [COUNTING]?: boolean }
+  if (Object.hasOwn(proto, COUNTING)) return marked[COUNTING] === true
+  const parent = Object.getPrototypeOf(proto) as { write?: unknown; end?: unknown } | null
+  let counting = false
+  if (parent !== null && typeof parent.write === 'function' && typeof parent.end === 'function' && !Object.hasOwn(proto, 'write') && !Object.hasOwn(proto, 'end')) {
+    try {
+      Object.defineProperty(proto, 'write', { value: prototypeWrite(parent as { write: Write }), writable: true, configurable: true })
+      Object.defineProperty(proto, 'end', { value: prototypeEnd(parent as { end: End }), writable: true, configurable: true })
+      counting = true
+    } catch {
+      // a frozen prototype: its responses are wrapped one by one
+    }
+  }
+  try {
+    Object.defineProperty(proto, COUNTING, { value: counting, configurable: true })
+  } catch {
+    // asked again next time, which is harmless
+  }
+  return counting
+}
+
+// The inherited write()/end() are looked up on each call, so a later patch of http.ServerResponse still runs.
+function prototypeWrite(parent: { write: Write }): Write {
+  return function write(this: Metered<ServerResponse>, chunk: unknown, encoding?: unknown): boolean {
+    const bytes = this[COUNTER]
+    if (bytes !== undefined && bytes.onPrototype) countWrite(bytes, chunk, encoding)
+    // eslint-disable-next-line prefer-rest-params
+    return (parent.write as Forward<boolean>).apply(this, arguments as never)
+  } as Write
+}
+
+function prototypeEnd(parent: { end: End }): End {
+  return function end(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
+    const bytes = this[COUNTER]
+    if (bytes === undefined || !bytes.onPrototype) {
+      // eslint-disable-next-line prefer-rest-params
+      return (parent.end as Forward<ServerResponse>).apply(this, arguments as never)
+    }
+    countEnd(bytes, chunk, encoding)
+    bytes.ending = true
+    try {
+      // eslint-disable-next-line prefer-rest-params
+      return (parent.end as Forward<ServerResponse>).apply(this, arguments as never)
+    } finally {
+      bytes.ending = false
+    }
+  } as End
 }
 
 function meteredPush(this: Metered<IncomingMessage>, chunk: unknown, encoding?: unknown): boolean {

@@ -1,0 +1,189 @@
+// The peers suite: apimeter beside the tools a user would pick instead, on the same hello-world route, in one run.
+// Inbound: one server process per tool (bench/servers/hello.ts), loaded one after the other in alternating rounds;
+// outbound: plain fetch, monitor.fetch, instrument() and OpenTelemetry's undici instrumentation in this process.
+// PEERS_ROUNDS and PEERS_SECONDS shrink (or grow) the run; PEERS_ONLY=express5,express4,fastify,outbound picks parts.
+import { createMonitor } from '@apimeter/core'
+import { discardStorage, type Figure, fmt, median, type SuiteResult } from '../lib.js'
+import { LOAD as HTTP_LOAD, load, report, type Server, serverPinning, startServer } from '../throughput.js'
+import { lastCpuPerRequest, LOAD as FETCH_LOAD, startUpstream, throughput } from './outbound.js'
+
+const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 5)
+const SECONDS = Number(process.env.PEERS_SECONDS ?? 2)
+const PATH = 'hello/42'
+const ONLY = process.env.PEERS_ONLY?.split(',')
+const wanted = (part: string) => ONLY === undefined || ONLY.includes(part)
+
+interface Line {
+  name: string
+  mode: string
+  /** apimeter's lines carry the target; the others are the peers it must be ahead of. */
+  apimeter?: boolean
+}
+
+interface Group {
+  label: string
+  framework: string
+  target: number
+  lines: Line[]
+}
+
+const expressLines: Line[] = [
+  { name: 'bare', mode: 'without' },
+  { name: '+ `response-time` (a minimal timer)', mode: 'response-time' },
+  { name: '+ express-prom-bundle', mode: 'prom-bundle' },
+  { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true },
+  { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
+  { name: '+ swagger-stats', mode: 'swagger-stats' },
+  { name: '+ OpenTelemetry http + express', mode: 'otel' },
+]
+const GROUPS: Group[] = [
+  { label: 'Express 5', framework: 'express5', target: 0.95, lines: expressLines },
+  { label: 'Express 4', framework: 'express4', target: 0.95, lines: expressLines },
+  {
+    label: 'Fastify 5',
+    framework: 'fastify',
+    target: 0.9,
+    lines: [
+      { name: 'bare', mode: 'without' },
+      { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true },
+      { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
+      { name: '+ fastify-metrics', mode: 'fastify-metrics' },
+    ],
+  },
+]
+
+interface Measured {
+  name: string
+  apimeter: boolean
+  rps: number[]
+  cpu: number[]
+}
+
+/**
+ * Rounds of `measure(line)` for every line, the order rotated each round so that no line always runs first (or
+ * right after a GC-heavy one); one warm-up pass first.
+ */
+async function alternate<L>(lines: readonly L[], warmup: (line: L) => Promise<unknown>, measure: (line: L) => Promise<{ rps: number; cpu: number }>): Promise<{ rps: number[]; cpu: number[] }[]> {
+  for (const line of lines) await warmup(line)
+  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[] }))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < lines.length; i++) {
+      const at = (round + i) % lines.length
+      const { rps, cpu } = await measure(lines[at]!)
+      results[at]!.rps.push(rps)
+      results[at]!.cpu.push(cpu)
+    }
+  }
+  return results
+}
+
+/** One figure per line: bare as CPU µs per request; every other line as bare's CPU per request over its own. */
+function figures(label: string, target: number | undefined, measured: Measured[]): Figure[] {
+  const [bare, ...rest] = measured as [Measured, ...Measured[]]
+  const bareCpu = median(bare.cpu)
+  const rpsRatios = (m: Measured) => m.rps.map((r, i) => r / bare.rps[i]!)
+  const out: Figure[] = [
+    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s` },
+  ]
+  const peers = rest.filter((m) => !m.apimeter)
+  const bestPeer = Math.min(...peers.map((m) => median(m.cpu)))
+  for (const m of rest) {
+    const cpuRatio = bareCpu / median(m.cpu)
+    const rpsRatio = median(rpsRatios(m))
+    const ahead = m.apimeter && peers.length > 0 ? median(m.cpu) < bestPeer : undefined
+    out.push({
+      name: `${label} ${m.name}`,
+      value: cpuRatio,
+      unit: 'ratio',
+      ...(m.apimeter && target !== undefined ? { target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met: cpuRatio >= target && rpsRatio >= target && ahead !== false } : {}),
+      note: `CPU ${median(m.cpu).toFixed(1)} µs/request; ${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})`,
+    })
+  }
+  return out
+}
+
+async function inbound(group: Group): Promise<Figure[]> {
+  const servers = new Map<string, Server>()
+  try {
+    for (const line of group.lines) servers.set(line.mode, await startServer(group.framework, line.mode))
+    const results = await alternate(
+      group.lines,
+      (line) => load(servers.get(line.mode)!, 1, PATH),
+      async (line) => {
+        const { rps, cpuPerRequest } = await load(servers.get(line.mode)!, SECONDS, PATH)
+        return { rps, cpu: cpuPerRequest }
+      },
+    )
+    for (const line of group.lines) {
+      const seen = await report(servers.get(line.mode)!)
+      if (line.apimeter && seen.recorded === 0) throw new Error(`${group.label} ${line.name}: nothing was recorded`)
+      if (line.mode === 'otel' && seen.spans === 0) throw new Error(`${group.label} ${line.name}: no span was exported`)
+    }
+    return figures(
+      group.label,
+      group.target,
+      group.lines.map((line, i) => ({ name: line.name, apimeter: line.apimeter === true, ...results[i]! })),
+    )
+  } finally {
+    for (const server of servers.values()) server.child.kill()
+  }
+}
+
+type FetchMode = 'plain fetch' | '`monitor.fetch`' | 'plain fetch with `instrument()`' | 'plain fetch with OpenTelemetry undici instrumentation'
+
+async function outbound(): Promise<Figure[]> {
+  const upstream = await startUpstream(serverPinning())
+  const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
+  const instrumented = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
+  const { discardingTracer } = await import('../otel.js')
+  const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici')
+  const { provider, spans } = discardingTracer()
+  // Constructed enabled (its config decides whether spans are made at all), then switched off between its rounds.
+  const otel = new UndiciInstrumentation()
+  otel.setTracerProvider(provider)
+  otel.disable()
+  const plain = (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init)
+  const modes: FetchMode[] = ['plain fetch', '`monitor.fetch`', 'plain fetch with `instrument()`', 'plain fetch with OpenTelemetry undici instrumentation']
+  const run = async (mode: FetchMode, ms: number): Promise<{ rps: number; cpu: number }> => {
+    if (mode === 'plain fetch with `instrument()`') instrumented.instrument()
+    const traced = mode === 'plain fetch with OpenTelemetry undici instrumentation'
+    if (traced) otel.enable()
+    try {
+      const rps = await throughput(mode === '`monitor.fetch`' ? fetching.fetch : plain, upstream.url, ms)
+      return { rps, cpu: lastCpuPerRequest }
+    } finally {
+      instrumented.uninstrument()
+      if (traced) otel.disable()
+    }
+  }
+  try {
+    const results = await alternate(modes, (mode) => run(mode, 1000), (mode) => run(mode, SECONDS * 1000))
+    await provider.forceFlush()
+    if (fetching.health().written + fetching.health().queued === 0 || instrumented.health().written + instrumented.health().queued === 0) throw new Error('peers: a metered fetch mode recorded nothing')
+    if (spans() === 0) throw new Error('peers: the undici instrumentation exported no span')
+    const measured = modes.map((mode, i) => ({ name: mode, apimeter: mode.includes('monitor') || mode.includes('instrument()'), ...results[i]! }))
+    return figures('Outbound:', 0.95, measured)
+  } finally {
+    await fetching.close()
+    await instrumented.close()
+    await provider.shutdown()
+    upstream.child.kill()
+  }
+}
+
+export async function runPeersSuite(): Promise<SuiteResult> {
+  const figuresOut: Figure[] = []
+  for (const group of GROUPS) if (wanted(group.framework)) figuresOut.push(...(await inbound(group)))
+  if (wanted('outbound')) figuresOut.push(...(await outbound()))
+  return {
+    id: 'peers',
+    title: 'Peers: apimeter beside the tools a user would pick instead',
+    method: [
+      `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. The servers of one framework are loaded one at a time by autocannon (${HTTP_LOAD.connections} connections, one worker thread) for ${SECONDS} s, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each; with \`taskset\` the servers run on one core and the load generator on the other.`,
+      `Outbound: one client process, ${FETCH_LOAD.concurrency} concurrent loops fetching a 47-byte JSON answer from a local server on the other core and reading the body, ${SECONDS} s per mode, rotated likewise; apimeter's monitors and OpenTelemetry's span processor discard what they are given.`,
+      '',
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*: 1.00 is free, 0.50 doubles the cost. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+    ].join('\n'),
+    figures: figuresOut,
+  }
+}
