@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -57,27 +57,74 @@ export function report(server: Server): Promise<ServerReport & { spans: number }
 }
 
 const TICK_US = 1_000_000 / 100 // USER_HZ is 100 on Linux
+/** utime + stime of one `/proc/.../stat` line, in µs. */
+function statCpuUs(path: string): number {
+  const stat = readFileSync(path, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
+}
+
+/** CPU time a server has used, in µs: `all` its threads, `main` its main thread (the event loop requests run on). */
+export interface CpuUse {
+  all: number
+  main: number
+}
+
 /**
- * CPU time (user + system, every thread) a process has used, in µs: from `/proc/<pid>/stat`, read from outside so
- * that asking costs the server nothing; over IPC from the server's `process.cpuUsage()` where there is no /proc.
+ * CPU time (user + system) a process has used, in µs: every thread from `/proc/<pid>/stat` and the main thread from
+ * `/proc/<pid>/task/<pid>/stat`, read from outside so that asking costs the server nothing; over IPC from the
+ * server's `process.cpuUsage()` (every thread, for both) where there is no /proc.
  */
-export async function cpuUs(server: Server): Promise<number> {
+export async function cpuUs(server: Server): Promise<CpuUse> {
+  const pid = server.child.pid
   try {
-    const stat = readFileSync(`/proc/${server.child.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
+    return { all: statCpuUs(`/proc/${pid}/stat`), main: statCpuUs(`/proc/${pid}/task/${pid}/stat`) }
   } catch {
-    return (await report(server)).cpuUs
+    const { cpuUs: all } = await report(server)
+    return { all, main: all }
   }
 }
 
+/**
+ * Lets every thread of a pinned server but its main one run on any core: the event loop stays on the server core,
+ * while helper threads (a storage worker, V8's GC helpers, libuv's pool) may use the spare capacity of a machine
+ * with more cores than busy event loops, as they would in production. Applied alike to every server of a
+ * comparison, after its warm-up (threads start lazily, inheriting the main thread's core). No-op when unpinned.
+ */
+export function freeHelperThreads(server: Server): void {
+  if (pins?.pinned !== true) return
+  const pid = server.child.pid
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).filter((tid) => tid !== String(pid))
+  } catch {
+    return
+  }
+  for (const tid of tids) {
+    try {
+      execFileSync('taskset', ['-p', '-c', `0-${availableParallelism() - 1}`, tid], { stdio: 'ignore' })
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+}
+
+export interface LoadResult {
+  rps: number
+  /** The server's CPU µs per request, every thread. */
+  cpuPerRequest: number
+  /** The server's main-thread CPU µs per request: what the host's event loop paid. */
+  mainCpuPerRequest: number
+}
+
 /** Loads a server for `seconds` from a worker thread; returns requests/s and the server's CPU µs per request. */
-export async function load(server: Server, seconds: number, path = ''): Promise<{ rps: number; cpuPerRequest: number }> {
+export async function load(server: Server, seconds: number, path = ''): Promise<LoadResult> {
   const before = await cpuUs(server)
   const result = await autocannon({ url: server.url + path, connections: LOAD.connections, duration: seconds, workers: 1 })
   const after = await cpuUs(server)
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`${server.url}: ${result.errors} errors, ${result.non2xx} non-2xx responses`)
-  return { rps: result.requests.total / seconds, cpuPerRequest: (after - before) / result.requests.total }
+  const requests = result.requests.total
+  return { rps: requests / seconds, cpuPerRequest: (after.all - before.all) / requests, mainCpuPerRequest: (after.main - before.main) / requests }
 }
 
 type Mode = 'without' | 'with' | 'with-memory'
@@ -94,7 +141,7 @@ export async function compareThroughput(framework: string, label: string, target
   try {
     for (const mode of MODES) servers.push(await startServer(framework, mode))
     await Promise.all(servers.map((server) => load(server, LOAD.warmupS)))
-    const rounds: { rps: number; cpuPerRequest: number }[][] = MODES.map(() => [])
+    const rounds: LoadResult[][] = MODES.map(() => [])
     for (let round = 0; round < LOAD.rounds; round++) {
       const results = await Promise.all(servers.map((server) => load(server, LOAD.durationS)))
       results.forEach((result, i) => rounds[i]!.push(result))

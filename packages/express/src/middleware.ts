@@ -1,5 +1,5 @@
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
-import { countOnPrototype, createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch } from '@apimeter/core/inbound'
+import { type Completable, countOnPrototype, createInboundMeter, type InboundCall, type InboundOptions, joinRoute, templateFromMatch, watchCompletion } from '@apimeter/core/inbound'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -77,18 +77,51 @@ interface Mount {
   readonly params: Readonly<Record<string, unknown>> | undefined
 }
 
-interface RouteState {
-  /** The calls to record when the response closes (one per apimeter middleware on the app, usually one). */
+/** What is known of a metered request's routing; told by the server when its response is done (watchCompletion). */
+class RouteState implements Completable {
+  /** The calls to record when the response is done (one per apimeter middleware on the app, usually one). */
   readonly calls: InboundCall[]
   mount: Mount | null
-  route: { path?: unknown } | undefined
-  routeMount: Mount | null
-  routeParams: Readonly<Record<string, unknown>> | undefined
-  routeUrl: string
-  /** Values of the accessors defined on the request itself (the fallback); unused on the prototype path. */
-  baseUrl: string
-  /** Accessors found already defined on the request (by another copy of this package), chained to. */
-  readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined
+  route: { path?: unknown } | undefined = undefined
+  routeMount: Mount | null = null
+  routeParams: Readonly<Record<string, unknown>> | undefined = undefined
+  routeUrl = '/'
+
+  constructor(
+    call: InboundCall,
+    /** Values of the accessors defined on the request itself (the fallback); unused on the prototype path. */
+    public baseUrl: string,
+    params: Readonly<Record<string, unknown>> | undefined,
+    /** Accessors found already defined on the request (by another copy of this package), chained to. */
+    readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined,
+  ) {
+    this.calls = [call]
+    this.mount = baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params }
+  }
+
+  finish(statusCode: number): void {
+    const route = this.template()
+    for (const call of this.calls) {
+      call.route = route
+      call.finish(statusCode)
+    }
+  }
+
+  abort(): void {
+    const route = this.template()
+    for (const call of this.calls) {
+      call.route = route
+      call.abort()
+    }
+  }
+
+  private template(): string {
+    try {
+      return routeTemplate(this)
+    } catch {
+      return UNMATCHED_ROUTE // never let an unexpected routing shape throw out of the server's completion
+    }
+  }
 }
 
 const STATE = Symbol('apimeter.express')
@@ -135,25 +168,15 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
     const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
     prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
   }
-  const state: RouteState = {
-    calls: [call],
-    mount: baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params: req.params },
-    route: undefined,
-    routeMount: null,
-    routeParams: undefined,
-    routeUrl: '/',
-    baseUrl,
-    prev,
-  }
+  const state = new RouteState(call, baseUrl, req.params, prev)
   if (onPrototype) slotsOf(req).state = state
   else {
     req[STATE] = state
-    res[STATE] = state
     req[WATCHED] = true
     Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
     Object.defineProperty(req, 'route', OWN_ROUTE)
   }
-  res.on('close', onClose)
+  watchCompletion(req, res, state)
 }
 
 /** What the router's writes tell: a mount entered or left, a route matched or dispatched. */
@@ -310,21 +333,4 @@ function routeTemplate(state: RouteState): string {
   }
   // RegExp routes (and arrays holding one): a stable rendering of the declaration.
   return joinRoute(mount, Array.isArray(path) ? `[${path.map(String).join(', ')}]` : String(path))
-}
-
-// One shared listener: 'close' follows 'finish' on every response, and comes alone when the client went away.
-function onClose(this: Tracked<Response>): void {
-  const state = (this.req as Tracked<Request> | undefined)?.[SLOTS]?.state ?? this[STATE]
-  if (state === undefined) return
-  let route: string
-  try {
-    route = routeTemplate(state)
-  } catch {
-    route = UNMATCHED_ROUTE // never let an unexpected routing shape throw out of an event listener
-  }
-  for (const call of state.calls) {
-    call.route = route
-    if (this.writableFinished) call.finish(this.statusCode)
-    else call.abort()
-  }
 }

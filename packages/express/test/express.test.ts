@@ -267,6 +267,29 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     expect((await recorded(3)).map((c) => c.responseBytes)).toEqual([29, 29, 29])
   })
 
+  it('learns that a response is done from the server, with no listener added to the response', async () => {
+    const listeners = (res: Response) => ({ finish: res.listenerCount('finish'), close: res.listenerCount('close'), error: res.listenerCount('error') })
+    const seen: { bare?: object; metered: object[] } = { metered: [] }
+    const bare = express()
+    bare.get('/look/:id', (_req, res) => {
+      seen.bare = listeners(res)
+      res.send('ok')
+    })
+    const bareServer = createServer(bare)
+    servers.push(bareServer)
+    const bareBase = await listen(bareServer)
+    const { get, recorded } = await start((app) => {
+      app.get('/look/:id', (_req, res) => {
+        seen.metered.push(listeners(res))
+        res.send('ok')
+      })
+    })
+    expect((await fetch(`${bareBase}/look/0`)).status).toBe(200)
+    for (let i = 1; i <= 3; i++) expect((await get(`/look/${i}`)).body).toBe('ok')
+    expect(seen.metered).toEqual([seen.bare, seen.bare, seen.bare])
+    expect((await recorded(3)).map((c) => [c.route, c.statusCode, c.outcome, c.responseBytes])).toEqual(Array(3).fill(['/look/:id', 200, 'success', 2]))
+  })
+
   it('records a client that goes away, before the response or in the middle of it, as aborted', async () => {
     let arrived!: () => void
     const waiting = new Promise<void>((resolve) => (arrived = resolve))

@@ -1,5 +1,6 @@
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
-import { createInboundMeter, type InboundCall, type InboundMeter, type InboundOptions } from '@apimeter/core/inbound'
+import { ServerResponse } from 'node:http'
+import { countOnPrototype, createInboundMeter, type InboundCall, type InboundMeter, type InboundOptions, watchCompletion } from '@apimeter/core/inbound'
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
@@ -74,6 +75,11 @@ const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options,
   const kCall = Symbol('apimeter.call')
   fastify.decorateRequest(kCall, null)
   type Metered = FastifyRequest & { [kCall]: InboundCall | null }
+  // Response bytes are counted by write()/end() on http.ServerResponse.prototype (Fastify's replies are plain Node
+  // responses), so no response is wrapped; and the end of a response comes from the server's diagnostics channels
+  // (watchCompletion): no onResponse or onRequestAbort hook, whose listeners and closures Fastify would set up for
+  // every request.
+  countOnPrototype(ServerResponse.prototype)
 
   fastify.addHook('onRequest', (request, reply, next) => {
     const route = request.routeOptions
@@ -82,20 +88,13 @@ const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options,
       if (call !== undefined) {
         call.route = route.url ?? UNMATCHED_ROUTE // undefined for the 404 handler
         ;(request as Metered)[kCall] = call
+        watchCompletion(request.raw, reply.raw, call)
       }
     }
     next()
   })
   fastify.addHook('onError', (request, _reply, error, next) => {
     ;(request as Metered)[kCall]?.error(error)
-    next()
-  })
-  fastify.addHook('onResponse', (request, reply, next) => {
-    ;(request as Metered)[kCall]?.finish(reply.statusCode)
-    next()
-  })
-  fastify.addHook('onRequestAbort', (request, next) => {
-    ;(request as Metered)[kCall]?.abort()
     next()
   })
   if (meter.switches.closeMonitor === true) {

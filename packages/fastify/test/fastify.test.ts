@@ -1,7 +1,9 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
 import { hashApiKey } from '@apimeter/core/inbound'
 import { seededRandom } from '@apimeter/core/testing'
+import { apimeter as apimeterExpress } from '@apimeter/express'
 import { apimeterFastify, type ApimeterFastifyOptions } from '@apimeter/fastify'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -175,6 +177,62 @@ describe('@apimeter/fastify', () => {
       ['/upload', 201, 7, null],
       ['/stream', 0, 29, 'node'],
     ])
+  })
+
+  it('watches a real server\'s responses without a listener, hook or wrapper per request; keep-alive and Connection: close alike', async () => {
+    // What a response carries in its handler, bare and metered: the metered one must carry nothing more.
+    const seen: Record<string, unknown>[] = []
+    const inspect = (request: { raw: IncomingMessage }, reply: { raw: ServerResponse }) => {
+      seen.push({
+        finish: reply.raw.listenerCount('finish'),
+        close: reply.raw.listenerCount('close'),
+        error: reply.raw.listenerCount('error'),
+        requestClose: request.raw.listenerCount('close'),
+        ownWrite: Object.hasOwn(reply.raw, 'write') || Object.hasOwn(reply.raw, 'end'),
+      })
+      return { ok: true }
+    }
+    const bare = Fastify()
+    apps.push(bare)
+    bare.get('/look/:id', inspect)
+    const bareBase = await bare.listen({ port: 0, host: '127.0.0.1' })
+    const { app, recorded } = await start((app) => app.get('/look/:id', inspect))
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+    for (const url of [`${bareBase}/look/1`, `${base}/look/1`, `${base}/look/2`]) expect((await fetch(url)).status).toBe(200)
+    expect(await (await fetch(`${base}/look/3`, { headers: { connection: 'close' } })).json()).toEqual({ ok: true })
+    expect(seen[1]).toEqual(seen[0])
+    expect(seen[2]).toEqual(seen[0])
+    expect(seen[0]).toMatchObject({ ownWrite: false })
+    const calls = await recorded(3)
+    expect(calls.map((c) => [c.route, c.statusCode, c.outcome, c.responseBytes])).toEqual([
+      ['/look/:id', 200, 'success', 11],
+      ['/look/:id', 200, 'success', 11],
+      ['/look/:id', 200, 'success', 11],
+    ])
+  })
+
+  it('counts bytes once when an Express app and a Fastify app are metered in one process', async () => {
+    const { monitor, storage } = testMonitor()
+    monitors.push(monitor)
+    const express = (await import('express')).default
+    const expressApp = express()
+    expressApp.use(apimeterExpress(monitor))
+    expressApp.get('/e/:id', (_req, res) => {
+      res.write('twelve bytes')
+      res.end('!')
+    })
+    const server = expressApp.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    const { app, recorded: fastifyRecorded } = await start((app) => app.get('/f/:id', () => 'fastify'))
+    const base = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      expect(await (await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/e/1`)).text()).toBe('twelve bytes!')
+      expect(await (await fetch(`${base}/f/1`)).text()).toBe('fastify')
+      expect((await fastifyRecorded(1)).map((c) => [c.route, c.responseBytes])).toEqual([['/f/:id', 7]])
+      expect((await recordedCalls(monitor, storage)(1)).map((c) => [c.route, c.responseBytes])).toEqual([['/e/:id', 13]])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 
   it('reads tenant, user and API key when the response is done, storing only a key hash; a throwing callback is reported', async () => {

@@ -2,9 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 // Byte counting state lives on the request and response under this symbol (read by the shared wrappers below).
 const COUNTER = Symbol('apimeter.inboundBytes')
-/** Own property of a response prototype: whether its write()/end() count (see countOnPrototype). */
+/**
+ * Own property of a response prototype that countOnPrototype() was asked about: the prototype itself when its
+ * write()/end() count, null when it could not be made to. Read through a response, it names the nearest counting
+ * prototype: the one that counts for it, so that two counting prototypes on one chain (`express.response` above
+ * `http.ServerResponse.prototype`) never both count.
+ */
 const COUNTING = Symbol('apimeter.countingPrototype')
-type Metered<T> = T & { [COUNTER]?: ByteCounter; [COUNTING]?: boolean }
+type Metered<T> = T & { [COUNTER]?: ByteCounter; [COUNTING]?: object | null }
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
@@ -27,8 +32,8 @@ export class ByteCounter {
   /** True inside end(): an end() that writes its chunk through this.write() must not count it twice. */
   ending = false
   started = false
-  /** True when the response's prototype counts: nothing was changed on the response. */
-  readonly onPrototype: boolean
+  /** The prototype whose write()/end() count for this response (nothing was changed on it), or undefined. */
+  readonly countedBy: object | undefined
   readonly write: Write | undefined
   readonly end: End | undefined
   readonly push: Push | undefined
@@ -47,8 +52,8 @@ export class ByteCounter {
     private readonly call: FirstByteListener,
   ) {
     res[COUNTER] = this
-    this.onPrototype = res[COUNTING] === true
-    if (this.onPrototype) {
+    this.countedBy = res[COUNTING] ?? undefined
+    if (this.countedBy !== undefined) {
       this.write = undefined
       this.end = undefined
     } else {
@@ -132,41 +137,42 @@ function meteredEnd(this: Metered<ServerResponse>, chunk?: unknown, encoding?: u
  * ```
  */
 export function countOnPrototype(proto: object): boolean {
-  const marked = proto as { [COUNTING]?: boolean }
-  if (Object.hasOwn(proto, COUNTING)) return marked[COUNTING] === true
+  const marked = proto as { [COUNTING]?: object | null }
+  if (Object.hasOwn(proto, COUNTING)) return marked[COUNTING] === proto
   const parent = Object.getPrototypeOf(proto) as { write?: unknown; end?: unknown } | null
   let counting = false
   if (parent !== null && typeof parent.write === 'function' && typeof parent.end === 'function' && !Object.hasOwn(proto, 'write') && !Object.hasOwn(proto, 'end')) {
     try {
-      Object.defineProperty(proto, 'write', { value: prototypeWrite(parent as { write: Write }), writable: true, configurable: true })
-      Object.defineProperty(proto, 'end', { value: prototypeEnd(parent as { end: End }), writable: true, configurable: true })
+      Object.defineProperty(proto, 'write', { value: prototypeWrite(proto, parent as { write: Write }), writable: true, configurable: true })
+      Object.defineProperty(proto, 'end', { value: prototypeEnd(proto, parent as { end: End }), writable: true, configurable: true })
       counting = true
     } catch {
       // a frozen prototype: its responses are wrapped one by one
     }
   }
   try {
-    Object.defineProperty(proto, COUNTING, { value: counting, configurable: true })
+    Object.defineProperty(proto, COUNTING, { value: counting ? proto : null, configurable: true })
   } catch {
     // asked again next time, which is harmless
   }
   return counting
 }
 
-// The inherited write()/end() are looked up on each call, so a later patch of http.ServerResponse still runs.
-function prototypeWrite(parent: { write: Write }): Write {
+// The inherited write()/end() are looked up on each call, so a later patch of http.ServerResponse still runs. Each
+// counts only for the responses it is the nearest counting prototype of.
+function prototypeWrite(proto: object, parent: { write: Write }): Write {
   return function write(this: Metered<ServerResponse>, chunk: unknown, encoding?: unknown): boolean {
     const bytes = this[COUNTER]
-    if (bytes !== undefined && bytes.onPrototype) countWrite(bytes, chunk, encoding)
+    if (bytes !== undefined && bytes.countedBy === proto) countWrite(bytes, chunk, encoding)
     // eslint-disable-next-line prefer-rest-params
     return (parent.write as Forward<boolean>).apply(this, arguments as never)
   } as Write
 }
 
-function prototypeEnd(parent: { end: End }): End {
+function prototypeEnd(proto: object, parent: { end: End }): End {
   return function end(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
     const bytes = this[COUNTER]
-    if (bytes === undefined || !bytes.onPrototype) {
+    if (bytes === undefined || bytes.countedBy !== proto) {
       // eslint-disable-next-line prefer-rest-params
       return (parent.end as Forward<ServerResponse>).apply(this, arguments as never)
     }

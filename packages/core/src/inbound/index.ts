@@ -3,6 +3,7 @@
 export { classifyError, classifyStatus, type ErrorClassification } from '../call/outcome.js'
 export { maskUrl, normalizePath } from '../call/route.js'
 export { countOnPrototype } from './bytes.js'
+export { type Completable, watchCompletion } from './completion.js'
 export { hashApiKey } from './identity.js'
 export { createInboundMeter, type InboundCall, type InboundMeter } from './meter.js'
 export type { IdentityValue, IgnoreOption, InboundAdapterConfig, InboundMonitor, InboundOptions } from './options.js'

@@ -6,6 +6,7 @@ import type { CallInput } from '../call/types.js'
 import { ApimeterError, describeValue, errorMessage } from '../errors.js'
 import { parseOrThrow } from '../validation.js'
 import { ByteCounter } from './bytes.js'
+import { subscribeCompletion } from './completion.js'
 import { type IdentityFields, IdentityReader } from './identity.js'
 import { IgnoreRules } from './ignore.js'
 import { type InboundAdapterConfig, type InboundMonitor, type InboundOptions, isMonitor, optionsSchema } from './options.js'
@@ -105,6 +106,7 @@ class Meter<Req> implements InboundMeter<Req> {
     readonly switches: Readonly<Record<string, boolean | undefined>>,
   ) {
     this.prefix = config.prefix
+    subscribeCompletion() // so that the first request is already seen through the server's channels
     this.ignore = new IgnoreRules(options.ignore)
     this.identity = new IdentityReader(options, config.clientIp, (name, what, cause) => this.callbackFailed(name, what, cause))
   }
