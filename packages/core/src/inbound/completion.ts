@@ -54,18 +54,19 @@ export function subscribeCompletion(): void {
   })
 }
 
-/** Calls each watcher; a watcher never throws (meters catch their own errors), but a listener must not either. */
+/** Tells each watcher (no closure per call); a watcher never throws (meters catch their own errors), but a listener must not either. */
 function tell(watchers: Completable | Completable[], response: ServerResponse, finished: boolean): void {
-  const each = (watcher: Completable) => {
-    try {
-      if (finished) watcher.finish(response.statusCode)
-      else watcher.abort()
-    } catch {
-      // nothing may escape into the server's event emitters
-    }
+  if (Array.isArray(watchers)) for (const watcher of watchers) tellOne(watcher, response, finished)
+  else tellOne(watchers, response, finished)
+}
+
+function tellOne(watcher: Completable, response: ServerResponse, finished: boolean): void {
+  try {
+    if (finished) watcher.finish(response.statusCode)
+    else watcher.abort()
+  } catch {
+    // nothing may escape into the server's event emitters
   }
-  if (Array.isArray(watchers)) for (const watcher of watchers) each(watcher)
-  else each(watchers)
 }
 
 // The connection closed: every response still open on it is aborted.

@@ -98,6 +98,8 @@ class Meter<Req> implements InboundMeter<Req> {
   private readonly ignore: IgnoreRules<Req>
   readonly identity: IdentityReader<Req>
   readonly prefix: string
+  /** The record object calls are built in before record() copies them (see Call.record). */
+  scratch: InboundRecord | undefined = emptyRecord()
 
   constructor(
     readonly monitor: InboundMonitor,
@@ -183,28 +185,56 @@ class Call<Req> implements InboundCall {
   private record(statusCode: number | null, outcome: Outcome | undefined): void {
     this.done = true
     const raw = this.raw
+    const meter = this.meter
     const noBody = raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
-    const call: InboundRecord = {
-      direction: 'inbound',
-      method: raw.method ?? 'GET',
-      route: this.route,
-      timestamp: this.clock.timestamp,
-      durationMs: this.clock.elapsedMs(),
-      ttfbMs: this.ttfbMs,
-      statusCode,
-      outcome,
-      requestBytes: this.bytes.requestBytes,
-      responseBytes: noBody ? 0 : this.bytes.responseBytes,
-      errorType: this.errorType,
-      errorMessage: this.errorMessage,
-      tenantId: null,
-      userId: null,
-      apiKeyId: null,
-      clientIp: null,
-      userAgent: raw.headers['user-agent'] ?? null,
+    // record() copies the call before it returns, so one object per meter serves every call (unless a callback
+    // below records a call of this meter meanwhile: then that one gets its own).
+    const call = meter.scratch ?? emptyRecord()
+    meter.scratch = undefined
+    call.method = raw.method ?? 'GET'
+    call.route = this.route
+    call.timestamp = this.clock.timestamp
+    call.durationMs = this.clock.elapsedMs()
+    call.ttfbMs = this.ttfbMs
+    call.statusCode = statusCode
+    call.outcome = outcome
+    call.requestBytes = this.bytes.requestBytes
+    call.responseBytes = noBody ? 0 : this.bytes.responseBytes
+    call.errorType = this.errorType
+    call.errorMessage = this.errorMessage
+    call.tenantId = null
+    call.userId = null
+    call.apiKeyId = null
+    call.clientIp = null
+    call.userAgent = raw.headers['user-agent'] ?? null
+    try {
+      meter.identity.describe(this.req, raw, call)
+      meter.monitor.record(call)
+    } finally {
+      meter.scratch = call
     }
-    this.meter.identity.describe(this.req, raw, call)
-    this.meter.monitor.record(call)
   }
 }
 
+/** An inbound record with every field in place (one object shape for all of them). */
+function emptyRecord(): InboundRecord {
+  return {
+    direction: 'inbound',
+    method: 'GET',
+    route: UNMATCHED_ROUTE,
+    timestamp: 0,
+    durationMs: 0,
+    ttfbMs: null,
+    statusCode: null,
+    outcome: undefined,
+    requestBytes: 0,
+    responseBytes: 0,
+    errorType: null,
+    errorMessage: null,
+    tenantId: null,
+    userId: null,
+    apiKeyId: null,
+    clientIp: null,
+    userAgent: null,
+  }
+}

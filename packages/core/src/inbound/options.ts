@@ -120,7 +120,11 @@ export function optionsSchema(switches: readonly string[]) {
   return z.strictObject(shape)
 }
 
-/** What an inbound meter needs of the monitor it records on (a `Monitor` from `createMonitor()` is one). */
+/**
+ * What an inbound meter needs of the monitor it records on (a `Monitor` from `createMonitor()` is one). Its
+ * `record(call)` must copy what it keeps before returning, as a monitor's does: the meter builds every call in one
+ * object it reuses.
+ */
 export interface InboundMonitor extends CallRecorder {
   /** Closes the monitor (Fastify's `closeMonitor` option closes it with the app). */
   close(): Promise<void>
