@@ -358,6 +358,8 @@ class RunningCall implements CallHandle {
   private requestBytes = 0
   private responseBytes = 0
   private fields: Record<string, unknown>
+  /** False while `fields` is the caller's frozen start object (not copied until something is set). */
+  private ownFields: boolean
   private finished = false
 
   constructor(
@@ -367,7 +369,18 @@ class RunningCall implements CallHandle {
   ) {
     this.timestamp = clock.now()
     this.started = clock.monotonic()
-    this.fields = typeof start === 'object' && start !== null ? { ...start } : {}
+    // A frozen start (the inbound meters' constant one) cannot change under us: it is copied only if set() is called.
+    const frozen = typeof start === 'object' && start !== null && Object.isFrozen(start)
+    this.fields = frozen ? (start) : typeof start === 'object' && start !== null ? { ...start } : {}
+    this.ownFields = !frozen
+  }
+
+  private writable(): Record<string, unknown> {
+    if (!this.ownFields) {
+      this.fields = { ...this.fields }
+      this.ownFields = true
+    }
+    return this.fields
   }
 
   get done(): boolean {
@@ -379,7 +392,7 @@ class RunningCall implements CallHandle {
   }
 
   set(fields: CallUpdate): this {
-    if (typeof fields === 'object' && fields !== null) Object.assign(this.fields, fields)
+    if (typeof fields === 'object' && fields !== null) Object.assign(this.writable(), fields)
     return this
   }
 
@@ -411,9 +424,10 @@ class RunningCall implements CallHandle {
     this.finished = true
     if (fields) this.set(fields)
     const classified = classifyError(error)
-    this.fields.outcome ??= classified.outcome
-    this.fields.errorType ??= classified.errorType
-    this.fields.errorMessage ??= classified.errorMessage || null
+    const own = this.writable()
+    own.outcome ??= classified.outcome
+    own.errorType ??= classified.errorType
+    own.errorMessage ??= classified.errorMessage || null
     this.monitor.record(this.build())
     return true
   }
