@@ -16,7 +16,12 @@ type HeaderValue = string | string[] | number | undefined | null
 export class ObjectHeaders implements HeaderSource {
   private readonly values: Record<string, string>
 
-  constructor(headers: Record<string, HeaderValue> | null | undefined) {
+  /** `lowerCased`: `headers` is already a null-prototype object of lower-case names and text values (kept as is). */
+  constructor(headers: Record<string, HeaderValue> | null | undefined, lowerCased = false) {
+    if (lowerCased) {
+      this.values = headers as Record<string, string>
+      return
+    }
     const values: Record<string, string> = Object.create(null) as Record<string, string>
     if (headers) {
       for (const key of Object.keys(headers)) {
@@ -46,23 +51,24 @@ export class ObjectHeaders implements HeaderSource {
 }
 
 /** A {@link HeaderSource} over undici's raw header list. */
-export function rawHeaders(raw: readonly unknown[] | null | undefined): HeaderSource {
-  const values: Record<string, HeaderValue> = {}
+export function rawHeaders(raw: readonly unknown[] | null | undefined): ObjectHeaders {
+  // One pass straight into the view's own store (no second normalising copy): this runs on every metered response.
+  const values: Record<string, string> = Object.create(null) as Record<string, string>
   if (raw) {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = headerText(raw[i]).toLowerCase()
-      const value = raw[i + 1]
-      const joined = headerText(value)
+      const joined = headerText(raw[i + 1])
       const previous = values[name]
-      values[name] = previous === undefined ? joined : `${String(previous)}, ${joined}`
+      values[name] = previous === undefined ? joined : `${previous}, ${joined}`
     }
   }
-  return new ObjectHeaders(values)
+  return new ObjectHeaders(values, true)
 }
 
 /** A raw header name or value as text (undici gives bytes; a list is joined the way HTTP folds it). */
 export function headerText(value: unknown): string {
   if (typeof value === 'string') return value
+  if (Buffer.isBuffer(value)) return value.toString('latin1')
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
   if (Array.isArray(value)) return value.map(headerText).join(', ')
   return typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value) : ''

@@ -11,6 +11,7 @@ import { type HeaderSource, lookupHeaders, type ObjectHeaders } from './headers.
 import { OUTBOUND_DEFAULTS, type OutboundCallOptions, type OutboundOptions } from './options.js'
 import { parseRateLimit } from './rate-limit.js'
 import { type ApiDefinition, ApiRegistry, type CompiledApi, toTarget } from './registry.js'
+import { stopListeningForFetch } from './instrument.js'
 import { createUsageScanner, type UsageScanner } from './usage.js'
 
 /** One outbound request as a layer (fetch wrapper, interceptor, diagnostics channel) sees it. */
@@ -50,6 +51,8 @@ export class OutboundMeter {
   private operations = 0
   /** Calls whose response arrived and whose body is still being waited for. */
   readonly watching = new Set<OutboundCall>()
+  /** Whether this meter's `monitor.fetch` listens to undici's diagnostics channels (from its first call on). */
+  listensForFetch = false
 
   constructor(
     readonly monitor: CallRecorder,
@@ -112,10 +115,15 @@ export class OutboundMeter {
 
   /**
    * Records every call still waiting for its body now (marked `unread`, or `stalled` when part of it was read), so
-   * `close()` never loses a call whose body the application did not read.
+   * `close()` never loses a call whose body the application did not read. Called as the monitor closes: its
+   * `monitor.fetch` also stops listening to undici's channels.
    */
   finishWatched(): void {
     for (const call of [...this.watching]) call.finishNow()
+    if (this.listensForFetch) {
+      this.listensForFetch = false
+      stopListeningForFetch(this)
+    }
   }
 
   private newOperationId(): string {
@@ -158,12 +166,25 @@ export class OutboundCall {
     this.operationId = retry.operationId
   }
 
-  /** The response headers arrived. */
-  response(statusCode: number, headers: HeaderSource): void {
+  /**
+   * Whether metering this call needs its response body: a usage reader (token counts for a cost model) or response
+   * body capture. A call that needs nothing from the body can be watched without touching it.
+   */
+  needsBody(): boolean {
+    return this.definition?.cost?.usage !== undefined || this.meter.capture?.responseBody === true
+  }
+
+  /** Milliseconds since the call started (the call's own monotonic clock). */
+  elapsedMs(): number {
+    return this.clock.elapsedMs()
+  }
+
+  /** The response headers arrived (`atMs`: when, on {@link elapsedMs}'s clock, if not now). */
+  response(statusCode: number, headers: HeaderSource, atMs?: number): void {
     if (this.done || this.statusCode !== null) return
     this.statusCode = statusCode
     this.headers = lookupHeaders(headers)
-    this.ttfbMs = this.lastActivityMs = this.clock.elapsedMs()
+    this.ttfbMs = this.lastActivityMs = atMs ?? this.clock.elapsedMs()
     const usage = this.definition?.cost?.usage
     if (usage !== undefined && statusCode < 400) this.scanner = createUsageScanner(usage, this.headers.get('content-type'))
     if (this.meter.capture?.responseBody) this.bodyPrefix = new BodyPrefix(this.meter.capture.maxBodyBytes)
@@ -212,14 +233,21 @@ export class OutboundCall {
     }
   }
 
+  /** `bytes` of the response body arrived (counted where they arrive; nothing is scanned). */
+  received(bytes: number): void {
+    if (this.done) return
+    this.responseBytes += bytes
+    if (this.timer !== undefined) this.lastActivityMs = this.clock.elapsedMs()
+  }
+
   /** Undici's cache interceptor answered the request. */
   servedFromCache(): void {
     this.fromUndiciCache = true
   }
 
-  /** The body ended normally (or there was none). */
-  end(): void {
-    if (!this.done) this.record(null, undefined, true)
+  /** The body ended normally, or there was none (`atMs`: when, on {@link elapsedMs}'s clock, if not now). */
+  end(atMs?: number): void {
+    if (!this.done) this.record(null, undefined, true, atMs)
   }
 
   /** The request or the body failed. */
@@ -232,25 +260,25 @@ export class OutboundCall {
     if (!this.done) this.record(null, 'cancelled', false)
   }
 
-  private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): void {
+  private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs?: number): void {
     this.done = true
     if (this.timer !== undefined) {
       clearTimeout(this.timer)
       this.meter.watching.delete(this)
     }
     try {
-      this.meter.monitor.record(this.build(error, bodyEnd, complete))
+      this.meter.monitor.record(this.build(error, bodyEnd, complete, atMs))
     } catch (err) {
       this.meter.failed('an outbound call could not be recorded', err)
     }
   }
 
-  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): CallInput {
+  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): CallInput {
     const meter = this.meter
     const request = this.request
     const statusCode = this.statusCode
     const headers = this.headers
-    const durationMs = bodyEnd === 'unread' || bodyEnd === 'stalled' ? this.lastActivityMs : this.clock.elapsedMs()
+    const durationMs = bodyEnd === 'unread' || bodyEnd === 'stalled' ? this.lastActivityMs : (atMs ?? this.clock.elapsedMs())
     let outcome: Outcome | undefined
     let errorType: string | null = null
     let errorMessageText: string | null = null
