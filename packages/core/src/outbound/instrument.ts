@@ -17,6 +17,11 @@ import type { OutboundCall, OutboundMeter } from './meter.js'
  * node:http: `http.client.request.start` (published when the request has been sent) starts the call,
  * `http.client.response.finish` (the response headers arrived) taps the response stream, and
  * `http.client.request.error` fails it.
+ *
+ * The same undici handlers serve `monitor.fetch` (fetch.ts): a fetch call names a {@link RequestWatcher} just before
+ * calling fetch, the `create` event that undici publishes synchronously inside that call hands the request to it, and
+ * the request's later events go to the watcher. Those channels stay subscribed while a monitor whose `monitor.fetch`
+ * was used is open.
  */
 
 const CALLS = Symbol('apimeter.calls')
