@@ -1,5 +1,6 @@
 import { meterResponse } from './body.js'
-import { type HeaderSource, toHeaderSource } from './headers.js'
+import { type HeaderSource, rawHeaders, toHeaderSource } from './headers.js'
+import { expectRequest, listenForFetch, type RequestWatcher, requestExpected } from './instrument.js'
 import { innerLayersActive, MARKER_HEADER, markCall, unmarkCall } from './marker.js'
 import type { OutboundCall, OutboundMeter } from './meter.js'
 import type { OutboundCallOptions } from './options.js'
@@ -56,14 +57,111 @@ function withMarker(input: unknown, init: MeteredRequestInit | undefined, id: st
   return { ...init, headers: headers as RequestInit["headers"] }
 }
 
+/** Statuses fetch follows (with `redirect: 'follow'`, the default) by sending a request of its own. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+
+/**
+ * A `monitor.fetch` call watched through undici's diagnostics channels instead of its body: the headers event gives
+ * the status, headers and time to first byte, the request's `onData` counts the bytes as undici receives them, and
+ * the trailers event (fired once every byte of the body has arrived) ends the call. The application gets the very
+ * Response undici made.
+ *
+ * Until fetch resolves, what the channels say is only noted: the response fetch hands over must be the one heard
+ * (a redirect fetch follows, or a dispatcher that retries, answers with another request's response, and then the
+ * body is tapped instead). A small body has usually arrived whole before then; its end time is kept and used.
+ */
+class ChannelWatch implements RequestWatcher {
+  private statusCode = 0
+  private headerList: unknown[] | null = null
+  private headersAtMs = 0
+  private bytes = 0
+  private endedAtMs = -1
+  private failure: unknown = undefined
+  private settled = false
+  private detached = false
+
+  constructor(
+    private readonly call: OutboundCall,
+    private readonly followsRedirects: boolean,
+    private readonly signal: AbortSignal | null | undefined,
+  ) {}
+
+  headers(statusCode: number, headers: unknown[]): void {
+    if (this.detached || this.settled) return
+    if (this.followsRedirects && REDIRECTS.has(statusCode)) {
+      this.detached = true // fetch may go on to another request: the response it resolves with is metered by its body
+      return
+    }
+    this.statusCode = statusCode
+    this.headerList = headers
+    this.headersAtMs = this.call.elapsedMs()
+  }
+
+  data(chunk: Uint8Array): void {
+    if (this.detached) return
+    if (this.settled) this.call.received(chunk.byteLength)
+    else this.bytes += chunk.byteLength
+  }
+
+  trailers(): void {
+    if (this.detached) return
+    if (this.settled) this.call.end()
+    else this.endedAtMs = this.call.elapsedMs()
+  }
+
+  error(error: unknown): void {
+    if (this.detached) return
+    if (this.settled) this.bodyFailed(error)
+    else this.failure ??= error // before fetch resolves, its own rejection (or response) decides
+  }
+
+  /**
+   * Fetch resolved with `response`. True when this watch meters it (the response is given back untouched); false
+   * when the response is not the one heard, and the caller must meter it by its body.
+   */
+  settle(response: { status: number }): boolean {
+    this.settled = true
+    if (this.detached || this.headerList === null || this.statusCode !== response.status) {
+      this.detached = true
+      return false
+    }
+    const call = this.call
+    call.response(this.statusCode, rawHeaders(this.headerList), this.headersAtMs)
+    this.headerList = null
+    if (this.bytes > 0) call.received(this.bytes)
+    if (this.endedAtMs >= 0) call.end(this.endedAtMs)
+    else if (this.failure !== undefined) this.bodyFailed(this.failure)
+    else call.watchBody()
+    return true
+  }
+
+  /** Fetch rejected: its error is recorded by the caller. */
+  rejected(): void {
+    this.settled = true
+    this.detached = true
+  }
+
+  private bodyFailed(error: unknown): void {
+    this.detached = true
+    // Undici reports an application's `body.cancel()` as an AbortError on a request whose own signal never fired.
+    if (this.signal?.aborted !== true && (error as { name?: unknown } | null)?.name === 'AbortError') this.call.cancel()
+    else this.call.fail(error)
+  }
+}
+
 /**
  * Wraps a fetch implementation so every call through it is metered. The response the application gets is the
- * same (status, headers, body bytes, `url`, `redirected`); its body is counted as it is read. Errors are the
- * fetch's own, rethrown unchanged.
+ * same (status, headers, body bytes, `url`, `redirected`). Errors are the fetch's own, rethrown unchanged.
+ *
+ * A call whose metering needs nothing from the body is watched through undici's diagnostics channels (see
+ * {@link ChannelWatch}) and its Response is returned as fetch made it. A call that needs the body (a usage reader
+ * of a cost model, response body capture), or whose fetch is not undici, gets a Response around a metered body,
+ * counted as it is read.
  */
 export function createMeteredFetch<F extends FetchLike>(meter: OutboundMeter, fetchImpl: F, defaults: OutboundCallOptions | undefined): F {
   const metered = function meteredFetch(input: unknown, init?: MeteredRequestInit): Promise<unknown> {
     let call: OutboundCall | undefined
+    let watch: ChannelWatch | undefined
     let marker: string | undefined
     let forwardInit = init
     try {
@@ -81,6 +179,14 @@ export function createMeteredFetch<F extends FetchLike>(meter: OutboundMeter, fe
         requestBody: typeof body === 'string' || body instanceof Uint8Array ? body : null,
         options,
       })
+      if (call !== undefined && !call.needsBody()) {
+        if (!meter.listensForFetch) {
+          meter.listensForFetch = true
+          listenForFetch(meter)
+        }
+        const redirect = init?.redirect ?? (request as { redirect?: string } | undefined)?.redirect
+        watch = new ChannelWatch(call, redirect === undefined || redirect === 'follow', init?.signal ?? (request as { signal?: AbortSignal } | undefined)?.signal)
+      }
       if (call !== undefined && innerLayersActive()) {
         const outer = call
         marker = markCall({ servedFromCache: () => outer.servedFromCache() })
@@ -93,24 +199,34 @@ export function createMeteredFetch<F extends FetchLike>(meter: OutboundMeter, fe
     } catch (error) {
       meter.failed('a fetch call could not be metered', error)
       call = undefined
+      watch = undefined
       forwardInit = init
     }
     if (call === undefined) return fetchImpl(input, forwardInit)
     const started = call
     let pending: Promise<unknown>
     try {
+      if (watch !== undefined) expectRequest(watch)
       pending = fetchImpl(input, forwardInit)
     } catch (error) {
       // A fetch that throws synchronously (a bad argument): the caller sees the same throw.
+      expectRequest(undefined)
       started.fail(error)
       if (marker !== undefined) unmarkCall(marker)
       throw error
     }
+    if (watch !== undefined && requestExpected()) {
+      // No undici request came of this fetch call (not undici, or queued): its body is metered instead.
+      expectRequest(undefined)
+      watch = undefined
+    }
+    const watched = watch
     return pending.then(
       (response: unknown) => {
         if (marker !== undefined) unmarkCall(marker)
         try {
           const res = response as { status: number; headers: unknown }
+          if (watched !== undefined && watched.settle(res)) return response
           started.response(res.status, toHeaderSource(res.headers))
           return meterResponse(response, started)
         } catch (error) {
@@ -121,6 +237,7 @@ export function createMeteredFetch<F extends FetchLike>(meter: OutboundMeter, fe
       },
       (error: unknown) => {
         if (marker !== undefined) unmarkCall(marker)
+        watched?.rejected()
         started.fail(error)
         throw error
       },

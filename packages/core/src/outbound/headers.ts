@@ -12,11 +12,23 @@ export interface HeaderSource {
 
 type HeaderValue = string | string[] | number | undefined | null
 
+/** {@link ObjectHeaders.signals}: a cache header (`cache-control`, `x-cache`, `age`…) is present. */
+export const CACHE_SIGNAL = 1
+/** {@link ObjectHeaders.signals}: a rate-limit header (`x-ratelimit-…`, `retry-after`…) is present. */
+export const RATE_LIMIT_SIGNAL = 2
+
 /** A {@link HeaderSource} over a plain object of headers (names in any case). */
 export class ObjectHeaders implements HeaderSource {
   private readonly values: Record<string, string>
+  private found = -1
 
-  constructor(headers: Record<string, HeaderValue> | null | undefined) {
+  /** `lowerCased`: `headers` is already a null-prototype object of lower-case names and text values (kept as is). */
+  constructor(headers: Record<string, HeaderValue> | null | undefined, lowerCased = false, signals = -1) {
+    if (lowerCased) {
+      this.values = headers as Record<string, string>
+      this.found = signals
+      return
+    }
     const values: Record<string, string> = Object.create(null) as Record<string, string>
     if (headers) {
       for (const key of Object.keys(headers)) {
@@ -34,10 +46,17 @@ export class ObjectHeaders implements HeaderSource {
     return this.values[name] ?? null
   }
 
-  /** Whether any header name contains `fragment` (lower-case) or equals one of `names`. */
-  hasName(fragment: string, names: readonly string[]): boolean {
-    for (const name in this.values) if (name.includes(fragment) || names.includes(name)) return true
-    return false
+  /**
+   * Which kinds of header are present, found in one pass over the names (most responses carry none, so their cache
+   * and rate-limit rules are skipped): {@link CACHE_SIGNAL} for a name containing `cache` or `age`,
+   * {@link RATE_LIMIT_SIGNAL} for one containing `ratelimit` or `retry-after`.
+   */
+  signals(): number {
+    if (this.found >= 0) return this.found
+    let found = 0
+    for (const name of Object.keys(this.values)) found |= nameSignals(name)
+    this.found = found
+    return found
   }
 
   *entries(): IterableIterator<[string, string]> {
@@ -46,23 +65,36 @@ export class ObjectHeaders implements HeaderSource {
 }
 
 /** A {@link HeaderSource} over undici's raw header list. */
-export function rawHeaders(raw: readonly unknown[] | null | undefined): HeaderSource {
-  const values: Record<string, HeaderValue> = {}
+export function rawHeaders(raw: readonly unknown[] | null | undefined): ObjectHeaders {
+  // One pass straight into the view's own store (no second normalising copy): this runs on every metered response.
+  const values: Record<string, string> = Object.create(null) as Record<string, string>
+  let signals = 0
   if (raw) {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = headerText(raw[i]).toLowerCase()
-      const value = raw[i + 1]
-      const joined = headerText(value)
+      const joined = headerText(raw[i + 1])
       const previous = values[name]
-      values[name] = previous === undefined ? joined : `${String(previous)}, ${joined}`
+      if (previous === undefined) {
+        values[name] = joined
+        signals |= nameSignals(name)
+      } else values[name] = `${previous}, ${joined}`
     }
   }
-  return new ObjectHeaders(values)
+  return new ObjectHeaders(values, true, signals)
+}
+
+/** The {@link ObjectHeaders.signals} bits of one lower-case header name. */
+function nameSignals(name: string): number {
+  let found = 0
+  if (name === 'age' || name.includes('cache')) found |= CACHE_SIGNAL
+  if (name === 'retry-after' || name.includes('ratelimit')) found |= RATE_LIMIT_SIGNAL
+  return found
 }
 
 /** A raw header name or value as text (undici gives bytes; a list is joined the way HTTP folds it). */
 export function headerText(value: unknown): string {
   if (typeof value === 'string') return value
+  if (Buffer.isBuffer(value)) return value.toString('latin1')
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
   if (Array.isArray(value)) return value.map(headerText).join(', ')
   return typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value) : ''

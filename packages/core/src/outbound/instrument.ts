@@ -17,9 +17,15 @@ import type { OutboundCall, OutboundMeter } from './meter.js'
  * node:http: `http.client.request.start` (published when the request has been sent) starts the call,
  * `http.client.response.finish` (the response headers arrived) taps the response stream, and
  * `http.client.request.error` fails it.
+ *
+ * The same undici handlers serve `monitor.fetch` (fetch.ts): a fetch call names a {@link RequestWatcher} just before
+ * calling fetch, the `create` event that undici publishes synchronously inside that call hands the request to it, and
+ * the request's later events go to the watcher. Those channels stay subscribed while a monitor whose `monitor.fetch`
+ * was used is open.
  */
 
 const CALLS = Symbol('apimeter.calls')
+const WATCHER = Symbol('apimeter.watcher')
 type UndiciRequest = {
   origin?: string
   path?: string
@@ -27,11 +33,29 @@ type UndiciRequest = {
   headers?: unknown
   onData?: (chunk: Uint8Array) => unknown
   [CALLS]?: OutboundCall[]
+  [WATCHER]?: RequestWatcher
+}
+
+/**
+ * What one `monitor.fetch` call hears of the undici request its fetch created, through the same channels: the
+ * response headers (`statusCode`, undici's raw header list), each body chunk undici receives, the end of the body
+ * (`trailers`: every byte has arrived) or an error. Implementations never throw.
+ */
+export interface RequestWatcher {
+  headers(statusCode: number, headers: unknown[]): void
+  data(chunk: Uint8Array): void
+  trailers(): void
+  error(error: unknown): void
 }
 type HttpRequest = ClientRequest & { [CALLS]?: OutboundCall[]; res?: IncomingMessage | null }
 
 const meters = new Set<OutboundMeter>()
-let subscribed = false
+/** Meters whose `monitor.fetch` listens to undici's channels (until their monitor closes). */
+const fetchMeters = new Set<OutboundMeter>()
+let undiciSubscribed = false
+let httpSubscribed = false
+/** The watcher the next undici request created (synchronously, inside the fetch call) reports to. */
+let expected: RequestWatcher | undefined
 
 const UNDICI = {
   create: 'undici:request:create',
@@ -45,17 +69,43 @@ const HTTP = {
   error: 'http.client.request.error',
 } as const
 
-/** Every channel listened to, with its handler (built on first use: the handlers are defined below). */
-function subscriptions(): [string, (message: unknown) => void][] {
+/** The undici channels with their handlers (built on first use: the handlers are defined below). */
+function undiciSubscriptions(): [string, (message: unknown) => void][] {
   return [
     [UNDICI.create, onUndiciCreate],
     [UNDICI.headers, onUndiciHeaders],
     [UNDICI.trailers, onUndiciTrailers],
     [UNDICI.error, onUndiciError],
+  ]
+}
+
+/** The node:http channels with their handlers (only `instrument()` listens to them). */
+function httpSubscriptions(): [string, (message: unknown) => void][] {
+  return [
     [HTTP.start, onHttpStart],
     [HTTP.response, onHttpResponse],
     [HTTP.error, onHttpError],
   ]
+}
+
+/** Subscribes to (or unsubscribes from) each group of channels as the meters using them come and go. */
+function resubscribe(): void {
+  const undici = meters.size > 0 || fetchMeters.size > 0
+  if (undici !== undiciSubscribed) {
+    undiciSubscribed = undici
+    for (const [channel, handler] of undiciSubscriptions()) {
+      if (undici) diagnostics.subscribe(channel, handler)
+      else diagnostics.unsubscribe(channel, handler)
+    }
+  }
+  const http = meters.size > 0
+  if (http !== httpSubscribed) {
+    httpSubscribed = http
+    for (const [channel, handler] of httpSubscriptions()) {
+      if (http) diagnostics.subscribe(channel, handler)
+      else diagnostics.unsubscribe(channel, handler)
+    }
+  }
 }
 
 /** Switches instrumentation on for a meter. Returns false when it already was. */
@@ -63,10 +113,7 @@ export function instrument(meter: OutboundMeter): boolean {
   if (meters.has(meter)) return false
   meters.add(meter)
   instrumentationChanged(1)
-  if (!subscribed) {
-    subscribed = true
-    for (const [channel, handler] of subscriptions()) diagnostics.subscribe(channel, handler)
-  }
+  resubscribe()
   return true
 }
 
@@ -74,11 +121,38 @@ export function instrument(meter: OutboundMeter): boolean {
 export function uninstrument(meter: OutboundMeter): boolean {
   if (!meters.delete(meter)) return false
   instrumentationChanged(-1)
-  if (meters.size === 0 && subscribed) {
-    subscribed = false
-    for (const [channel, handler] of subscriptions()) diagnostics.unsubscribe(channel, handler)
-  }
+  resubscribe()
   return true
+}
+
+/**
+ * Lets a meter's `monitor.fetch` hear undici's channels (subscribed once, kept while the meter is open: subscribing
+ * per call would cost more than the call's metering).
+ */
+export function listenForFetch(meter: OutboundMeter): void {
+  if (fetchMeters.has(meter)) return
+  fetchMeters.add(meter)
+  resubscribe()
+}
+
+/** The meter's monitor is closing: its `monitor.fetch` no longer needs the channels. */
+export function stopListeningForFetch(meter: OutboundMeter): void {
+  if (fetchMeters.delete(meter)) resubscribe()
+}
+
+/**
+ * Names the watcher of the next undici request (`undefined`: none). Undici creates a request synchronously inside
+ * the `fetch()` call that asks for it, so `monitor.fetch` names its watcher just before calling fetch and takes the
+ * name back just after; when no request was created in between (a fetch that is not undici, a pool that queued the
+ * request), {@link requestExpected} tells, and the caller meters the response another way.
+ */
+export function expectRequest(watcher: RequestWatcher | undefined): void {
+  expected = watcher
+}
+
+/** Whether the watcher named by {@link expectRequest} is still waiting (no undici request took it). */
+export function requestExpected(): boolean {
+  return expected !== undefined
 }
 
 /** Whether a meter is instrumenting. */
@@ -108,6 +182,17 @@ function guard<M>(handler: (message: M) => void): (message: unknown) => void {
 // ---- undici ------------------------------------------------------------------------------------------------------
 
 const onUndiciCreate = guard<{ request: UndiciRequest }>(({ request }) => {
+  const watcher = expected
+  if (watcher !== undefined) {
+    expected = undefined
+    request[WATCHER] = watcher
+    // An own property on this one request object, shared function: no closure per request.
+    if (typeof request.onData === 'function') request.onData = meteredOnData
+  }
+  if (meters.size > 0) instrumentedCreate(request)
+})
+
+function instrumentedCreate(request: UndiciRequest): void {
   if (isInternalTraffic()) return // apimeter's own notifications
   const headers = request.headers
   const marker = findMarker(headers)
@@ -118,14 +203,14 @@ const onUndiciCreate = guard<{ request: UndiciRequest }>(({ request }) => {
   }
   const view = Array.isArray(headers) ? rawHeaders(headers) : new ObjectHeaders(undefined)
   const length = view.get('content-length')
-  const calls = startAll((request.method ?? 'GET').toUpperCase(), `${request.origin ?? ''}${request.path ?? '/'}`, view as ObjectHeaders, length === null ? null : Number.parseInt(length, 10) || 0)
+  const calls = startAll((request.method ?? 'GET').toUpperCase(), `${request.origin ?? ''}${request.path ?? '/'}`, view, length === null ? null : Number.parseInt(length, 10) || 0)
   if (calls === undefined) return
   request[CALLS] = calls
-  // An own property on this one request object, shared function: no closure per request.
-  if (typeof request.onData === 'function') request.onData = meteredOnData
-})
+  if (typeof request.onData === 'function' && request.onData !== meteredOnData) request.onData = meteredOnData
+}
 
 function meteredOnData(this: UndiciRequest, chunk: Uint8Array): unknown {
+  this[WATCHER]?.data(chunk)
   const calls = this[CALLS]
   if (calls !== undefined) for (const call of calls) call.chunk(chunk)
   // The class method, found on the prototype past the own property.
@@ -133,6 +218,7 @@ function meteredOnData(this: UndiciRequest, chunk: Uint8Array): unknown {
 }
 
 const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: number; headers: unknown } }>(({ request, response }) => {
+  request[WATCHER]?.headers(response.statusCode, response.headers as unknown[])
   const calls = request[CALLS]
   if (calls === undefined) return
   const headers = rawHeaders(response.headers as unknown[])
@@ -143,11 +229,13 @@ const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: 
 })
 
 const onUndiciTrailers = guard<{ request: UndiciRequest }>(({ request }) => {
+  request[WATCHER]?.trailers()
   const calls = request[CALLS]
   if (calls !== undefined) for (const call of calls) call.end()
 })
 
 const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ request, error }) => {
+  request[WATCHER]?.error(error)
   const calls = request[CALLS]
   if (calls !== undefined) for (const call of calls) call.fail(error)
 })

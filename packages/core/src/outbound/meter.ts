@@ -7,10 +7,11 @@ import { classifyError, type Outcome } from '../call/outcome.js'
 import { resolveCache } from './cache.js'
 import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
 import type { PricedCall } from './cost.js'
-import { type HeaderSource, lookupHeaders, type ObjectHeaders } from './headers.js'
+import { CACHE_SIGNAL, type HeaderSource, lookupHeaders, type ObjectHeaders, RATE_LIMIT_SIGNAL } from './headers.js'
 import { OUTBOUND_DEFAULTS, type OutboundCallOptions, type OutboundOptions } from './options.js'
 import { parseRateLimit } from './rate-limit.js'
-import { type ApiDefinition, ApiRegistry, type CompiledApi, toTarget } from './registry.js'
+import { type ApiDefinition, ApiRegistry, type CompiledApi, type Resolved, type Target, toTarget } from './registry.js'
+import { stopListeningForFetch } from './instrument.js'
 import { createUsageScanner, type UsageScanner } from './usage.js'
 
 /** One outbound request as a layer (fetch wrapper, interceptor, diagnostics channel) sees it. */
@@ -32,11 +33,9 @@ type BodyEnd = 'cancelled' | 'unread' | 'stalled'
 
 const CLOCK_ONLY: CallStart = Object.freeze({ direction: 'outbound', method: 'GET', route: '/' })
 const MAX_RETRY_LINKS = 1000
+const MAX_REMEMBERED_URLS = 1000
+const MAX_REMEMBERED_URL = 512
 const METADATA_BUDGET = 7_600
-/** Cache headers whose names do not contain `cache`. */
-const CACHE_HEADERS = ['age'] as const
-/** Rate-limit headers whose names do not contain `ratelimit`. */
-const RATE_LIMIT_HEADERS = ['retry-after'] as const
 
 /** Outbound metering of one monitor: resolves requests against the registry and records finished calls. */
 export class OutboundMeter {
@@ -47,9 +46,13 @@ export class OutboundMeter {
   /** Operation ids of SDK requests that may be retried, by method + URL (bounded, oldest dropped first). */
   private readonly retryLinks = new Map<string, string>()
   private readonly idPrefix = Math.random().toString(36).slice(2, 8)
+  /** The registry's answers for recent URLs (see `resolveUrl`). */
+  private readonly resolved = new Map<string, Resolved | null>()
   private operations = 0
   /** Calls whose response arrived and whose body is still being waited for. */
   readonly watching = new Set<OutboundCall>()
+  /** Whether this meter's `monitor.fetch` listens to undici's diagnostics channels (from its first call on). */
+  listensForFetch = false
 
   constructor(
     readonly monitor: CallRecorder,
@@ -67,15 +70,36 @@ export class OutboundMeter {
   /** Starts metering a request; undefined when it is ignored or not an http(s) URL. Never throws. */
   start(request: OutboundRequest): OutboundCall | undefined {
     try {
-      const target = toTarget(request.url)
-      if (target === null || this.registry.isIgnored(target)) return undefined
       const options = request.options
-      const resolved = this.registry.resolve(target, options?.api)
+      const resolved = options?.api === undefined ? this.resolveUrl(request.url) : this.resolveTarget(toTarget(request.url), options.api)
+      if (resolved === null) return undefined
       return new OutboundCall(this, request, resolved.api, options?.route ?? resolved.route, resolved.host, resolved.definition)
     } catch (error) {
       this.failed('a request could not be metered', error)
       return undefined
     }
+  }
+
+  /**
+   * The registry's answer for a URL (null: ignored, or not http(s)), remembered for the URLs called most recently:
+   * parsing a URL and folding its path cost more than the rest of starting a call. The answer for a URL never
+   * changes (an unregistered host, once given its name or `(other)`, keeps it), so remembering it is exact; the
+   * memory is bounded (short URLs only, emptied when full), so a URL-scanning caller only empties it more often.
+   */
+  private resolveUrl(url: string): Resolved | null {
+    const known = this.resolved.get(url)
+    if (known !== undefined) return known
+    const resolved = this.resolveTarget(toTarget(url), undefined)
+    if (url.length <= MAX_REMEMBERED_URL) {
+      if (this.resolved.size >= MAX_REMEMBERED_URLS) this.resolved.clear()
+      this.resolved.set(url, resolved)
+    }
+    return resolved
+  }
+
+  private resolveTarget(target: Target | null, api: string | undefined): Resolved | null {
+    if (target === null || this.registry.isIgnored(target)) return null
+    return this.registry.resolve(target, api)
   }
 
   /** Reports an unexpected metering error; the request itself goes on. */
@@ -112,10 +136,15 @@ export class OutboundMeter {
 
   /**
    * Records every call still waiting for its body now (marked `unread`, or `stalled` when part of it was read), so
-   * `close()` never loses a call whose body the application did not read.
+   * `close()` never loses a call whose body the application did not read. Called as the monitor closes: its
+   * `monitor.fetch` also stops listening to undici's channels.
    */
   finishWatched(): void {
     for (const call of [...this.watching]) call.finishNow()
+    if (this.listensForFetch) {
+      this.listensForFetch = false
+      stopListeningForFetch(this)
+    }
   }
 
   private newOperationId(): string {
@@ -158,12 +187,25 @@ export class OutboundCall {
     this.operationId = retry.operationId
   }
 
-  /** The response headers arrived. */
-  response(statusCode: number, headers: HeaderSource): void {
+  /**
+   * Whether metering this call needs its response body: a usage reader (token counts for a cost model) or response
+   * body capture. A call that needs nothing from the body can be watched without touching it.
+   */
+  needsBody(): boolean {
+    return this.definition?.cost?.usage !== undefined || this.meter.capture?.responseBody === true
+  }
+
+  /** Milliseconds since the call started (the call's own monotonic clock). */
+  elapsedMs(): number {
+    return this.clock.elapsedMs()
+  }
+
+  /** The response headers arrived (`atMs`: when, on {@link elapsedMs}'s clock, if not now). */
+  response(statusCode: number, headers: HeaderSource, atMs?: number): void {
     if (this.done || this.statusCode !== null) return
     this.statusCode = statusCode
     this.headers = lookupHeaders(headers)
-    this.ttfbMs = this.lastActivityMs = this.clock.elapsedMs()
+    this.ttfbMs = this.lastActivityMs = atMs ?? this.clock.elapsedMs()
     const usage = this.definition?.cost?.usage
     if (usage !== undefined && statusCode < 400) this.scanner = createUsageScanner(usage, this.headers.get('content-type'))
     if (this.meter.capture?.responseBody) this.bodyPrefix = new BodyPrefix(this.meter.capture.maxBodyBytes)
@@ -212,14 +254,21 @@ export class OutboundCall {
     }
   }
 
+  /** `bytes` of the response body arrived (counted where they arrive; nothing is scanned). */
+  received(bytes: number): void {
+    if (this.done) return
+    this.responseBytes += bytes
+    if (this.timer !== undefined) this.lastActivityMs = this.clock.elapsedMs()
+  }
+
   /** Undici's cache interceptor answered the request. */
   servedFromCache(): void {
     this.fromUndiciCache = true
   }
 
-  /** The body ended normally (or there was none). */
-  end(): void {
-    if (!this.done) this.record(null, undefined, true)
+  /** The body ended normally, or there was none (`atMs`: when, on {@link elapsedMs}'s clock, if not now). */
+  end(atMs?: number): void {
+    if (!this.done) this.record(null, undefined, true, atMs)
   }
 
   /** The request or the body failed. */
@@ -232,25 +281,25 @@ export class OutboundCall {
     if (!this.done) this.record(null, 'cancelled', false)
   }
 
-  private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): void {
+  private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs?: number): void {
     this.done = true
     if (this.timer !== undefined) {
       clearTimeout(this.timer)
       this.meter.watching.delete(this)
     }
     try {
-      this.meter.monitor.record(this.build(error, bodyEnd, complete))
+      this.meter.monitor.record(this.build(error, bodyEnd, complete, atMs))
     } catch (err) {
       this.meter.failed('an outbound call could not be recorded', err)
     }
   }
 
-  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean): CallInput {
+  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): CallInput {
     const meter = this.meter
     const request = this.request
     const statusCode = this.statusCode
     const headers = this.headers
-    const durationMs = bodyEnd === 'unread' || bodyEnd === 'stalled' ? this.lastActivityMs : this.clock.elapsedMs()
+    const durationMs = bodyEnd === 'unread' || bodyEnd === 'stalled' ? this.lastActivityMs : (atMs ?? this.clock.elapsedMs())
     let outcome: Outcome | undefined
     let errorType: string | null = null
     let errorMessageText: string | null = null
@@ -265,7 +314,8 @@ export class OutboundCall {
     let rateLimit: RateLimitInfo | null = null
     if (statusCode !== null && headers !== null) {
       // Most responses carry none of these headers: one pass over the names skips both rule sets.
-      if (meter.cacheDetector !== undefined || this.fromUndiciCache || statusCode === 304 || headers.hasName('cache', CACHE_HEADERS)) {
+      const signals = headers.signals()
+      if (meter.cacheDetector !== undefined || this.fromUndiciCache || statusCode === 304 || (signals & CACHE_SIGNAL) !== 0) {
         try {
           const verdict = resolveCache(meter.cacheDetector, { url: request.url, method: request.method, statusCode, headers }, this.fromUndiciCache)
           cached = verdict.cached
@@ -274,7 +324,7 @@ export class OutboundCall {
           meter.failed('options.outbound.cacheDetector threw', err)
         }
       }
-      if (headers.hasName('ratelimit', RATE_LIMIT_HEADERS)) rateLimit = parseRateLimit(headers, Date.now(), statusCode)
+      if ((signals & RATE_LIMIT_SIGNAL) !== 0) rateLimit = parseRateLimit(headers, Date.now(), statusCode)
     }
     const priced = this.price(complete, bodyEnd === undefined && error == null)
     const options = request.options

@@ -125,6 +125,14 @@ export async function startFakeProvider(): Promise<FakeProvider> {
         }
         return next()
       }
+      if (p === '/held') {
+        // the headers at once, then n bytes of body only after ms (a body that has not arrived, read or not)
+        res.writeHead(200, { 'content-type': 'application/octet-stream' })
+        res.flushHeaders()
+        const timer = setTimeout(() => res.end(Buffer.alloc(Number(url.searchParams.get('n') ?? 3000), 97)), Number(url.searchParams.get('ms') ?? 1000))
+        res.once('close', () => clearTimeout(timer))
+        return
+      }
       if (p === '/slow') {
         setTimeout(() => {
           res.writeHead(200, { 'content-type': 'text/plain' })

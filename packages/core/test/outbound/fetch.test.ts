@@ -72,7 +72,8 @@ describe('monitor.fetch', () => {
 
   it('finishes a body nobody reads after bodyTimeoutMs and marks it', async () => {
     const { monitor, storage } = testMonitor({ outbound: { bodyTimeoutMs: 150 } })
-    const res = await monitor.fetch(`${provider.url}/bytes?n=3`)
+    // a body that has not arrived by the bound (a small body that arrives whole is complete, read or not: see below)
+    const res = await monitor.fetch(`${provider.url}/held?n=3000&ms=400`)
     expect(res.status).toBe(200)
     const [call] = await recordedCalls(monitor, storage)(1)
     expect(call).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 0, metadata: JSON.stringify({ body: 'unread' }) })
@@ -90,7 +91,7 @@ describe('monitor.fetch', () => {
     const inner = memoryStorage()
     const storage: StorageAdapter = { ...inner, writeCalls: async (calls) => void written.push(...calls) } // keeps rows past close()
     const { monitor } = testMonitor({ storage }) // the 60 s default bound: close() comes long before it
-    const res = await monitor.fetch(`${provider.url}/bytes?n=3`)
+    const res = await monitor.fetch(`${provider.url}/held?n=3000&ms=1000`) // a body that has not arrived yet
     expect(res.status).toBe(200)
     await monitor.close()
     expect(monitor.health()).toMatchObject({ written: 1, dropped: 0 })

@@ -1,0 +1,114 @@
+import diagnostics from 'node:diagnostics_channel'
+import { fetch as undiciFetch } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { recordedCalls } from '../../../../test/support/calls.js'
+import { testMonitor } from '../helpers/monitor.js'
+import { type FakeProvider, startFakeProvider } from './fake-provider.js'
+
+// monitor.fetch for a call that needs nothing from its body: watched through undici's diagnostics channels, the
+// Response given back as undici made it. Calls that need the body (a usage reader, body capture) keep the tap.
+
+let provider: FakeProvider
+beforeAll(async () => {
+  provider = await startFakeProvider()
+})
+afterAll(() => provider.close())
+
+const undiciChannelsHeard = () => ['create', 'headers', 'trailers', 'error'].some((name) => diagnostics.channel(`undici:request:${name}`).hasSubscribers)
+
+describe('monitor.fetch through the diagnostics channels', () => {
+  it('gives back the very Response fetch made (global fetch and undici.fetch), its body not wrapped', async () => {
+    const { monitor, storage, errors } = testMonitor()
+    const made: unknown[] = []
+    const original = globalThis.fetch
+    globalThis.fetch = (input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      original(input, init).then((response) => {
+        made.push(response)
+        return response
+      })
+    let res: Response
+    try {
+      res = await monitor.fetch(`${provider.url}/v1/items/42`) // monitor.fetch calls the global fetch of the moment
+    } finally {
+      globalThis.fetch = original
+    }
+    expect(res).toBe(made[0])
+    expect(Object.getOwnPropertyNames(res)).toEqual([])
+    const viaUndici = monitor.wrapFetch((input: string, init?: Parameters<typeof undiciFetch>[1]) =>
+      undiciFetch(input, init).then((response) => {
+        made.push(response)
+        return response
+      }),
+    )
+    const res2 = (await viaUndici(`${provider.url}/bytes?n=2`)) as Response
+    expect(res2).toBe(made[1])
+    const text = await res.text()
+    expect((await res2.arrayBuffer()).byteLength).toBe(2000)
+    const calls = await recordedCalls(monitor, storage)(2)
+    expect(calls.map((c) => [c.route, c.statusCode, c.outcome, c.responseBytes, c.metadata])).toEqual([
+      ['/v1/items/:id', 200, 'success', Buffer.byteLength(text), null], // content-length
+      ['/bytes', 200, 'success', 2000, null], // chunked: counted as undici receives it
+    ])
+    expect(calls.every((c) => c.ttfbMs !== null && c.ttfbMs <= c.durationMs)).toBe(true)
+    expect(errors).toEqual([])
+    await monitor.close()
+  })
+
+  it('times a slow streamed body to its last byte and counts it exactly, read or not', async () => {
+    const { monitor, storage } = testMonitor({ outbound: { bodyTimeoutMs: 150 } })
+    const res = await monitor.fetch(`${provider.url}/bytes?n=4&gap=60`) // chunked, 3 gaps of 60 ms after the first
+    // recorded once the body has arrived, though the application has not read a byte of it
+    const [call] = await recordedCalls(monitor, storage)(1)
+    expect(call).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 4000, metadata: null })
+    expect(call!.durationMs - call!.ttfbMs!).toBeGreaterThanOrEqual(150) // to the end of the body, gaps longer than the bound included
+    expect((await res.arrayBuffer()).byteLength).toBe(4000) // still whole for a late reader
+    // a small body nobody reads that arrives whole is a complete call, not an unread one
+    await monitor.fetch(`${provider.url}/bytes?n=3`)
+    const [, small] = await recordedCalls(monitor, storage)(2)
+    expect(small).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 3000, metadata: null })
+    await monitor.close()
+  })
+
+  it('meters a redirected fetch by its final response, once', async () => {
+    const { monitor, storage } = testMonitor()
+    const res = await monitor.fetch(`${provider.url}/redirect`)
+    expect(res.redirected).toBe(true)
+    expect(res.url).toBe(`${provider.url}/v1/items/1`)
+    const text = await res.text()
+    const calls = await recordedCalls(monitor, storage)(1)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await monitor.flush()
+    expect(storage.calls()).toHaveLength(1)
+    expect(calls[0]).toMatchObject({ route: '/redirect', statusCode: 200, responseBytes: Buffer.byteLength(text) })
+    await monitor.close()
+  })
+
+  it('keeps the body tap for calls that need the body (response capture): counted as read, unread bodies marked', async () => {
+    const { monitor, storage } = testMonitor({ outbound: { bodyTimeoutMs: 150, capture: { responseBody: true } } })
+    const made: Response[] = []
+    const viaFetch = monitor.wrapFetch((input: string, init?: RequestInit) =>
+      fetch(input, init).then((response) => {
+        made.push(response)
+        return response
+      }),
+    )
+    const res = (await viaFetch(`${provider.url}/bytes?n=3`)) as Response
+    expect(res).not.toBe(made[0]) // a Response around the metered body
+    const [call] = await recordedCalls(monitor, storage)(1)
+    expect(call).toMatchObject({ statusCode: 200, responseBytes: 0 })
+    expect(JSON.parse(call!.metadata!)).toMatchObject({ body: 'unread' })
+    expect((await res.arrayBuffer()).byteLength).toBe(3000)
+    await monitor.close()
+  })
+
+  it('listens to the channels only while a monitor that used monitor.fetch is open', async () => {
+    expect(undiciChannelsHeard()).toBe(false)
+    const { monitor, storage } = testMonitor()
+    expect(undiciChannelsHeard()).toBe(false) // nothing until the first call
+    await (await monitor.fetch(`${provider.url}/v1/items/1`)).text()
+    expect(undiciChannelsHeard()).toBe(true)
+    await recordedCalls(monitor, storage)(1)
+    await monitor.close()
+    expect(undiciChannelsHeard()).toBe(false)
+  })
+})
