@@ -8,6 +8,7 @@ import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.
 const port = parentPort!
 const storage = openSqliteStorage({ ...(workerData as SqliteSettings), awaitMaintenance: true })
 const send = (reply: Reply): void => port.postMessage(reply)
+send({ ready: true })
 storage.attach!({ report: (error) => send({ report: toWire(error) }) })
 
 // each operation's arguments are what the host's proxy sent for it (worker-storage.ts)

@@ -31,8 +31,8 @@ export interface Request {
   args: unknown[]
 }
 
-/** Worker → host: a reply to a request, or a background problem (`report`). */
-export type Reply = { id: number; value: unknown } | { id: number; error: WireError } | { report: WireError }
+/** Worker → host: `ready` once (its code loaded), then replies to requests and background problems (`report`). */
+export type Reply = { ready: true } | { id: number; value: unknown } | { id: number; error: WireError } | { report: WireError }
 
 /** An error as it crosses the thread: structured clone would keep only name, message and stack. */
 export interface WireError {
@@ -80,6 +80,12 @@ export function fromWire(wire: WireError): Error {
   }
   if (wire.stack !== undefined) error.stack = wire.stack
   if (wire.kind) kinds.set(error, wire.kind)
+  return error
+}
+
+/** Gives an error made on the host, about the worker, its class. */
+export function withKind<E extends Error>(error: E, kind: StorageErrorClass): E {
+  kinds.set(error, kind)
   return error
 }
 

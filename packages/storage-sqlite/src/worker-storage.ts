@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
 import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
-import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError } from './worker-protocol.js'
+import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
 
 /** What the worker thread is started with (everything in it survives structured clone). */
 export type WorkerSettings = Omit<SqliteSettings, 'database' | 'now' | 'awaitMaintenance'> & { filename: string }
@@ -23,6 +23,20 @@ export function workerScript(): URL | undefined {
     }
   }
   return undefined
+}
+
+/**
+ * The Node options the worker starts with: this process's (loaders such as tsx or Yarn's PnP must resolve the worker's
+ * imports too) except those a worker refuses (`--input-type`, from `node --input-type=module -e …`).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = []
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const arg = process.execArgv[i]!
+    if (arg === '--input-type') i++
+    else if (!arg.startsWith('--input-type=')) out.push(arg)
+  }
+  return out
 }
 
 interface Pending {
@@ -46,10 +60,15 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
   const closedError = (): ApimeterError => new ApimeterError('STORAGE_CLOSED', 'sqlite storage was used after close()')
 
   const start = (): Worker => {
-    const thread = new Worker(script, { workerData: settings, name: 'apimeter-sqlite' })
+    const thread = new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv: workerExecArgv() })
     thread.unref()
     let crash: unknown
+    let ready = false
     thread.on('message', (reply: Reply) => {
+      if ('ready' in reply) {
+        ready = true
+        return
+      }
       if ('report' in reply) {
         const error = fromWire(reply.report) as ApimeterError
         for (const report of reporters) report(error)
@@ -68,13 +87,16 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     thread.on('exit', (code) => {
       if (worker === thread) worker = undefined
       if (pending.size === 0) return
+      const why = crash === undefined ? `exit code ${code}` : errorMessage(crash)
+      // A thread that died before its code even loaded will not do better next time: say so, and stop the writes.
       const failure = closing
         ? closedError()
-        : new ApimeterError(
-            'STORAGE_UNAVAILABLE',
-            `the worker thread of the SQLite storage on ${settings.filename} stopped (${crash === undefined ? `exit code ${code}` : errorMessage(crash)}); its next operation starts a new one`,
-            { cause: crash, prefix: PACKAGE },
-          )
+        : ready
+          ? new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} stopped (${why}); its next operation starts a new one`, { cause: crash, prefix: PACKAGE })
+          : withKind(new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} cannot start (${why})`, { cause: crash, prefix: PACKAGE }), {
+              kind: 'fatal',
+              hint: `the SQLite storage's worker thread cannot start in this process: create the storage with thread: 'main'`,
+            })
       for (const request of pending.values()) request.reject(failure)
       pending.clear()
     })

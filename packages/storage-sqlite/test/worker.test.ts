@@ -146,6 +146,19 @@ describe('sqliteStorage() in its worker thread', () => {
     await monitor.close()
   })
 
+  it('a worker that cannot start is a fatal error naming the way out, never retried forever', async () => {
+    const script = new URL('./fixtures/broken-worker.mjs', import.meta.url)
+    const storage = workerSqliteStorage({ filename: tmp.file(), busyTimeoutMs: 5000, migrate: true }, script)
+    const error = await errorOf(storage.init!())
+    expect((error as Error).message).toMatch(/worker thread of the SQLite storage on .* cannot start \(this worker cannot load\)/)
+    expect(storage.classifyError!(error)).toMatchObject({ kind: 'fatal', hint: /thread: 'main'/ })
+    const monitor = createMonitor({ storage, logger: false, flushOnExit: false })
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/x', statusCode: 200, durationMs: 1 })
+    await monitor.flush({ timeoutMs: 10_000 })
+    expect(monitor.health()).toMatchObject({ written: 0, dropped: 1, queued: 0 })
+    await monitor.close()
+  })
+
   it('close() ends the thread, and an idle worker never keeps a process alive', async () => {
     const file = tmp.file()
     const closed = await runFixture(new URL('./fixtures/worker-child.ts', import.meta.url), [file, 'close'], 60_000)
