@@ -6,7 +6,14 @@ import { workerScript, workerSqliteStorage } from './worker-storage.js'
 
 export type { SqliteDatabase } from './sqlite-connection.js'
 
-/** Where the SQLite storage does its work; see {@link SqliteStorageOptions.thread}. */
+/**
+ * Where the SQLite storage does its work; see {@link SqliteStorageOptions.thread}.
+ * @example
+ * ```ts
+ * const thread: SqliteThread = process.env.APIMETER_SQLITE_THREAD === 'main' ? 'main' : 'worker'
+ * sqliteStorage({ filename: 'apimeter.db', thread })
+ * ```
+ */
 export type SqliteThread = 'worker' | 'main'
 
 /**
