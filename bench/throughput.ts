@@ -71,13 +71,32 @@ export async function cpuUs(server: Server): Promise<number> {
   }
 }
 
-/** Loads a server for `seconds` from a worker thread; returns requests/s and the server's CPU µs per request. */
-export async function load(server: Server, seconds: number, path = ''): Promise<{ rps: number; cpuPerRequest: number }> {
+/**
+ * CPU time of the process's main thread alone (its event loop: the requests' thread), in µs, from
+ * `/proc/<pid>/task/<pid>/stat`; NaN where there is no /proc.
+ */
+function mainThreadCpuUs(server: Server): number {
+  try {
+    const stat = readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * Loads a server for `seconds` from a worker thread; returns requests/s and the server's CPU µs per request, all
+ * threads and the main thread's alone (SQLite storage in its worker thread puts the difference there).
+ */
+export async function load(server: Server, seconds: number, path = ''): Promise<{ rps: number; cpuPerRequest: number; mainCpuPerRequest: number }> {
   const before = await cpuUs(server)
+  const mainBefore = mainThreadCpuUs(server)
   const result = await autocannon({ url: server.url + path, connections: LOAD.connections, duration: seconds, workers: 1 })
   const after = await cpuUs(server)
+  const mainAfter = mainThreadCpuUs(server)
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`${server.url}: ${result.errors} errors, ${result.non2xx} non-2xx responses`)
-  return { rps: result.requests.total / seconds, cpuPerRequest: (after - before) / result.requests.total }
+  return { rps: result.requests.total / seconds, cpuPerRequest: (after - before) / result.requests.total, mainCpuPerRequest: (mainAfter - mainBefore) / result.requests.total }
 }
 
 type Mode = 'without' | 'with' | 'with-memory'

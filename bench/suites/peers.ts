@@ -57,21 +57,24 @@ interface Measured {
   apimeter: boolean
   rps: number[]
   cpu: number[]
+  /** CPU per request of the server's main thread alone (inbound servers on Linux). */
+  mainCpu?: number[]
 }
 
 /**
  * Rounds of `measure(line)` for every line, the order rotated each round so that no line always runs first (or
  * right after a GC-heavy one); one warm-up pass first.
  */
-async function alternate<L>(lines: readonly L[], warmup: (line: L) => Promise<unknown>, measure: (line: L) => Promise<{ rps: number; cpu: number }>): Promise<{ rps: number[]; cpu: number[] }[]> {
+async function alternate<L>(lines: readonly L[], warmup: (line: L) => Promise<unknown>, measure: (line: L) => Promise<{ rps: number; cpu: number; mainCpu?: number }>): Promise<{ rps: number[]; cpu: number[]; mainCpu: number[] }[]> {
   for (const line of lines) await warmup(line)
-  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[] }))
+  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[], mainCpu: [] as number[] }))
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < lines.length; i++) {
       const at = (round + i) % lines.length
-      const { rps, cpu } = await measure(lines[at]!)
+      const { rps, cpu, mainCpu } = await measure(lines[at]!)
       results[at]!.rps.push(rps)
       results[at]!.cpu.push(cpu)
+      if (mainCpu !== undefined && Number.isFinite(mainCpu)) results[at]!.mainCpu.push(mainCpu)
     }
   }
   return results
@@ -83,7 +86,7 @@ function figures(label: string, target: number | undefined, measured: Measured[]
   const bareCpu = median(bare.cpu)
   const rpsRatios = (m: Measured) => m.rps.map((r, i) => r / bare.rps[i]!)
   const out: Figure[] = [
-    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s` },
+    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${bare.mainCpu?.length ? `main thread ${median(bare.mainCpu).toFixed(1)} µs/request; ` : ''}${fmt(median(bare.rps))} req/s` },
   ]
   const peers = rest.filter((m) => !m.apimeter)
   const bestPeer = Math.min(...peers.map((m) => median(m.cpu)))
@@ -96,7 +99,7 @@ function figures(label: string, target: number | undefined, measured: Measured[]
       value: cpuRatio,
       unit: 'ratio',
       ...(m.apimeter && target !== undefined ? { target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met: cpuRatio >= target && rpsRatio >= target && ahead !== false } : {}),
-      note: `CPU ${median(m.cpu).toFixed(1)} µs/request; ${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})`,
+      note: `CPU ${median(m.cpu).toFixed(1)} µs/request${m.mainCpu?.length ? ` (main thread ${median(m.mainCpu).toFixed(1)})` : ''}; ${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})`,
     })
   }
   return out
@@ -110,8 +113,8 @@ async function inbound(group: Group): Promise<Figure[]> {
       group.lines,
       (line) => load(servers.get(line.mode)!, 1, PATH),
       async (line) => {
-        const { rps, cpuPerRequest } = await load(servers.get(line.mode)!, SECONDS, PATH)
-        return { rps, cpu: cpuPerRequest }
+        const { rps, cpuPerRequest, mainCpuPerRequest } = await load(servers.get(line.mode)!, SECONDS, PATH)
+        return { rps, cpu: cpuPerRequest, mainCpu: mainCpuPerRequest }
       },
     )
     for (const line of group.lines) {
