@@ -8,7 +8,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'packages/core/bin/*.js'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'packages/core/bin/*.js', 'packages/*/test/fixtures/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
@@ -28,8 +28,8 @@ export default tseslint.config(
     },
   },
   {
-    // Plain JavaScript run by Node (the bin shim): Node's globals.
-    files: ['**/*.js'],
+    // Plain JavaScript run by Node (the bin shim, worker-thread fixtures): Node's globals.
+    files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { URL: 'readonly', process: 'readonly', console: 'readonly' } },
   },
   {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
@@ -82,6 +82,30 @@ describe('@apimeter/storage-sqlite (built)', () => {
       const { stdout } = await node([bin, 'migrate', 'latest', '--db', file])
       expect(stdout).toMatch(/applied\s+0001_initial/)
       expect((await node([bin, 'migrate', 'status', '--db', file])).stdout).toMatch(/up to date/)
+    } finally {
+      for (const suffix of ['', '-wal', '-shm']) await run('rm', ['-f', `${file}${suffix}`])
+    }
+  })
+})
+
+describe('@apimeter/storage-sqlite (built) in its worker thread', () => {
+  // thread: 'worker' throws unless dist/sqlite-worker.js is found beside the module; the script never calls close():
+  // the idle worker must not keep the process alive (execFile resolves only when the process has exited).
+  const script = (file: string) => `
+    const storage = sqlite.sqliteStorage({ filename: ${JSON.stringify(file)}, thread: 'worker' })
+    const monitor = core.createMonitor({ logger: false, storage })
+    monitor.record({ direction: 'outbound', api: 'x', method: 'GET', route: '/', statusCode: 200, durationMs: 3, cost: 0.25 })
+    monitor.flush().then(() => monitor.stats.summary()).then((s) => console.log(JSON.stringify({ requests: s.requests, cost: s.cost })))
+  `
+  it.each([
+    ['import', 'module', `import * as core from '@apimeter/core'; import * as sqlite from '@apimeter/storage-sqlite';`],
+    ['require()', 'commonjs', `const core = require('@apimeter/core'); const sqlite = require('@apimeter/storage-sqlite');`],
+  ])('writes and reads a file through %s, and the process exits without close()', async (loader, type, load) => {
+    const file = `${repoRoot}/.tmp-worker-${type}-${process.pid}.db`
+    try {
+      const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', `${load} ${script(file)}`], { cwd: repoRoot, timeout: 30_000 })
+      expect(JSON.parse(stdout)).toEqual({ requests: 1, cost: 0.25 })
+      expect(existsSync(`${repoRoot}/packages/storage-sqlite/dist/sqlite-worker.js`)).toBe(true)
     } finally {
       for (const suffix of ['', '-wal', '-shm']) await run('rm', ['-f', `${file}${suffix}`])
     }

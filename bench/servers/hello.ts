@@ -27,7 +27,7 @@ import { discardStorage } from '../lib.js'
 
 const require = createRequire(import.meta.url)
 const FRAMEWORKS = ['express5', 'express4', 'fastify'] as const
-const MODES = ['without', 'with', 'with-memory', 'with-sqlite', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
+const MODES = ['without', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
 type Mode = (typeof MODES)[number]
 
 const [framework, mode] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], Mode]
@@ -39,11 +39,12 @@ if (!FRAMEWORKS.includes(framework) || !MODES.includes(mode) || (mode === 'fasti
 let dir: string | undefined
 function storageFor(m: Mode): StorageAdapter {
   if (m === 'with-memory') return memoryStorage({ maxCalls: 10_000 })
-  if (m !== 'with-sqlite') return discardStorage
+  if (m !== 'with-sqlite' && m !== 'with-sqlite-main') return discardStorage
   dir = mkdtempSync(join(tmpdir(), 'apimeter-bench-'))
-  return sqliteStorage({ filename: join(dir, 'bench.db') })
+  // with-sqlite: the default (its worker thread); with-sqlite-main: everything on the server's own thread
+  return sqliteStorage({ filename: join(dir, 'bench.db'), thread: m === 'with-sqlite' ? 'worker' : 'main' })
 }
-const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite'
+const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite' || mode === 'with-sqlite-main'
 const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: storageFor(mode) })
 /** Spans OpenTelemetry exported, to check it really ran. */
 let spans = (): number => 0

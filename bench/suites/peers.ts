@@ -37,6 +37,7 @@ const expressLines: Line[] = [
   { name: '+ `response-time` (a minimal timer)', mode: 'response-time' },
   { name: '+ express-prom-bundle', mode: 'prom-bundle' },
   { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
+  { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
   { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
   { name: '+ swagger-stats', mode: 'swagger-stats' },
   { name: '+ OpenTelemetry http + express', mode: 'otel' },
@@ -51,6 +52,8 @@ const GROUPS: Group[] = [
     lines: [
       { name: 'bare', mode: 'without' },
       { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
+      { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
+  { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
       { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
       { name: '+ fastify-metrics', mode: 'fastify-metrics' },
     ],

@@ -1,2 +1,2 @@
 // Public API of @apimeter/storage-sqlite. Every export is listed by name.
-export { type SqliteDatabase, sqliteStorage, type SqliteStorageOptions } from './sqlite-storage.js'
+export { type SqliteDatabase, sqliteStorage, type SqliteStorageOptions, type SqliteThread } from './sqlite-storage.js'

@@ -24,6 +24,7 @@ export type {
 export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
 export { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
+export { defaultErrorClass, type StorageErrorClass, type StorageErrorKind } from '../storage/error-kind.js'
 export { type CallFilter, DIMENSION_FIELD, matchesFilter } from '../storage/filter.js'
 export { bucketStart, nextBucket, parseDuration } from '../time.js'
 

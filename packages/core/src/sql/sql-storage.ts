@@ -74,6 +74,12 @@ export interface SqlStorageConfig {
    * raw write issued while another transaction is open would join that transaction).
    */
   serializeWrites?: boolean
+  /**
+   * `writeCalls()` resolves only once the maintenance run it started (rollups, retention) has finished, and its
+   * failure has been reported. For a storage that runs in a worker thread: its writes are serialised anyway, and a
+   * caller on the other thread then hears of a failed run before its write resolves.
+   */
+  awaitMaintenance?: boolean
   /** Runs before the first statement (pragmas, search_path…). */
   prepare?(): Promise<void>
   /** PostgreSQL: the schema apimeter's tables live in. */
@@ -216,9 +222,9 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
    * delays or fails it. One run at a time; on PostgreSQL a run skips when another instance is doing it.
    */
   let maintenance: Promise<void> | undefined
-  const maintainAfterWrite = (written: number): void => {
+  const maintainAfterWrite = (written: number): Promise<void> | undefined => {
     sinceRollup += written
-    if (maintenance) return
+    if (maintenance) return maintenance
     const t = now()
     const rollupDue = sinceRollup >= schedule.rollupEveryCalls || t - lastRollupAt >= schedule.rollupIntervalMs
     const retentionDue = t - lastRetentionAt >= schedule.retentionIntervalMs
@@ -239,6 +245,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       .finally(() => {
         maintenance = undefined
       })
+    return maintenance
   }
 
 
@@ -284,7 +291,8 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         const ids = await insert(calls)
         if (ids && ctx.accumulator) ctx.accumulator.add(calls, ids.firstId, ids.lastId)
       })
-      maintainAfterWrite(calls.length)
+      const running = maintainAfterWrite(calls.length)
+      if (config.awaitMaintenance) await running
     },
     async aggregate(query) {
       ensureOpen()

@@ -54,6 +54,11 @@ export const NATIVE_LOAD_FAILURE = /NODE_MODULE_VERSION|compiled against a diffe
  * The kind of an error no adapter classified: the SDK's own codes, then a native driver that cannot load (fatal),
  * then everything else as transient — a storage that recovers loses nothing, one that never does fills the buffer,
  * whose drops are counted.
+ *
+ * @example
+ * ```ts
+ * const storage: StorageAdapter = { ...adapter, classifyError: (e) => myDriverClass(e) ?? defaultErrorClass(e) }
+ * ```
  */
 export function defaultErrorClass(error: unknown): StorageErrorClass {
   if (isApimeterError(error, 'STORAGE_CLOSED')) return { kind: 'fatal' }

@@ -1,0 +1,53 @@
+// The SQLite worker thread: owns the connection and runs the whole storage (writes, rollups, retention, queries,
+// migrations, alert state) off the host's event loop. `sqliteStorage()` starts it; see worker-storage.ts.
+import { parentPort, workerData } from 'node:worker_threads'
+import type { AlertStore } from '@apimeter/core/sql'
+import { openSqliteStorage, type SqliteSettings } from './sqlite-connection.js'
+import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.js'
+
+const port = parentPort!
+const storage = openSqliteStorage({ ...(workerData as SqliteSettings), awaitMaintenance: true })
+const send = (reply: Reply): void => port.postMessage(reply)
+send({ ready: true })
+storage.attach!({ report: (error) => send({ report: toWire(error) }) })
+
+// each operation's arguments are what the host's proxy sent for it (worker-storage.ts)
+type Args = readonly [never, never]
+const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
+  init: () => storage.init!(),
+  writeCalls: ([calls]) => storage.writeCalls(calls),
+  aggregate: async ([query]) => rowsToWire(await storage.aggregate(query)),
+  migrate: async ([to]) => {
+    const report = await storage.migrate(to)
+    return report.error ? { ...report, error: toWire(report.error) } : report
+  },
+  migrationStatus: () => storage.migrationStatus(),
+  maintain: () => storage.maintain(),
+  rebuildRollups: ([range]) => storage.rebuildRollups(range),
+  close: async ([options]) => {
+    await storage.close(options)
+    // nothing is left to do: let the thread end once this reply is out
+    setImmediate(() => port.close())
+  },
+  ...alertOperations(storage.alerts!),
+}
+
+function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}`, (args: Args) => Promise<unknown>> {
+  return {
+    'alerts.syncRules': ([rules, now]) => alerts.syncRules(rules, now),
+    'alerts.instances': ([rule]) => alerts.instances(rule),
+    'alerts.transition': ([write]) => alerts.transition(write),
+    'alerts.recordAttempt': ([attempt]) => alerts.recordAttempt(attempt),
+    'alerts.events': ([range]) => alerts.events(range),
+    'alerts.attempts': ([eventId]) => alerts.attempts(eventId),
+    'alerts.latestRateLimits': ([filter, groupBy]) => alerts.latestRateLimits(filter, groupBy),
+  }
+}
+
+port.on('message', ({ id, op, args }: Request) => {
+  // Requests run concurrently, as they would on the host thread: the storage serialises its own writes.
+  operations[op](args as unknown as Args).then(
+    (value) => send({ id, value }),
+    (error: unknown) => send({ id, error: toWire(error, storage.classifyError!(error)) }),
+  )
+})

@@ -1,0 +1,188 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { ApimeterError, type SqlStorage } from '@apimeter/core'
+import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
+import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
+import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
+
+/** What the worker thread is started with (everything in it survives structured clone). */
+export type WorkerSettings = Omit<SqliteSettings, 'database' | 'now' | 'awaitMaintenance'> & { filename: string }
+
+/**
+ * The worker thread's script: next to this module in the built package, or the built one when this module runs from
+ * its TypeScript source (tests, tsx). Undefined when neither exists (an app bundled into one file).
+ */
+export function workerScript(): URL | undefined {
+  for (const candidate of ['./sqlite-worker.js', '../dist/sqlite-worker.js']) {
+    try {
+      const url = new URL(candidate, import.meta.url)
+      if (existsSync(fileURLToPath(url))) return url
+    } catch {
+      // import.meta.url is not a file URL here (bundled, or compiled to CommonJS)
+    }
+  }
+  return undefined
+}
+
+/**
+ * The Node options the worker starts with: this process's (loaders such as tsx or Yarn's PnP must resolve the worker's
+ * imports too) except those a worker refuses (`--input-type`, from `node --input-type=module -e …`).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = []
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const arg = process.execArgv[i]!
+    if (arg === '--input-type') i++
+    else if (!arg.startsWith('--input-type=')) out.push(arg)
+  }
+  return out
+}
+
+interface Pending {
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+/**
+ * The SQLite storage run in a worker thread: this object, on the host thread, only hands requests over and hands
+ * the answers back. The worker starts on first use and is unref'd while no request is outstanding (it never keeps a
+ * process alive on its own); if it dies, outstanding requests reject with `STORAGE_UNAVAILABLE` and the next request
+ * starts a new one. `close()` closes the storage in the worker and ends the thread.
+ */
+export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlStorage {
+  const reporters = new Set<StorageHooks['report']>()
+  const pending = new Map<number, Pending>()
+  let worker: Worker | undefined
+  let nextId = 0
+  let closing: Promise<void> | undefined
+
+  const closedError = (): ApimeterError => new ApimeterError('STORAGE_CLOSED', 'sqlite storage was used after close()')
+
+  const start = (): Worker => {
+    const thread = new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv: workerExecArgv() })
+    thread.unref()
+    let crash: unknown
+    let ready = false
+    thread.on('message', (reply: Reply) => {
+      if ('ready' in reply) {
+        ready = true
+        return
+      }
+      if ('report' in reply) {
+        const error = fromWire(reply.report) as ApimeterError
+        for (const report of reporters) report(error)
+        return
+      }
+      const request = pending.get(reply.id)
+      if (!request) return
+      pending.delete(reply.id)
+      if (pending.size === 0) thread.unref()
+      if ('error' in reply) request.reject(fromWire(reply.error))
+      else request.resolve(reply.value)
+    })
+    thread.on('error', (error) => {
+      crash = error
+    })
+    thread.on('exit', (code) => {
+      if (worker === thread) worker = undefined
+      if (pending.size === 0) return
+      const why = crash === undefined ? `exit code ${code}` : errorMessage(crash)
+      // A thread that died before its code even loaded will not do better next time: say so, and stop the writes.
+      const failure = closing
+        ? closedError()
+        : ready
+          ? new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} stopped (${why}); its next operation starts a new one`, { cause: crash, prefix: PACKAGE })
+          : withKind(new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} cannot start (${why})`, { cause: crash, prefix: PACKAGE }), {
+              kind: 'fatal',
+              hint: `the SQLite storage's worker thread cannot start in this process: create the storage with thread: 'main'`,
+            })
+      for (const request of pending.values()) request.reject(failure)
+      pending.clear()
+    })
+    return thread
+  }
+
+  const send = <T>(op: Operation, args: unknown[]): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const thread = (worker ??= start())
+      const id = ++nextId
+      thread.postMessage({ id, op, args }) // throws a DataCloneError on what cannot cross (before anything is sent)
+      if (pending.size === 0) thread.ref()
+      pending.set(id, { resolve: resolve, reject })
+    })
+  const call = <T>(op: Operation, ...args: unknown[]): Promise<T> => (closing ? Promise.reject(closedError()) : send<T>(op, args))
+
+  // `db` for the application's own queries: a second connection on the same file, opened on first use (WAL lets it
+  // read while the worker writes; a write through it waits for the file's lock like any other process would).
+  const db = kyselyOn(() => openSqlite(settings), true)
+
+  const alerts: AlertStore = {
+    syncRules: (rules, now) => call('alerts.syncRules', rules, now),
+    instances: (rule) => call('alerts.instances', rule),
+    transition: (write) => call('alerts.transition', write),
+    recordAttempt: (attempt) => call('alerts.recordAttempt', attempt),
+    events: (range) => call('alerts.events', range),
+    attempts: (eventId) => call('alerts.attempts', eventId),
+    latestRateLimits: (filter, groupBy) => call('alerts.latestRateLimits', filter, groupBy),
+  }
+
+  return {
+    name: 'sqlite',
+    dialect: 'sqlite',
+    db,
+    capabilities: { durable: true, maxWriteConcurrency: 1 },
+    alerts,
+    attach(hooks) {
+      reporters.add(hooks.report)
+    },
+    init: () => call('init'),
+    async writeCalls(calls) {
+      if (Array.isArray(calls) && calls.length === 0 && !closing) return
+      try {
+        await call('writeCalls', calls)
+      } catch (error) {
+        // a value structured clone refuses: say which call and field, as the storage would have
+        if (error instanceof Error && error.name === 'DataCloneError') assertCallRecords(calls)
+        throw error
+      }
+    },
+    aggregate: async (query) => rowsFromWire(await call<WireAggregateRow[]>('aggregate', query)),
+    async migrate(to) {
+      const report = await call<Awaited<ReturnType<SqlStorage['migrate']>>>('migrate', to)
+      if (report.error) report.error = fromWire(report.error as unknown as WireError) as ApimeterError
+      return report
+    },
+    migrationStatus: () => call('migrationStatus'),
+    maintain: () => call('maintain'),
+    rebuildRollups: (range) => call('rebuildRollups', range),
+    classifyError: (error) => kindFromWorker(error) ?? sqliteDialect.classifyError(error) ?? defaultErrorClass(error),
+    close(options = {}) {
+      closing ??= (async () => {
+        const thread = worker
+        if (thread) {
+          // The storage in the worker bounds its own closing work by timeoutMs; the thread is ended regardless once
+          // that time (and a second for releasing the file) has passed.
+          await within(send('close', [options]), (options.timeoutMs ?? Infinity) + 1000)
+          await thread.terminate()
+        }
+        await db.destroy().catch(() => undefined)
+      })()
+      return closing
+    },
+  }
+}
+
+/** Resolves when the promise settles (its rejection ignored) or after `ms`. */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  const settled = promise.then(() => undefined, () => undefined)
+  if (!Number.isFinite(ms)) return settled
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    timer.unref()
+    void settled.finally(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}
