@@ -1,5 +1,6 @@
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
 import { intInRange, parseOrThrow, sqlStorageOptionFields, type SqlStorageOptions } from '@apimeter/core/sql'
+import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { openSqliteStorage, PACKAGE, type SqliteDatabase } from './sqlite-connection.js'
 import { workerScript, workerSqliteStorage } from './worker-storage.js'
@@ -52,8 +53,9 @@ export interface SqliteStorageOptions extends SqlStorageOptions {
    * retention, stats queries, migrations and alert state, so your event loop only hands batches over and gets answers
    * back. `'main'`: all of it on the thread that created the storage, between your requests (what a `database` you
    * pass, a `':memory:'` database and a `now` function require, since none of them can move to another thread).
-   * @default 'worker' for a database file, 'main' otherwise (and when the package was bundled without its worker
-   *   script)
+   * @default 'worker' for a database file when the process may use two cores or more (`os.availableParallelism()`,
+   *   which honours `taskset` and CPU quotas), 'main' otherwise: on one core a second thread only adds the copying
+   *   (and when the package was bundled without its worker script)
    * @example
    * ```ts
    * sqliteStorage({ filename: 'apimeter.db', thread: 'main' })   // no worker thread: everything on this one
@@ -111,7 +113,9 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
   }
   const { filename } = parsed
   const canMove = filename !== undefined && !inMemory(filename) && parsed.now === undefined
-  const script = canMove && parsed.thread !== 'main' ? workerScript() : undefined
+  // With one core the worker's copies cost more than they take off the event loop: by default, only with a spare one.
+  const wanted = parsed.thread ?? (availableParallelism() >= 2 ? 'worker' : 'main')
+  const script = canMove && wanted === 'worker' ? workerScript() : undefined
   if (script) return workerSqliteStorage({ ...settings, filename: filename! }, script)
   if (parsed.thread === 'worker') {
     throw new ApimeterError('INVALID_OPTIONS', `options.thread is 'worker' but the worker script (sqlite-worker.js) is not beside the package's code (was it bundled into one file?); use thread: 'main'`, { prefix: PACKAGE })

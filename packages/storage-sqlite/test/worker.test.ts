@@ -176,6 +176,17 @@ describe('sqliteStorage() in its worker thread', () => {
     db.close()
   })
 
+  it('stays on the host thread by default in a process limited to one core (taskset), where a worker only adds copies', async () => {
+    const file = tmp.file()
+    const pinned = await runFixture(new URL('./fixtures/worker-child.ts', import.meta.url), [file, 'one-core'], 60_000)
+    expect(pinned.code, pinned.stderr).toBe(0)
+    const threads = JSON.parse(pinned.stdout) as { before: number; during: number; after: number }
+    expect(threads.during).toBe(threads.before) // no worker thread
+    const db = new Database(file, { readonly: true })
+    expect(db.prepare('SELECT COUNT(*) AS n FROM apimeter_calls').get()).toEqual({ n: 100 })
+    db.close()
+  })
+
   it('runs on the host thread where it must, and says why thread: worker cannot apply', () => {
     expect(() => sqliteStorage({ filename: 'a.db', thread: 'elsewhere' as never })).toThrow(`@apimeter/storage-sqlite: options.thread must be 'worker' or 'main', got "elsewhere"`)
     expect(() => sqliteStorage({ database: new Database(':memory:'), thread: 'worker' })).toThrow(`@apimeter/storage-sqlite: options.thread must be 'main' when a database connection is given (it cannot move to a worker thread), got "worker"`)
