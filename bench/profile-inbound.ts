@@ -1,0 +1,89 @@
+// A CPU profile of one hello-world server under load, and what apimeter costs in it per request (not part of
+// `npm run bench`):
+//   node --import tsx bench/profile-inbound.ts <express5|express4|fastify> <mode> [seconds]
+// Starts `bench/servers/hello.ts <framework> <mode>` with `--cpu-prof`, loads `GET /hello/42` with autocannon for
+// the given seconds (8 by default), stops the server (which writes its profile) and prints, per request: the
+// server's busy CPU, garbage collection, and the time whose nearest JavaScript frame is apimeter's — its own code
+// and the Node internals it calls directly, but not the framework code it hands over to (`next()`) nor the real
+// write()/end() its byte counters forward to. Then apimeter's top frames by that measure.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
+}
+interface Profile {
+  nodes: ProfileNode[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+const [framework, mode, secondsText] = process.argv.slice(2)
+if (framework === undefined || mode === undefined) throw new Error('usage: profile-inbound.ts <express5|express4|fastify> <mode> [seconds]')
+const seconds = Number(secondsText ?? 8)
+const dir = mkdtempSync(join(tmpdir(), 'apimeter-profile-'))
+const server = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
+const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', server, framework, mode], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+const port = await new Promise<number>((resolve, reject) => {
+  child.stdout!.on('data', (data: Buffer) => {
+    const match = /listening (\d+)/.exec(String(data))
+    if (match) resolve(Number(match[1]))
+  })
+  child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
+})
+const result = await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: seconds, workers: 1 })
+const exited = new Promise((resolve) => child.once('exit', resolve))
+child.kill('SIGTERM')
+await exited
+const requests = result.requests.total
+
+// With tsx the main thread's profile is the first one written (the loader thread's comes second).
+const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0]!
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile
+rmSync(dir, { recursive: true, force: true })
+const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+const parent = new Map<number, number>()
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const ours = (node: ProfileNode) => /\/packages\/(core|express|fastify|storage-sqlite)\/src\//.test(node.callFrame.url)
+const internal = (node: ProfileNode) => node.callFrame.url === '' || node.callFrame.url.startsWith('node:')
+/** Byte counters forwarding to the real write()/end(): what runs below them is the response's own cost. */
+const forwarding = (node: ProfileNode) => ours(node) && /^(meteredWrite|meteredEnd|write|end)$/.test(node.callFrame.functionName)
+
+/** The frame a sample is charged to: the nearest JavaScript frame outside Node, unless it only forwards. */
+function owner(leaf: ProfileNode): ProfileNode | undefined {
+  for (let at: ProfileNode | undefined = leaf; at !== undefined; at = byId.get(parent.get(at.id) ?? -1)) {
+    if (internal(at)) continue
+    return at !== leaf && forwarding(at) ? undefined : at
+  }
+  return undefined
+}
+
+let busy = 0
+let gc = 0
+let apimeter = 0
+const charged = new Map<string, number>()
+for (let i = 0; i < profile.samples.length; i++) {
+  const leaf = byId.get(profile.samples[i]!)!
+  const dt = profile.timeDeltas[i] ?? 0
+  const name = leaf.callFrame.functionName
+  if (name === '(idle)') continue
+  busy += dt
+  if (name === '(garbage collector)') {
+    gc += dt
+    continue
+  }
+  const at = owner(leaf)
+  if (at === undefined || !ours(at)) continue
+  apimeter += dt
+  const key = `${at.callFrame.functionName || '(anonymous)'} ${at.callFrame.url.replace(/^.*\/packages\//, '')}`
+  charged.set(key, (charged.get(key) ?? 0) + dt)
+}
+const per = (us: number) => (us / requests).toFixed(2)
+console.log(`${framework} ${mode}: ${requests} requests in ${seconds} s; per request: busy ${per(busy)} µs, GC ${per(gc)} µs, apimeter ${per(apimeter)} µs (${((apimeter / busy) * 100).toFixed(1)}% of busy)`)
+for (const [key, us] of [...charged].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${per(us).padStart(7)} µs  ${key}`)
