@@ -23,9 +23,12 @@ export interface Completable {
 }
 
 const WATCHERS = Symbol('apimeter.completion')
+/** On a socket: its metered responses not finished yet — one, or (pipelined requests) an array; null for none. */
 const OPEN = Symbol('apimeter.openResponses')
+/** On a socket: whether its close is watched. */
+const WATCHED = Symbol('apimeter.socketWatched')
 type Watched = ServerResponse & { [WATCHERS]?: Completable | Completable[] }
-type Tracked = Socket & { [OPEN]?: Set<Watched> }
+type Tracked = Socket & { [OPEN]?: Watched | Watched[] | null; [WATCHED]?: true }
 
 /** The request a server is handing to its app at this moment (set and read in the same synchronous turn). */
 let starting: IncomingMessage | undefined
@@ -49,7 +52,7 @@ export function subscribeCompletion(): void {
     const watchers = response[WATCHERS]
     if (watchers === undefined) return
     response[WATCHERS] = undefined
-    socket?.[OPEN]?.delete(response)
+    if (socket !== null && socket !== undefined) forget(socket, response)
     tell(watchers, response, true)
   })
 }
@@ -69,12 +72,22 @@ function tellOne(watcher: Completable, response: ServerResponse, finished: boole
   }
 }
 
+/** Takes a finished response off its socket's open ones. */
+function forget(socket: Tracked, response: Watched): void {
+  const open = socket[OPEN]
+  if (open === response) socket[OPEN] = null
+  else if (Array.isArray(open)) {
+    const at = open.indexOf(response)
+    if (at !== -1) open.splice(at, 1)
+  }
+}
+
 // The connection closed: every response still open on it is aborted.
 function onSocketClose(this: Tracked): void {
   const open = this[OPEN]
-  if (open === undefined) return
-  this[OPEN] = undefined
-  for (const response of open) {
+  this[OPEN] = null
+  if (open === null || open === undefined) return
+  for (const response of Array.isArray(open) ? open : [open]) {
     const watchers = response[WATCHERS]
     if (watchers === undefined) continue
     response[WATCHERS] = undefined
@@ -124,12 +137,15 @@ export function watchCompletion(raw: IncomingMessage, res: ServerResponse, watch
   const socket = raw.socket as Tracked | null
   if (raw === starting && socket !== null && !socket.destroyed) {
     starting = undefined
-    let open = socket[OPEN]
-    if (open === undefined) {
-      open = socket[OPEN] = new Set()
+    if (socket[WATCHED] !== true) {
+      socket[WATCHED] = true
       socket.once('close', onSocketClose)
     }
-    open.add(response)
+    // Usually the only open response of its connection: kept in one slot, an array only for pipelined requests.
+    const open = socket[OPEN]
+    if (open === null || open === undefined || (Array.isArray(open) && open.length === 0)) socket[OPEN] = response
+    else if (Array.isArray(open)) open.push(response)
+    else socket[OPEN] = [open, response]
     return
   }
   response.once('finish', onFinish)
