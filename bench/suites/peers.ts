@@ -53,7 +53,6 @@ const GROUPS: Group[] = [
       { name: 'bare', mode: 'without' },
       { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
       { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
-  { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
       { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
       { name: '+ fastify-metrics', mode: 'fastify-metrics' },
     ],
