@@ -115,6 +115,8 @@ export interface LoadResult {
   cpuPerRequest: number
   /** The server's main-thread CPU µs per request: what the host's event loop paid. */
   mainCpuPerRequest: number
+  /** The 99th percentile of the request latency autocannon saw, ms: what work on the event loop delays. */
+  p99Ms: number
 }
 
 /** Loads a server for `seconds` from a worker thread; returns requests/s and the server's CPU µs per request. */
@@ -124,7 +126,7 @@ export async function load(server: Server, seconds: number, path = ''): Promise<
   const after = await cpuUs(server)
   if (result.errors > 0 || result.non2xx > 0) throw new Error(`${server.url}: ${result.errors} errors, ${result.non2xx} non-2xx responses`)
   const requests = result.requests.total
-  return { rps: requests / seconds, cpuPerRequest: (after.all - before.all) / requests, mainCpuPerRequest: (after.main - before.main) / requests }
+  return { rps: requests / seconds, cpuPerRequest: (after.all - before.all) / requests, mainCpuPerRequest: (after.main - before.main) / requests, p99Ms: result.latency.p99 }
 }
 
 type Mode = 'without' | 'with' | 'with-memory'

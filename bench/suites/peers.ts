@@ -68,6 +68,8 @@ interface Measured {
   cpu: number[]
   /** CPU µs per request of the main thread (outbound: the same as `cpu`). */
   main: number[]
+  /** 99th percentile latency per round, ms (inbound; NaN outbound). */
+  p99: number[]
 }
 
 /**
@@ -76,14 +78,15 @@ interface Measured {
  */
 async function alternate<L>(lines: readonly L[], warmup: (line: L) => Promise<unknown>, measure: (line: L) => Promise<Sample>): Promise<Omit<Measured, 'name' | 'apimeter'>[]> {
   for (const line of lines) await warmup(line)
-  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[], main: [] as number[] }))
+  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[], main: [] as number[], p99: [] as number[] }))
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < lines.length; i++) {
       const at = (round + i) % lines.length
-      const { rps, cpu, main } = await measure(lines[at]!)
+      const { rps, cpu, main, p99 } = await measure(lines[at]!)
       results[at]!.rps.push(rps)
       results[at]!.cpu.push(cpu)
       results[at]!.main.push(main)
+      results[at]!.p99.push(p99)
     }
   }
   return results
@@ -93,6 +96,7 @@ interface Sample {
   rps: number
   cpu: number
   main: number
+  p99: number
 }
 
 /**
@@ -104,8 +108,9 @@ function figures(label: string, target: number | undefined, measured: Measured[]
   const bareCpu = median(bare.cpu)
   const bareMain = median(bare.main)
   const rpsRatios = (m: Measured) => m.rps.map((r, i) => r / bare.rps[i]!)
+  const p99 = (m: Measured) => (m.p99.some(Number.isFinite) ? `; p99 latency ${median(m.p99).toFixed(0)} ms` : '')
   const out: Figure[] = [
-    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s; main thread ${bareMain.toFixed(1)} µs/request` },
+    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s; main thread ${bareMain.toFixed(1)} µs/request${p99(bare)}` },
   ]
   const peers = rest.filter((m) => !m.apimeter)
   const bestPeer = Math.min(...peers.map((m) => median(m.cpu)))
@@ -114,7 +119,7 @@ function figures(label: string, target: number | undefined, measured: Measured[]
   for (const m of rest) {
     const cpuRatio = bareCpu / median(m.cpu)
     const rpsRatio = median(rpsRatios(m))
-    const throughputNote = `${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})`
+    const throughputNote = `${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})${p99(m)}`
     const judgedHere = m.apimeter && m.offThread !== true
     out.push({
       name: `${label} ${m.name}`,
@@ -149,8 +154,8 @@ async function inbound(group: Group): Promise<Figure[]> {
         freeHelperThreads(server)
       },
       async (line) => {
-        const { rps, cpuPerRequest, mainCpuPerRequest } = await load(servers.get(line.mode)!, SECONDS, PATH)
-        return { rps, cpu: cpuPerRequest, main: mainCpuPerRequest }
+        const { rps, cpuPerRequest, mainCpuPerRequest, p99Ms } = await load(servers.get(line.mode)!, SECONDS, PATH)
+        return { rps, cpu: cpuPerRequest, main: mainCpuPerRequest, p99: p99Ms }
       },
     )
     for (const line of group.lines) {
@@ -194,14 +199,14 @@ async function outbound(): Promise<Figure[]> {
         const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
         try {
           const rps = await throughput(fetching.fetch, upstream.url, ms)
-          return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest }
+          return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest, p99: Number.NaN }
         } finally {
           await fetching.close()
           fetchedCalls += fetching.health().written
         }
       }
       const rps = await throughput(plain, upstream.url, ms)
-      return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest }
+      return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest, p99: Number.NaN }
     } finally {
       instrumented.uninstrument()
       if (traced) otel.disable()
@@ -232,7 +237,7 @@ export async function runPeersSuite(): Promise<SuiteResult> {
       `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. The servers of one framework are loaded one at a time by autocannon (${HTTP_LOAD.connections} connections, one worker thread) for ${SECONDS} s, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each; with \`taskset\` the servers' main threads (their event loops) run on one core and the load generator on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops.`,
       `Outbound: one client process, ${FETCH_LOAD.concurrency} concurrent loops fetching a 47-byte JSON answer from a local server on the other core and reading the body, ${SECONDS} s per mode, rotated likewise; apimeter's monitors and OpenTelemetry's span processor discard what they are given.`,
       '',
-      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*: 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*: 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
     ].join('\n'),
     figures: figuresOut,
   }
