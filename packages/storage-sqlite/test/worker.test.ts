@@ -9,7 +9,7 @@ import { runFixture } from '../../../test/support/run-fixture.js'
 import { workerSqliteStorage } from '../src/worker-storage.js'
 import { tempDir } from './helpers.js'
 
-// The storage in its worker thread (the default for a file): what runs where, how the thread ends, what the host
+// The storage in its worker thread (the default for a file when a spare core exists; asked for explicitly here): what runs where, how the thread ends, what the host
 // sees when it dies, and that errors keep their meaning across the thread.
 
 const FOREVER = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forever' }
@@ -42,7 +42,7 @@ describe('sqliteStorage() in its worker thread', () => {
 
   it('writes and rolls up on its own thread: the work lands while this thread never yields', async () => {
     const file = tmp.file()
-    const storage = sqliteStorage({ filename: file, retention: FOREVER })
+    const storage = sqliteStorage({ filename: file, retention: FOREVER, thread: 'worker' })
     await storage.init!()
     const reader = new Database(file, { readonly: true })
     const count = (query: string) => () => (reader.prepare(query).get() as { n: number }).n
@@ -59,7 +59,7 @@ describe('sqliteStorage() in its worker thread', () => {
   })
 
   it('answers with the same types as on the host thread: Dates, sketches, reports', async () => {
-    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER })
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, thread: 'worker' })
     await storage.writeCalls(calls(200))
     const status = await storage.migrationStatus()
     expect(status.pending).toEqual([])
@@ -78,7 +78,7 @@ describe('sqliteStorage() in its worker thread', () => {
 
   it('keeps the meaning of errors: busy is transient, a malformed row rejected, a damaged file fatal, closed fatal', async () => {
     const file = tmp.file()
-    const storage = sqliteStorage({ filename: file, busyTimeoutMs: 50 })
+    const storage = sqliteStorage({ filename: file, busyTimeoutMs: 50, thread: 'worker' })
     await storage.init!()
     const other = new Database(file)
     other.exec('BEGIN EXCLUSIVE')
@@ -99,14 +99,14 @@ describe('sqliteStorage() in its worker thread', () => {
 
     const damaged = tmp.file('damaged.db')
     writeFileSync(damaged, 'this is not a SQLite database, but it is long enough to look like one might be. '.repeat(20))
-    const broken = sqliteStorage({ filename: damaged })
+    const broken = sqliteStorage({ filename: damaged, thread: 'worker' })
     const notADatabase = await errorOf(broken.init!())
     expect(broken.classifyError!(notADatabase)).toMatchObject({ kind: 'fatal', hint: /damaged or not a SQLite database/ })
     await broken.close()
   })
 
   it('db is a connection of the host on the same file: it reads what the worker wrote, and the worker sees its writes', async () => {
-    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER })
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, thread: 'worker' })
     await storage.writeCalls(calls(30))
     const n = async () => Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM apimeter_calls`.execute(storage.db)).rows[0]!.n)
     expect(await n()).toBe(30)
