@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
 import { hashApiKey } from '@apimeter/core/inbound'
@@ -285,6 +286,47 @@ describe('@apimeter/fastify', () => {
     await app.inject({ url: '/items/1' })
     expect(await recorded(1)).toMatchObject([{ route: '/items/:id', responseBytes: 4, tenantId: null }])
     expect(await recordedCalls(second.monitor, second.storage)(1)).toMatchObject([{ route: '/items/:id', responseBytes: 4, tenantId: 'second' }])
+  })
+
+  it('pipelined requests on one connection, metered by two monitors: each finished one recorded once, the open ones aborted when the client goes', async () => {
+    const second = testMonitor()
+    monitors.push(second.monitor)
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let reached!: () => void
+    const allStarted = new Promise<void>((resolve) => (reached = resolve))
+    const { app, recorded } = await start((app) => {
+      app.register(apimeterFastify, { monitor: second.monitor })
+      app.get('/slow/:id', async () => {
+        await held
+        return 'slow'
+      })
+      app.get('/fast/:id', async () => 'fast')
+      app.get('/never/:id', () => {
+        reached()
+        return new Promise(() => undefined)
+      })
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    const socket = connect(port, '127.0.0.1')
+    let received = ''
+    socket.on('data', (data) => (received += String(data)))
+    await new Promise((resolve) => socket.once('connect', resolve))
+    const get = (path: string) => `GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`
+    // three requests in one write: the second waits behind the first (held), the third never answers
+    socket.write(get('/slow/1') + get('/fast/2') + get('/never/3'))
+    await allStarted // Node hands pipelined requests to the app at once; their responses queue behind the first
+    release()
+    await waitFor(() => (received.match(/HTTP\/1\.1 200/g) ?? []).length === 2, 'both answers')
+    socket.destroy()
+    for (const calls of [await recorded(3), await recordedCalls(second.monitor, second.storage)(3)]) {
+      const byRoute = Object.fromEntries(calls.map((c) => [c.route, c]))
+      expect(calls).toHaveLength(3)
+      expect(byRoute['/slow/:id']).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 4 })
+      expect(byRoute['/fast/:id']).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 4 })
+      expect(byRoute['/never/:id']).toMatchObject({ statusCode: null, outcome: 'aborted' })
+    }
   })
 
   it('closes the monitor with the app only when closeMonitor is set', async () => {

@@ -25,10 +25,27 @@ export interface Completable {
 const WATCHERS = Symbol('apimeter.completion')
 /** On a socket: its metered responses not finished yet — one, or (pipelined requests) an array; null for none. */
 const OPEN = Symbol('apimeter.openResponses')
+/**
+ * On a socket whose one open response is held in OPEN: that response's watchers. Kept on the connection, whose
+ * properties already exist after its first request, rather than added to every response (a new property on each
+ * response object costs more than reusing the socket's slot). Pipelined responses keep theirs in WATCHERS.
+ */
+const SOLE = Symbol('apimeter.soleWatchers')
 /** On a socket: whether its close is watched. */
 const WATCHED = Symbol('apimeter.socketWatched')
-type Watched = ServerResponse & { [WATCHERS]?: Completable | Completable[] }
-type Tracked = Socket & { [OPEN]?: Watched | Watched[] | null; [WATCHED]?: true }
+type Watchers = Completable | Completable[]
+type Watched = ServerResponse & { [WATCHERS]?: Watchers }
+type Tracked = Socket & { [OPEN]?: Watched | Watched[] | null; [SOLE]?: Watchers; [WATCHED]?: true }
+
+/** Adds a watcher to those of a response. */
+function joined(existing: Watchers | undefined, watcher: Completable): Watchers {
+  if (existing === undefined) return watcher
+  if (Array.isArray(existing)) {
+    existing.push(watcher)
+    return existing
+  }
+  return [existing, watcher]
+}
 
 /** The request a server is handing to its app at this moment (set and read in the same synchronous turn). */
 let starting: IncomingMessage | undefined
@@ -49,11 +66,18 @@ export function subscribeCompletion(): void {
   })
   channel('http.server.response.finish').subscribe((message) => {
     const { response, socket } = message as ServerMessage
-    const watchers = response[WATCHERS]
-    if (watchers === undefined) return
-    response[WATCHERS] = undefined
-    if (socket !== null && socket !== undefined) forget(socket, response)
-    tell(watchers, response, true)
+    let watchers: Watchers | undefined
+    if (socket !== null && socket !== undefined && socket[OPEN] === response) {
+      watchers = socket[SOLE]
+      socket[OPEN] = null
+      socket[SOLE] = undefined
+    } else {
+      watchers = response[WATCHERS]
+      if (watchers === undefined) return
+      response[WATCHERS] = undefined
+      if (socket !== null && socket !== undefined) forget(socket, response)
+    }
+    if (watchers !== undefined) tell(watchers, response, true)
   })
 }
 
@@ -72,11 +96,10 @@ function tellOne(watcher: Completable, response: ServerResponse, finished: boole
   }
 }
 
-/** Takes a finished response off its socket's open ones. */
+/** Takes a finished pipelined response off its socket's open ones. */
 function forget(socket: Tracked, response: Watched): void {
   const open = socket[OPEN]
-  if (open === response) socket[OPEN] = null
-  else if (Array.isArray(open)) {
+  if (Array.isArray(open)) {
     const at = open.indexOf(response)
     if (at !== -1) open.splice(at, 1)
   }
@@ -85,9 +108,15 @@ function forget(socket: Tracked, response: Watched): void {
 // The connection closed: every response still open on it is aborted.
 function onSocketClose(this: Tracked): void {
   const open = this[OPEN]
+  const sole = this[SOLE]
   this[OPEN] = null
+  this[SOLE] = undefined
   if (open === null || open === undefined) return
-  for (const response of Array.isArray(open) ? open : [open]) {
+  if (!Array.isArray(open)) {
+    if (sole !== undefined) tell(sole, open, false)
+    return
+  }
+  for (const response of open) {
     const watchers = response[WATCHERS]
     if (watchers === undefined) continue
     response[WATCHERS] = undefined
@@ -127,27 +156,40 @@ function onClose(this: Watched): void {
 export function watchCompletion(raw: IncomingMessage, res: ServerResponse, watcher: Completable): void {
   subscribeCompletion()
   const response = res as Watched
-  const existing = response[WATCHERS]
-  if (existing !== undefined) {
-    if (Array.isArray(existing)) existing.push(watcher)
-    else response[WATCHERS] = [existing, watcher]
+  const socket = raw.socket as Tracked | null
+  if (socket !== null && socket[OPEN] === response) {
+    socket[SOLE] = joined(socket[SOLE], watcher) // a second meter on a response already watched
     return
   }
-  response[WATCHERS] = watcher
-  const socket = raw.socket as Tracked | null
+  const existing = response[WATCHERS]
+  if (existing !== undefined) {
+    response[WATCHERS] = joined(existing, watcher)
+    return
+  }
   if (raw === starting && socket !== null && !socket.destroyed) {
     starting = undefined
     if (socket[WATCHED] !== true) {
       socket[WATCHED] = true
       socket.once('close', onSocketClose)
     }
-    // Usually the only open response of its connection: kept in one slot, an array only for pipelined requests.
     const open = socket[OPEN]
-    if (open === null || open === undefined || (Array.isArray(open) && open.length === 0)) socket[OPEN] = response
-    else if (Array.isArray(open)) open.push(response)
-    else socket[OPEN] = [open, response]
+    if (open === null || open === undefined || (Array.isArray(open) && open.length === 0)) {
+      // usually the only open response of its connection: it and its watchers in the socket's slots
+      socket[OPEN] = response
+      socket[SOLE] = watcher
+      return
+    }
+    // a pipelined request: the open responses in an array, each holding its own watchers
+    response[WATCHERS] = watcher
+    if (Array.isArray(open)) open.push(response)
+    else {
+      open[WATCHERS] = socket[SOLE]
+      socket[SOLE] = undefined
+      socket[OPEN] = [open, response]
+    }
     return
   }
+  response[WATCHERS] = watcher
   response.once('finish', onFinish)
   response.once('close', onClose)
 }
