@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 
 // Byte counting state lives on the request and response under this symbol (read by the shared wrappers below).
 const COUNTER = Symbol('apimeter.inboundBytes')
@@ -10,6 +11,22 @@ const COUNTER = Symbol('apimeter.inboundBytes')
  */
 const COUNTING = Symbol('apimeter.countingPrototype')
 type Metered<T> = T & { [COUNTER]?: ByteCounter; [COUNTING]?: object | null }
+/**
+ * On a connection: the response its counter slot serves, and that counter. A response counted on its prototype finds
+ * its counter there when it is the one its connection serves, so no property is added to each response (a new
+ * property on every response costs more than reusing the connection's, which exist after its first request). A
+ * response queued behind another (pipelining) or wrapped one by one keeps its counter under COUNTER.
+ */
+const SLOT_RESPONSE = Symbol('apimeter.countedResponse')
+const SLOT_COUNTER = Symbol('apimeter.responseCounter')
+type Connection = Socket & { [SLOT_RESPONSE]?: ServerResponse | null; [SLOT_COUNTER]?: ByteCounter | null }
+
+/** The counter of a response, wherever it is kept. */
+function counterOf(res: Metered<ServerResponse>): ByteCounter | undefined {
+  const socket: Connection | null = res.socket
+  if (socket !== null && socket[SLOT_RESPONSE] === res) return socket[SLOT_COUNTER] ?? undefined
+  return res[COUNTER]
+}
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
@@ -38,9 +55,11 @@ export class ByteCounter {
   readonly end: End | undefined
   readonly push: Push | undefined
   private more: FirstByteListener[] | undefined = undefined
+  /** The connection whose slot holds this counter, if one does. */
+  private slot: Connection | undefined = undefined
 
   static attach(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>, call: FirstByteListener): ByteCounter {
-    const existing = res[COUNTER]
+    const existing = counterOf(res)
     if (existing === undefined) return new ByteCounter(raw, res, call)
     ;(existing.more ??= []).push(call)
     return existing
@@ -51,8 +70,14 @@ export class ByteCounter {
     res: Metered<ServerResponse>,
     private readonly call: FirstByteListener,
   ) {
-    res[COUNTER] = this
     this.countedBy = res[COUNTING] ?? undefined
+    const socket: Connection | null = res.socket
+    const served = socket?.[SLOT_RESPONSE]
+    if (this.countedBy !== undefined && socket !== null && (served === undefined || served === null || served.writableEnded)) {
+      socket[SLOT_RESPONSE] = res
+      socket[SLOT_COUNTER] = this
+      this.slot = socket
+    } else res[COUNTER] = this
     if (this.countedBy !== undefined) {
       this.write = undefined
       this.end = undefined
@@ -69,6 +94,17 @@ export class ByteCounter {
       raw[COUNTER] = this
       raw.push = meteredPush
     } else this.push = undefined
+  }
+
+  /** Frees the connection's slot once the call is recorded (so an idle connection keeps no response alive). */
+  release(): void {
+    const socket = this.slot
+    if (socket === undefined) return
+    this.slot = undefined
+    if (socket[SLOT_COUNTER] === this) {
+      socket[SLOT_RESPONSE] = null
+      socket[SLOT_COUNTER] = null
+    }
   }
 
   /** The first write: the response headers are on their way. */
@@ -162,7 +198,7 @@ export function countOnPrototype(proto: object): boolean {
 // counts only for the responses it is the nearest counting prototype of.
 function prototypeWrite(proto: object, parent: { write: Write }): Write {
   return function write(this: Metered<ServerResponse>, chunk: unknown, encoding?: unknown): boolean {
-    const bytes = this[COUNTER]
+    const bytes = counterOf(this)
     if (bytes !== undefined && bytes.countedBy === proto) countWrite(bytes, chunk, encoding)
     // eslint-disable-next-line prefer-rest-params
     return (parent.write as Forward<boolean>).apply(this, arguments as never)
@@ -171,7 +207,7 @@ function prototypeWrite(proto: object, parent: { write: Write }): Write {
 
 function prototypeEnd(proto: object, parent: { end: End }): End {
   return function end(this: Metered<ServerResponse>, chunk?: unknown, encoding?: unknown): ServerResponse {
-    const bytes = this[COUNTER]
+    const bytes = counterOf(this)
     if (bytes === undefined || bytes.countedBy !== proto) {
       // eslint-disable-next-line prefer-rest-params
       return (parent.end as Forward<ServerResponse>).apply(this, arguments as never)

@@ -200,6 +200,7 @@ class Call<Req> implements InboundCall {
     call.outcome = outcome
     call.requestBytes = this.bytes.requestBytes
     call.responseBytes = noBody ? 0 : this.bytes.responseBytes
+    this.bytes.release()
     call.errorType = this.errorType
     call.errorMessage = this.errorMessage
     call.tenantId = null
