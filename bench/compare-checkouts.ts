@@ -5,9 +5,8 @@
 // (5 by default) with autocannon (32 connections), reading each server's CPU time from /proc. Prints the median CPU
 // µs per request of each and its ratio to bare: what a change did, measured on one machine in one run.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
-import { median } from './lib.js'
+import { median, statCpuUs } from './lib.js'
 import { serverPinning } from './throughput.js'
 
 const [before, after, framework, mode, roundsText] = process.argv.slice(2)
@@ -16,11 +15,7 @@ if (before === undefined || after === undefined || framework === undefined || mo
 }
 const rounds = Number(roundsText ?? 5)
 
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10_000 // utime + stime, in ticks of 10 ms
-}
+const cpuUs = (pid: number): number => statCpuUs(`/proc/${pid}/stat`)
 
 async function start(checkout: string, serverMode: string): Promise<{ child: ChildProcess; port: number }> {
   const command = [...serverPinning(), process.execPath, '--import', 'tsx', 'bench/servers/hello.ts', framework!, serverMode]

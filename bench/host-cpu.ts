@@ -2,20 +2,15 @@
 // off the event loop, and what it costs in all. Linux only (reads /proc). One mode per process, so run each:
 //   for m in memory main worker; do node --import tsx bench/host-cpu.ts $m; done
 // memory: in-memory storage; main: SQLite with thread: 'main'; worker: SQLite in its worker thread (the default).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createMonitor, memoryStorage } from '@apimeter/core'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
+import { statCpuUs } from './lib.js'
 
-const TICK_US = 10_000 // USER_HZ is 100
-const cpuUs = (stat: string): number => {
-  const text = readFileSync(stat, 'utf8')
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US
-}
-const mainThread = () => cpuUs(`/proc/self/task/${process.pid}/stat`)
-const allThreads = () => cpuUs('/proc/self/stat')
+const mainThread = () => statCpuUs(`/proc/self/task/${process.pid}/stat`)
+const allThreads = () => statCpuUs('/proc/self/stat')
 
 const mode = process.argv[2] as 'memory' | 'main' | 'worker'
 const CALLS = 300_000

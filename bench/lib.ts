@@ -3,6 +3,30 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { type CallInput, createMonitor, type StorageAdapter } from '@apimeter/core'
 
+const TICK_US = 1_000_000 / 100 // USER_HZ is 100 on Linux
+/** CPU time (user + system) in µs from a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` file (Linux). */
+export function statCpuUs(path: string): number {
+  const stat = readFileSync(path, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
+}
+
+/** A node of a V8 `.cpuprofile` (as `node --cpu-prof` writes it). */
+export interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
+}
+
+/** A `.cpuprofile` file read, with its nodes by id and each node's parent id. */
+export function readCpuProfile(file: string): { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; byId: Map<number, ProfileNode>; parent: Map<number, number> } {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  return { ...profile, byId, parent }
+}
+
 /** One measured figure of a suite. */
 export interface Figure {
   name: string

@@ -7,22 +7,12 @@
 // and the Node internals it calls directly, but not the framework code it hands over to (`next()`) nor the real
 // write()/end() its byte counters forward to. Then apimeter's top frames by that measure.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-
-interface ProfileNode {
-  id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
-  children?: number[]
-}
-interface Profile {
-  nodes: ProfileNode[]
-  samples: number[]
-  timeDeltas: number[]
-}
+import { type ProfileNode, readCpuProfile } from './lib.js'
 
 const [framework, mode, secondsText] = process.argv.slice(2)
 if (framework === undefined || mode === undefined) throw new Error('usage: profile-inbound.ts <express5|express4|fastify> <mode> [seconds]')
@@ -45,11 +35,9 @@ const requests = result.requests.total
 
 // With tsx the main thread's profile is the first one written (the loader thread's comes second).
 const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0]!
-const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile
+const profile = readCpuProfile(join(dir, file))
 rmSync(dir, { recursive: true, force: true })
-const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-const parent = new Map<number, number>()
-for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const { byId, parent } = profile
 const ours = (node: ProfileNode) => /\/packages\/(core|express|fastify|storage-sqlite)\/src\//.test(node.callFrame.url)
 const internal = (node: ProfileNode) => node.callFrame.url === '' || node.callFrame.url.startsWith('node:')
 /** Byte counters forwarding to the real write()/end(): what runs below them is the response's own cost. */

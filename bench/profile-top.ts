@@ -1,25 +1,12 @@
 // Top self-time functions of a V8 .cpuprofile (as written by `node --cpu-prof`), and apimeter's share:
 //   node --import tsx bench/profile-top.ts <file.cpuprofile> [count]
 // (with tsx, the main thread's profile is the one named `….0.001.cpuprofile`; the other is its loader thread)
-import { readFileSync } from 'node:fs'
-
-interface ProfileNode {
-  id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
-  children?: number[]
-}
-interface Profile {
-  nodes: ProfileNode[]
-  samples: number[]
-  timeDeltas: number[]
-}
+import { type ProfileNode, readCpuProfile } from './lib.js'
 
 const [file, countText] = process.argv.slice(2)
 if (file === undefined) throw new Error('usage: profile-top.ts <file.cpuprofile> [count]')
-const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
-const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-const parent = new Map<number, number>()
-for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const profile = readCpuProfile(file)
+const { byId, parent } = profile
 const isOurs = (node: ProfileNode) => node.callFrame.url.includes('/packages/core/src/')
 /** Whether a sample ran under one of apimeter's frames (its own code or what that code called). */
 function underOurs(id: number): boolean {

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { type Figure, median, spawnListening } from './lib.js'
+import { type Figure, median, spawnListening, statCpuUs } from './lib.js'
 
 const SERVER = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
 
@@ -54,14 +54,6 @@ export function report(server: Server): Promise<ServerReport & { spans: number }
     server.child.once('message', (message) => resolve(message as ServerReport & { spans: number }))
     server.child.send('report')
   })
-}
-
-const TICK_US = 1_000_000 / 100 // USER_HZ is 100 on Linux
-/** utime + stime of one `/proc/.../stat` line, in µs. */
-function statCpuUs(path: string): number {
-  const stat = readFileSync(path, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
 }
 
 /** CPU time a server has used, in µs: `all` its threads, `main` its main thread (the event loop requests run on). */
