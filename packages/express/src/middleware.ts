@@ -100,26 +100,25 @@ class RouteState implements Completable {
   }
 
   finish(statusCode: number): void {
-    const route = this.template()
-    for (const call of this.calls) {
-      call.route = route
-      call.finish(statusCode)
-    }
+    this.settle(statusCode)
   }
 
   abort(): void {
-    const route = this.template()
-    for (const call of this.calls) {
-      call.route = route
-      call.abort()
-    }
+    this.settle(undefined)
   }
 
-  private template(): string {
+  /** Records every call with the route template: finished with the status, or aborted (no status). */
+  private settle(statusCode: number | undefined): void {
+    let route: string
     try {
-      return routeTemplate(this)
+      route = routeTemplate(this)
     } catch {
-      return UNMATCHED_ROUTE // never let an unexpected routing shape throw out of the server's completion
+      route = UNMATCHED_ROUTE // never let an unexpected routing shape throw out of the server's completion
+    }
+    for (const call of this.calls) {
+      call.route = route
+      if (statusCode === undefined) call.abort()
+      else call.finish(statusCode)
     }
   }
 }

@@ -370,9 +370,9 @@ class RunningCall implements CallHandle {
     this.timestamp = clock.now()
     this.started = clock.monotonic()
     // A frozen start (the inbound meters' constant one) cannot change under us: it is copied only if set() is called.
-    const frozen = typeof start === 'object' && start !== null && Object.isFrozen(start)
-    this.fields = frozen ? (start) : typeof start === 'object' && start !== null ? { ...start } : {}
-    this.ownFields = !frozen
+    const given = typeof start === 'object' && start !== null ? (start as Record<string, unknown>) : undefined
+    this.ownFields = given === undefined || !Object.isFrozen(given)
+    this.fields = given === undefined ? {} : this.ownFields ? { ...given } : given
   }
 
   private writable(): Record<string, unknown> {
