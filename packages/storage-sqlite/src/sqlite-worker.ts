@@ -1,7 +1,8 @@
 // The SQLite worker thread: owns the connection and runs the whole storage (writes, rollups, retention, queries,
 // migrations, alert state) off the host's event loop. `sqliteStorage()` starts it; see worker-storage.ts.
 import { parentPort, workerData } from 'node:worker_threads'
-import type { AlertStore } from '@apimeter/core/sql'
+import type { CallRecord } from '@apimeter/core'
+import { type AlertStore, markValidated } from '@apimeter/core/sql'
 import { openSqliteStorage, type SqliteSettings } from './sqlite-connection.js'
 import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.js'
 
@@ -15,7 +16,10 @@ storage.attach!({ report: (error) => send({ report: toWire(error) }) })
 type Args = readonly [never, never]
 const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
   init: () => storage.init!(),
-  writeCalls: ([calls]) => storage.writeCalls(calls),
+  writeCalls: ([calls, validated]) => {
+    if (validated === true) markValidated(calls as CallRecord[])
+    return storage.writeCalls(calls)
+  },
   aggregate: async ([query]) => rowsToWire(await storage.aggregate(query)),
   migrate: async ([to]) => {
     const report = await storage.migrate(to)

@@ -89,6 +89,19 @@ export function markValidated(batch: readonly CallRecord[]): void {
 }
 
 /**
+ * Whether a batch was built from validated calls ({@link markValidated}): a storage that hands the batch on (to a
+ * worker thread, say) passes this along, so the copy is not checked again.
+ *
+ * @example
+ * ```ts
+ * worker.postMessage({ calls, validated: isValidated(calls) })
+ * ```
+ */
+export function isValidated(batch: readonly CallRecord[]): boolean {
+  return validatedBatches.has(batch)
+}
+
+/**
  * Throws `INVALID_RECORD` naming the row and field when any row of a batch is malformed.
  *
  * @example

@@ -3,7 +3,7 @@
 // needs none of it: see '@apimeter/core'. Every export is listed by name.
 
 // Calls as storage sees them
-export { assertCallRecords, checkCallRecord } from '../call/check.js'
+export { assertCallRecords, checkCallRecord, isValidated, markValidated } from '../call/check.js'
 export { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type FieldKind, type FieldSpec } from '../call/fields.js'
 export { nanosToUsd, usdToNanos } from '../call/types.js'
 
