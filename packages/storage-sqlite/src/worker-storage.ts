@@ -131,7 +131,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     name: 'sqlite',
     dialect: 'sqlite',
     db,
-    capabilities: { durable: true, maxWriteConcurrency: 1 },
+    capabilities: { durable: true, maxWriteConcurrency: 2 },
     alerts,
     attach(hooks) {
       reporters.add(hooks.report)
