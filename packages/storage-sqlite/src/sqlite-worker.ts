@@ -1,8 +1,7 @@
 // The SQLite worker thread: owns the connection and runs the whole storage (writes, rollups, retention, queries,
 // migrations, alert state) off the host's event loop. `sqliteStorage()` starts it; see worker-storage.ts.
 import { parentPort, workerData } from 'node:worker_threads'
-import type { CallRecord } from '@apimeter/core'
-import { type AlertStore, markValidated } from '@apimeter/core/sql'
+import { type AlertStore, markValidated, unpackCalls } from '@apimeter/core/sql'
 import { openSqliteStorage, type SqliteSettings } from './sqlite-connection.js'
 import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.js'
 
@@ -16,8 +15,10 @@ storage.attach!({ report: (error) => send({ report: toWire(error) }) })
 type Args = readonly [never, never]
 const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
   init: () => storage.init!(),
-  writeCalls: ([calls, validated]) => {
-    if (validated === true) markValidated(calls as CallRecord[])
+  writeCalls: ([packed]) => {
+    // validated on the host before it was packed (worker-storage.ts)
+    const calls = unpackCalls(packed)
+    markValidated(calls)
     return storage.writeCalls(calls)
   },
   aggregate: async ([query]) => rowsToWire(await storage.aggregate(query)),

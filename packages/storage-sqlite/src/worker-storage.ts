@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
-import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, isValidated, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
+import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, isValidated, packCalls, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
 import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
 
@@ -139,14 +139,12 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     init: () => call('init'),
     async writeCalls(calls) {
       if (Array.isArray(calls) && calls.length === 0 && !closing) return
-      try {
-        // the pipeline validated its batches already: the worker's copy need not be checked call by call again
-        await call('writeCalls', calls, isValidated(calls))
-      } catch (error) {
-        // a value structured clone refuses: say which call and field, as the storage would have
-        if (error instanceof Error && error.name === 'DataCloneError') assertCallRecords(calls)
-        throw error
-      }
+      if (closing) throw closedError()
+      // The pipeline validated its batches already; any other batch is checked here, where the error can name the
+      // call and field, so the worker's copy need not be checked call by call again. It crosses packed column by
+      // column (a fraction of the copying of 500 records, on both threads).
+      if (!isValidated(calls)) assertCallRecords(calls)
+      await call('writeCalls', packCalls(calls))
     },
     aggregate: async (query) => rowsFromWire(await call<WireAggregateRow[]>('aggregate', query)),
     async migrate(to) {
