@@ -61,7 +61,7 @@ describe('sqliteStorage() rows', () => {
       await storage.writeCalls(calls.slice(300))
       await storage.close()
       const db = new Database(file, { readonly: true })
-      const rows = db.prepare(`SELECT ${CALL_COLUMNS.join(", ")} FROM ${TABLES.calls} ORDER BY id`).raw().all() as unknown[][]
+      const rows = db.prepare(`SELECT ${CALL_COLUMNS.join(', ')} FROM ${TABLES.calls} ORDER BY id`).raw().all() as unknown[][]
       db.close()
       expect(rows).toEqual(calls.map(callToRow))
       // the defaults are not taken for a column given: cached 0/1 and attempt as written
@@ -87,7 +87,7 @@ describe('sqliteStorage() rows', () => {
     await storage.writeCalls(calls)
     await storage.close()
     const db = new Database(file, { readonly: true })
-    const rows = db.prepare(`SELECT ${CALL_COLUMNS.join(", ")} FROM ${TABLES.calls} ORDER BY id`).raw().all() as unknown[][]
+    const rows = db.prepare(`SELECT ${CALL_COLUMNS.join(', ')} FROM ${TABLES.calls} ORDER BY id`).raw().all() as unknown[][]
     db.close()
     expect(rows).toEqual(calls.map(callToRow))
   })
