@@ -1,4 +1,4 @@
-import { addCall, AggregateGroups, type AggregateRow } from '../../storage/aggregate.js'
+import { addCall, type AggregateRow, emptyAggregate } from '../../storage/aggregate.js'
 import type { CallRecord } from '../../call/types.js'
 import { bucketStart } from '../../time.js'
 
@@ -10,7 +10,7 @@ import { bucketStart } from '../../time.js'
  * a shortcut, never a second source of truth.
  */
 export class RollupAccumulator {
-  private grain = new AggregateGroups()
+  private grain = new Map<string, AggregateRow>()
   private entries = 0
   private ranges: [number, number][] = []
   private invalid = false
@@ -28,9 +28,18 @@ export class RollupAccumulator {
     if (last && last[1] + 1 === firstId) last[1] = lastId
     else this.ranges.push([firstId, lastId])
     for (const call of calls) {
-      const keys = [call.service, call.direction, call.api, call.statusCode === null ? null : String(call.statusCode), call.outcome, call.method, call.route, call.tenantId, call.model]
-      const group = this.grain.get(bucketStart(call.timestamp, 'hour'), keys)
-      if (group.state.requests === 0) this.entries++
+      const start = bucketStart(call.timestamp, 'hour')
+      // The group's id, written straight from the fields (this runs for every call written); a NUL byte stands for
+      // null, as no stored string holds one.
+      const id = `${start}\u0001${call.service}\u0001${call.direction}\u0001${call.api ?? '\u0000'}\u0001${call.statusCode ?? '\u0000'}\u0001${call.outcome}\u0001${call.method}\u0001${call.route}\u0001${call.tenantId ?? '\u0000'}\u0001${call.model ?? '\u0000'}`
+      let group = this.grain.get(id)
+      if (group === undefined) {
+        // keys in ROLLUP_GRAIN order
+        const keys = [call.service, call.direction, call.api, call.statusCode === null ? null : String(call.statusCode), call.outcome, call.method, call.route, call.tenantId, call.model]
+        group = { start, keys, state: emptyAggregate() }
+        this.grain.set(id, group)
+        this.entries++
+      }
       addCall(group.state, call)
     }
     if (this.entries > this.maxEntries) this.invalid = true
@@ -40,11 +49,11 @@ export class RollupAccumulator {
   rowsFor(cursor: number, upto: number): AggregateRow[] | null {
     if (this.invalid || this.ranges.length !== 1) return null
     const [first, last] = this.ranges[0]!
-    return first === cursor + 1 && last === upto ? this.grain.rows() : null
+    return first === cursor + 1 && last === upto ? [...this.grain.values()] : null
   }
 
   reset(): void {
-    this.grain = new AggregateGroups()
+    this.grain = new Map()
     this.entries = 0
     this.ranges = []
     this.invalid = false
