@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { bucketValue, LatencySketch, latencyBucket, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core/sql'
+import { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core/sql'
 import { exactQuantile, seededRandom } from '@apimeter/core/testing'
 
 describe('LatencySketch', () => {
@@ -55,5 +55,30 @@ describe('LatencySketch', () => {
 
   it('returns NaN quantiles for an empty sketch', () => {
     expect(new LatencySketch().quantile(0.5)).toBeNaN()
+  })
+
+  it('merges two encodings into exactly the encoding of the merged sketches (mergeEncodedSketches)', () => {
+    const random = seededRandom(7)
+    const sketchOf = (n: number, spread: number, zeros: number): LatencySketch => {
+      const s = new LatencySketch()
+      for (let i = 0; i < n; i++) s.add(random() * spread)
+      for (let i = 0; i < zeros; i++) s.add(0)
+      return s
+    }
+    const cases: [LatencySketch, LatencySketch][] = [
+      [sketchOf(0, 1, 0), sketchOf(5, 10, 0)],
+      [sketchOf(5, 10, 0), sketchOf(0, 1, 0)],
+      [sketchOf(1, 1, 0), sketchOf(1, 1, 0)],
+      [sketchOf(50, 10, 2), sketchOf(70, 10_000, 0)],
+      [sketchOf(300, 0.01, 0), sketchOf(300, 3_600_000, 3)],
+      [sketchOf(2000, 2000, 0), sketchOf(2000, 2000, 1)], // mostly the same buckets: counts add, some past one varint byte
+    ]
+    for (const [a, b] of cases) {
+      const merged = new LatencySketch()
+      merged.merge(a)
+      merged.merge(b)
+      expect(Array.from(mergeEncodedSketches(a.encode(), b.encode()))).toEqual(Array.from(merged.encode()))
+    }
+    expect(() => mergeEncodedSketches(Uint8Array.from([0x81]), sketchOf(3, 10, 0).encode())).toThrow('truncated latency sketch')
   })
 })

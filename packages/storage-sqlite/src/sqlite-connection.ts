@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ApimeterError, type CallRecord, type MaintenanceSchedule, type RetentionOptions, type SqlStorage } from '@apimeter/core'
-import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, resolveRetention, sqliteDialect, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, mergeEncodedSketches, resolveRetention, sqliteDialect, TABLES, writeCallRow } from '@apimeter/core/sql'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 
@@ -23,6 +23,9 @@ export interface SqliteSettings {
   /** See `SqlStorageConfig.awaitMaintenance` (set in the worker thread). */
   awaitMaintenance?: boolean
 }
+
+/** The SQL function merging two encoded latency sketches, registered on every connection this package opens or is given. */
+const SKETCH_MERGE = 'apimeter_merge_sketches'
 
 /** Rows per prepared multi-row INSERT (38 columns × 100 rows stays far below SQLite's 32,766 parameters). */
 const ROWS_PER_STATEMENT = 100
@@ -52,6 +55,11 @@ export function openSqlite(settings: Pick<SqliteSettings, 'filename' | 'database
     database.pragma('synchronous = NORMAL')
     database.pragma('foreign_keys = ON')
     database.pragma('cache_size = -32768') // 32 MiB of page cache (the default is 2 MiB)
+    // rollup runs merge latency sketches inside their upserts (see SqlStorageConfig.sketchMergeFunction)
+    database.function(SKETCH_MERGE, { deterministic: true }, (stored: unknown, added: unknown) => {
+      const merged = mergeEncodedSketches(stored as Uint8Array, added as Uint8Array)
+      return Buffer.isBuffer(merged) ? merged : Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)
+    })
   } catch (error) {
     if (!settings.database) database.close()
     throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot use ${settings.filename ?? 'the given database'}: ${(error as Error).message}`, { cause: error, prefix: PACKAGE })
@@ -220,6 +228,7 @@ export function openSqliteStorage(settings: SqliteSettings): SqlStorage {
     awaitMaintenance: settings.awaitMaintenance,
     insertCalls,
     executeRaw,
+    sketchMergeFunction: SKETCH_MERGE,
     async prepare() {
       open()
     },

@@ -70,6 +70,12 @@ export interface SqlStorageConfig {
   /** Executes raw SQL with positional parameters, caching prepared statements (used by rollup runs). */
   executeRaw?: RawExecutor
   /**
+   * The name of a SQL function the connection provides that merges two encoded latency sketches (`(stored, added) →
+   * merged`, what `mergeEncodedSketches` does): rollup runs then merge into stored rows with one upsert each, instead
+   * of reading the rows out, merging in JavaScript and writing them back. The SQLite adapter registers one.
+   */
+  sketchMergeFunction?: string
+  /**
    * Run writes, maintenance and migrations one at a time (a single-connection driver such as better-sqlite3, where a
    * raw write issued while another transaction is open would join that transaction).
    */
@@ -199,6 +205,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     db,
     dialect,
     exec: config.executeRaw,
+    sketchMerge: config.sketchMergeFunction,
     accumulator: config.insertCalls && dialect.idsInCommitOrder ? new RollupAccumulator() : undefined,
   }
   // read lazily: an adapter may learn its schema only when it connects

@@ -13,6 +13,12 @@ export interface RollupContext {
   exec?: RawExecutor
   /** Calls this process wrote since the cursor, already aggregated in memory (SQLite's fast path). */
   accumulator?: RollupAccumulator
+  /**
+   * The SQL function `(stored, added) → merged` over encoded latency sketches the connection provides (see
+   * `SqlStorageConfig.sketchMergeFunction`): rollup merges then add into stored rows in one upsert, without reading
+   * them out first.
+   */
+  sketchMerge?: string
 }
 
 /** Runs a raw statement through the adapter's prepared-statement cache when it has one. */

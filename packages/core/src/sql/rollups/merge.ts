@@ -5,20 +5,21 @@ import type { SqlDialect } from '../dialect.js'
 import { num } from '../num.js'
 import { addSums } from '../raw-aggregate.js'
 import { type RollupContext, execute } from './context.js'
-import { ALL_COLUMNS, KEY_COLUMNS, type KeyColumn, type RollupRow, rowId } from './levels.js'
+import { ALL_COLUMNS, KEY_COLUMNS, type KeyColumn, type RollupRow, rowId, SUM_COLUMNS } from './levels.js'
 
 /**
- * Merging aggregated rows into a rollup table: read the stored rows of the same keys, add, upsert. The statements
+ * Merging aggregated rows into a rollup table: read the stored rows of the same keys, add, upsert — or, where the
+ * connection merges latency sketches itself (`RollupContext.sketchMerge`), one upsert that adds in the database. The statements
  * are built once per (dialect, table, chunk size) and kept.
  */
 
 const CHUNK = 200
 const UPDATED_COLUMNS = ALL_COLUMNS.slice(2 + KEY_COLUMNS.length)
 
-/** SQL text per (dialect, table, rows), built once: rollup merges run often and with many parameters. */
+/** SQL text per (dialect, table, rows, merge), built once: rollup merges run often and with many parameters. */
 const statementCache = new Map<string, { select: string; upsert: string }>()
-function statements(dialect: SqlDialect, table: string, rows: number): { select: string; upsert: string } {
-  const cacheKey = `${dialect.name}|${table}|${rows}`
+function statements(dialect: SqlDialect, table: string, rows: number, sketchMerge: string | undefined): { select: string; upsert: string } {
+  const cacheKey = `${dialect.name}|${table}|${rows}|${sketchMerge ?? ''}`
   let cached = statementCache.get(cacheKey)
   if (cached) return cached
   let n = 0
@@ -29,9 +30,19 @@ function statements(dialect: SqlDialect, table: string, rows: number): { select:
   const keyTuple = (): string => `(${keyTypes.map((t) => dialect.typedParam(++n, t)).join(', ')})`
   const select = `SELECT * FROM ${table} WHERE (${keyList}) IN (VALUES ${Array.from({ length: rows }, keyTuple).join(', ')})`
   n = 0
+  // Merged by the caller (stored rows read first): the new values replace the stored ones. Merged in the database:
+  // sums add, the extremes take the smaller and larger, the sketches merge through the connection's function.
+  const assignments = sketchMerge
+    ? [
+        ...SUM_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`),
+        'duration_min_us = min(duration_min_us, excluded.duration_min_us)',
+        'duration_max_us = max(duration_max_us, excluded.duration_max_us)',
+        `latency_sketch = ${sketchMerge}(latency_sketch, excluded.latency_sketch)`,
+      ]
+    : UPDATED_COLUMNS.map((c) => `${c} = excluded.${c}`)
   const upsert =
     `INSERT INTO ${table} (${ALL_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rows }, () => tuple(ALL_COLUMNS.length)).join(', ')} ` +
-    `ON CONFLICT (${keyList}) DO UPDATE SET ${UPDATED_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`
+    `ON CONFLICT (${keyList}) DO UPDATE SET ${assignments.join(', ')}`
   cached = { select, upsert }
   statementCache.set(cacheKey, cached)
   return cached
@@ -41,10 +52,8 @@ function statements(dialect: SqlDialect, table: string, rows: number): { select:
 export async function mergeIntoTable(ctx: RollupContext, table: string, rows: RollupRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
-    const text = statements(ctx.dialect, table, chunk.length)
-    const keyParams: unknown[] = []
-    for (const r of chunk) keyParams.push(r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]))
-    const existing = await execute(ctx, text.select, keyParams)
+    const text = statements(ctx.dialect, table, chunk.length, ctx.sketchMerge)
+    const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(chunk))
     if (existing.length > 0) {
       const byId = new Map(chunk.map((r) => [rowId(r.level, r.bucketStart, r.key), r]))
       for (const stored of existing) {
@@ -65,6 +74,12 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
     }
     await execute(ctx, text.upsert, params)
   }
+}
+
+function keyParamsOf(chunk: readonly RollupRow[]): unknown[] {
+  const params: unknown[] = []
+  for (const r of chunk) params.push(r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]))
+  return params
 }
 
 /** The aggregate state of a stored rollup row (added into `into`). */
