@@ -91,11 +91,37 @@ export function rowId(level: number, start: number, key: Record<KeyColumn, strin
 /** Every dimension any level keeps: a rollup run aggregates raw calls at this grain, then folds it per level. */
 export const ROLLUP_GRAIN: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome', 'method', 'route', 'tenant', 'model']
 
-/** Folds hourly aggregates at the full grain (keys in {@link ROLLUP_GRAIN} order) into every level and resolution. */
+/**
+ * Folds hourly aggregates at the full grain (keys in {@link ROLLUP_GRAIN} order) into every level and resolution.
+ *
+ * A rollup run folds as many grain rows as it has distinct (hour, key) pairs — about one per call when history is
+ * written out of order — so this avoids per-target work: a row's key id is built once per level, its day and month
+ * once per grain row, and a target that receives a single grain row shares that row's state instead of copying it
+ * (it gets its own copy only when a second row is added into it; the grain rows are not used after folding).
+ */
 export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolution, Map<string, RollupRow>> {
   const out: Record<RollupResolution, Map<string, RollupRow>> = { hour: new Map(), day: new Map(), month: new Map() }
+  const shared = new Set<RollupRow>()
+  const fold = (into: Map<string, RollupRow>, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
+    const target = into.get(id)
+    if (target === undefined) {
+      const row = { level, bucketStart: start, key, state }
+      into.set(id, row)
+      shared.add(row)
+      return
+    }
+    if (shared.delete(target)) {
+      const own = emptyAggregate()
+      mergeAggregate(own, target.state)
+      target.state = own
+    }
+    mergeAggregate(target.state, state)
+  }
   for (const row of fine) {
     const [service, direction, api, status, outcome, method, route, tenant, model] = row.keys
+    const hour = row.start!
+    const day = bucketStart(hour, 'day')
+    const month = bucketStart(hour, 'month')
     for (const level of ROLLUP_LEVELS) {
       const key: Record<KeyColumn, string | number> = {
         service: service!,
@@ -108,16 +134,10 @@ export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolu
         tenant_id: level.id === 2 ? (tenant ?? '') : '',
         model: level.id === 2 ? (model ?? '') : '',
       }
-      for (const resolution of ['hour', 'day', 'month'] as const) {
-        const start = resolution === 'hour' ? row.start! : bucketStart(row.start!, resolution)
-        const id = rowId(level.id, start, key)
-        let target = out[resolution].get(id)
-        if (!target) {
-          target = { level: level.id, bucketStart: start, key, state: emptyAggregate() }
-          out[resolution].set(id, target)
-        }
-        mergeAggregate(target.state, row.state)
-      }
+      const id = rowId(level.id, 0, key)
+      fold(out.hour, `${hour}|${id}`, level.id, hour, key, row.state)
+      fold(out.day, `${day}|${id}`, level.id, day, key, row.state)
+      fold(out.month, `${month}|${id}`, level.id, month, key, row.state)
     }
   }
   return out
