@@ -14,12 +14,12 @@ export interface FixtureResult {
 /**
  * Runs a TypeScript file in a child Node process (through tsx, so the repository's tsconfig paths resolve packages to
  * their sources) and collects its output. Rejects when it does not finish within `timeoutMs` (the child is killed).
- * `env` adds to (or overrides) this process's environment.
+ * `env` adds to (or overrides) this process's environment; `nodeArgs` are Node options given before the file.
  */
-export function runFixture(file: string | URL, args: readonly string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = {}): Promise<FixtureResult> {
+export function runFixture(file: string | URL, args: readonly string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = []): Promise<FixtureResult> {
   const path = typeof file === 'string' ? file : fileURLToPath(file)
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))

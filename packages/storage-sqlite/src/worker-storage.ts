@@ -25,6 +25,42 @@ export function workerScript(): URL | undefined {
   return undefined
 }
 
+/** The fatal error of a worker thread that cannot start, naming the way out. */
+function cannotStart(filename: string, why: string, cause: unknown): ApimeterError {
+  return withKind(new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${filename} cannot start (${why})`, { cause, prefix: PACKAGE }), {
+    kind: 'fatal',
+    hint: `the SQLite storage's worker thread cannot start in this process: create the storage with thread: 'main'`,
+  })
+}
+
+/**
+ * Starts the worker thread with this process's Node options. Node refuses some in a worker (V8 flags such as
+ * `--expose-gc`, process-wide ones such as `--title`) and names them in its error: the worker then starts without
+ * those, which concern the process, not the storage's code.
+ */
+function newWorker(script: URL, settings: WorkerSettings): Worker {
+  let execArgv = workerExecArgv()
+  for (;;) {
+    try {
+      return new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv })
+    } catch (error) {
+      const refused = (error as { code?: unknown }).code === 'ERR_WORKER_INVALID_EXEC_ARGV' ? refusedFlags((error as Error).message) : []
+      const kept = execArgv.filter((arg) => !refused.some((flag) => arg === flag || arg.startsWith(`${flag}=`)))
+      if (kept.length === execArgv.length) throw error
+      execArgv = kept
+    }
+  }
+}
+
+/** The flags named in Node's `Initiated Worker with invalid execArgv flags: --a, --b=1` message. */
+function refusedFlags(message: string): string[] {
+  const list = message.slice(message.indexOf(':') + 1)
+  return list
+    .split(/[\s,]+/)
+    .filter((flag) => flag.startsWith('-'))
+    .map((flag) => flag.split('=')[0]!)
+}
+
 /**
  * The Node options the worker starts with: this process's (loaders such as tsx or Yarn's PnP must resolve the worker's
  * imports too) except those a worker refuses (`--input-type`, from `node --input-type=module -e …`).
@@ -60,7 +96,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
   const closedError = (): ApimeterError => new ApimeterError('STORAGE_CLOSED', 'sqlite storage was used after close()')
 
   const start = (): Worker => {
-    const thread = new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv: workerExecArgv() })
+    const thread = newWorker(script, settings)
     thread.unref()
     let crash: unknown
     let ready = false
@@ -93,10 +129,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
         ? closedError()
         : ready
           ? new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} stopped (${why}); its next operation starts a new one`, { cause: crash, prefix: PACKAGE })
-          : withKind(new ApimeterError('STORAGE_UNAVAILABLE', `the worker thread of the SQLite storage on ${settings.filename} cannot start (${why})`, { cause: crash, prefix: PACKAGE }), {
-              kind: 'fatal',
-              hint: `the SQLite storage's worker thread cannot start in this process: create the storage with thread: 'main'`,
-            })
+          : cannotStart(settings.filename, why, crash)
       for (const request of pending.values()) request.reject(failure)
       pending.clear()
     })
@@ -105,7 +138,14 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
 
   const send = <T>(op: Operation, args: unknown[]): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const thread = (worker ??= start())
+      let thread: Worker
+      try {
+        thread = worker ??= start()
+      } catch (error) {
+        // refused before it ran (Node's options, resource limits): no later attempt does better
+        reject(cannotStart(settings.filename, errorMessage(error), error))
+        return
+      }
       const id = ++nextId
       thread.postMessage({ id, op, args }) // throws a DataCloneError on what cannot cross (before anything is sent)
       if (pending.size === 0) thread.ref()

@@ -176,6 +176,17 @@ describe('sqliteStorage() in its worker thread', () => {
     db.close()
   })
 
+  it('starts in a process run with Node options a worker refuses (V8 and process-wide flags), without them', async () => {
+    const file = tmp.file()
+    const flagged = await runFixture(new URL('./fixtures/worker-child.ts', import.meta.url), [file, 'close'], 60_000, {}, ['--expose-gc', '--title=apimeter-flags', '--stack-trace-limit=20'])
+    expect(flagged.code, flagged.stderr).toBe(0)
+    const threads = JSON.parse(flagged.stdout) as { before: number; during: number }
+    expect(threads.during).toBe(threads.before + 1) // it did run in a worker
+    const db = new Database(file, { readonly: true })
+    expect(db.prepare('SELECT COUNT(*) AS n FROM apimeter_calls').get()).toEqual({ n: 100 })
+    db.close()
+  })
+
   it('stays on the host thread by default in a process limited to one core (taskset), where a worker only adds copies', async () => {
     const file = tmp.file()
     const pinned = await runFixture(new URL('./fixtures/worker-child.ts', import.meta.url), [file, 'one-core'], 60_000)
