@@ -4,10 +4,10 @@ import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 
 /**
- * The write path of a batch: `COPY … FROM STDIN` in PostgreSQL's text format, inside a transaction whose id is
- * returned. COPY costs the server about half of what the same rows cost as an `INSERT … SELECT FROM UNNEST(arrays)`
- * (no array parsing, no speculative insertion, multi-row heap inserts), and the text is cheaper to build here than
- * pg's array parameters.
+ * The write path of a batch: one `COPY … FROM STDIN` in PostgreSQL's text format (one round trip, one transaction).
+ * COPY costs the server about half of what the same rows cost as an `INSERT … SELECT FROM UNNEST(arrays)` (no array
+ * parsing, no speculative insertion, multi-row heap inserts), and the text is cheaper to build here than pg's array
+ * parameters.
  *
  * COPY has no `ON CONFLICT`: a batch retried after a commit whose acknowledgement was lost (or after a write that
  * timed out here and committed later) fails on the `(call_id, ts)` unique index instead; it is then written again
@@ -85,53 +85,28 @@ function copyInto(client: pg.PoolClient, data: Buffer): Promise<void> {
   })
 }
 
-/** What one batch write did: its transaction id, and whether every call was new (none skipped as a duplicate). */
-export interface WrittenBatch {
-  tx: number
-  complete: boolean
-}
-
 const sqlState = (error: unknown): string | undefined => {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
-/** Runs `body` in a transaction on `client`; its id and whether `body` found every call new. */
-async function inTransaction(client: pg.PoolClient, body: () => Promise<boolean>): Promise<WrittenBatch> {
-  // one round trip: the transaction gets its id at once (it is needed anyway, for the rollup cursor's column)
-  const begun = (await client.query('BEGIN; SELECT pg_current_xact_id()::text AS tx')) as unknown as pg.QueryResult<{ tx: string }>[]
-  try {
-    const complete = await body()
-    await client.query('COMMIT')
-    return { tx: Number(begun[1]!.rows[0]!.tx), complete }
-  } catch (error) {
-    await client.query('ROLLBACK')
-    throw error
-  }
-}
-
 /**
- * Writes a batch in one transaction on a connection of `pool`; returns the transaction's id. The connection goes
+ * Writes a batch on a connection of `pool`, atomically (one statement in its own transaction). The connection goes
  * back to the pool after a statement the server refused (it is usable), and is discarded after anything else.
  */
-export async function writeBatch(pool: pg.Pool, calls: readonly CallRecord[], insertName: string): Promise<WrittenBatch> {
+export async function writeBatch(pool: pg.Pool, calls: readonly CallRecord[], insertName: string): Promise<void> {
   const client = await pool.connect()
   let usable = true
   try {
     try {
-      return await inTransaction(client, async () => {
-        await copyInto(client, copyRows(calls))
-        return true
-      })
+      await copyInto(client, copyRows(calls))
+      return
     } catch (error) {
       if (sqlState(error) !== '23505') throw error
     }
     // Some of these calls are stored already (a retry): write the others, skipping those row by row. A named
     // (prepared) statement: parsed and planned once per connection.
-    return await inTransaction(client, async () => {
-      const inserted = await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
-      return inserted.rowCount === calls.length
-    })
+    await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
   } catch (error) {
     usable = sqlState(error) !== undefined
     throw error
