@@ -1,8 +1,9 @@
 import { ApimeterError, type CallRecord, type SqlStorage } from '@apimeter/core'
-import { CALL_COLUMN_SPECS, intInRange, CALL_COLUMNS, createSqlStorage, errorMessage, parseOrThrow, postgresDialect, resolveRetention, sqlStorageOptionFields, type SqlStorageOptions, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { createSqlStorage, errorMessage, intInRange, parseOrThrow, postgresDialect, resolveRetention, sqlStorageOptionFields, type SqlStorageOptions } from '@apimeter/core/sql'
 import { Kysely, PostgresAdapter, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { z } from 'zod'
+import { writeBatch } from './copy-insert.js'
 
 const PACKAGE = '@apimeter/storage-postgres'
 
@@ -94,17 +95,9 @@ class ApimeterPostgresDialect extends PostgresDialect {
   }
 }
 
-// One statement per batch: each column travels as one array parameter, UNNEST turns them back into rows. A batch
-// retried after a commit that was not acknowledged (the connection dropped) is ignored row by row.
-// Column names, array element types and the JSON cast all come from the column specs (the field table).
-const INSERT_SQL = `INSERT INTO ${TABLES.calls} (${CALL_COLUMNS.join(', ')})
-SELECT ${CALL_COLUMN_SPECS.map((c) => (c.storage === 'json' ? `${c.name}::jsonb` : c.name)).join(', ')}
-FROM UNNEST(${CALL_COLUMN_SPECS.map((c, i) => `$${i + 1}::${c.pgElement}[]`).join(', ')}) AS u(${CALL_COLUMNS.join(', ')})
-ON CONFLICT (call_id, ts) DO NOTHING`
-
 /**
  * PostgreSQL storage on pg and kysely, for several app instances sharing one database: batches written with one
- * UNNEST insert each, raw calls range-partitioned by month (partitions created ahead; retention drops whole
+ * COPY each, raw calls range-partitioned by month (partitions created ahead; retention drops whole
  * partitions), migrations under an advisory lock, rollups maintained by one instance at a time with a
  * transaction-id cursor so totals stay exact with any number of writers.
  *
@@ -159,15 +152,7 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
 
   const insertName = `apimeter_insert_calls_${parsed.schema ?? 'default'}`
   const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
-    const width = CALL_COLUMNS.length
-    const columns: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(calls.length))
-    const row = new Array<unknown>(width)
-    for (let i = 0; i < calls.length; i++) {
-      writeCallRow(calls[i]!, row, 0)
-      for (let c = 0; c < width; c++) columns[c]![i] = row[c]
-    }
-    // A named (prepared) statement: parsed and planned once per connection, not once per batch.
-    await pool.query({ name: insertName, text: INSERT_SQL, values: columns })
+    await writeBatch(pool, calls, insertName)
   }
 
   return createSqlStorage({

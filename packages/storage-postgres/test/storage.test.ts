@@ -87,6 +87,18 @@ describe('postgresStorage()', () => {
     await storage.close()
   })
 
+  it('stores text with tabs, newlines, carriage returns and backslashes as it was (COPY escapes them)', async () => {
+    const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER })
+    const make = recordFactory({ service: 'pg' })
+    const tricky = 'a\tb\nc\rd\\e\\N\\.'
+    const call = make({ direction: 'outbound', api: 'x', method: 'GET', route: `/r/${tricky}`, statusCode: 200, durationMs: 1.25, tenantId: tricky, errorMessage: `line 1\nline 2\t\\`, metadata: { note: tricky } })
+    await storage.writeCalls([call, ...calls(3, NOW - DAY, DAY)])
+    const [row] = await query<{ route: string; tenant_id: string; error_message: string; metadata: { note: string }; duration_us: string }>(`SELECT route, tenant_id, error_message, metadata, duration_us::text FROM "${schema}".apimeter_calls WHERE call_id = '${call.id}'`)
+    expect(row).toEqual({ route: `/r/${tricky}`, tenant_id: tricky, error_message: `line 1\nline 2\t\\`, metadata: { note: tricky }, duration_us: '1250' })
+    expect((await createStats(storage).summary()).requests).toBe(4)
+    await storage.close()
+  })
+
   it('uses a pool you pass (search_path set to its schema) without ending it', async () => {
     const pool = new pg.Pool({ connectionString: testUrl(), max: 2 })
     const storage = postgresStorage({ pool, schema, retention: FOREVER })

@@ -24,6 +24,11 @@ export interface SqlDialect {
   monthStart(): RawBuilder<number>
   /** SQL aggregating `lb:requests` pairs into one comma-separated text (the latency sketch of a group). */
   joinSketchPairs(): RawBuilder<string>
+  /**
+   * SQL listing the `latency_bucket` of every row of a group as one comma-separated text. Where the dialect has it, a
+   * rollup run aggregates its (bounded) stretch of raw calls in one grouping instead of two (see `aggregateCalls`).
+   */
+  joinLatencyBuckets?(): RawBuilder<string>
   /** Whether the `apimeter_…` table exists (read-only; `schema` on PostgreSQL). */
   tableExists(db: Kysely<unknown>, table: string, schema?: string): Promise<boolean>
   /**

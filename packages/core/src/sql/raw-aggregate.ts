@@ -77,7 +77,7 @@ export async function aggregateCalls(
   db: Kysely<unknown>,
   dialectOrName: SqlDialect | SqlDialectName,
   query: AggregateQuery,
-  options: { where?: RawBuilder<boolean>; into?: AggregateGroups } = {},
+  options: { where?: RawBuilder<boolean>; into?: AggregateGroups; listBuckets?: boolean } = {},
 ): Promise<AggregateRow[]> {
   const dialect = dialectOf(dialectOrName)
   // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
@@ -87,10 +87,7 @@ export async function aggregateCalls(
   const keyColumns = query.groupBy.map((d, i) => sql`${sql.ref(DIMENSION_COLUMN[d])} AS ${sql.ref(`k${i}`)}`)
   const bucket = query.interval ? bucketExpression(dialect, query.interval) : undefined
   const outcomeSums = OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN 1 ELSE 0 END) AS ${sql.ref(`o${i}`)}`)
-  const inner: Expression<unknown>[] = [
-    ...keyColumns,
-    ...(bucket ? [sql`${bucket} AS b`] : []),
-    sql`latency_bucket AS lb`,
+  const measures: Expression<unknown>[] = [
     sql`COUNT(*) AS requests`,
     ...outcomeSums,
     sql`SUM(cached) AS cached`,
@@ -106,6 +103,7 @@ export async function aggregateCalls(
     sql`MIN(duration_us) AS duration_min_us`,
     sql`MAX(duration_us) AS duration_max_us`,
   ]
+  const inner: Expression<unknown>[] = [...keyColumns, ...(bucket ? [sql`${bucket} AS b`] : []), sql`latency_bucket AS lb`, ...measures]
   const innerGroup = [...keys, ...(bucket ? [sql.ref('b')] : []), sql.ref('lb')]
   const sums = ['requests', ...OUTCOMES.map((_, i) => `o${i}`), 'cached', 'cost_nanos', 'cost_unknown', 'cost_estimated_nanos', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'request_bytes', 'response_bytes', 'duration_sum_us']
   const outer: Expression<unknown>[] = [
@@ -119,7 +117,14 @@ export async function aggregateCalls(
   const outerGroup = [...keys, ...(bucket ? [sql.ref('b')] : [])]
   const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)
   const innerQuery = sql`SELECT ${sql.join(inner)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(innerGroup)}`
-  const result = await sql<Record<string, unknown>>`SELECT ${sql.join(outer)} FROM (${innerQuery}) AS grouped${outerGroup.length > 0 ? sql` GROUP BY ${sql.join(outerGroup)}` : sql``}`.execute(db)
+  // `listBuckets` (a bounded stretch of calls: a rollup run), where the dialect can: one grouping, with the sketch as
+  // the list of every call's bucket. The inner grouping by sketch bucket makes nearly one group per call, which costs
+  // PostgreSQL about 7 µs per call against about 1.3 µs for the one grouping (20,000–60,000 calls, measured).
+  const joinBuckets = options.listBuckets ? dialect.joinLatencyBuckets?.() : undefined
+  const statement = joinBuckets
+    ? sql<Record<string, unknown>>`SELECT ${sql.join([...keyColumns, ...(bucket ? [sql`${bucket} AS b`] : []), ...measures, sql`${joinBuckets} AS buckets`])} FROM ${sql.table(TABLES.calls)} WHERE ${where}${outerGroup.length > 0 ? sql` GROUP BY ${sql.join(outerGroup)}` : sql``}`
+    : sql<Record<string, unknown>>`SELECT ${sql.join(outer)} FROM (${innerQuery}) AS grouped${outerGroup.length > 0 ? sql` GROUP BY ${sql.join(outerGroup)}` : sql``}`
+  const result = await statement.execute(db)
 
   const groups = options.into ?? new AggregateGroups()
   for (const row of result.rows) {
@@ -135,6 +140,10 @@ function addRow(state: AggregateState, row: Record<string, unknown>): void {
   OUTCOMES.forEach((o, i) => {
     state.outcomes[o] += num(row[`o${i}`])
   })
+  if (typeof row.buckets === 'string') {
+    for (const b of row.buckets.split(',')) state.sketch.addBucket(Number(b), 1)
+    return
+  }
   const pairs = typeof row.sketch === 'string' ? row.sketch : ''
   let start = 0
   while (start < pairs.length) {

@@ -18,9 +18,12 @@ import { readCursor, writeCursor } from './state.js'
  * up) simply land in their old buckets on the next run.
  */
 
-/** Aggregates the raw calls matching `where` into rollup rows of every level and resolution. */
-export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
-  return foldToLevels(await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where }))
+/**
+ * Aggregates the raw calls matching `where` into rollup rows of every level and resolution. `bounded`: `where` holds
+ * at most a run's worth of calls (see `aggregateCalls`' `listBuckets`).
+ */
+export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>, bounded = false): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
+  return foldToLevels(await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where, listBuckets: bounded }))
 }
 
 /**
@@ -47,7 +50,7 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
         return 0
       }
       to = next.to
-      rows = await aggregateForRollup(inTrx, next.batch)
+      rows = await aggregateForRollup(inTrx, next.batch, Number.isFinite(maxRows))
     }
     ctx.accumulator?.reset()
     for (const resolution of ['hour', 'day', 'month'] as const) {
