@@ -17,7 +17,17 @@ export async function freshSchema(prefix = 't'): Promise<{ schema: string; drop:
       const client = new pg.Client({ connectionString: testUrl() })
       await client.connect()
       try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+        // A test may leave a transaction running that a close() gave up waiting for (it finishes on its own): the
+        // drop can then deadlock with it once, and is tried again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+            break
+          } catch (error) {
+            if ((error as { code?: string }).code !== '40P01' || attempt === 5) throw error
+            await new Promise((resolve) => setTimeout(resolve, 200))
+          }
+        }
       } finally {
         await client.end()
       }
