@@ -51,10 +51,11 @@ export function bucketExpression(dialect: SqlDialect, interval: Interval): RawBu
   return sql<number>`(ts - (ts % ${sql.lit(FIXED_BUCKET_MS[interval])}))`
 }
 
-export function filterExpression(filter: CallFilter): RawBuilder<boolean> {
+/** The WHERE clause of a filter on raw calls; `time` is how the time column is referred to (see `RollupCursor.tailTime`). */
+export function filterExpression(filter: CallFilter, time: RawBuilder<number> = sql<number>`ts`): RawBuilder<boolean> {
   const parts: RawBuilder<unknown>[] = []
-  if (filter.from !== undefined) parts.push(sql`ts >= ${filter.from}`)
-  if (filter.to !== undefined) parts.push(sql`ts < ${filter.to}`)
+  if (filter.from !== undefined) parts.push(sql`${time} >= ${filter.from}`)
+  if (filter.to !== undefined) parts.push(sql`${time} < ${filter.to}`)
   for (const field of Object.keys(FILTER_COLUMN) as (keyof typeof FILTER_COLUMN)[]) {
     const values = filter[field] as readonly (string | number | null)[] | undefined
     if (values === undefined) continue
@@ -77,7 +78,7 @@ export async function aggregateCalls(
   db: Kysely<unknown>,
   dialectOrName: SqlDialect | SqlDialectName,
   query: AggregateQuery,
-  options: { where?: RawBuilder<boolean>; into?: AggregateGroups } = {},
+  options: { where?: RawBuilder<boolean>; into?: AggregateGroups; time?: RawBuilder<number> } = {},
 ): Promise<AggregateRow[]> {
   const dialect = dialectOf(dialectOrName)
   // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
@@ -117,7 +118,8 @@ export async function aggregateCalls(
     sql`${dialect.joinSketchPairs()} AS sketch`,
   ]
   const outerGroup = [...keys, ...(bucket ? [sql.ref('b')] : [])]
-  const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)
+  const filtered = filterExpression(query.filter, options.time)
+  const where = options.where ? sql`${filtered} AND ${options.where}` : filtered
   const innerQuery = sql`SELECT ${sql.join(inner)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(innerGroup)}`
   const result = await sql<Record<string, unknown>>`SELECT ${sql.join(outer)} FROM (${innerQuery}) AS grouped${outerGroup.length > 0 ? sql` GROUP BY ${sql.join(outerGroup)}` : sql``}`.execute(db)
 
