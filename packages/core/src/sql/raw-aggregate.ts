@@ -78,7 +78,13 @@ export async function aggregateCalls(
   db: Kysely<unknown>,
   dialectOrName: SqlDialect | SqlDialectName,
   query: AggregateQuery,
-  options: { where?: RawBuilder<boolean>; into?: AggregateGroups; time?: RawBuilder<number> } = {},
+  options: {
+    where?: RawBuilder<boolean>
+    into?: AggregateGroups
+    time?: RawBuilder<number>
+    /** Buckets of a fixed length instead of the query's interval (rollup runs: 5 minutes). */
+    bucketMs?: number
+  } = {},
 ): Promise<AggregateRow[]> {
   const dialect = dialectOf(dialectOrName)
   // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
@@ -86,7 +92,9 @@ export async function aggregateCalls(
   // bucket would make nearly one row per call for wide latency spreads, and materialising rows is what costs.
   const keys = query.groupBy.map((_, i) => sql.ref(`k${i}`))
   const keyColumns = query.groupBy.map((d, i) => sql`${sql.ref(DIMENSION_COLUMN[d])} AS ${sql.ref(`k${i}`)}`)
-  const bucket = query.interval ? bucketExpression(dialect, query.interval) : undefined
+  const bucket = options.bucketMs !== undefined
+    ? sql<number>`(ts - (ts % ${sql.lit(options.bucketMs)}))`
+    : query.interval ? bucketExpression(dialect, query.interval) : undefined
   const outcomeSums = OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN 1 ELSE 0 END) AS ${sql.ref(`o${i}`)}`)
   const inner: Expression<unknown>[] = [
     ...keyColumns,

@@ -54,14 +54,17 @@ export async function readPlanState(db: Kysely<unknown>): Promise<{ at: CursorPo
 
 /** The retention horizons recorded in the state table. */
 export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {
-  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name IN ('raw_horizon', 'hour_horizon', 'day_horizon')`.execute(db)
+  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name IN (${sql.join(Object.keys(HORIZON_ROWS))})`.execute(db)
   return horizonsOf(r.rows)
 }
 
+const HORIZON_ROWS: Record<string, keyof Horizons> = { raw_horizon: 'raw', hour_horizon: 'hour', day_horizon: 'day', fine_horizon: 'fine' }
+
 function horizonsOf(rows: readonly { name: string; value: unknown }[]): Horizons {
-  const h = { raw: -Infinity, hour: -Infinity, day: -Infinity }
+  const h: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity }
   for (const row of rows) {
-    if (row.name === 'raw_horizon' || row.name === 'hour_horizon' || row.name === 'day_horizon') h[row.name.replace('_horizon', '') as keyof Horizons] = num(row.value)
+    const field = HORIZON_ROWS[row.name]
+    if (field) h[field] = num(row.value)
   }
   return h
 }
