@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, ZERO_BUCKET } from '@apimeter/core/sql'
+import { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, SKETCH_SEPARATOR, ZERO_BUCKET } from '@apimeter/core/sql'
 import { exactQuantile, seededRandom } from '@apimeter/core/testing'
 
 describe('LatencySketch', () => {
@@ -51,6 +51,29 @@ describe('LatencySketch', () => {
     expect([...back.buckets]).toEqual([...sketch.buckets].sort((a, b) => a[0] - b[0]))
     expect(back.count).toBe(sketch.count)
     expect(() => LatencySketch.decode(Uint8Array.from([0x81]))).toThrow(/truncated latency sketch/)
+  })
+
+  it('decodes encodings joined by the separator as their merge, whatever their order and ranges', () => {
+    const random = seededRandom(7)
+    const parts = [[0, 0, 1, 2], [1e-3, 5e6], [3], [900, 901, 902, 0.5]].map((values) => {
+      const sketch = new LatencySketch()
+      for (const x of values) sketch.add(x, 1 + Math.floor(random() * 300))
+      return sketch
+    })
+    const merged = new LatencySketch()
+    for (const part of parts) merged.merge(part)
+    const joined: number[] = []
+    for (const [i, part] of [...parts].reverse().entries()) {
+      if (i > 0) joined.push(...SKETCH_SEPARATOR)
+      joined.push(...part.encode())
+    }
+    const back = new LatencySketch()
+    back.add(42) // decoding adds to what the sketch holds
+    LatencySketch.decodeInto(Uint8Array.from(joined), back)
+    merged.add(42)
+    expect([...back.buckets]).toEqual([...merged.buckets])
+    expect(back.count).toBe(merged.count)
+    expect(back.quantiles([0.1, 0.5, 0.99])).toEqual(merged.quantiles([0.1, 0.5, 0.99]))
   })
 
   it('returns NaN quantiles for an empty sketch', () => {

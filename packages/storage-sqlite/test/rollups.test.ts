@@ -192,6 +192,43 @@ describe('rollups and retention on SQLite', () => {
     expect(await runCli(['rollups', '--help'], io)).toBe(0)
   })
 
+  it('reads sub-hour edges raw where calls were rolled up before the 5-minute level existed (migration 0005), exactly', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const calls = workload(3, 400)
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    // back to before the level and forward again: the calls rolled up already have no 5-minute rows
+    expect((await storage.migrate('0004_cost_estimated')).error).toBeUndefined()
+    expect((await storage.migrate('latest')).error).toBeUndefined()
+    const newest = Math.max(...calls.map((c) => c.timestamp))
+    const [horizon] = await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = 'fine_horizon'`)
+    expect(Number(horizon!.value)).toBe(newest - (newest % HOUR) + HOUR)
+    expect(await rows(storage, 'SELECT * FROM apimeter_rollups_5m')).toEqual([])
+    // calls after the horizon are rolled up into 5-minute rows too
+    const later = workload(1, 300, 7).map((c) => ({ ...c, timestamp: c.timestamp + DAY + 2 * HOUR }))
+    await reference.writeCalls(later)
+    await storage.writeCalls(later)
+    await storage.maintain()
+    const [fine] = await rows(storage, 'SELECT COUNT(*) AS n FROM apimeter_rollups_5m')
+    expect(Number(fine!.n)).toBeGreaterThan(0)
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    // edges off the 5-minute grid, before the horizon, across it, and after it
+    const windows: StatsFilter[] = [
+      { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
+      { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 + 5 },
+      { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, api: 'openai' },
+    ]
+    for (const window of windows) {
+      expect(await stats.summary(window)).toEqual(await truth.summary(window))
+      expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+      expect(await stats.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 })).toEqual(await truth.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 }))
+    }
+    await storage.close()
+  })
+
   it('a failing rollup run is reported through the monitor and never fails the write', async () => {
     const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, schedule: { rollupEveryCalls: 1 } })
     const monitor = createMonitor({ storage, logger: false, flushOnExit: false })

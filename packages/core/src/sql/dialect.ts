@@ -29,6 +29,12 @@ export interface SqlDialect {
    * rollup run aggregates its (bounded) stretch of raw calls in one grouping instead of two (see `aggregateCalls`).
    */
   joinLatencyBuckets?(): RawBuilder<string>
+  /**
+   * SQL aggregating the encoded `latency_sketch` of a group's rollup rows into one binary value, the encodings joined
+   * by {@link SKETCH_SEPARATOR} (`LatencySketch.decodeInto` reads the whole of it as one merged sketch). One row per
+   * group then reaches the application instead of one per rollup row.
+   */
+  joinSketches(): RawBuilder<Uint8Array>
   /** Whether the `apimeter_…` table exists (read-only; `schema` on PostgreSQL). */
   tableExists(db: Kysely<unknown>, table: string, schema?: string): Promise<boolean>
   /**
@@ -97,6 +103,12 @@ export interface RollupCursor {
   next(db: Kysely<unknown>, at: CursorPosition, maxRows: number): Promise<{ batch: RawBuilder<boolean>; to: CursorPosition } | null>
   /** Raw calls not yet rolled up. */
   tail(at: CursorPosition): RawBuilder<boolean>
+  /**
+   * How a query on the tail refers to the time column, when the plain column would mislead the planner: the tail is
+   * a few thousand calls found through the cursor, while its time bounds span the whole rollup range (SQLite would
+   * otherwise walk the time index over every call of that range to find them). @default `ts`
+   */
+  readonly tailTime?: RawBuilder<number>
   /** Raw calls already rolled up. */
   rolled(at: CursorPosition): RawBuilder<boolean>
 }

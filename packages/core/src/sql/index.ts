@@ -23,7 +23,7 @@ export type {
   RateLimitObservation,
 } from '../storage/alert-store.js'
 export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
-export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, ZERO_BUCKET } from '../storage/sketch.js'
+export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, SKETCH_SEPARATOR, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
 export { defaultErrorClass, type StorageErrorClass, type StorageErrorKind } from '../storage/error-kind.js'
 export { type CallFilter, DIMENSION_FIELD, matchesFilter } from '../storage/filter.js'

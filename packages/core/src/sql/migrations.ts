@@ -91,10 +91,10 @@ function alertTables(d: SqlDialect): string[] {
   ]
 }
 
-/** Hour, day and month rollups (one table each), the rollup cursor and retention horizons. */
-function rollupTables(d: SqlDialect): string[] {
+/** A rollup table as `0002_rollups` created it (without 0004's `cost_estimated_nanos`). */
+function rollupTable(d: SqlDialect, name: string): string {
   const t = d.types
-  const table = (name: string): string => `CREATE TABLE ${name} (
+  return `CREATE TABLE ${name} (
     level SMALLINT NOT NULL CHECK (level IN (0, 1, 2)),
     bucket_start ${t.bigint} NOT NULL,
     service TEXT NOT NULL,
@@ -121,10 +121,18 @@ function rollupTables(d: SqlDialect): string[] {
     latency_sketch ${t.blob} NOT NULL,
     PRIMARY KEY (level, bucket_start, service, direction, api, status_code, outcome, method, route, tenant_id, model)
 )${d.ddl.rollupTableOptions}`
+}
+
+/** `0004_cost_estimated`'s column of a rollup table. */
+const costEstimatedColumn = (d: SqlDialect, table: string): string => `ALTER TABLE ${table} ADD COLUMN cost_estimated_nanos ${d.types.bigint} NOT NULL DEFAULT 0`
+
+/** Hour, day and month rollups (one table each), the rollup cursor and retention horizons. */
+function rollupTables(d: SqlDialect): string[] {
+  const t = d.types
   const statements = [
-    table(TABLES.rollupHour),
-    table(TABLES.rollupDay),
-    table(TABLES.rollupMonth),
+    rollupTable(d, TABLES.rollupHour),
+    rollupTable(d, TABLES.rollupDay),
+    rollupTable(d, TABLES.rollupMonth),
     `CREATE TABLE ${TABLES.rollupState} (
     name TEXT PRIMARY KEY,
     value ${t.bigint} NOT NULL
@@ -219,10 +227,27 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       // Rows rolled up before this migration hold 0 there; `apimeter rollups rebuild` recomputes them from raw calls.
       name: '0004_cost_estimated',
       async up(db) {
-        await run(db, [TABLES.rollupHour, TABLES.rollupDay, TABLES.rollupMonth].map((t) => `ALTER TABLE ${t} ADD COLUMN cost_estimated_nanos ${dialect.types.bigint} NOT NULL DEFAULT 0`))
+        await run(db, [TABLES.rollupHour, TABLES.rollupDay, TABLES.rollupMonth].map((t) => costEstimatedColumn(dialect, t)))
       },
       async down(db) {
         await run(db, [TABLES.rollupHour, TABLES.rollupDay, TABLES.rollupMonth].map((t) => `ALTER TABLE ${t} DROP COLUMN cost_estimated_nanos`))
+      },
+    },
+    {
+      // 5-minute rollups, so the edges of a range read at most 5 minutes of raw calls each. Calls rolled up before
+      // this migration are not in them: `fine_horizon` (the hour after the newest call at migration time) says
+      // from when on they are complete, and queries read raw edges before it.
+      name: '0005_rollups_5m',
+      async up(db) {
+        await run(db, [
+          rollupTable(dialect, TABLES.rollup5m),
+          costEstimatedColumn(dialect, TABLES.rollup5m),
+          `INSERT INTO ${TABLES.rollupState} (name, value)
+    SELECT 'fine_horizon', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
+        ])
+      },
+      async down(db) {
+        await run(db, [`DROP TABLE ${TABLES.rollup5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'fine_horizon'`])
       },
     },
   ]

@@ -51,10 +51,11 @@ export function bucketExpression(dialect: SqlDialect, interval: Interval): RawBu
   return sql<number>`(ts - (ts % ${sql.lit(FIXED_BUCKET_MS[interval])}))`
 }
 
-export function filterExpression(filter: CallFilter): RawBuilder<boolean> {
+/** The WHERE clause of a filter on raw calls; `time` is how the time column is referred to (see `RollupCursor.tailTime`). */
+export function filterExpression(filter: CallFilter, time: RawBuilder<number> = sql<number>`ts`): RawBuilder<boolean> {
   const parts: RawBuilder<unknown>[] = []
-  if (filter.from !== undefined) parts.push(sql`ts >= ${filter.from}`)
-  if (filter.to !== undefined) parts.push(sql`ts < ${filter.to}`)
+  if (filter.from !== undefined) parts.push(sql`${time} >= ${filter.from}`)
+  if (filter.to !== undefined) parts.push(sql`${time} < ${filter.to}`)
   for (const field of Object.keys(FILTER_COLUMN) as (keyof typeof FILTER_COLUMN)[]) {
     const values = filter[field] as readonly (string | number | null)[] | undefined
     if (values === undefined) continue
@@ -77,7 +78,15 @@ export async function aggregateCalls(
   db: Kysely<unknown>,
   dialectOrName: SqlDialect | SqlDialectName,
   query: AggregateQuery,
-  options: { where?: RawBuilder<boolean>; into?: AggregateGroups; listBuckets?: boolean } = {},
+  options: {
+    where?: RawBuilder<boolean>
+    into?: AggregateGroups
+    time?: RawBuilder<number>
+    /** Buckets of a fixed length instead of the query's interval (rollup runs: 5 minutes). */
+    bucketMs?: number
+    /** A bounded stretch of calls (a rollup run): one grouping where the dialect can (see below). */
+    listBuckets?: boolean
+  } = {},
 ): Promise<AggregateRow[]> {
   const dialect = dialectOf(dialectOrName)
   // Two levels: the inner query groups by the latency sketch bucket too (so sketches are exact), the outer one folds
@@ -85,7 +94,9 @@ export async function aggregateCalls(
   // bucket would make nearly one row per call for wide latency spreads, and materialising rows is what costs.
   const keys = query.groupBy.map((_, i) => sql.ref(`k${i}`))
   const keyColumns = query.groupBy.map((d, i) => sql`${sql.ref(DIMENSION_COLUMN[d])} AS ${sql.ref(`k${i}`)}`)
-  const bucket = query.interval ? bucketExpression(dialect, query.interval) : undefined
+  const bucket = options.bucketMs !== undefined
+    ? sql<number>`(ts - (ts % ${sql.lit(options.bucketMs)}))`
+    : query.interval ? bucketExpression(dialect, query.interval) : undefined
   const outcomeSums = OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN 1 ELSE 0 END) AS ${sql.ref(`o${i}`)}`)
   const measures: Expression<unknown>[] = [
     sql`COUNT(*) AS requests`,
@@ -115,7 +126,8 @@ export async function aggregateCalls(
     sql`${dialect.joinSketchPairs()} AS sketch`,
   ]
   const outerGroup = [...keys, ...(bucket ? [sql.ref('b')] : [])]
-  const where = options.where ? sql`${filterExpression(query.filter)} AND ${options.where}` : filterExpression(query.filter)
+  const filtered = filterExpression(query.filter, options.time)
+  const where = options.where ? sql`${filtered} AND ${options.where}` : filtered
   const innerQuery = sql`SELECT ${sql.join(inner)} FROM ${sql.table(TABLES.calls)} WHERE ${where} GROUP BY ${sql.join(innerGroup)}`
   // `listBuckets` (a bounded stretch of calls: a rollup run), where the dialect can: one grouping, with the sketch as
   // the list of every call's bucket. The inner grouping by sketch bucket makes nearly one group per call, which costs

@@ -16,6 +16,7 @@ export type SqlDialectName = 'sqlite' | 'postgres'
 /** Names of apimeter's tables. */
 export const TABLES = {
   calls: 'apimeter_calls',
+  rollup5m: 'apimeter_rollups_5m',
   rollupHour: 'apimeter_rollups_hour',
   rollupDay: 'apimeter_rollups_day',
   rollupMonth: 'apimeter_rollups_month',

@@ -15,6 +15,11 @@
 export const RELATIVE_ACCURACY = 0.005
 const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 const LN_GAMMA = Math.log(GAMMA)
+/**
+ * Joins encoded sketches into one value that {@link LatencySketch.decodeInto} reads as their merge: a pair with a
+ * count of 0, which {@link LatencySketch.encode} never writes, so it restarts the bucket deltas from 0.
+ */
+export const SKETCH_SEPARATOR: Uint8Array = Uint8Array.of(0, 0)
 /** Bucket index used for durations of 0 ms (and anything not positive). */
 export const ZERO_BUCKET = -32768
 
@@ -168,26 +173,73 @@ export class LatencySketch {
     return sketch
   }
 
-  /** Adds an encoded sketch into `sketch` without building an intermediate one (merging stored rollups). */
+  /**
+   * Adds an encoded sketch into `sketch` without building an intermediate one (merging stored rollups). Queries
+   * merge thousands of these: the pairs are read into scratch arrays first, so the target grows once to cover them
+   * and the counts are added in one plain loop. Several encodings joined by {@link SKETCH_SEPARATOR} are read as
+   * their merge.
+   */
   static decodeInto(data: Uint8Array, sketch: LatencySketch): void {
-    let offset = 0
+    const length = data.length
+    const buckets = scratchBuckets
+    const counts = scratchCounts
+    let pairs = 0
     let previous = 0
-    const read = (): number => {
-      let result = 0
-      let multiplier = 1
-      for (;;) {
-        if (offset >= data.length) throw new Error('@apimeter/core: truncated latency sketch')
-        const byte = data[offset++]!
-        result += (byte & 0x7f) * multiplier
-        if (byte < 0x80) return result
+    // varints alternate: a bucket delta, then its count
+    let value = 0
+    let multiplier = 1
+    let delta = -1
+    for (let offset = 0; offset < length; offset++) {
+      const byte = data[offset]!
+      value += (byte & 0x7f) * multiplier
+      if (byte >= 0x80) {
         multiplier *= 128
+        continue
       }
+      if (delta < 0) {
+        delta = value
+      } else if (value === 0) {
+        previous = 0 // SKETCH_SEPARATOR: the next sketch begins
+        delta = -1
+      } else {
+        previous += delta % 2 === 0 ? delta / 2 : -(delta + 1) / 2
+        buckets[pairs] = previous
+        counts[pairs++] = value
+        delta = -1
+        if (pairs === SCRATCH_PAIRS) {
+          sketch.addPairs(buckets, counts, pairs)
+          pairs = 0
+        }
+      }
+      value = 0
+      multiplier = 1
     }
-    while (offset < data.length) {
-      const bucket = previous + unzigzag(read())
-      sketch.addBucket(bucket, read())
-      previous = bucket
+    if (delta >= 0 || multiplier !== 1) throw new Error('@apimeter/core: truncated latency sketch')
+    sketch.addPairs(buckets, counts, pairs)
+  }
+
+  /** Adds the first `pairs` (bucket, count) pairs of two arrays: grows once to cover them, then adds. */
+  private addPairs(buckets: Int32Array, counts: Float64Array, pairs: number): void {
+    let lo = Infinity
+    let hi = -Infinity
+    for (let i = 0; i < pairs; i++) {
+      const b = buckets[i]!
+      if (b === ZERO_BUCKET) continue
+      if (b < lo) lo = b
+      if (b > hi) hi = b
     }
+    if (lo <= hi) this.cover(lo, hi)
+    const target = this.counts
+    const shift = this.offset
+    let added = 0
+    for (let i = 0; i < pairs; i++) {
+      const c = counts[i]!
+      const b = buckets[i]!
+      if (b === ZERO_BUCKET) this.zero += c
+      else target[b - shift]! += c
+      added += c
+    }
+    this.count += added
   }
 }
 
@@ -275,6 +327,11 @@ class EncodedReader {
     }
   }
 }
+
+/** Pairs {@link LatencySketch.decodeInto} reads before adding them (a sketch has ~2,100 buckets at most). */
+const SCRATCH_PAIRS = 4096
+const scratchBuckets = new Int32Array(SCRATCH_PAIRS)
+const scratchCounts = new Float64Array(SCRATCH_PAIRS)
 
 function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1

@@ -32,6 +32,8 @@ export const sqliteDialect: SqlDialect = {
   json: (text) => sql`${text}`,
   monthStart: () => sql<number>`(CAST(strftime('%s', ts / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000)`,
   joinSketchPairs: () => sql<string>`group_concat(lb || ':' || requests, ',')`,
+  // group_concat treats the blobs as text but keeps their bytes (the database is UTF-8); CAST gives the blob back
+  joinSketches: () => sql<Uint8Array>`CAST(group_concat(latency_sketch, X'0000') AS BLOB)`,
   async tableExists(db, table) {
     const r = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ${table}`.execute(db)
     return Number(r.rows[0]?.n ?? 0) > 0
@@ -85,6 +87,8 @@ export const sqliteDialect: SqlDialect = {
       return { batch: sql<boolean>`id > ${at.upto} AND id <= ${upto}`, to: { upto, pending: [] } }
     },
     tail: (at) => sql<boolean>`id > ${at.upto}`,
+    // unary plus: not an index column, so SQLite reads the tail by id range (a few rows) instead of by time range
+    tailTime: sql<number>`+ts`,
     rolled: (at) => sql<boolean>`id <= ${at.upto}`,
   },
   idsInCommitOrder: true,

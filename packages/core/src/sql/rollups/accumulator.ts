@@ -1,9 +1,11 @@
-import { addCall, type AggregateRow, emptyAggregate } from '../../storage/aggregate.js'
+import { addCall, AggregateGroups, type AggregateRow, emptyAggregate } from '../../storage/aggregate.js'
 import type { CallRecord } from '../../call/types.js'
 import { bucketStart } from '../../time.js'
+import type { GrainRows } from './levels.js'
+import { FINE_MS } from './plan.js'
 
 /**
- * The calls this process wrote, aggregated in memory at the rollup grain as they are written, with the id ranges
+ * The calls this process wrote, aggregated in memory at the rollup grains as they are written, with the id ranges
  * they occupy. When they are exactly the calls above the cursor (one writing process, the common case), a rollup
  * run merges these aggregates instead of reading the calls back from the database. Anything else — calls of
  * another process in between, a restart, an overflow — and the run reads the database instead; this is only ever
@@ -11,6 +13,7 @@ import { bucketStart } from '../../time.js'
  */
 export class RollupAccumulator {
   private grain = new Map<string, AggregateRow>()
+  private fine = new AggregateGroups()
   private entries = 0
   private ranges: [number, number][] = []
   private invalid = false
@@ -40,20 +43,29 @@ export class RollupAccumulator {
         this.grain.set(id, group)
         this.entries++
       }
+      const status = call.statusCode === null ? null : String(call.statusCode)
       addCall(group.state, call)
+      const fine = this.fine.get(call.timestamp - (call.timestamp % FINE_MS), [call.service, call.direction, call.api, status, call.outcome])
+      if (fine.state.requests === 0) this.entries++
+      addCall(fine.state, call)
     }
     if (this.entries > this.maxEntries) this.invalid = true
   }
 
-  /** The aggregates, when they are exactly the calls with ids in (cursor, upto]. */
-  rowsFor(cursor: number, upto: number): AggregateRow[] | null {
+  /**
+   * The aggregates, when they are exactly the calls with ids in (cursor, upto] — and, when `count` (how many ids the
+   * table holds there) is given, when none of them was deleted since.
+   */
+  rowsFor(cursor: number, upto: number, count?: number): GrainRows | null {
     if (this.invalid || this.ranges.length !== 1) return null
     const [first, last] = this.ranges[0]!
-    return first === cursor + 1 && last === upto ? [...this.grain.values()] : null
+    if (first !== cursor + 1 || last !== upto || (count !== undefined && count !== last - first + 1)) return null
+    return { hourly: [...this.grain.values()], fine: this.fine.rows() }
   }
 
   reset(): void {
     this.grain = new Map()
+    this.fine = new AggregateGroups()
     this.entries = 0
     this.ranges = []
     this.invalid = false

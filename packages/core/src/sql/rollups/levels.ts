@@ -5,8 +5,8 @@ import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 
 /**
- * What the rollups keep: three levels of detail (which dimensions a row is keyed by), three resolutions (hour, day,
- * month, one table each), and the key columns every rollup table shares.
+ * What the rollups keep: three levels of detail (which dimensions a row is keyed by), four resolutions (5 minutes,
+ * hour, day, month, one table each), and the key columns every rollup table shares.
  */
 
 /** A rollup level: the dimensions it keeps. Queries use the smallest level that has every dimension they need. */
@@ -14,6 +14,12 @@ export interface RollupLevel {
   id: number
   name: string
   dims: readonly Dimension[]
+  /**
+   * Whether the level is kept in 5-minute buckets too. Only the smallest is: a summary's edges then read at most 5
+   * minutes of raw calls each, while a 5-minute level keyed by route or tenant would hold about as many rows as there
+   * are calls (a rollup run would write one row per call or so) for edges that cost a few milliseconds raw.
+   */
+  fine: boolean
 }
 
 const BASE: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome']
@@ -22,13 +28,13 @@ export const LEVEL_IDS = [0, 1, 2]
 
 /** The levels, smallest first. User ids are in none of them (unbounded cardinality): those queries read raw calls. */
 export const ROLLUP_LEVELS: readonly RollupLevel[] = [
-  { id: 0, name: 'api', dims: BASE },
-  { id: 1, name: 'route', dims: [...BASE, 'method', 'route'] },
-  { id: 2, name: 'tenant', dims: [...BASE, 'tenant', 'model'] },
+  { id: 0, name: 'api', dims: BASE, fine: true },
+  { id: 1, name: 'route', dims: [...BASE, 'method', 'route'], fine: false },
+  { id: 2, name: 'tenant', dims: [...BASE, 'tenant', 'model'], fine: false },
 ]
 
-/** The rollup resolutions and their tables. */
-export const ROLLUP_TABLES = { hour: TABLES.rollupHour, day: TABLES.rollupDay, month: TABLES.rollupMonth } as const
+/** The rollup resolutions and their tables, finest first. */
+export const ROLLUP_TABLES = { '5m': TABLES.rollup5m, hour: TABLES.rollupHour, day: TABLES.rollupDay, month: TABLES.rollupMonth } as const
 export type RollupResolution = keyof typeof ROLLUP_TABLES
 
 export const FILTER_DIMENSION: Record<(typeof FILTER_FIELDS)[number], Dimension> = {
@@ -90,17 +96,29 @@ export function rowId(level: number, start: number, key: Record<KeyColumn, strin
 
 /** Every dimension any level keeps: a rollup run aggregates raw calls at this grain, then folds it per level. */
 export const ROLLUP_GRAIN: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome', 'method', 'route', 'tenant', 'model']
+/** The grain of the 5-minute rows: the dimensions of the levels kept in 5-minute buckets (level 0). */
+export const FINE_GRAIN: readonly Dimension[] = BASE
 
 /**
- * Folds hourly aggregates at the full grain (keys in {@link ROLLUP_GRAIN} order) into every level and resolution.
- *
- * A rollup run folds as many grain rows as it has distinct (hour, key) pairs — about one per call when history is
- * written out of order — so this avoids per-target work: a row's key id is built once per level, its day and month
- * once per grain row, and a target that receives a single grain row shares that row's state instead of copying it
- * (it gets its own copy only when a second row is added into it; the grain rows are not used after folding).
+ * What a rollup run aggregates: hourly rows at the full grain (keys in {@link ROLLUP_GRAIN} order), and 5-minute
+ * rows at {@link FINE_GRAIN}. Two groupings rather than one at the full grain by 5 minutes, which would make a run
+ * merge up to twelve times as many rows for the hour, day and month tables.
  */
-export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolution, Map<string, RollupRow>> {
-  const out: Record<RollupResolution, Map<string, RollupRow>> = { hour: new Map(), day: new Map(), month: new Map() }
+export interface GrainRows {
+  hourly: readonly AggregateRow[]
+  fine: readonly AggregateRow[]
+}
+
+/**
+ * Folds a run's aggregates into every level and resolution.
+ *
+ * A run folds as many hourly rows as it has distinct (hour, key) pairs — about one per call when history is written
+ * out of order — so this avoids per-target work: a row's key id is built once per level, its day and month once per
+ * row, and a target that receives a single row shares that row's state instead of copying it (it gets its own copy
+ * only when a second row is added into it; the grain rows are not used after folding).
+ */
+export function foldToLevels({ hourly, fine }: GrainRows): Record<RollupResolution, Map<string, RollupRow>> {
+  const out: Record<RollupResolution, Map<string, RollupRow>> = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map() }
   const shared = new Set<RollupRow>()
   const fold = (into: Map<string, RollupRow>, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
     const target = into.get(id)
@@ -118,22 +136,15 @@ export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolu
     mergeAggregate(target.state, state)
   }
   for (const row of fine) {
-    const [service, direction, api, status, outcome, method, route, tenant, model] = row.keys
+    const key = levelKey(0, row.keys)
+    fold(out['5m'], rowId(0, row.start!, key), 0, row.start!, key, row.state)
+  }
+  for (const row of hourly) {
     const hour = row.start!
     const day = bucketStart(hour, 'day')
     const month = bucketStart(hour, 'month')
     for (const level of ROLLUP_LEVELS) {
-      const key: Record<KeyColumn, string | number> = {
-        service: service!,
-        direction: direction!,
-        api: api ?? '',
-        status_code: status === null || status === undefined ? 0 : Number(status),
-        outcome: outcome!,
-        method: level.id === 1 ? method! : '',
-        route: level.id === 1 ? route! : '',
-        tenant_id: level.id === 2 ? (tenant ?? '') : '',
-        model: level.id === 2 ? (model ?? '') : '',
-      }
+      const key = levelKey(level.id, row.keys)
       const id = rowId(level.id, 0, key)
       fold(out.hour, `${hour}|${id}`, level.id, hour, key, row.state)
       fold(out.day, `${day}|${id}`, level.id, day, key, row.state)
@@ -141,6 +152,22 @@ export function foldToLevels(fine: readonly AggregateRow[]): Record<RollupResolu
     }
   }
   return out
+}
+
+/** The key of a rollup row of `level` from grain keys in {@link ROLLUP_GRAIN} order (a prefix for level 0). */
+function levelKey(level: number, keys: readonly (string | null | undefined)[]): Record<KeyColumn, string | number> {
+  const [service, direction, api, status, outcome, method, route, tenant, model] = keys
+  return {
+    service: service!,
+    direction: direction!,
+    api: api ?? '',
+    status_code: status === null || status === undefined ? 0 : Number(status),
+    outcome: outcome!,
+    method: level === 1 ? method! : '',
+    route: level === 1 ? route! : '',
+    tenant_id: level === 2 ? (tenant ?? '') : '',
+    model: level === 2 ? (model ?? '') : '',
+  }
 }
 
 export function rollupFilterExpression(filter: CallFilter): RawBuilder<boolean> {

@@ -1,4 +1,4 @@
-import { emptyAggregate, type AggregateState } from '../../storage/aggregate.js'
+import { emptyAggregate, type AggregateState, mergeAggregate } from '../../storage/aggregate.js'
 import { OUTCOMES } from '../../call/outcome.js'
 import { LatencySketch } from '../../storage/sketch.js'
 import type { SqlDialect } from '../dialect.js'
@@ -59,7 +59,8 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
       for (const stored of existing) {
         const key = Object.fromEntries(KEY_COLUMNS.map((c) => [c, c === 'status_code' ? num(stored[c]) : stored[c]])) as Record<KeyColumn, string | number>
         const target = byId.get(rowId(num(stored.level), num(stored.bucket_start), key))
-        if (target) storedState(stored, target.state)
+        // into a copy: a folded row may share its state with other rows of the run (see foldToLevels)
+        if (target) target.state = storedState(stored, copyOf(target.state))
       }
     }
     const params: unknown[] = []
@@ -74,6 +75,12 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
     }
     await execute(ctx, text.upsert, params)
   }
+}
+
+function copyOf(state: AggregateState): AggregateState {
+  const copy = emptyAggregate()
+  mergeAggregate(copy, state)
+  return copy
 }
 
 function keyParamsOf(chunk: readonly RollupRow[]): unknown[] {

@@ -2,18 +2,23 @@ import { type Interval, nextBucket, bucketStart } from '../../time.js'
 import { coarserResolution, type Resolution } from '../../storage/aggregate.js'
 
 /**
- * Query planning over rollups: which part of a time range comes from raw calls and which from hour, day or month
- * rollups. Pure functions, so the plan can be tested on its own.
+ * Query planning over rollups: which part of a time range comes from raw calls and which from 5-minute, hour, day or
+ * month rollups. Pure functions, so the plan can be tested on its own.
  *
  * The rule: the coarsest whole buckets that fit inside the range come from rollups, the leftover edges from the
- * next finer level, and only the sub-hour edges from raw calls. Retention makes some levels unavailable before a
- * horizon (raw calls before `raw`, hour rollups before `hour`, day rollups before `day`); an edge that falls where
- * its level is gone is widened to the enclosing bucket of the finest level still there, and the result says so.
+ * next finer level, and only the sub-5-minute edges from raw calls (so the raw part of a query is bounded by the
+ * calls of 10 minutes, however busy the hours are). Retention makes some levels unavailable before a horizon (raw
+ * calls and 5-minute rollups before `raw`, hour rollups before `hour`, day rollups before `day`); an edge that
+ * falls where its level is gone is widened to the enclosing bucket of the finest level still there, and the result
+ * says so. 5-minute rollups exist only from `fine` on (the instant the level was added to a database); before it
+ * sub-hour edges are read raw.
  */
 
 /** A level of detail, finest first. */
-export type Unit = 'raw' | 'hour' | 'day' | 'month'
-const UNITS: readonly Unit[] = ['raw', 'hour', 'day', 'month']
+export type Unit = 'raw' | '5m' | 'hour' | 'day' | 'month'
+const UNITS: readonly Unit[] = ['raw', '5m', 'hour', 'day', 'month']
+/** The length of a 5-minute bucket. */
+export const FINE_MS = 300_000
 const rank = (u: Unit): number => UNITS.indexOf(u)
 
 /**
@@ -25,10 +30,12 @@ export interface Horizons {
   raw: number
   hour: number
   day: number
+  /** 5-minute rollups are complete from this instant on (hour-aligned); absent or `-Infinity`: everywhere. */
+  fine?: number
 }
 
 /** No retention has run. */
-export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity }
+export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity }
 
 /** One piece of a plan: a time range read at one level. */
 export interface Segment {
@@ -45,39 +52,45 @@ export interface QueryPlan {
 }
 
 function floorTo(t: number, unit: Exclude<Unit, 'raw'>): number {
-  return Number.isFinite(t) ? bucketStart(t, unit) : t
+  if (!Number.isFinite(t)) return t
+  return unit === '5m' ? Math.floor(t / FINE_MS) * FINE_MS : bucketStart(t, unit)
 }
 
 function ceilTo(t: number, unit: Exclude<Unit, 'raw'>): number {
   if (!Number.isFinite(t)) return t
-  const start = bucketStart(t, unit)
-  return start === t ? t : nextBucket(start, unit)
+  const start = floorTo(t, unit)
+  if (start === t) return t
+  return unit === '5m' ? start + FINE_MS : nextBucket(start, unit)
 }
 
-/** The finest level whose data is complete at time `t`. */
-function finestAt(t: number, h: Horizons): Unit {
+/** The finest level whose data is complete at time `t` (5-minute rollups go with raw calls). */
+function finestAt(t: number, h: Horizons): Exclude<Unit, '5m'> {
   if (t >= h.raw) return 'raw'
   if (t >= h.hour) return 'hour'
   if (t >= h.day) return 'day'
   return 'month'
 }
 
-/** Splits [a, b) into whole `unit` buckets in the middle and finer pieces at the edges, down to `floor`. */
-function decompose(a: number, b: number, unit: Unit, floor: Unit, out: Segment[]): void {
+/**
+ * Splits [a, b) into whole `unit` buckets in the middle and finer pieces at the edges, down to `floor`; 5-minute
+ * buckets only where `fine` says they are kept.
+ */
+function decompose(a: number, b: number, unit: Unit, floor: Unit, fine: boolean, out: Segment[]): void {
   if (a >= b) return
   if (unit === floor || unit === 'raw') {
     out.push({ unit, start: a, end: b })
     return
   }
-  const finer = UNITS[rank(unit) - 1]!
+  let finer = UNITS[rank(unit) - 1]!
+  if (finer === '5m' && !fine) finer = 'raw'
   const A = ceilTo(a, unit)
   const B = floorTo(b, unit)
   if (A < B) {
-    decompose(a, A, finer, floor, out)
+    decompose(a, A, finer, floor, fine, out)
     out.push({ unit, start: A, end: B })
-    decompose(B, b, finer, floor, out)
+    decompose(B, b, finer, floor, fine, out)
   } else {
-    decompose(a, b, finer, floor, out)
+    decompose(a, b, finer, floor, fine, out)
   }
 }
 
@@ -118,7 +131,8 @@ export function planQuery(
   }
 
   // Regions between horizons, each with the finest level available in it.
-  const cuts = [horizons.day, horizons.hour, horizons.raw].filter((t) => t > a && t < b)
+  const fineFrom = horizons.fine ?? -Infinity
+  const cuts = [...new Set([horizons.day, horizons.hour, horizons.raw, fineFrom])].filter((t) => t > a && t < b).sort((x, y) => x - y)
   const bounds = [a, ...cuts, b]
   const segments: Segment[] = []
   for (let i = 0; i + 1 < bounds.length; i++) {
@@ -130,7 +144,7 @@ export function planQuery(
       segments.push({ unit: finest, start, end })
       if (finest !== top && interval !== undefined) resolution = coarserResolution(resolution, finest)
     } else {
-      decompose(start, end, top, finest, segments)
+      decompose(start, end, top, finest, finest === 'raw' && start >= fineFrom, segments)
     }
   }
   return { segments: mergeAdjacent(segments), resolution }

@@ -1,28 +1,41 @@
 import { type RawBuilder, sql } from 'kysely'
-import { AggregateGroups, type AggregateRow, coarserResolution, type Resolution } from '../../storage/aggregate.js'
+import { AggregateGroups, type AggregateRow, coarserResolution, mergeAggregate, type Resolution } from '../../storage/aggregate.js'
 import type { AggregateQuery } from '../../storage/adapter.js'
-import type { CallFilter } from '../../storage/filter.js'
+import { type CallFilter, FILTER_FIELDS } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'
 import { keyText, num } from '../num.js'
-import { aggregateCalls } from '../raw-aggregate.js'
+import { OUTCOMES } from '../../call/outcome.js'
+import { LatencySketch } from '../../storage/sketch.js'
+import type { CursorPosition, SqlDialect } from '../dialect.js'
+import { addSums, aggregateCalls } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
-import { chooseLevel, DIMENSION_KEY_COLUMN, ROLLUP_TABLES, type RollupResolution, rollupFilterExpression } from './levels.js'
-import { storedState } from './merge.js'
-import { planQuery } from './plan.js'
-import { readCursor, readHorizons } from './state.js'
+import {
+  chooseLevel,
+  DIMENSION_KEY_COLUMN,
+  FILTER_DIMENSION,
+  FINE_GRAIN,
+  ROLLUP_GRAIN,
+  ROLLUP_TABLES,
+  SUM_COLUMNS,
+  type RollupResolution,
+  rollupFilterExpression,
+} from './levels.js'
+import { FINE_MS, planQuery } from './plan.js'
+import { readPlanState } from './state.js'
+import { TABLES } from '../schema.js'
 
 /** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
 export type Source =
   | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number }
-  | { kind: 'raw'; filter: CallFilter; where?: RawBuilder<boolean> }
+  | { kind: 'raw'; filter: CallFilter; where?: RawBuilder<boolean>; time?: RawBuilder<number>; tail?: { at: CursorPosition; start: number; end: number } }
 
 /** The sources of a query: the plan's segments, plus the raw tail inside the rollup range. */
 export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Promise<{ sources: Source[]; resolution: Resolution }> {
   const { db, dialect } = ctx
   const level = chooseLevel(query.filter, query.groupBy)
-  const horizons = await readHorizons(db)
-  const plan = planQuery(query.filter.from, query.filter.to, query.interval, horizons, level !== null)
-  const at = await readCursor(db)
+  const { at, horizons } = await readPlanState(db)
+  // a level without 5-minute rows: as if they existed nowhere (sub-hour edges raw)
+  const plan = planQuery(query.filter.from, query.filter.to, query.interval, level?.fine ? horizons : { ...horizons, fine: Infinity }, level !== null)
   const rangeFilter = (start: number, end: number): CallFilter => ({
     ...query.filter,
     from: Number.isFinite(start) ? start : undefined,
@@ -40,7 +53,15 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Prom
     rollupEnd = Math.max(rollupEnd, segment.end)
     sources.push({ kind: 'rollup', unit: segment.unit, level: level!.id, start: segment.start, end: segment.end })
   }
-  if (rollupStart < rollupEnd) sources.push({ kind: 'raw', filter: rangeFilter(rollupStart, rollupEnd), where: dialect.cursor.tail(at) })
+  if (rollupStart < rollupEnd) {
+    sources.push({
+      kind: 'raw',
+      filter: rangeFilter(rollupStart, rollupEnd),
+      where: dialect.cursor.tail(at),
+      time: dialect.cursor.tailTime,
+      tail: { at, start: rollupStart, end: rollupEnd },
+    })
+  }
   return { sources, resolution: plan.resolution }
 }
 
@@ -62,15 +83,19 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   const groups = new AggregateGroups()
   for (const source of sources) {
     if (source.kind === 'raw') {
-      await aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, into: groups })
+      if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
+      await aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups })
       continue
     }
-    const rows = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(ROLLUP_TABLES[source.unit])} WHERE ${rollupWhere(source, query.filter)}`.execute(db)
+    // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value
+    const groupColumns = rollupGroupColumns(query)
+    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect)} FROM ${sql.table(ROLLUP_TABLES[source.unit])}
+      WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
     for (const row of rows.rows) {
-      const t = num(row.bucket_start)
-      const start = query.interval === undefined ? null : coarser ? t : bucketStart(t, query.interval)
+      if (num(row.requests) === 0) continue // an ungrouped aggregate over no rows
+      const start = query.interval === undefined ? null : coarser ? num(row.bucket_start) : bucketStart(num(row.bucket_start), query.interval)
       const keys = query.groupBy.map((d) => {
         const column = DIMENSION_KEY_COLUMN[d]!
         const v = row[column]
@@ -78,8 +103,12 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
         return v === '' ? null : keyText(v)
       })
       const group = groups.get(start, keys)
-      storedState(row, group.state)
-      if (coarser) group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
+      addSums(group.state, row)
+      OUTCOMES.forEach((o, i) => {
+        group.state.outcomes[o] += num(row[`o${i}`])
+      })
+      if (row.sketch) LatencySketch.decodeInto(row.sketch as Uint8Array, group.state.sketch)
+      if (coarser && source.unit !== '5m') group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
     }
   }
   const result = groups.rows()
@@ -90,6 +119,66 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   return result
 }
 
+/**
+ * Adds the not-yet-rolled tail from the calls this process wrote since the cursor, aggregated in memory as they were
+ * written (SQLite: see `RollupAccumulator`), when they are exactly the calls above the cursor: right after a burst
+ * of writes, a query then reads no raw calls for the tail. The memory holds hourly rows at the full grain and
+ * 5-minute rows at the level-0 grain, so the tail's range must be aligned to the buckets used. Returns false when
+ * the database has to be read instead.
+ */
+async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: { at: CursorPosition; start: number; end: number }, groups: AggregateGroups): Promise<boolean> {
+  const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0
+  const needed = [...query.groupBy, ...FILTER_FIELDS.filter((f) => query.filter[f] !== undefined).map((f) => FILTER_DIMENSION[f])]
+  const fine = needed.every((d) => FINE_GRAIN.includes(d)) && aligned(tail.start, FINE_MS) && aligned(tail.end, FINE_MS)
+  if (!fine && !(aligned(tail.start, HOUR_MS) && aligned(tail.end, HOUR_MS))) return false
+  // the ids above the cursor, and how many of them there are: a raw call deleted by hand before it was rolled up
+  // leaves a gap the memory does not know of
+  const r = await sql<{ n: unknown; m: unknown }>`SELECT COUNT(*) AS n, MAX(id) AS m FROM ${sql.table(TABLES.calls)} WHERE ${ctx.dialect.cursor.tail(tail.at)}`.execute(ctx.db)
+  const count = num(r.rows[0]?.n)
+  if (count === 0) return true // nothing above the cursor
+  const memory = ctx.accumulator!.rowsFor(tail.at.upto, num(r.rows[0]?.m), count)
+  if (memory === null) return false
+  // grain keys are in ROLLUP_GRAIN order (the 5-minute grain is a prefix of it)
+  const filters = FILTER_FIELDS.flatMap((field) => {
+    const values = query.filter[field] as readonly (string | number | null)[] | undefined
+    if (values === undefined) return []
+    const index = ROLLUP_GRAIN.indexOf(FILTER_DIMENSION[field])
+    const wanted = new Set(values.map((v) => (v === null ? null : String(v))))
+    return [(keys: readonly (string | null)[]) => wanted.has(keys[index] ?? null)]
+  })
+  const groupIndexes = query.groupBy.map((d) => ROLLUP_GRAIN.indexOf(d))
+  for (const row of fine ? memory.fine : memory.hourly) {
+    const start = row.start!
+    if (start < tail.start || start >= tail.end || !filters.every((matches) => matches(row.keys))) continue
+    const keys = groupIndexes.map((i) => row.keys[i] ?? null)
+    mergeAggregate(groups.get(query.interval === undefined ? null : bucketStart(start, query.interval), keys).state, row.state)
+  }
+  return true
+}
+
+const HOUR_MS = 3_600_000
+
+/** The columns a rollup read groups by: the bucket when the query has an interval, and the query's group keys. */
+function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
+  const keys = query.groupBy.map((d) => DIMENSION_KEY_COLUMN[d]!)
+  return [...(query.interval === undefined ? [] : ['bucket_start']), ...keys].map((c) => sql.ref(c))
+}
+
+/**
+ * What a rollup read selects per group: its group columns, the sums (named as in a rollup row, so `addSums` reads
+ * them), the requests per outcome (`o0`… in {@link OUTCOMES} order) and the joined sketches.
+ */
+function rollupAggregates(query: AggregateQuery, dialect: SqlDialect): RawBuilder<unknown> {
+  return sql.join([
+    ...rollupGroupColumns(query),
+    ...SUM_COLUMNS.map((c) => sql`SUM(${sql.ref(c)}) AS ${sql.ref(c)}`),
+    ...OUTCOMES.map((o, i) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN requests ELSE 0 END) AS ${sql.ref(`o${i}`)}`),
+    sql`MIN(duration_min_us) AS duration_min_us`,
+    sql`MAX(duration_max_us) AS duration_max_us`,
+    sql`${dialect.joinSketches()} AS sketch`,
+  ])
+}
+
 function rankOf(unit: string): number {
-  return ['minute', 'hour', 'day', 'month'].indexOf(unit === 'raw' ? 'minute' : unit)
+  return ['minute', '5m', 'hour', 'day', 'month'].indexOf(unit === 'raw' ? 'minute' : unit)
 }

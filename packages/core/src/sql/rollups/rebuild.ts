@@ -10,7 +10,7 @@ import { aggregateForRollup } from './run.js'
 import { readCursor, readHorizons } from './state.js'
 
 /** Reads stored rollup rows of [start, end) and re-buckets them at a coarser resolution. */
-async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: RollupResolution, start: number, end: number): Promise<RollupRow[]> {
+async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: 'day' | 'month', start: number, end: number): Promise<RollupRow[]> {
   const stored = await sql<Record<string, unknown>>`SELECT * FROM ${sql.table(ROLLUP_TABLES[from])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start >= ${start} AND bucket_start < ${end}`.execute(db)
   const out = new Map<string, RollupRow>()
   for (const row of stored.rows) {
@@ -29,7 +29,7 @@ async function coarsen(db: Kysely<unknown>, from: RollupResolution, to: RollupRe
 }
 
 /**
- * Recomputes the rollups of [from, to) (widened to whole hours): hour rollups from the raw calls already rolled up,
+ * Recomputes the rollups of [from, to) (widened to whole hours): 5-minute and hour rollups from the raw calls already rolled up,
  * then the days and months those hours belong to from the hour and day rollups. Refuses a range whose raw calls
  * retention deleted (recomputing would lose what only the rollups still hold).
  */
@@ -50,10 +50,12 @@ export async function rebuildRollupRange(ctx: RollupContext, from: number, to: n
     const clear = async (resolution: RollupResolution, a: number, b: number): Promise<void> => {
       await sql`DELETE FROM ${sql.table(ROLLUP_TABLES[resolution])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start >= ${a} AND bucket_start < ${b}`.execute(trx)
     }
-    // hours from raw calls
+    // 5-minute and hour buckets from raw calls
+    await clear('5m', start, end)
     await clear('hour', start, end)
     const inTrx: RollupContext = { ...ctx, db: trx }
     const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${dialect.cursor.rolled(at)}`)
+    await mergeIntoTable(inTrx, ROLLUP_TABLES['5m'], [...fresh['5m'].values()])
     await mergeIntoTable(inTrx, ROLLUP_TABLES.hour, [...fresh.hour.values()])
     // the days those hours belong to, from hours; the months, from days
     const dayStart = bucketStart(start, 'day')

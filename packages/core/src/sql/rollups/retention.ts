@@ -42,7 +42,12 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
         const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
         deleted += Number(r.numAffectedRows ?? 0)
       }
-      if (horizon > current.raw) await writeState(trx, 'raw_horizon', horizon)
+      if (horizon > current.raw) {
+        await writeState(trx, 'raw_horizon', horizon)
+        // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls
+        const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES['5m'])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${horizon}`.execute(trx)
+        deleted += Number(r.numAffectedRows ?? 0)
+      }
     }
     for (const level of ['hour', 'day'] as const) {
       if (cuts[level] > current[level]) await writeState(trx, `${level}_horizon`, cuts[level])

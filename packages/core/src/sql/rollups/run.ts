@@ -1,14 +1,15 @@
 import type { RawBuilder } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
+import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
-import { foldToLevels, ROLLUP_GRAIN, ROLLUP_TABLES, type RollupResolution, type RollupRow } from './levels.js'
+import { FINE_GRAIN, foldToLevels, ROLLUP_GRAIN, ROLLUP_TABLES, type RollupResolution, type RollupRow } from './levels.js'
 import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
 import { readCursor, writeCursor } from './state.js'
 
 /**
- * Rollups: hour, day and month aggregates of the raw calls, kept at three levels of detail so every common question
- * reads a few hundred rows instead of millions.
+ * Rollups: 5-minute, hour, day and month aggregates of the raw calls, kept at three levels of detail so every common
+ * question reads a few hundred rows instead of millions.
  *
  * They are maintained incrementally from the raw table, not on the insert path: a rollup run aggregates the raw
  * calls written since the last run (in SQL, grouped by the level's dimensions, the hour and the latency sketch
@@ -23,7 +24,9 @@ import { readCursor, writeCursor } from './state.js'
  * at most a run's worth of calls (see `aggregateCalls`' `listBuckets`).
  */
 export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>, bounded = false): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
-  return foldToLevels(await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where, listBuckets: bounded }))
+  const hourly = await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where, listBuckets: bounded })
+  const fine = await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: FINE_GRAIN }, { where, bucketMs: FINE_MS, listBuckets: bounded })
+  return foldToLevels({ hourly, fine })
 }
 
 /**
@@ -53,7 +56,7 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
       rows = await aggregateForRollup(inTrx, next.batch, Number.isFinite(maxRows))
     }
     ctx.accumulator?.reset()
-    for (const resolution of ['hour', 'day', 'month'] as const) {
+    for (const resolution of Object.keys(ROLLUP_TABLES) as RollupResolution[]) {
       await mergeIntoTable(inTrx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
     }
     await writeCursor(trx, to, from)

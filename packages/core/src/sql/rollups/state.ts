@@ -23,11 +23,15 @@ export async function writeState(db: Kysely<unknown>, name: string, value: numbe
  */
 export async function readCursor(db: Kysely<unknown>): Promise<CursorPosition> {
   const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name = 'cursor' OR name LIKE 'pending:%'`.execute(db)
+  return cursorOf(r.rows)
+}
+
+function cursorOf(rows: readonly { name: string; value: unknown }[]): CursorPosition {
   let upto = 0
   const pending: number[] = []
-  for (const row of r.rows) {
+  for (const row of rows) {
     if (row.name === 'cursor') upto = num(row.value)
-    else pending.push(num(row.value))
+    else if (row.name.startsWith('pending:')) pending.push(num(row.value))
   }
   return { upto, pending: pending.sort((a, b) => a - b) }
 }
@@ -42,10 +46,25 @@ export async function writeCursor(db: Kysely<unknown>, at: CursorPosition, befor
   for (const x of at.pending) if (!had.has(x)) await writeState(db, `pending:${x}`, x)
 }
 
+/** The cursor and the retention horizons in one read (what planning a query needs). */
+export async function readPlanState(db: Kysely<unknown>): Promise<{ at: CursorPosition; horizons: Horizons }> {
+  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)}`.execute(db)
+  return { at: cursorOf(r.rows), horizons: horizonsOf(r.rows) }
+}
+
 /** The retention horizons recorded in the state table. */
 export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {
-  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name IN ('raw_horizon', 'hour_horizon', 'day_horizon')`.execute(db)
-  const h = { raw: -Infinity, hour: -Infinity, day: -Infinity }
-  for (const row of r.rows) h[row.name.replace('_horizon', '') as keyof Horizons] = num(row.value)
+  const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)} WHERE name IN (${sql.join(Object.keys(HORIZON_ROWS))})`.execute(db)
+  return horizonsOf(r.rows)
+}
+
+const HORIZON_ROWS: Record<string, keyof Horizons> = { raw_horizon: 'raw', hour_horizon: 'hour', day_horizon: 'day', fine_horizon: 'fine' }
+
+function horizonsOf(rows: readonly { name: string; value: unknown }[]): Horizons {
+  const h: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity }
+  for (const row of rows) {
+    const field = HORIZON_ROWS[row.name]
+    if (field) h[field] = num(row.value)
+  }
   return h
 }

@@ -23,7 +23,8 @@ function sums(source: Source, query: AggregateQuery): RawBuilder<unknown> {
   const dimension = query.groupBy[0]!
   if (source.kind === 'raw') {
     const key = sql.ref(DIMENSION_COLUMN[dimension])
-    const where = source.where ? sql`${filterExpression(source.filter)} AND ${source.where}` : filterExpression(source.filter)
+    const filtered = filterExpression(source.filter, source.time)
+    const where = source.where ? sql`${filtered} AND ${source.where}` : filtered
     return sql`SELECT ${key} AS k, COUNT(*) AS requests,
       SUM(CASE WHEN outcome = ${sql.lit(SUCCESS)} THEN 0 ELSE 1 END) AS errors, SUM(cost_nanos) AS cost, SUM(cached) AS cached,
       SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) + COALESCE(cached_input_tokens, 0)) AS tokens,
