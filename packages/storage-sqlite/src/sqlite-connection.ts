@@ -16,6 +16,8 @@ export interface SqliteSettings {
   filename?: string
   database?: SqliteDatabase
   busyTimeoutMs: number
+  /** Page cache of the connection in MiB (default 32). */
+  cacheSizeMiB?: number
   migrate: boolean
   retention?: RetentionOptions
   schedule?: Partial<MaintenanceSchedule>
@@ -34,7 +36,7 @@ const ROWS_PER_STATEMENT = 100
  * Opens a database file with apimeter's pragmas (WAL, busy timeout, `synchronous = NORMAL`), or applies them to the
  * connection given. Throws `STORAGE_UNAVAILABLE` when the file cannot be opened.
  */
-export function openSqlite(settings: Pick<SqliteSettings, 'filename' | 'database' | 'busyTimeoutMs'>): SqliteDatabase {
+export function openSqlite(settings: Pick<SqliteSettings, 'filename' | 'database' | 'busyTimeoutMs' | 'cacheSizeMiB'>): SqliteDatabase {
   let database: SqliteDatabase
   if (settings.database) {
     database = settings.database
@@ -54,7 +56,7 @@ export function openSqlite(settings: Pick<SqliteSettings, 'filename' | 'database
     if (!database.memory && !database.readonly) database.pragma('journal_mode = WAL')
     database.pragma('synchronous = NORMAL')
     database.pragma('foreign_keys = ON')
-    database.pragma('cache_size = -32768') // 32 MiB of page cache (the default is 2 MiB)
+    database.pragma(`cache_size = -${(settings.cacheSizeMiB ?? 32) * 1024}`) // KiB when negative (SQLite's own default is 2 MiB)
     // rollup runs merge latency sketches inside their upserts (see SqlStorageConfig.sketchMergeFunction)
     database.function(SKETCH_MERGE, { deterministic: true }, (stored: unknown, added: unknown) => {
       const merged = mergeEncodedSketches(stored as Uint8Array, added as Uint8Array)

@@ -49,6 +49,17 @@ export interface SqliteStorageOptions extends SqlStorageOptions {
    */
   busyTimeoutMs?: number
   /**
+   * SQLite's page cache of the storage's connection, in MiB: the largest fixed part of what the storage adds to your
+   * process's resident memory. Smaller saves memory; larger keeps more of a big database's rollups in memory for
+   * stats queries.
+   * @default 32
+   * @example
+   * ```ts
+   * sqliteStorage({ filename: 'apimeter.db', cacheSizeMiB: 8 })   // a small container
+   * ```
+   */
+  cacheSizeMiB?: number
+  /**
    * Where the storage does its work. `'worker'`: a worker thread of its own opens the file and runs writes, rollups,
    * retention, stats queries, migrations and alert state, so your event loop only hands batches over and gets answers
    * back. `'main'`: all of it on the thread that created the storage, between your requests (what a `database` you
@@ -77,6 +88,7 @@ const optionsSchema = z
       .optional(),
     ...sqlStorageOptionFields,
     busyTimeoutMs: intInRange(0, 600_000, 'a whole number of milliseconds from 0 to 600,000').optional(),
+    cacheSizeMiB: intInRange(1, 65_536, 'a whole number of MiB from 1 to 65,536').optional(),
     thread: z.enum(['worker', 'main'], { error: `'worker' or 'main'` }).optional(),
   })
   .superRefine((o, ctx) => {
@@ -107,6 +119,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
   const parsed = parseOrThrow(optionsSchema, options, 'options', 'INVALID_OPTIONS', PACKAGE)
   const settings = {
     busyTimeoutMs: parsed.busyTimeoutMs ?? 5000,
+    cacheSizeMiB: parsed.cacheSizeMiB ?? 32,
     migrate: parsed.migrate ?? true,
     retention: parsed.retention,
     schedule: parsed.schedule,

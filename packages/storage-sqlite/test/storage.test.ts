@@ -115,6 +115,7 @@ describe('sqliteStorage()', () => {
     expect(() => sqliteStorage({})).toThrow('@apimeter/storage-sqlite: options must be exactly one of filename or database, got an empty object')
     expect(() => sqliteStorage({ filename: 'a.db', database: new Database(':memory:') })).toThrow(/exactly one of filename or database/)
     expect(() => sqliteStorage({ filename: 'a.db', busyTimeoutMs: -1 })).toThrow('@apimeter/storage-sqlite: options.busyTimeoutMs must be a whole number of milliseconds from 0 to 600,000, got -1')
+    expect(() => sqliteStorage({ filename: 'a.db', cacheSizeMiB: 0.5 })).toThrow('@apimeter/storage-sqlite: options.cacheSizeMiB must be a whole number of MiB from 1 to 65,536, got 0.5')
     expect(() => sqliteStorage({ filename: 'a.db', migrate: 'yes' } as never)).toThrow('@apimeter/storage-sqlite: options.migrate must be true or false, got "yes"')
     expect(() => sqliteStorage({ file: 'a.db' } as never)).toThrow(/options\.file is not a known option \(did you mean filename\?\)/)
   })
@@ -130,5 +131,22 @@ describe('sqliteStorage()', () => {
     await vi.waitFor(() => expect(errors.join('\n')).toMatch(/cannot open \/no\/such\/dir\/apimeter\.db: directory \/no\/such\/dir does not exist/))
     await monitor.close()
     expect(monitor.health()).toMatchObject({ dropped: 1, queued: 0 })
+  })
+
+  it('sizes the page cache of its connections as asked (cacheSizeMiB), 32 MiB by default', async () => {
+    const cacheOf = async (storage: ReturnType<typeof sqliteStorage>) => (await sql<{ cache_size: number }>`PRAGMA cache_size`.execute(storage.db)).rows[0]!.cache_size
+    const small = sqliteStorage({ filename: tmp.file('small.db'), thread: 'main', cacheSizeMiB: 8 })
+    await small.init!()
+    expect(await cacheOf(small)).toBe(-8 * 1024) // negative: KiB
+    await small.close()
+    const plain = sqliteStorage({ filename: tmp.file('plain.db'), thread: 'main' })
+    await plain.init!()
+    expect(await cacheOf(plain)).toBe(-32 * 1024)
+    await plain.close()
+    // in the worker mode the option travels with the settings; storage.db, the host's own connection, shows it too
+    const worker = sqliteStorage({ filename: tmp.file('worker.db'), thread: 'worker', cacheSizeMiB: 4 })
+    await worker.init!()
+    expect(await cacheOf(worker)).toBe(-4 * 1024)
+    await worker.close()
   })
 })
