@@ -244,88 +244,21 @@ export class LatencySketch {
 }
 
 /**
- * Two encoded sketches merged into one encoding, the same bytes as decoding both, merging and encoding, without
- * building either sketch: a walk over both bucket lists in step. Rollup runs use it to merge a stored row's sketch
- * with the new calls' inside the database (SQLite calls it as a function in an upsert), instead of reading the row
- * out, merging and writing it back.
+ * Two encoded sketches merged into one encoding: the same bytes as decoding both, merging and encoding. Rollup runs
+ * use it to merge a stored row's sketch with the new calls' inside the database (SQLite calls it as a function in
+ * an upsert), instead of reading the row out, merging and writing it back.
  *
  * @example
  * ```ts
- * const merged = mergeEncodedSketches(stored, LatencySketch.decode(added).encode())
+ * const merged = mergeEncodedSketches(stored, added)
  * ```
  */
 export function mergeEncodedSketches(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b
   if (b.length === 0) return a
-  // every entry of the merge takes at most the bytes it took in its own list (deltas only shrink, and a sum of two
-  // counts takes at most the bytes of both), so the output fits in a.length + b.length
-  const out = new Uint8Array(a.length + b.length)
-  let written = 0
-  const put = (value: number): void => {
-    let v = value
-    while (v >= 0x80) {
-      out[written++] = (v % 128) | 0x80
-      v = Math.floor(v / 128)
-    }
-    out[written++] = v
-  }
-  const ra = new EncodedReader(a)
-  const rb = new EncodedReader(b)
-  let previous = 0
-  let hasA = ra.next()
-  let hasB = rb.next()
-  while (hasA || hasB) {
-    let bucket: number
-    let count: number
-    if (hasA && (!hasB || ra.bucket < rb.bucket)) {
-      bucket = ra.bucket
-      count = ra.count
-      hasA = ra.next()
-    } else if (hasB && (!hasA || rb.bucket < ra.bucket)) {
-      bucket = rb.bucket
-      count = rb.count
-      hasB = rb.next()
-    } else {
-      bucket = ra.bucket
-      count = ra.count + rb.count
-      hasA = ra.next()
-      hasB = rb.next()
-    }
-    put(zigzag(bucket - previous))
-    put(count)
-    previous = bucket
-  }
-  return out.subarray(0, written)
-}
-
-/** Reads the (bucket, count) pairs of an encoded sketch one at a time. */
-class EncodedReader {
-  bucket = 0
-  count = 0
-  private offset = 0
-
-  constructor(private readonly data: Uint8Array) {}
-
-  /** Moves to the next pair; false at the end. */
-  next(): boolean {
-    if (this.offset >= this.data.length) return false
-    this.bucket += unzigzag(this.varint())
-    this.count = this.varint()
-    return true
-  }
-
-  private varint(): number {
-    const data = this.data
-    let result = 0
-    let multiplier = 1
-    for (;;) {
-      if (this.offset >= data.length) throw new Error('@apimeter/core: truncated latency sketch')
-      const byte = data[this.offset++]!
-      result += (byte & 0x7f) * multiplier
-      if (byte < 0x80) return result
-      multiplier *= 128
-    }
-  }
+  const merged = LatencySketch.decode(a)
+  LatencySketch.decodeInto(b, merged)
+  return merged.encode()
 }
 
 /** Pairs {@link LatencySketch.decodeInto} reads before adding them (a sketch has ~2,100 buckets at most). */
@@ -335,9 +268,6 @@ const scratchCounts = new Float64Array(SCRATCH_PAIRS)
 
 function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1
-}
-function unzigzag(n: number): number {
-  return n % 2 === 0 ? n / 2 : -(n + 1) / 2
 }
 function writeVarint(out: number[], value: number): void {
   let v = value
