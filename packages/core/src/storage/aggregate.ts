@@ -146,6 +146,13 @@ export function mergeAggregate(into: AggregateState, other: AggregateState): voi
   into.sketch.merge(other.sketch)
 }
 
+/** A new aggregate equal to `state` (which is left as it is). */
+export function copyAggregate(state: AggregateState): AggregateState {
+  const copy = emptyAggregate()
+  mergeAggregate(copy, state)
+  return copy
+}
+
 /** Turns an aggregate into the public summary shape. */
 export function toSummary(state: AggregateState, resolution: Resolution = 'raw'): StatsSummary {
   const requests = state.requests

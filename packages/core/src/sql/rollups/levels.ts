@@ -1,5 +1,5 @@
 import { type RawBuilder, sql } from 'kysely'
-import { emptyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../storage/aggregate.js'
+import { copyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../storage/aggregate.js'
 import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
@@ -128,11 +128,7 @@ export function foldToLevels({ hourly, fine }: GrainRows): Record<RollupResoluti
       shared.add(row)
       return
     }
-    if (shared.delete(target)) {
-      const own = emptyAggregate()
-      mergeAggregate(own, target.state)
-      target.state = own
-    }
+    if (shared.delete(target)) target.state = copyAggregate(target.state)
     mergeAggregate(target.state, state)
   }
   for (const row of fine) {

@@ -1,4 +1,4 @@
-import { emptyAggregate, type AggregateState, mergeAggregate } from '../../storage/aggregate.js'
+import { copyAggregate, emptyAggregate, type AggregateState } from '../../storage/aggregate.js'
 import { OUTCOMES } from '../../call/outcome.js'
 import { LatencySketch } from '../../storage/sketch.js'
 import type { SqlDialect } from '../dialect.js'
@@ -54,18 +54,21 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
     const chunk = rows.slice(i, i + CHUNK)
     const text = statements(ctx.dialect, table, chunk.length, ctx.sketchMerge)
     const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(chunk))
+    // What each row writes: its state, plus the stored row's where one was read. The rows' own states are left as
+    // they are (a folded row may share its state with other rows of the run, see foldToLevels; and the run counts
+    // the calls it rolled up from them afterwards).
+    const written = new Map<RollupRow, AggregateState>()
     if (existing.length > 0) {
       const byId = new Map(chunk.map((r) => [rowId(r.level, r.bucketStart, r.key), r]))
       for (const stored of existing) {
         const key = Object.fromEntries(KEY_COLUMNS.map((c) => [c, c === 'status_code' ? num(stored[c]) : stored[c]])) as Record<KeyColumn, string | number>
         const target = byId.get(rowId(num(stored.level), num(stored.bucket_start), key))
-        // into a copy: a folded row may share its state with other rows of the run (see foldToLevels)
-        if (target) target.state = storedState(stored, copyOf(target.state))
+        if (target) written.set(target, storedState(stored, copyAggregate(target.state)))
       }
     }
     const params: unknown[] = []
     for (const r of chunk) {
-      const s = r.state
+      const s = written.get(r) ?? r.state
       params.push(
         r.level, r.bucketStart, ...KEY_COLUMNS.map((c) => r.key[c]),
         s.requests, s.cached, s.costNanos, s.costUnknown, s.costEstimatedNanos, s.inputTokens, s.outputTokens, s.cachedInputTokens,
@@ -75,12 +78,6 @@ export async function mergeIntoTable(ctx: RollupContext, table: string, rows: Ro
     }
     await execute(ctx, text.upsert, params)
   }
-}
-
-function copyOf(state: AggregateState): AggregateState {
-  const copy = emptyAggregate()
-  mergeAggregate(copy, state)
-  return copy
 }
 
 function keyParamsOf(chunk: readonly RollupRow[]): unknown[] {
