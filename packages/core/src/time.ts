@@ -4,7 +4,8 @@ export const INTERVALS = ['minute', 'hour', 'day', 'month'] as const
 export type Interval = (typeof INTERVALS)[number]
 
 const MINUTE = 60_000
-const HOUR = 3_600_000
+/** An hour in milliseconds. */
+export const HOUR = 3_600_000
 const DAY = 86_400_000
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY, y: 365 * DAY }

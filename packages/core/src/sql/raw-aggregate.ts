@@ -148,10 +148,7 @@ export async function aggregateCalls(
 }
 
 function addRow(state: AggregateState, row: Record<string, unknown>): void {
-  addSums(state, row)
-  OUTCOMES.forEach((o, i) => {
-    state.outcomes[o] += num(row[`o${i}`])
-  })
+  addGroupSums(state, row)
   if (typeof row.buckets === 'string') {
     for (const b of row.buckets.split(',')) state.sketch.addBucket(Number(b), 1)
     return
@@ -165,6 +162,17 @@ function addRow(state: AggregateState, row: Record<string, unknown>): void {
     state.sketch.addBucket(Number(pairs.slice(start, colon)), Number(pairs.slice(colon + 1, end)))
     start = end + 1
   }
+}
+
+/**
+ * Adds a grouped row's sums, minimum and maximum ({@link addSums}) and its requests per outcome (`o0`… in
+ * {@link OUTCOMES} order) into an aggregate: the row of a raw aggregation or of a grouped rollup read.
+ */
+export function addGroupSums(state: AggregateState, row: Record<string, unknown>): void {
+  addSums(state, row)
+  OUTCOMES.forEach((o, i) => {
+    state.outcomes[o] += num(row[`o${i}`])
+  })
 }
 
 /**

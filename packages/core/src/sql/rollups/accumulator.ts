@@ -1,8 +1,8 @@
-import { addCall, AggregateGroups, type AggregateRow, emptyAggregate } from '../../storage/aggregate.js'
+import { addCall, type AggregateRow, type AggregateState, emptyAggregate } from '../../storage/aggregate.js'
 import type { CallRecord } from '../../call/types.js'
 import { bucketStart } from '../../time.js'
 import type { GrainRows } from './levels.js'
-import { FINE_MS } from './plan.js'
+import { fineBucket } from './plan.js'
 
 /**
  * The calls this process wrote, aggregated in memory at the rollup grains as they are written, with the id ranges
@@ -13,7 +13,7 @@ import { FINE_MS } from './plan.js'
  */
 export class RollupAccumulator {
   private grain = new Map<string, AggregateRow>()
-  private fine = new AggregateGroups()
+  private fine = new Map<string, AggregateRow>()
   private entries = 0
   private ranges: [number, number][] = []
   private invalid = false
@@ -31,25 +31,29 @@ export class RollupAccumulator {
     if (last && last[1] + 1 === firstId) last[1] = lastId
     else this.ranges.push([firstId, lastId])
     for (const call of calls) {
-      const start = bucketStart(call.timestamp, 'hour')
-      // The group's id, written straight from the fields (this runs for every call written); a NUL byte stands for
-      // null, as no stored string holds one.
-      const id = `${start}\u0001${call.service}\u0001${call.direction}\u0001${call.api ?? '\u0000'}\u0001${call.statusCode ?? '\u0000'}\u0001${call.outcome}\u0001${call.method}\u0001${call.route}\u0001${call.tenantId ?? '\u0000'}\u0001${call.model ?? '\u0000'}`
-      let group = this.grain.get(id)
-      if (group === undefined) {
-        // keys in ROLLUP_GRAIN order
-        const keys = [call.service, call.direction, call.api, call.statusCode === null ? null : String(call.statusCode), call.outcome, call.method, call.route, call.tenantId, call.model]
-        group = { start, keys, state: emptyAggregate() }
-        this.grain.set(id, group)
-        this.entries++
-      }
-      const status = call.statusCode === null ? null : String(call.statusCode)
-      addCall(group.state, call)
-      const fine = this.fine.get(call.timestamp - (call.timestamp % FINE_MS), [call.service, call.direction, call.api, status, call.outcome])
-      if (fine.state.requests === 0) this.entries++
-      addCall(fine.state, call)
+      // Each group's id is written straight from the fields (this runs for every call written), and its key list
+      // built only for a new group; a NUL byte stands for null, as no stored string holds one.
+      const base = `${call.service}\u0001${call.direction}\u0001${call.api ?? '\u0000'}\u0001${call.statusCode ?? '\u0000'}\u0001${call.outcome}`
+      const hour = bucketStart(call.timestamp, 'hour')
+      addCall(this.groupOf(this.grain, `${hour}\u0001${base}\u0001${call.method}\u0001${call.route}\u0001${call.tenantId ?? '\u0000'}\u0001${call.model ?? '\u0000'}`, hour, call, true), call)
+      const fiveMinutes = fineBucket(call.timestamp)
+      addCall(this.groupOf(this.fine, `${fiveMinutes}\u0001${base}`, fiveMinutes, call, false), call)
     }
     if (this.entries > this.maxEntries) this.invalid = true
+  }
+
+  /** The group of `id`, created with its keys (ROLLUP_GRAIN order, or its FINE_GRAIN prefix) when new. */
+  private groupOf(groups: Map<string, AggregateRow>, id: string, start: number, call: CallRecord, fullGrain: boolean): AggregateState {
+    const known = groups.get(id)
+    if (known !== undefined) return known.state
+    const status = call.statusCode === null ? null : String(call.statusCode)
+    const keys = fullGrain
+      ? [call.service, call.direction, call.api, status, call.outcome, call.method, call.route, call.tenantId, call.model]
+      : [call.service, call.direction, call.api, status, call.outcome]
+    const group = { start, keys, state: emptyAggregate() }
+    groups.set(id, group)
+    this.entries++
+    return group.state
   }
 
   /**
@@ -60,12 +64,12 @@ export class RollupAccumulator {
     if (this.invalid || this.ranges.length !== 1) return null
     const [first, last] = this.ranges[0]!
     if (first !== cursor + 1 || last !== upto || (count !== undefined && count !== last - first + 1)) return null
-    return { hourly: [...this.grain.values()], fine: this.fine.rows() }
+    return { hourly: [...this.grain.values()], fine: [...this.fine.values()] }
   }
 
   reset(): void {
     this.grain = new Map()
-    this.fine = new AggregateGroups()
+    this.fine = new Map()
     this.entries = 0
     this.ranges = []
     this.invalid = false

@@ -19,6 +19,8 @@ export type Unit = 'raw' | '5m' | 'hour' | 'day' | 'month'
 const UNITS: readonly Unit[] = ['raw', '5m', 'hour', 'day', 'month']
 /** The length of a 5-minute bucket. */
 export const FINE_MS = 300_000
+/** The start of the 5-minute bucket holding `t`. */
+export const fineBucket = (t: number): number => Math.floor(t / FINE_MS) * FINE_MS
 const rank = (u: Unit): number => UNITS.indexOf(u)
 
 /**
@@ -53,7 +55,7 @@ export interface QueryPlan {
 
 function floorTo(t: number, unit: Exclude<Unit, 'raw'>): number {
   if (!Number.isFinite(t)) return t
-  return unit === '5m' ? Math.floor(t / FINE_MS) * FINE_MS : bucketStart(t, unit)
+  return unit === '5m' ? fineBucket(t) : bucketStart(t, unit)
 }
 
 function ceilTo(t: number, unit: Exclude<Unit, 'raw'>): number {

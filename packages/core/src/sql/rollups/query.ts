@@ -2,12 +2,12 @@ import { type RawBuilder, sql } from 'kysely'
 import { AggregateGroups, type AggregateRow, coarserResolution, mergeAggregate, type Resolution } from '../../storage/aggregate.js'
 import type { AggregateQuery } from '../../storage/adapter.js'
 import { type CallFilter, FILTER_FIELDS } from '../../storage/filter.js'
-import { bucketStart } from '../../time.js'
+import { bucketStart, HOUR } from '../../time.js'
 import { keyText, num } from '../num.js'
 import { OUTCOMES } from '../../call/outcome.js'
 import { LatencySketch } from '../../storage/sketch.js'
 import type { CursorPosition, SqlDialect } from '../dialect.js'
-import { addSums, aggregateCalls } from '../raw-aggregate.js'
+import { addGroupSums, aggregateCalls } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
 import {
   chooseLevel,
@@ -103,10 +103,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
         return v === '' ? null : keyText(v)
       })
       const group = groups.get(start, keys)
-      addSums(group.state, row)
-      OUTCOMES.forEach((o, i) => {
-        group.state.outcomes[o] += num(row[`o${i}`])
-      })
+      addGroupSums(group.state, row)
       if (row.sketch) LatencySketch.decodeInto(row.sketch as Uint8Array, group.state.sketch)
       if (coarser && source.unit !== '5m') group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
     }
@@ -130,7 +127,7 @@ async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: {
   const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0
   const needed = [...query.groupBy, ...FILTER_FIELDS.filter((f) => query.filter[f] !== undefined).map((f) => FILTER_DIMENSION[f])]
   const fine = needed.every((d) => FINE_GRAIN.includes(d)) && aligned(tail.start, FINE_MS) && aligned(tail.end, FINE_MS)
-  if (!fine && !(aligned(tail.start, HOUR_MS) && aligned(tail.end, HOUR_MS))) return false
+  if (!fine && !(aligned(tail.start, HOUR) && aligned(tail.end, HOUR))) return false
   // the ids above the cursor, and how many of them there are: a raw call deleted by hand before it was rolled up
   // leaves a gap the memory does not know of
   const r = await sql<{ n: unknown; m: unknown }>`SELECT COUNT(*) AS n, MAX(id) AS m FROM ${sql.table(TABLES.calls)} WHERE ${ctx.dialect.cursor.tail(tail.at)}`.execute(ctx.db)
@@ -155,8 +152,6 @@ async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: {
   }
   return true
 }
-
-const HOUR_MS = 3_600_000
 
 /** The columns a rollup read groups by: the bucket when the query has an interval, and the query's group keys. */
 function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
