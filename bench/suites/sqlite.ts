@@ -78,8 +78,10 @@ async function apimeterRate(calls: CallInput[], thread: 'worker' | 'main'): Prom
 async function backfillRate(order: 'random' | 'time'): Promise<{ rate: number; rawBytes: number; rollupBytes: number }> {
   const tmp = tempFile()
   const end = Date.UTC(2026, 10, 20, 13, 17)
-  // a fixed permutation of 0…n-1 (the multiplier is prime to n), so every round writes the same calls
-  const at = order === 'random' ? (i: number) => (i * 2_654_435_761) % BACKFILL : (i: number) => i
+  // a fixed permutation of 0…n-1 (the multiplier is a prime that does not divide n, and i × 48,271 stays exact in a
+  // double for any n a run could use), so every round writes the same calls
+  if (BACKFILL % 48_271 === 0) throw new Error('APIMETER_BENCH_BACKFILL_CALLS must not be a multiple of 48,271')
+  const at = order === 'random' ? (i: number) => (i * 48_271) % BACKFILL : (i: number) => i
   const forever = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forever' } as const
   const storage = sqliteStorage({ filename: tmp.file, retention: forever })
   const rate = await ingestRate(storage, BACKFILL, (i) => historyCall(at(i), BACKFILL, end, DAYS), 5000)
