@@ -2,7 +2,8 @@
 // measured with it: node --import tsx bench/servers/hello.ts <express5|express4|fastify> <mode>
 // Prints `listening <port>` when ready. Two routes answer `{"hello":"world"}`: `GET /` and `GET /hello/:id`.
 //
-// Modes: "without" (the bare framework); "with" registers apimeter first on a monitor whose storage accepts and
+// Modes: "without" (the bare framework); "empty-hook" (a middleware / onRequest hook that only calls next(): the
+// least any per-request tool costs); "with" registers apimeter first on a monitor whose storage accepts and
 // discards every batch (the cost measured is the middleware, record() and the write pipeline's batching, not a
 // storage engine); "with-memory" writes to in-memory storage (capped at 10,000 calls); "with-sqlite" writes to
 // SQLite storage in a temporary file, the default a user runs. The peers a user would pick instead, each set up
@@ -27,7 +28,7 @@ import { discardStorage } from '../lib.js'
 
 const require = createRequire(import.meta.url)
 const FRAMEWORKS = ['express5', 'express4', 'fastify'] as const
-const MODES = ['without', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
+const MODES = ['without', 'empty-hook', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
 type Mode = (typeof MODES)[number]
 
 const [framework, mode] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], Mode]
@@ -70,6 +71,7 @@ let port: number
 if (framework === 'fastify') {
   const app = (require('fastify') as typeof Fastify)()
   if (metered) await app.register(apimeterFastify, { monitor })
+  if (mode === 'empty-hook') app.addHook('onRequest', (_request, _reply, next) => next())
   if (mode === 'fastify-metrics') await app.register((await import('fastify-metrics')).default, { endpoint: '/metrics' })
   app.get('/', (_request, reply) => {
     reply.send(hello)
@@ -83,6 +85,7 @@ if (framework === 'fastify') {
   const express = require(framework === 'express5' ? 'express' : 'express4') as typeof express5
   const app = express()
   if (metered) app.use(apimeter(monitor))
+  if (mode === 'empty-hook') app.use((_req, _res, next) => next())
   if (mode === 'response-time') app.use((require('response-time') as () => RequestHandler)())
   if (mode === 'prom-bundle') app.use((require('express-prom-bundle') as (o: object) => RequestHandler)({ includeMethod: true, includePath: true }))
   if (mode === 'swagger-stats') app.use((require('swagger-stats') as { getMiddleware(o: object): RequestHandler }).getMiddleware({}))

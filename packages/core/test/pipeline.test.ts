@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { type CallInput, memoryStorage } from '@apimeter/core'
 import { testMonitor, tick } from './helpers/monitor.js'
-import { downStorage, failingFirst, gated, refusingStorage } from './helpers/storages.js'
+import { downStorage, failingFirst, gated, packedStorage, refusingStorage } from './helpers/storages.js'
 
 const call = (i = 0): CallInput => ({ direction: 'inbound', method: 'GET', route: '/r', statusCode: 200, durationMs: i % 100, cost: 0.000001 })
 const fastRetry = { initialDelayMs: 1, maxDelayMs: 5, jitter: 0 }
@@ -131,6 +131,33 @@ describe('write pipeline', () => {
     await monitor.flush()
     expect(monitor.health()).toMatchObject({ written: 0, dropped: 0, rejected: 1, failedWrites: 1 })
     expect(monitor.health().lastError?.message).toMatch(/column "route" is too long/)
+    await monitor.close()
+  })
+
+  it('hands a storage that takes packed batches every call packed, ids distinct, fields as recorded', async () => {
+    const storage = packedStorage()
+    const { monitor } = testMonitor({ storage, batchSize: 100 })
+    for (let i = 0; i < 250; i++) monitor.record({ ...call(i), tenantId: `t${i % 3}`, timestamp: Date.UTC(2026, 0, 1) + i })
+    await monitor.flush()
+    expect(storage.packed).toBe(250)
+    expect(storage.records).toBe(0)
+    const rows = storage.inner.calls()
+    expect(new Set(rows.map((r) => r.id)).size).toBe(250)
+    expect(rows.map((r) => [r.tenantId, r.timestamp, r.durationMs])).toEqual(Array.from({ length: 250 }, (_, i) => [`t${i % 3}`, Date.UTC(2026, 0, 1) + i, i % 100]))
+    expect(monitor.health()).toMatchObject({ written: 250, rejected: 0, dropped: 0 })
+    await monitor.close()
+  })
+
+  it('isolates a call a packed batch was refused for, writing the rest of the batch as records', async () => {
+    const storage = packedStorage((c) => c.route === '/refused')
+    const { monitor } = testMonitor({ storage, batchSize: 64, retry: fastRetry })
+    for (let i = 0; i < 64; i++) monitor.record(i === 40 ? { ...call(i), route: '/refused' } : call(i))
+    await monitor.flush()
+    expect(storage.packed).toBe(0)
+    expect(storage.records).toBe(63)
+    expect(storage.inner.calls().some((c) => c.route === '/refused')).toBe(false)
+    expect(monitor.health()).toMatchObject({ written: 63, rejected: 1, dropped: 0, queued: 0 })
+    expect(monitor.health().lastError?.message).toMatch(/call\.route: value too long/)
     await monitor.close()
   })
 

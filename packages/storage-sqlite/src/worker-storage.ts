@@ -186,6 +186,11 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
       if (!isValidated(calls)) assertCallRecords(calls)
       await call('writeCalls', packCalls(calls))
     },
+    // A monitor's own batches, packed from its staging columns (no record objects on the host at all).
+    async writePacked(packed) {
+      if (closing) throw closedError()
+      if (packed.count > 0) await call('writeCalls', packed)
+    },
     aggregate: async (query) => rowsFromWire(await call<WireAggregateRow[]>('aggregate', query)),
     async migrate(to) {
       const report = await call<Awaited<ReturnType<SqlStorage['migrate']>>>('migrate', to)

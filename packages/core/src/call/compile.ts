@@ -48,7 +48,7 @@ export const ENUM_CODES: Readonly<Record<string, Readonly<Record<string, number>
 )
 
 /** Code → enum value (null at every other index), per enum field. */
-const ENUM_VALUES: Readonly<Record<string, readonly (string | null)[]>> = Object.fromEntries(
+export const ENUM_VALUES: Readonly<Record<string, readonly (string | null)[]>> = Object.fromEntries(
   CALL_RECORD_FIELDS.filter((f) => CALL_FIELDS[f].kind === 'enum').map((f) => {
     const table = new Array<string | null>(256).fill(null)
     ;(CALL_FIELDS[f] as FieldSpec).values!.forEach((v, i) => (table[i] = v))

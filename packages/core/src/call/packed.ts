@@ -1,5 +1,5 @@
-import { compileFunction } from './compile.js'
-import { CALL_RECORD_FIELDS } from './fields.js'
+import { type ColumnSet, compileFunction, ENUM_VALUES, storageOf } from './compile.js'
+import { CALL_FIELDS, CALL_RECORD_FIELDS, type FieldSpec } from './fields.js'
 import type { CallRecord } from './types.js'
 
 /**
@@ -23,8 +23,9 @@ type FieldValue = string | number | boolean | null
 export type PackedColumn =
   | { same: FieldValue }
   | { numbers: Float64Array }
-  | { dict: FieldValue[]; index: Uint16Array | Uint32Array }
+  | { dict: readonly FieldValue[]; index: Uint8Array | Uint16Array | Uint32Array }
   | { values: FieldValue[] }
+  | { sequence: { prefix: string; first: number } }
 
 /** A batch packed by {@link packCalls}: its columns in `CALL_RECORD_FIELDS` order. */
 export interface PackedCalls {
@@ -79,6 +80,9 @@ function unpackColumn(column: PackedColumn, n: number, out: FieldValue[]): Field
   } else if ('dict' in column) {
     const { dict, index } = column
     for (let j = 0; j < n; j++) out[j] = dict[index[j]!]!
+  } else if ('sequence' in column) {
+    const { prefix, first } = column.sequence
+    for (let j = 0; j < n; j++) out[j] = prefix + (first + j).toString(36)
   } else {
     return column.values
   }
@@ -101,10 +105,63 @@ const UNPACK_SOURCE = [
   'return out;',
 ].join('\n')
 
+/** A slice of a staging column of numbers (NaN for null, as packed numbers hold it): one value, or the copy. */
+function packNumbers(values: Float64Array, start: number, n: number): PackedColumn {
+  const first = values[start]!
+  let j = start + 1
+  const end = start + n
+  if (first === first) while (j < end && values[j] === first) j++
+  else while (j < end && values[j] !== values[j]) j++
+  if (j === end) return { same: first === first ? first : null }
+  return { numbers: values.slice(start, end) }
+}
+
+/** A slice of a staging column of codes (booleans, enums), with the table turning a code into its value. */
+function packCodes(codes: Uint8Array, start: number, n: number, table: readonly FieldValue[]): PackedColumn {
+  const first = codes[start]!
+  let j = start + 1
+  const end = start + n
+  while (j < end && codes[j] === first) j++
+  if (j === end) return { same: table[first]! }
+  return { dict: table, index: codes.slice(start, end) }
+}
+
+/** A slice of a staging column of strings. */
+function packStrings(values: readonly (string | null)[], start: number, n: number): PackedColumn {
+  for (let j = 0; j < n; j++) scratch[j] = values[start + j]!
+  return packColumn(scratch, n)
+}
+
+const BOOLEANS: readonly FieldValue[] = [false, true]
+/** The packing of one field's staging column (rows `start … start + n`) in the generated code below. */
+function stagedColumnSource(field: (typeof CALL_RECORD_FIELDS)[number], k: number): string {
+  if (field === 'id') return `columns[${k}] = { sequence: { prefix, first } };`
+  const spec = CALL_FIELDS[field] as FieldSpec
+  switch (storageOf(spec)) {
+    case 'number':
+      return `columns[${k}] = packNumbers(c.${field}, start, n);`
+    case 'code':
+      return `columns[${k}] = packCodes(c.${field}, start, n, ${spec.kind === 'bool' ? 'BOOLEANS' : `enums.${field}`});`
+    default:
+      return `columns[${k}] = packStrings(c.${field}, start, n);`
+  }
+}
+const PACK_STAGED_SOURCE = [
+  'const columns = new Array(FIELD_COUNT);',
+  ...CALL_RECORD_FIELDS.map(stagedColumnSource),
+  'return { count: n, columns };',
+].join('\n')
+
 const scratch: FieldValue[] = []
 const expanded: FieldValue[][] = CALL_RECORD_FIELDS.map(() => [])
 
 const packGenerated = compileFunction<(calls: readonly CallRecord[]) => PackedCalls>('packCalls', 'calls', PACK_SOURCE, { FIELD_COUNT, scratch, packColumn })
+const packStagedGenerated = compileFunction<(c: ColumnSet, start: number, n: number, prefix: string, first: number) => PackedCalls>(
+  'packStaged',
+  'c, start, n, prefix, first',
+  PACK_STAGED_SOURCE,
+  { FIELD_COUNT, packNumbers, packCodes, packStrings, BOOLEANS, enums: ENUM_VALUES },
+)
 const unpackGenerated = compileFunction<(packed: PackedCalls) => CallRecord[]>('unpackCalls', 'packed', UNPACK_SOURCE, { expanded, unpackColumn })
 
 /**
@@ -124,6 +181,20 @@ export function packCalls(calls: readonly CallRecord[]): PackedCalls {
     return packGenerated(calls)
   } finally {
     scratch.fill(null) // hold no references to the batch's strings
+  }
+}
+
+/**
+ * Packs rows `start … start + n` of a monitor's staging columns straight into a {@link PackedCalls}, without a record
+ * object per call: what `packCalls` would give for the records those rows read as, the record of row `start + j`
+ * having the id `prefix + (first + j).toString(36)`. Internal to the write pipeline.
+ */
+export function packStaged(columns: ColumnSet, start: number, n: number, prefix: string, first: number): PackedCalls {
+  if (n === 0) return { count: 0, columns: [] }
+  try {
+    return packStagedGenerated(columns, start, n, prefix, first)
+  } finally {
+    scratch.fill(null)
   }
 }
 

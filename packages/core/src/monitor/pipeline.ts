@@ -5,6 +5,7 @@ import type { CallInput, CallRecord } from '../call/types.js'
 import { checkCallRecord, markValidated } from '../call/check.js'
 import { ApimeterError, type ApimeterErrorCode, errorMessage, type HealthError, isApimeterError } from '../errors.js'
 import { CallColumns, type NormalizeContext, normalizeInto } from '../call/normalize.js'
+import { type PackedCalls, packStaged, unpackCalls } from '../call/packed.js'
 import { ensureStorageReady } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { defaultErrorClass, type StorageErrorClass } from '../storage/error-kind.js'
@@ -57,8 +58,21 @@ export interface MonitorHealth {
   lastError: HealthError | null
 }
 
+/** Calls of a batch on their way to storage: packed (for `writePacked`) until they are needed one by one. */
+type Calls = CallRecord[] | PackedCalls
+
+const countOf = (calls: Calls): number => (Array.isArray(calls) ? calls.length : calls.count)
+
+/** The records of calls (unpacked ones are this pipeline's own, so validated). */
+function recordsOf(calls: Calls): CallRecord[] {
+  if (Array.isArray(calls)) return calls
+  const rows = unpackCalls(calls)
+  markValidated(rows)
+  return rows
+}
+
 interface Batch {
-  rows: CallRecord[]
+  calls: Calls
   /** Rows whose fate is not settled yet (counted in `pending`). */
   owed: number
   settled: boolean
@@ -172,6 +186,16 @@ export class WritePipeline {
     const count = this.staged
     if (count === 0) return
     const size = this.options.batchSize
+    if (this.storage.writePacked !== undefined) {
+      // straight from the staging columns: no record object per call
+      for (let start = 0; start < count; start += size) {
+        const n = Math.min(size, count - start)
+        this.submit(packStaged(this.staging, start, n, this.idPrefix, this.idSequence))
+        this.idSequence += n
+      }
+      this.staged = 0
+      return
+    }
     let batch: CallRecord[] = []
     for (let i = 0; i < count; i++) {
       batch.push(this.staging.read(i, this.idPrefix + (this.idSequence++).toString(36)))
@@ -184,10 +208,11 @@ export class WritePipeline {
     if (batch.length > 0) this.submit(batch)
   }
 
-  private submit(rows: CallRecord[]): void {
-    markValidated(rows)
-    const batch: Batch = { rows, owed: rows.length, settled: false, abandoned: false }
-    this.pending += rows.length
+  private submit(calls: Calls): void {
+    if (Array.isArray(calls)) markValidated(calls)
+    const count = countOf(calls)
+    const batch: Batch = { calls, owed: count, settled: false, abandoned: false }
+    this.pending += count
     this.batches.add(batch)
     const done = this.queue
       .add(() => this.writeWithRetry(batch))
@@ -203,9 +228,9 @@ export class WritePipeline {
   }
 
   private async writeWithRetry(batch: Batch): Promise<void> {
-    const outcome = await this.writeRows(batch, batch.rows)
+    const outcome = await this.writeRows(batch, batch.calls)
     // A permanent refusal of this batch's data: split until the refused calls are isolated; write the rest.
-    if (outcome.kind === 'rejected') await this.isolate(batch, batch.rows, outcome.error)
+    if (outcome.kind === 'rejected') await this.isolate(batch, outcome.rows, outcome.error)
   }
 
   /** Settles `n` rows of a batch: counts them once, whatever close() already assumed about them. */
@@ -227,45 +252,48 @@ export class WritePipeline {
   /**
    * Writes rows with retries: a transient failure is retried with backoff (while the monitor is open, or until
    * `close()` runs out of time), malformed rows are dropped from the batch, a fatal failure stops the pipeline's
-   * writes. Returns how it ended; on `rejected` the rows are untouched for {@link isolate}.
+   * writes. Returns how it ended; on `rejected`, with the records still to write, for {@link isolate}.
    */
-  private async writeRows(batch: Batch, rows: CallRecord[]): Promise<{ kind: 'done' } | { kind: 'rejected'; error: unknown }> {
+  private async writeRows(batch: Batch, calls: Calls): Promise<{ kind: 'done' } | { kind: 'rejected'; error: unknown; rows: CallRecord[] }> {
     let attempt = 0
+    let rows = calls
     for (;;) {
+      const count = countOf(rows)
       if (this.fatal !== undefined) {
         // reported once when it happened; what follows is only counted
-        this.settle(batch, rows.length, 'dropped')
-        this.setLastError('DROPPED', `${rows.length} calls were not written: ${this.fatal}`)
+        this.settle(batch, count, 'dropped')
+        this.setLastError('DROPPED', `${count} calls were not written: ${this.fatal}`)
         return { kind: 'done' }
       }
       try {
         await this.timed(ensureStorageReady(this.storage), 'connecting to')
-        await this.timed(this.storage.writeCalls(rows), `writing ${rows.length} calls to`)
-        this.settle(batch, rows.length, 'written')
+        const written = Array.isArray(rows) ? this.storage.writeCalls(rows) : this.storage.writePacked!(rows)
+        await this.timed(written, `writing ${count} calls to`)
+        this.settle(batch, count, 'written')
         this.failing = false
         return { kind: 'done' }
       } catch (error) {
         attempt++
         this.failedWrites++
         if (isApimeterError(error, 'INVALID_RECORD')) {
-          const valid = rows.filter((row) => checkCallRecord(row) === null)
-          const malformed = rows.length - valid.length
+          const valid = recordsOf(rows).filter((row) => checkCallRecord(row) === null)
+          const malformed = count - valid.length
           if (malformed > 0) {
             this.settle(batch, malformed, 'invalid')
             this.fail('INVALID_RECORD', `${this.storage.name} storage rejected ${malformed} malformed call(s): ${error.message}`, error)
-            rows.splice(0, rows.length, ...valid)
+            rows = valid
             if (valid.length === 0) return { kind: 'done' }
             continue
           }
         }
         const kind = this.classify(error)
-        if (kind.kind === 'rejected') return { kind: 'rejected', error }
+        if (kind.kind === 'rejected') return { kind: 'rejected', error, rows: recordsOf(rows) }
         if (kind.kind === 'fatal') {
           this.fatal = `${this.storage.name} storage cannot be used: ${errorMessage(error)}${kind.hint ? ` — ${kind.hint}` : ''}`
           this.fail('WRITE_FAILED', `${this.fatal}; calls are no longer written (counted as dropped)`, error)
           continue
         }
-        const message = `writing ${rows.length} calls to ${this.storage.name} storage failed (attempt ${attempt}): ${errorMessage(error)}`
+        const message = `writing ${count} calls to ${this.storage.name} storage failed (attempt ${attempt}): ${errorMessage(error)}`
         if (!this.failing || attempt === 1) {
           this.failing = true
           this.fail('WRITE_FAILED', `${message}; retrying with backoff`, error)
@@ -273,11 +301,11 @@ export class WritePipeline {
           this.setLastError('WRITE_FAILED', message)
         }
         if (attempt >= this.options.retry.maxAttempts) {
-          this.giveUp(batch, `gave up on ${rows.length} calls after ${attempt} failed attempts: ${errorMessage(error)}`, error, rows.length)
+          this.giveUp(batch, `gave up on ${count} calls after ${attempt} failed attempts: ${errorMessage(error)}`, error, count)
           return { kind: 'done' }
         }
         if (performance.now() >= this.closeDeadline) {
-          this.giveUp(batch, `close() timed out with ${rows.length} calls unwritten: ${errorMessage(error)}`, error, rows.length)
+          this.giveUp(batch, `close() timed out with ${count} calls unwritten: ${errorMessage(error)}`, error, count)
           return { kind: 'done' }
         }
         await this.sleep(this.backoff(attempt))
@@ -297,7 +325,7 @@ export class WritePipeline {
     const middle = rows.length >> 1
     for (const half of [rows.slice(0, middle), rows.slice(middle)]) {
       const outcome = await this.writeRows(batch, half)
-      if (outcome.kind === 'rejected') await this.isolate(batch, half, outcome.error)
+      if (outcome.kind === 'rejected') await this.isolate(batch, outcome.rows, outcome.error)
     }
   }
 

@@ -2,6 +2,7 @@ import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
+import type { PackedCalls } from '../call/packed.js'
 import type { Interval } from '../time.js'
 import type { StorageErrorClass } from './error-kind.js'
 import type { CallFilter, Dimension } from './filter.js'
@@ -64,6 +65,18 @@ export interface StorageAdapter {
   init?(): Promise<void>
   /** Writes one batch atomically. Rejects with `INVALID_RECORD` (nothing written) on a malformed row. */
   writeCalls(calls: readonly CallRecord[]): Promise<void>
+  /**
+   * Writes one batch handed over packed column by column (`@apimeter/core/sql`'s `PackedCalls`), like `writeCalls`
+   * with the records `unpackCalls()` gives back. Optional: a monitor uses it, when present, for the batches its own
+   * pipeline built (validated, so the adapter need not check them again) — a storage that sends batches to another
+   * thread saves the record objects and their copying. Refusals follow `writeCalls`: on `INVALID_RECORD` or a
+   * rejection the monitor goes on with the records, through `writeCalls`.
+   * @example
+   * ```ts
+   * writePacked: (packed) => worker.send('writeCalls', packed)
+   * ```
+   */
+  writePacked?(calls: PackedCalls): Promise<void>
   /** Aggregates the calls matching the filter, grouped. Groups with no calls are not returned. */
   aggregate(query: AggregateQuery): Promise<AggregateRow[]>
   /**

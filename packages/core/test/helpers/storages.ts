@@ -1,4 +1,5 @@
-import { ApimeterError, type CallRecord, type StorageAdapter } from '@apimeter/core'
+import { ApimeterError, type CallRecord, memoryStorage, type StorageAdapter } from '@apimeter/core'
+import { type PackedCalls, unpackCalls } from '@apimeter/core/sql'
 
 /**
  * Wraps a real storage so that its first `failures` writes reject (an outage), counting attempts.
@@ -92,4 +93,38 @@ export function refusingStorage(): StorageAdapter {
     },
     async close() {},
   }
+}
+
+/**
+ * A real memory storage that also takes packed batches (as the SQLite worker storage does), counting what came
+ * which way. `refuse(call)` makes a write refuse its whole batch for good when it holds such a call (a value the
+ * database cannot hold), the way a database refuses a statement.
+ */
+export function packedStorage(refuse: (call: CallRecord) => boolean = () => false): StorageAdapter & { packed: number; records: number; inner: ReturnType<typeof memoryStorage> } {
+  const inner = memoryStorage({ maxCalls: Infinity })
+  const check = (calls: readonly CallRecord[]) => {
+    if (calls.some(refuse)) throw Object.assign(new Error('value too long for type character varying(64)'), { code: '22001' })
+  }
+  const storage = {
+    name: 'packed',
+    capabilities: { durable: false },
+    inner,
+    packed: 0,
+    records: 0,
+    async writePacked(packed: PackedCalls) {
+      const calls = unpackCalls(packed)
+      check(calls)
+      storage.packed += calls.length
+      await inner.writeCalls(calls)
+    },
+    async writeCalls(calls: readonly CallRecord[]) {
+      check(calls)
+      storage.records += calls.length
+      await inner.writeCalls(calls)
+    },
+    classifyError: (error: unknown) => ((error as { code?: string }).code === '22001' ? { kind: 'rejected' as const, field: 'route' } : { kind: 'transient' as const }),
+    aggregate: inner.aggregate.bind(inner),
+    close: inner.close.bind(inner),
+  }
+  return storage
 }
