@@ -23,6 +23,8 @@ interface Line {
    * on, with the process's CPU (every thread) reported beside it.
    */
   offThread?: boolean
+  /** Not a peer: the least any tool of the kind can cost (a middleware or hook doing nothing), shown for the floor. */
+  floor?: boolean
 }
 
 interface Group {
@@ -34,6 +36,7 @@ interface Group {
 
 const expressLines: Line[] = [
   { name: 'bare', mode: 'without' },
+  { name: '+ an empty middleware (the floor of any middleware)', mode: 'empty-hook', floor: true },
   { name: '+ `response-time` (a minimal timer)', mode: 'response-time' },
   { name: '+ express-prom-bundle', mode: 'prom-bundle' },
   { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
@@ -51,6 +54,7 @@ const GROUPS: Group[] = [
     target: 0.9,
     lines: [
       { name: 'bare', mode: 'without' },
+      { name: '+ an empty `onRequest` hook (the floor of any hook)', mode: 'empty-hook', floor: true },
       { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
       { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
       { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
@@ -63,6 +67,7 @@ interface Measured {
   name: string
   apimeter: boolean
   offThread?: boolean
+  floor?: boolean
   rps: number[]
   /** CPU µs per request, every thread of the process. */
   cpu: number[]
@@ -112,7 +117,7 @@ function figures(label: string, target: number | undefined, measured: Measured[]
   const out: Figure[] = [
     { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s; main thread ${bareMain.toFixed(1)} µs/request${p99(bare)}` },
   ]
-  const peers = rest.filter((m) => !m.apimeter)
+  const peers = rest.filter((m) => !m.apimeter && m.floor !== true)
   const bestPeer = Math.min(...peers.map((m) => median(m.cpu)))
   const bestPeerMain = Math.min(...peers.map((m) => median(m.main)))
   const goal = (met: boolean) => (target === undefined ? {} : { target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met })
@@ -166,7 +171,7 @@ async function inbound(group: Group): Promise<Figure[]> {
     return figures(
       group.label,
       group.target,
-      group.lines.map((line, i) => ({ name: line.name, apimeter: line.apimeter === true, offThread: line.offThread, ...results[i]! })),
+      group.lines.map((line, i) => ({ name: line.name, apimeter: line.apimeter === true, offThread: line.offThread, floor: line.floor, ...results[i]! })),
     )
   } finally {
     for (const server of servers.values()) server.child.kill()
@@ -237,7 +242,7 @@ export async function runPeersSuite(): Promise<SuiteResult> {
       `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. The servers of one framework are loaded one at a time by autocannon (${HTTP_LOAD.connections} connections, one worker thread) for ${SECONDS} s, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each; with \`taskset\` the servers' main threads (their event loops) run on one core and the load generator on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops.`,
       `Outbound: one client process, ${FETCH_LOAD.concurrency} concurrent loops fetching a 47-byte JSON answer from a local server on the other core and reading the body, ${SECONDS} s per mode, rotated likewise; apimeter's monitors and OpenTelemetry's span processor discard what they are given.`,
       '',
-      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*: 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*: 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
     ].join('\n'),
     figures: figuresOut,
   }
