@@ -39,7 +39,7 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
   const meter = createInboundMeter<Request>(monitor, options, {
     prefix: '@apimeter/express',
     monitorPath: 'monitor',
-    clientIp: (req) => req.ip,
+    clientIp,
   })
   return function apimeterMiddleware(req: Request, res: Response, next: NextFunction): void {
     const call = meter.start(req, req, res)
@@ -52,6 +52,18 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
     }
     next()
   }
+}
+
+/**
+ * The client address as Express resolves it (`req.ip`). With no proxy trusted (Express's default, `trust proxy`
+ * false) that is the socket's address, so it is read there instead of through `req.ip`, which parses the
+ * X-Forwarded-For header into arrays on every request only to discard it.
+ */
+function clientIp(req: Request): string | undefined {
+  const trust = (req.app as { get?: (setting: string) => unknown } | undefined)?.get?.('trust proxy fn')
+  // proxy-addr's compiled "trust nothing" (what Express compiles `false`, `[]` and the default to)
+  if (typeof trust === 'function' && trust.name === 'trustNone') return req.socket?.remoteAddress
+  return req.ip
 }
 
 /**

@@ -383,6 +383,11 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     await quiet.get('/static/app.css')
     await quiet.get('/x')
     expect(await quiet.recorded(1)).toMatchObject([{ route: '/x', clientIp: null }])
+
+    // no proxy trusted (the default): a forwarded-for header is the client's claim, not its address
+    const direct = await start((app) => app.get('/d', (_req, res) => res.send('d')))
+    await direct.get('/d', { headers: { 'x-forwarded-for': '203.0.113.9' } })
+    expect(await direct.recorded(1)).toMatchObject([{ route: '/d', clientIp: '127.0.0.1' }])
   })
 
   it('records on every monitor when the middleware is used twice', async () => {
