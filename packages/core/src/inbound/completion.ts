@@ -161,11 +161,8 @@ export function watchCompletion(raw: IncomingMessage, res: ServerResponse, watch
     socket[SOLE] = joined(socket[SOLE], watcher) // a second meter on a response already watched
     return
   }
-  const existing = response[WATCHERS]
-  if (existing !== undefined) {
-    response[WATCHERS] = joined(existing, watcher)
-    return
-  }
+  // The request the server is handing over right now has no watcher yet (the first one clears `starting`), so its
+  // response is not searched for one: a missing property read on a fresh response object is not free.
   if (raw === starting && socket !== null && !socket.destroyed) {
     starting = undefined
     if (socket[WATCHED] !== true) {
@@ -187,6 +184,11 @@ export function watchCompletion(raw: IncomingMessage, res: ServerResponse, watch
       socket[SOLE] = undefined
       socket[OPEN] = [open, response]
     }
+    return
+  }
+  const existing = response[WATCHERS]
+  if (existing !== undefined) {
+    response[WATCHERS] = joined(existing, watcher)
     return
   }
   response[WATCHERS] = watcher
