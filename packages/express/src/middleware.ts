@@ -135,19 +135,20 @@ class RouteState implements Completable {
   }
 }
 
-const STATE = Symbol('apimeter.express')
 /** The values behind the prototype accessors, and the state of a metered request: one object per request. */
 class Slots {
   baseUrl: unknown = undefined
   route: unknown = undefined
+  /** The state of a request watched through the prototype accessors. */
   state: RouteState | undefined = undefined
+  /** The state of a request watched through accessors defined on itself. */
+  own: RouteState | undefined = undefined
 }
 /** Set on a request prototype this copy has put its accessors on (or failed to: then `false`). */
 const PROTO_WATCHED = Symbol('apimeter.express.prototype')
 /** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
 const WATCHED = Symbol.for('apimeter.express.watched')
 type Tracked<T> = T & {
-  [STATE]?: RouteState
   [WATCHED]?: true
   [PROTO_WATCHED]?: boolean
 }
@@ -172,7 +173,7 @@ function slotsOf(req: Tracked<Request>): Slots {
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
   const slots = SLOT_MAP.get(req)
-  const existing = slots?.state ?? req[STATE]
+  const existing = slots?.state ?? slots?.own
   if (existing !== undefined) {
     existing.calls.push(call)
     return
@@ -189,7 +190,7 @@ function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall)
   const state = new RouteState(call, baseUrl, req.params, prev)
   if (onPrototype) (slots ?? slotsOf(req)).state = state
   else {
-    req[STATE] = state
+    ;(slots ?? slotsOf(req)).own = state
     req[WATCHED] = true
     Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
     Object.defineProperty(req, 'route', OWN_ROUTE)
@@ -287,19 +288,19 @@ function routeAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor
 
 /**
  * An accessor for `req[name]` defined on one request: keeps the value (or defers to an accessor found there
- * before) and tells `onSet` of every assignment. Shared by all requests: the state is found through the request.
+ * before) and tells `onSet` of every assignment. Shared by all requests: the state is found in the request's slots.
  */
 function ownAccessor(name: 'baseUrl' | 'route', onSet: (state: RouteState, value: unknown, req: Request) => void): PropertyDescriptor {
   return {
     configurable: true,
     enumerable: true,
     get(this: Tracked<Request>) {
-      const state = this[STATE]!
+      const state = SLOT_MAP.get(this)!.own!
       const prev = state.prev?.[name]
       return prev ? (prev.get!.call(this) as unknown) : state[name]
     },
     set(this: Tracked<Request>, value: never) {
-      const state = this[STATE]!
+      const state = SLOT_MAP.get(this)!.own!
       state.prev?.[name]?.set!.call(this, value)
       if (name === 'baseUrl') state.baseUrl = value
       onSet(state, value, this)
