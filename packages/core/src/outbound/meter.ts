@@ -51,6 +51,11 @@ export class OutboundMeter {
   private operations = 0
   /** Calls whose response arrived and whose body is still being waited for. */
   readonly watching = new Set<OutboundCall>()
+  /**
+   * One timer for all of them, while there are any: it looks at each call's progress a few times per `bodyTimeoutMs`,
+   * so a call costs a set insertion instead of a timer of its own (armed, unref'd and cleared per call).
+   */
+  private sweeper: NodeJS.Timeout | undefined
   /** Whether this meter's `monitor.fetch` listens to undici's diagnostics channels (from its first call on). */
   listensForFetch = false
 
@@ -141,10 +146,31 @@ export class OutboundMeter {
    */
   finishWatched(): void {
     for (const call of [...this.watching]) call.finishNow()
+    this.stopSweeping()
     if (this.listensForFetch) {
       this.listensForFetch = false
       stopListeningForFetch(this)
     }
+  }
+
+  /** Watches a call's body for progress (see {@link OutboundCall.watchBody}). */
+  watch(call: OutboundCall): void {
+    this.watching.add(call)
+    if (this.sweeper !== undefined) return
+    // a body is finished between bodyTimeoutMs and 9/8 of it after its last progress (at least 25 ms after)
+    this.sweeper = setInterval(() => this.sweep(), Math.max(25, Math.min(1000, Math.floor(this.bodyTimeoutMs / 8))))
+    this.sweeper.unref()
+  }
+
+  private sweep(): void {
+    for (const call of this.watching) call.checkProgress()
+    if (this.watching.size === 0) this.stopSweeping()
+  }
+
+  private stopSweeping(): void {
+    if (this.sweeper === undefined) return
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
   }
 
   private newOperationId(): string {
@@ -167,7 +193,8 @@ export class OutboundCall {
   private fromUndiciCache = false
   private scanner: UsageScanner | null = null
   private bodyPrefix: BodyPrefix | null = null
-  private timer: NodeJS.Timeout | undefined
+  /** Whether its body is watched for progress (by the meter's sweeper). */
+  private watched = false
   private readonly attempt: number
   private readonly operationId: string | null
   done = false
@@ -213,9 +240,9 @@ export class OutboundCall {
 
   /** The body will be read: finish it if it makes no progress for `bodyTimeoutMs`. */
   watchBody(): void {
-    if (this.done || this.timer !== undefined) return
-    this.arm(this.meter.bodyTimeoutMs)
-    this.meter.watching.add(this)
+    if (this.done || this.watched) return
+    this.watched = true
+    this.meter.watch(this)
   }
 
   /** Records the call now, as the body bound would (the monitor is closing). */
@@ -223,17 +250,10 @@ export class OutboundCall {
     if (!this.done) this.record(null, this.responseBytes === 0 ? 'unread' : 'stalled', false)
   }
 
-  private arm(ms: number): void {
-    this.timer = setTimeout(() => this.checkProgress(), ms)
-    this.timer.unref()
-  }
-
-  private checkProgress(): void {
+  /** Finishes the call if its body made no progress for `bodyTimeoutMs` (the meter's sweeper asks). */
+  checkProgress(): void {
     if (this.done) return
-    const idle = this.clock.elapsedMs() - this.lastActivityMs
-    const bound = this.meter.bodyTimeoutMs
-    if (idle + 1 >= bound) this.record(null, this.responseBytes === 0 ? 'unread' : 'stalled', false)
-    else this.arm(bound - idle)
+    if (this.clock.elapsedMs() - this.lastActivityMs + 1 >= this.meter.bodyTimeoutMs) this.record(null, this.responseBytes === 0 ? 'unread' : 'stalled', false)
   }
 
   /** A piece of the response body passed to the application. */
@@ -249,7 +269,7 @@ export class OutboundCall {
         this.scanner = null
         this.meter.failed('a response body could not be scanned for usage', error)
       }
-    } else if (this.timer !== undefined) {
+    } else if (this.watched) {
       this.lastActivityMs = this.clock.elapsedMs()
     }
   }
@@ -258,7 +278,7 @@ export class OutboundCall {
   received(bytes: number): void {
     if (this.done) return
     this.responseBytes += bytes
-    if (this.timer !== undefined) this.lastActivityMs = this.clock.elapsedMs()
+    if (this.watched) this.lastActivityMs = this.clock.elapsedMs()
   }
 
   /** Undici's cache interceptor answered the request. */
@@ -283,10 +303,7 @@ export class OutboundCall {
 
   private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs?: number): void {
     this.done = true
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer)
-      this.meter.watching.delete(this)
-    }
+    if (this.watched) this.meter.watching.delete(this)
     try {
       this.meter.monitor.record(this.build(error, bodyEnd, complete, atMs))
     } catch (err) {

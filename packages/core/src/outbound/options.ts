@@ -62,7 +62,8 @@ export interface OutboundOptions {
   maxHosts?: number
   /**
    * A response body that does not end (nobody reads it, or it stalls) is finished after this many milliseconds
-   * without progress (100 … 3,600,000): the call is recorded with what was seen and marked
+   * without progress (100 … 3,600,000; checked every eighth of it, at least every 25 ms and at most every second,
+   * by one timer for all calls): the call is recorded with what was seen and marked
    * `metadata.body: 'unread'` (or `'stalled'` when part of it came). The body itself is not touched. A body watched on
    * undici's channels ends when its last byte arrives, read or not; a tapped body, when the application read it.
    * @default 60_000
