@@ -89,6 +89,7 @@ export {
   type SloIndicator,
   type SloWindow,
 } from './slos/slo.js'
+export { fromOpenSLO, OPENSLO_SOURCE, toOpenSLO } from './slos/openslo.js'
 export type { LatencyBound, SloAlertLevel, SloStatus } from './slos/status.js'
 export {
   DEFAULT_HEALTH_THRESHOLDS,

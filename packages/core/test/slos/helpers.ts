@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type CallInput, memoryStorage, type Monitor, type StorageAdapter } from '@apimeter/core'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
-import { freshSchema, testUrl } from '../../../storage-postgres/test/helpers.js'
+import { freshSchema, query, testUrl } from '../../../storage-postgres/test/helpers.js'
 
 /** Every storage the SLO behaviour is tested on. */
 export const SLO_STORAGES = ['memory', 'sqlite', 'postgres'] as const
@@ -14,13 +15,21 @@ const FOREVER = { raw: 'forever', hour: 'forever', day: 'forever', month: 'forev
 const cleanups: (() => Promise<void> | void)[] = []
 
 /** A fresh storage of a kind (a temporary SQLite file, a fresh PostgreSQL schema), keeping every call. */
-export async function makeSloStorage(kind: SloStorageKind, now: () => number): Promise<{ storage: StorageAdapter; db: string | undefined; schema?: string }> {
+export async function makeSloStorage(kind: SloStorageKind, now: () => number, options: { ownDatabase?: boolean } = {}): Promise<{ storage: StorageAdapter; db: string | undefined; schema?: string }> {
   if (kind === 'memory') return { storage: memoryStorage({ maxCalls: Infinity }), db: undefined }
   if (kind === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'apimeter-slos-'))
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
     const filename = join(dir, 'slos.db')
     return { storage: sqliteStorage({ filename, now, retention: FOREVER }), db: filename }
+  }
+  if (options.ownDatabase) {
+    // a database of its own, for the CLI, whose --db URL names no schema
+    const name = `slos_${randomBytes(5).toString('hex')}`
+    await query(`CREATE DATABASE ${name}`)
+    cleanups.push(() => query(`DROP DATABASE ${name} WITH (FORCE)`).then(() => undefined))
+    const url = testUrl().replace(/\/postgres$/, `/${name}`)
+    return { storage: postgresStorage({ connectionString: url, now, retention: FOREVER }), db: url }
   }
   const { schema, drop } = await freshSchema('slos')
   cleanups.push(drop)
