@@ -322,6 +322,7 @@ class MonitorImpl implements Monitor {
     uninstrument(this.outbound)
     this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
     await this.alerts.close(this.closeTimeoutMs)
+    await this.slos.close(this.closeTimeoutMs)
     await this.pipeline.close()
   }
 

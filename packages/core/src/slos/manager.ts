@@ -84,6 +84,18 @@ export class SloManager implements MonitorSlos {
     return this.synced
   }
 
+  /** Waits (at most `timeoutMs`) for a running sync, so a short-lived script still stores its definitions. */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.synced === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+      timer.unref()
+    })
+    await Promise.race([this.synced, limit])
+    clearTimeout(timer)
+  }
+
   async status(options: { name?: string | readonly string[] } = {}): Promise<SloStatus[]> {
     const wanted = options.name === undefined ? undefined : new Set(typeof options.name === 'string' ? [options.name] : options.name)
     if (wanted) {

@@ -204,7 +204,7 @@ const indicatorSchema = z.discriminatedUnion(
     z.strictObject({
       kind: z.literal('availability'),
       filter: filterSchema.optional(),
-      goodOutcomes: z.array(z.enum(OUTCOMES), { error: `a list of outcomes (${OUTCOMES.join(', ')})` }).min(1, { error: 'a non-empty list of outcomes' }).optional(),
+      goodOutcomes: z.array(z.enum(OUTCOMES, { error: `one of ${OUTCOMES.join(', ')}` }), { error: `a list of outcomes (${OUTCOMES.join(', ')})` }).min(1, { error: 'a non-empty list of outcomes' }).optional(),
     }),
     z.strictObject({
       kind: z.literal('latency'),
@@ -225,7 +225,7 @@ const windowDays = (w: string): number | undefined => {
 export const sloSchema = z.strictObject({
   name: z.string({ error: NAME }).regex(/^[A-Za-z0-9._-]{1,100}$/, { error: NAME }),
   objective: z.number({ error: OBJECTIVE }).gt(0, { error: OBJECTIVE }).lt(1, { error: OBJECTIVE }),
-  window: z.union([z.string().refine((w) => windowDays(w) !== undefined), z.strictObject({ calendar: z.literal('month') })], { error: WINDOW }),
+  window: z.union([z.string().refine((w) => windowDays(w) !== undefined, { error: WINDOW }), z.strictObject({ calendar: z.literal('month') })], { error: WINDOW }),
   indicator: indicatorSchema,
   description: z.string({ error: 'a string of at most 1000 characters' }).max(1000, { error: 'a string of at most 1000 characters' }).optional(),
   alerts: z.boolean({ error: 'true or false' }).optional(),
