@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { createMonitor, createStats, DEFAULT_HEALTH_THRESHOLDS, type Monitor, type SloDefinition } from '@apimeter/core'
-import { DAY, makeSloStorage, MINUTE, recordAt, removeSloStorages, testClock } from './helpers.js'
+import { DAY, makeSloStorage, MINUTE, recordAt, removeSloStorages, SLO_STORAGES, testClock } from './helpers.js'
 
 afterAll(removeSloStorages)
 
@@ -25,7 +25,7 @@ function seed(monitor: Monitor): void {
   at('hulk', 1, { route: '/api/pay', statusCode: 500 }, N - 5 * DAY) // 1 of 1 allowed: 0% left, critical
 }
 
-for (const kind of ['memory', 'sqlite'] as const) {
+for (const kind of SLO_STORAGES) {
   describe(`stats.health on ${kind} storage`, () => {
     const monitors: Monitor[] = []
     afterEach(async () => {
