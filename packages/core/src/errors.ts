@@ -31,6 +31,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  * - `INSTRUMENTATION_FAILED`: outbound metering hit an unexpected error (a custom cost function or cache detector
  *   threw, an unknown client shape…); the request itself went on untouched and the call may be missing fields.
+ * - `SLO_SYNC_FAILED`: the SLO definitions could not be stored (`apimeter_slos`); retried on the next
+ *   `monitor.slos.status()`. Status and burn alerts work without it; only the CLI needs the stored copy.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -53,6 +55,7 @@ export type ApimeterErrorCode =
   | 'ALERT_EVALUATION_FAILED'
   | 'ALERT_NOTIFICATION_FAILED'
   | 'INSTRUMENTATION_FAILED'
+  | 'SLO_SYNC_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -74,3 +74,30 @@ export {
   type NotifierInput,
   type WebhookNotifier,
 } from './alerts/rules.js'
+
+// SLOs and health
+export type { MonitorSlos } from './slos/manager.js'
+export {
+  type AvailabilityIndicator,
+  BURN_ALERTS,
+  BURN_WINDOWS,
+  type BurnWindow,
+  DEFAULT_BAD_OUTCOMES,
+  type LatencyIndicator,
+  type SloDefinition,
+  type SloFilter,
+  type SloIndicator,
+  type SloWindow,
+} from './slos/slo.js'
+export { fromOpenSLO, OPENSLO_SOURCE, toOpenSLO } from './slos/openslo.js'
+export type { LatencyBound, SloAlertLevel, SloStatus } from './slos/status.js'
+export {
+  DEFAULT_HEALTH_THRESHOLDS,
+  HEALTH_DIMENSIONS,
+  type HealthBounds,
+  type HealthQuery,
+  type HealthReason,
+  type HealthRow,
+  type HealthStatus,
+  type HealthThresholds,
+} from './stats/health.js'

@@ -35,6 +35,8 @@ const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
     setImmediate(() => port.close())
   },
   ...alertOperations(storage.alerts!),
+  'slos.syncSlos': ([list, now]) => storage.slos!.syncSlos(list, now),
+  'slos.list': () => storage.slos!.list(),
 }
 
 function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}`, (args: Args) => Promise<unknown>> {

@@ -6,7 +6,7 @@ import { type AggregateRow, LatencySketch, type StorageErrorClass } from '@apime
  * The worker also sends, unasked, the problems its storage handled in the background (a failed rollup run).
  */
 
-/** The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store). */
+/** The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store, `slos.x` of its SLO store). */
 export type Operation =
   | 'init'
   | 'writeCalls'
@@ -23,6 +23,8 @@ export type Operation =
   | 'alerts.events'
   | 'alerts.attempts'
   | 'alerts.latestRateLimits'
+  | 'slos.syncSlos'
+  | 'slos.list'
 
 /** Host → worker. */
 export interface Request {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
-import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, isValidated, packCalls, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
+import { type AlertStore, assertCallRecords, type SloStore, defaultErrorClass, errorMessage, isValidated, packCalls, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
 import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
 
@@ -167,12 +167,18 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     latestRateLimits: (filter, groupBy) => call('alerts.latestRateLimits', filter, groupBy),
   }
 
+  const slos: SloStore = {
+    syncSlos: (list, now) => call('slos.syncSlos', list, now),
+    list: () => call('slos.list'),
+  }
+
   return {
     name: 'sqlite',
     dialect: 'sqlite',
     db,
     capabilities: { durable: true, maxWriteConcurrency: 2 },
     alerts,
+    slos,
     attach(hooks) {
       reporters.add(hooks.report)
     },

@@ -5,6 +5,7 @@ import type { StorageAdapter } from '../storage/adapter.js'
 import { bucketStart } from '../time.js'
 import type { ResolvedRule } from './rules.js'
 import type { AlertStore } from '../storage/alert-store.js'
+import { measureSloBurn } from '../slos/alerts.js'
 
 /** The value of one group in the window; `null` means there was nothing to judge (no data). */
 export interface Measurement {
@@ -59,6 +60,8 @@ function valueOf(rule: ResolvedRule, s: StatsSummary): number | null {
       return rule.estimates === 'exclude' ? (Math.round(s.cost * 1e9) - Math.round(s.costEstimated * 1e9)) / 1e9 : s.cost
     case 'rate_limit':
       return s.requests / rule.limit!.requests
+    case 'slo_burn':
+      return null // measured by measureSloBurn
   }
 }
 
@@ -68,6 +71,7 @@ function valueOf(rule: ResolvedRule, s: StatsSummary): number | null {
  * headers through the alert store.
  */
 export async function measure(rule: ResolvedRule, storage: StorageAdapter, store: AlertStore, now: number): Promise<Measurement[]> {
+  if (rule.slo) return [{ group: '', keys: [], value: await measureSloBurn(storage, rule.slo.slo, rule.slo.severity, now) }]
   const filter = ruleFilter(rule, now)
   await ensureStorageReady(storage)
   if (rule.kind === 'rate_limit' && rule.limit === undefined) {

@@ -61,6 +61,8 @@ export function formatValue(kind: AlertKind, value: number | null): string {
       return `${value} requests`
     case 'status':
       return `${value} matching responses`
+    case 'slo_burn':
+      return `error budget burning at ${round(value)}× its alert bound`
   }
 }
 
@@ -68,6 +70,7 @@ function formatBound(kind: AlertKind, bound: number): string {
   if (kind === 'error_rate' || kind === 'rate_limit') return `${round(bound * 100)}%`
   if (kind === 'latency') return `${round(bound)} ms`
   if (kind === 'cost') return `$${round(bound, 4)}`
+  if (kind === 'slo_burn') return `${round(bound)}×`
   return String(bound)
 }
 

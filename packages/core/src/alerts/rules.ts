@@ -1,14 +1,19 @@
 import { z } from 'zod'
 import { intInRange } from '../validation.js'
 import { maskUrl } from '../call/route.js'
-import { filterShape, type StatsFilter } from '../stats/stats.js'
+import { filterShape } from '../stats/filter-shape.js'
+import type { StatsFilter } from '../stats/stats.js'
 import { type Dimension, DIMENSIONS } from '../storage/filter.js'
 import { parseDuration } from '../time.js'
+import type { ResolvedSlo } from '../slos/slo.js'
 
 /** The rule kinds. */
 export const ALERT_KINDS = ['error_rate', 'latency', 'requests', 'cost', 'rate_limit', 'status'] as const
-/** One of {@link ALERT_KINDS}. */
-export type AlertKind = (typeof ALERT_KINDS)[number]
+/**
+ * One of {@link ALERT_KINDS}, or `'slo_burn'`: the burn-rate alerts apimeter derives from each SLO (see docs/slos.md),
+ * which are not written as rules.
+ */
+export type AlertKind = (typeof ALERT_KINDS)[number] | 'slo_burn'
 /** Which latency statistic a `latency` rule watches. */
 export const LATENCY_STATS = ['avg', 'p50', 'p90', 'p95', 'p99', 'max'] as const
 /** What a rule does when its window holds no calls to judge (see {@link AlertRule.noData}). */
@@ -311,6 +316,8 @@ export interface ResolvedRule {
   filter: Record<string, unknown>
   /** The rule as given, for storage (secrets masked). */
   definition: Record<string, unknown>
+  /** `slo_burn` rules: the SLO and which of its burn alerts (page: critical, ticket: warning). */
+  slo?: { slo: ResolvedSlo; severity: 'page' | 'ticket' }
 }
 
 const FILTER_KEYS = ['service', 'direction', 'api', 'route', 'method', 'tenantId', 'userId', 'outcome', 'model', 'statusCode'] as const
@@ -333,7 +340,8 @@ const webhookObject = z.strictObject({
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
 const NOTIFIER = `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
-const notifier = z.union(
+/** The zod schema of one {@link NotifierInput} (alert rules and SLOs take the same). */
+export const notifierSchema = z.union(
   [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v), { error: NOTIFIER }), webhookObject],
   { error: NOTIFIER },
 )
@@ -359,7 +367,7 @@ export const alertRuleSchema = z
     keepFiringFor: duration.optional(),
     cooldown: positiveDuration.optional(),
     groupBy: z.union([dimension, z.array(dimension).min(1, { error: 'a dimension or a non-empty list of them' })], { error: `a dimension (${DIMENSIONS.join(', ')}) or a list of them` }).optional(),
-    notify: z.array(notifier, { error: 'a list of notifiers' }).optional(),
+    notify: z.array(notifierSchema, { error: 'a list of notifiers' }).optional(),
     noData: z.enum(NO_DATA_POLICIES, { error: `one of ${NO_DATA_POLICIES.join(', ')}` }).optional(),
     warn: z.number({ error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).gt(0, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).lt(1, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).optional(),
     percentile: z.enum(LATENCY_STATS, { error: `one of ${LATENCY_STATS.join(', ')}` }).optional(),
@@ -428,7 +436,7 @@ function expandCodes(codes: readonly (number | string)[]): number[] {
   return [...out].sort((a, b) => a - b)
 }
 
-function resolveNotifier(n: z.infer<typeof notifier>): ResolvedNotifier {
+export function resolveNotifier(n: z.infer<typeof notifierSchema>): ResolvedNotifier {
   if (n === 'log') return { type: 'log' }
   const o = typeof n === 'string' ? { webhook: n.slice('webhook:'.length) } : n
   return {

@@ -20,6 +20,7 @@ const RANK: Record<AlertSeverity, number> = { warning: 1, critical: 2 }
 
 /** The level of a value for a rule: 2 past the threshold, 1 past the warn fraction, else 0. */
 export function levelOf(rule: ResolvedRule, value: number): 0 | 1 | 2 {
+  if (rule.slo?.severity === 'ticket') return value >= rule.threshold ? 1 : 0
   if (rule.when === 'below') return value < rule.threshold ? 2 : 0
   if (value >= rule.threshold) return 2
   if (rule.warn !== undefined && value >= rule.threshold * rule.warn) return 1

@@ -3,6 +3,10 @@ import { parseArgs } from 'node:util'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/migrator.js'
 import { VERSION } from '../version.js'
+import { slosFromRecords } from '../slos/manager.js'
+import { type SloStatus, sloStatus } from '../slos/status.js'
+import type { StorageAdapter } from '../storage/adapter.js'
+import { resolveTime } from '../time.js'
 
 /** Where the CLI writes; replaced in tests. */
 export interface CliIO {
@@ -24,7 +28,8 @@ export const EXIT = {
 
 const EXIT_CODES_HELP = `Exit codes:
   0  success
-  1  the command ran and found a problem (pending, failed or unknown migrations; a migration failed)
+  1  the command ran and found a problem (pending, failed or unknown migrations; a migration failed;
+     an SLO's error budget exhausted)
   2  the command line was wrong (unknown command or option, bad --db)
   3  the database could not be opened or written (missing, read-only, unreachable, driver not installed)`
 
@@ -39,6 +44,7 @@ Commands:
   migrate down     Revert the newest applied migration
   migrate status   List applied and pending migrations (exit 1 when any is pending)
   rollups rebuild  Recompute the rollups of a time range from the raw calls
+  slos status      Status of the stored SLOs (exit 1 when an error budget is exhausted)
   help             Show this help
 
 Options:
@@ -95,6 +101,31 @@ Example:
   apimeter rollups rebuild --db ./apimeter.db --from 2026-01-01 --to 2026-03-01
 `
 
+const SLOS_HELP = `Usage:
+  apimeter slos status --db <database> [--name <slo>]… [--at <time>] [--json]
+
+Computes the status of the SLOs stored in the database (apimeter_slos, written by every monitor created with
+slos: […]) from its exact counts: SLI, good / total, error budget consumed and remaining, burn rates over
+5m, 30m, 1h, 6h, 1d and 3d, the burn-alert level (none, ticket, page) and the window's coverage.
+Exits 1 when any error budget is exhausted, so a deploy pipeline can gate on it.
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --name <slo>      Only this SLO (repeatable)
+  --at <time>       Compute as of this time (ISO-8601 or relative such as -1d; default now)
+  --json            Print the statuses as JSON
+  -h, --help        Show this help
+
+Exit codes:
+  0  every selected SLO has error budget left
+  1  an error budget is exhausted, no SLO is stored, or a --name is not stored
+  2  the command line was wrong
+  3  the database could not be opened (missing, unreachable, driver not installed)
+
+Example:
+  apimeter slos status --db ./apimeter.db --name checkout-availability || exit 1
+`
+
 /** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
 interface MigratableStorage {
   migrate(to?: MigrationTarget): Promise<MigrationReport>
@@ -102,6 +133,9 @@ interface MigratableStorage {
   rebuildRollups(range: { from: string; to: string }): Promise<{ from: Date; to: Date; calls: number }>
   close(): Promise<void>
 }
+
+/** What `slos status` needs besides: the storage's aggregates and its SLO store. */
+type SloStorage = MigratableStorage & StorageAdapter
 
 type Target = { kind: 'sqlite'; filename: string } | { kind: 'postgres'; url: string }
 
@@ -235,6 +269,68 @@ async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<numbe
   }
 }
 
+async function slosCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: { db: { type: 'string' }, name: { type: 'string', multiple: true }, at: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    })
+  } catch (error) {
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    io.out(SLOS_HELP)
+    return EXIT.ok
+  }
+  const [sub, ...extra] = positionals
+  if (sub !== 'status') {
+    throw new CliError(`${sub === undefined ? 'slos needs a subcommand: status' : `unknown slos subcommand '${sub}' (expected status)`}\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
+  }
+  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
+  const at = values.at === undefined ? Date.now() : resolveTime(values.at, Date.now())
+  if (at === undefined) throw new CliError(`--at must be an ISO-8601 date/time or a relative time such as -1d, got "${values.at}"`, EXIT.usage)
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`slos status needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const storage = (await openStorage(parseDatabaseArgument(db), true)) as SloStorage
+  try {
+    const records = await storage.slos!.list()
+    const invalid: string[] = []
+    let slos = slosFromRecords(records, (name, message) => invalid.push(`stored SLO '${name}' is not valid for this apimeter: ${message}`))
+    for (const line of invalid) io.err(`apimeter: ${line}\n`)
+    const missing = (values.name ?? []).filter((n) => !slos.some((s) => s.name === n))
+    if (values.name) slos = slos.filter((s) => values.name!.includes(s.name))
+    const statuses = await Promise.all(slos.map((s) => sloStatus(storage, s, at)))
+    if (values.json) io.out(`${JSON.stringify(statuses, null, 2)}\n`)
+    else for (const s of statuses) io.out(formatSloStatus(s))
+    for (const n of missing) io.err(`apimeter: no SLO named '${n}' is stored (stored: ${records.map((r) => r.name).join(', ') || 'none'})\n`)
+    if (records.length === 0) io.err(`apimeter: no SLOs are stored in this database (a monitor created with slos: […] stores them)\n`)
+    const exhausted = statuses.filter((s) => s.budget.exhausted)
+    if (exhausted.length > 0 && !values.json) io.err(`apimeter: error budget exhausted: ${exhausted.map((s) => s.name).join(', ')}\n`)
+    return exhausted.length > 0 || missing.length > 0 || invalid.length > 0 || statuses.length === 0 ? EXIT.problem : EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
+const pct = (v: number): string => `${(Math.round(v * 10_000) / 100).toFixed(2)}%`
+
+/** One SLO's status as a few lines of text. */
+export function formatSloStatus(s: SloStatus): string {
+  const burn = Object.entries(s.burnRates).map(([w, r]) => `${w} ${Math.round(r * 100) / 100}×`).join('  ')
+  const state = s.budget.exhausted ? 'EXHAUSTED' : s.alert === 'none' ? 'ok' : s.alert.toUpperCase()
+  return [
+    `${s.name}  ${state}`,
+    `  objective ${pct(s.objective)} over ${s.window}  sli ${s.sli === null ? 'no data' : pct(s.sli)}  good ${s.good} of ${s.total}`,
+    `  budget consumed ${pct(s.budget.consumed)}  remaining ${pct(s.budget.remaining)}  (allowed ${Math.round(s.budget.allowed * 100) / 100} bad calls)`,
+    `  burn ${burn}  alert ${s.alert}  coverage ${pct(s.coverage)}`,
+    ...(s.latencyBound ? [`  latency bound: calls up to ${Math.round(s.latencyBound.edgeMs * 100) / 100} ms may count as good (${s.latencyBound.uncertain} uncertain)`] : []),
+    '',
+  ].join('\n')
+}
+
 async function migrateCommand(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed
   try {
@@ -315,6 +411,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     }
     if (first === 'migrate') return await migrateCommand(rest, io)
     if (first === 'rollups') return await rollupsCommand(rest, io)
+    if (first === 'slos') return await slosCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {

@@ -1,6 +1,9 @@
 import { AlertManager, type AlertHealth, type MonitorAlerts } from '../alerts/alert-manager.js'
 import type { AlertEvent } from '../alerts/notifiers.js'
 import { resolveRule } from '../alerts/rules.js'
+import { sloBurnRules } from '../slos/alerts.js'
+import { type MonitorSlos, SloManager } from '../slos/manager.js'
+import { resolveSlo, type SloDefinition } from '../slos/slo.js'
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
 import { type ResolvedClock, resolveClock } from '../clock.js'
@@ -51,6 +54,14 @@ export interface Monitor extends CallRecorder {
    * ```
    */
   readonly alerts: MonitorAlerts
+  /**
+   * Status of the `slos` (SLI, error budget, burn rates, alert level, coverage).
+   * @example
+   * ```ts
+   * const exhausted = (await monitor.slos.status()).filter((s) => s.budget.exhausted)
+   * ```
+   */
+  readonly slos: MonitorSlos
   /**
    * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
    * and reported as an `error` event.
@@ -180,6 +191,7 @@ class MonitorImpl implements Monitor {
   readonly storage: StorageAdapter
   readonly stats: Stats
   readonly alerts: AlertManager
+  readonly slos: SloManager
   private readonly clock: ResolvedClock
   private readonly pipeline: WritePipeline
   private readonly emitter: SafeEmitter<MonitorEvents>
@@ -224,10 +236,13 @@ class MonitorImpl implements Monitor {
       (error) => this.report(error),
     )
     this.storage.attach?.({ report: (error) => this.report(error) })
-    this.stats = createStats(this.storage, { clock: this.clock })
+    const slos = ((parsed.slos ?? []) as SloDefinition[]).map(resolveSlo)
+    this.stats = createStats(this.storage, { clock: this.clock, slos: parsed.slos as SloDefinition[] | undefined })
     const logger = parsed.logger
+    this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error) })
+    this.slos.start()
     this.alerts = new AlertManager({
-      rules: (parsed.alerts ?? []).map(resolveRule),
+      rules: [...(parsed.alerts ?? []).map(resolveRule), ...sloBurnRules(slos)],
       storage: this.storage,
       intervalMs: parsed.alertIntervalMs ?? DEFAULTS.alertIntervalMs,
       now: this.clock.now,
@@ -307,6 +322,7 @@ class MonitorImpl implements Monitor {
     uninstrument(this.outbound)
     this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
     await this.alerts.close(this.closeTimeoutMs)
+    await this.slos.close(this.closeTimeoutMs)
     await this.pipeline.close()
   }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import type { AlertEvent } from '../alerts/notifiers.js'
 import { type AlertRule, alertRulesSchema } from '../alerts/rules.js'
+import { type SloDefinition, slosSchema } from '../slos/slo.js'
+import { sloAlertName } from '../slos/alerts.js'
 import type { Clock } from '../clock.js'
 import { apisSchema, type OutboundOptions, outboundOptionsSchema } from '../outbound/options.js'
 import type { ApiDefinition } from '../outbound/registry.js'
@@ -194,6 +196,18 @@ export interface MonitorOptions {
    */
   onAlert?: (event: AlertEvent) => unknown
   /**
+   * Service level objectives (see `SloDefinition` and docs/slos.md): `monitor.slos.status()` computes each one's
+   * SLI, error budget and burn rates from exact counts; page and ticket burn-rate alerts run with the alert rules
+   * (named `slo:<name>:page` / `slo:<name>:ticket`, every `alertIntervalMs`). The definitions are stored
+   * (`apimeter_slos`) so `apimeter slos status` can read them.
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ slos: [{ name: 'checkout-availability', objective: 0.999, window: '30d', indicator: { kind: 'availability', filter: { route: '/checkout' } } }] })
+   * ```
+   */
+  slos?: readonly SloDefinition[]
+  /**
    * The outbound API registry: which requests belong to which API (URL prefix, host or RegExp), their route
    * templates, cost model and documented limits. Unregistered hosts are grouped by host.
    * @default []
@@ -263,10 +277,15 @@ export const monitorOptionsSchema = z
     alerts: alertRulesSchema.optional(),
     alertIntervalMs: intInRange(10, 86_400_000, 'a whole number of milliseconds from 10 to 86,400,000').optional(),
     onAlert: z.custom<(event: AlertEvent) => unknown>((v) => typeof v === 'function', { error: 'a function' }).optional(),
+    slos: slosSchema.optional(),
     apis: apisSchema.optional(),
     outbound: outboundOptionsSchema.optional(),
   })
   .superRefine((options, ctx) => {
+    const sloAlerts = new Set((options.slos ?? []).flatMap((s) => [sloAlertName(s.name, 'page'), sloAlertName(s.name, 'ticket')]))
+    options.alerts?.forEach((rule, i) => {
+      if (sloAlerts.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['alerts', i, 'name'], message: `a name other than those of the SLO burn alerts ('slo:<slo name>:page' / ':ticket')`, input: rule.name })
+    })
     const batchSize = options.batchSize ?? DEFAULTS.batchSize
     const maxBufferSize = options.maxBufferSize ?? DEFAULTS.maxBufferSize
     if (maxBufferSize < batchSize) {

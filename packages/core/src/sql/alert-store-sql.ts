@@ -93,18 +93,23 @@ function toEvent(r: EventRow): AlertEventRecord {
   }
 }
 
+/** Runs a store operation once the storage is ready, on the connection to itself when the driver needs that. */
+export function readyThenExclusive(ctx: SqlAlertStoreContext): <T>(fn: () => Promise<T>) => Promise<T> {
+  return async (fn) => {
+    await ctx.ready()
+    return ctx.exclusive(fn)
+  }
+}
+
 /**
  * The alert store of the SQL storages, over the documented alert tables (docs/schema.md). A state write is a
  * compare-and-set on `version` in one transaction with the event it causes, so with several processes on one
  * database each transition is written, and therefore notified, once.
  */
 export function createSqlAlertStore(ctx: SqlAlertStoreContext): AlertStore {
-  const { db, dialect, exclusive } = ctx
+  const { db, dialect } = ctx
   const json = (text: string) => dialect.json(text)
-  const run = async <T>(fn: () => Promise<T>): Promise<T> => {
-    await ctx.ready()
-    return exclusive(fn)
-  }
+  const run = readyThenExclusive(ctx)
 
   return {
     syncRules(rules, now) {

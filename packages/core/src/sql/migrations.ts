@@ -41,19 +41,26 @@ function registryTables(d: SqlDialect): string[] {
   ]
 }
 
-/** Alert rules, the state of each rule instance, the transitions, and each notification attempt. */
-function alertTables(d: SqlDialect): string[] {
+/** The rule kinds `0001_initial` allowed in `apimeter_alert_rules.kind`; `0007_slos` adds `slo_burn`. */
+const RULE_KINDS_0001 = ['error_rate', 'latency', 'requests', 'cost', 'rate_limit', 'status']
+const RULE_KINDS_0007 = [...RULE_KINDS_0001, 'slo_burn']
+
+function alertRulesTable(d: SqlDialect, name: string, kinds: readonly string[]): string {
   const t = d.types
-  return [
-    `CREATE TABLE ${TABLES.alertRules} (
+  return `CREATE TABLE ${name} (
     name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('error_rate', 'latency', 'requests', 'cost', 'rate_limit', 'status')),
+    kind TEXT NOT NULL CHECK (kind IN (${kinds.map((k) => `'${k}'`).join(', ')})),
     definition ${t.json} NOT NULL,
     enabled SMALLINT NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
     created_at ${t.bigint} NOT NULL,
     updated_at ${t.bigint} NOT NULL
-)`,
-    `CREATE TABLE ${TABLES.alertState} (
+)`
+}
+
+/** `apimeter_alert_state` as `0001_initial` created it (0003 adds severity and active_at). */
+function alertStateTable(d: SqlDialect): string {
+  const t = d.types
+  return `CREATE TABLE ${TABLES.alertState} (
     rule_name TEXT NOT NULL REFERENCES ${TABLES.alertRules} (name) ON DELETE CASCADE,
     group_key TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL CHECK (state IN ('inactive', 'pending', 'firing')),
@@ -65,7 +72,56 @@ function alertTables(d: SqlDialect): string[] {
     resolved_at ${t.bigint},
     version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (rule_name, group_key)
-)`,
+)`
+}
+
+/**
+ * Lets `apimeter_alert_rules.kind` take `kinds`. PostgreSQL swaps the check constraint. SQLite cannot alter a
+ * constraint, so the table is rebuilt; `apimeter_alert_state` references it (with ON DELETE CASCADE), so its rows
+ * are set aside and restored around the rebuild instead of being cascaded away.
+ */
+function ruleKindsCheck(d: SqlDialect, kinds: readonly string[]): string[] {
+  const list = kinds.map((k) => `'${k}'`).join(', ')
+  if (d.name === 'postgres') {
+    return [
+      `ALTER TABLE ${TABLES.alertRules} DROP CONSTRAINT ${TABLES.alertRules}_kind_check`,
+      `ALTER TABLE ${TABLES.alertRules} ADD CONSTRAINT ${TABLES.alertRules}_kind_check CHECK (kind IN (${list}))`,
+    ]
+  }
+  const rulesTmp = `${TABLES.alertRules}_rebuild`
+  const stateTmp = `${TABLES.alertState}_rebuild`
+  const stateColumns = 'rule_name, group_key, state, value, pending_since, firing_since, last_evaluated_at, last_notified_at, resolved_at, version, severity, active_at'
+  return [
+    `CREATE TABLE ${stateTmp} AS SELECT ${stateColumns} FROM ${TABLES.alertState}`,
+    `DROP TABLE ${TABLES.alertState}`,
+    alertRulesTable(d, rulesTmp, kinds),
+    `INSERT INTO ${rulesTmp} (name, kind, definition, enabled, created_at, updated_at) SELECT name, kind, definition, enabled, created_at, updated_at FROM ${TABLES.alertRules}`,
+    `DROP TABLE ${TABLES.alertRules}`,
+    `ALTER TABLE ${rulesTmp} RENAME TO ${TABLES.alertRules}`,
+    alertStateTable(d),
+    ...alertSeverityColumns(d).slice(0, 2),
+    `INSERT INTO ${TABLES.alertState} (${stateColumns}) SELECT ${stateColumns} FROM ${stateTmp}`,
+    `DROP TABLE ${stateTmp}`,
+  ]
+}
+
+/** SLO definitions (`0007_slos`). */
+function sloTable(d: SqlDialect): string {
+  const t = d.types
+  return `CREATE TABLE ${TABLES.slos} (
+    name TEXT PRIMARY KEY,
+    definition ${t.json} NOT NULL,
+    created_at ${t.bigint} NOT NULL,
+    updated_at ${t.bigint} NOT NULL
+)`
+}
+
+/** Alert rules, the state of each rule instance, the transitions, and each notification attempt. */
+function alertTables(d: SqlDialect): string[] {
+  const t = d.types
+  return [
+    alertRulesTable(d, TABLES.alertRules, RULE_KINDS_0001),
+    alertStateTable(d),
     `CREATE TABLE ${TABLES.alertEvents} (
     id ${d.ddl.pk},
     rule_name TEXT NOT NULL,
@@ -248,6 +304,17 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       },
       async down(db) {
         await run(db, [`DROP TABLE ${TABLES.rollup5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'fine_horizon'`])
+      },
+    },
+    {
+      // SLO definitions, so `apimeter slos status` computes status from the database alone; and the `slo_burn` rule
+      // kind, under which each SLO's page and ticket burn-rate alerts keep their state and history.
+      name: '0007_slos',
+      async up(db) {
+        await run(db, [sloTable(dialect), ...ruleKindsCheck(dialect, RULE_KINDS_0007)])
+      },
+      async down(db) {
+        await run(db, [`DELETE FROM ${TABLES.alertRules} WHERE kind = 'slo_burn'`, ...ruleKindsCheck(dialect, RULE_KINDS_0001), `DROP TABLE ${TABLES.slos}`])
       },
     },
   ]

@@ -27,6 +27,7 @@ export const TABLES = {
   alertState: 'apimeter_alert_state',
   alertEvents: 'apimeter_alert_events',
   alertNotifications: 'apimeter_alert_notifications',
+  slos: 'apimeter_slos',
   migrations: 'apimeter_migrations',
   migrationLock: 'apimeter_migrations_lock',
 } as const

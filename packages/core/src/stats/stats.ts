@@ -1,14 +1,19 @@
 import { z } from 'zod'
 import { emptyAggregate, mergeAggregate, type StatsSummary, toSummary } from '../storage/aggregate.js'
-import { DIRECTIONS, type Direction } from '../call/fields.js'
+import type { Direction } from '../call/fields.js'
 import { type Clock, resolveClock } from '../clock.js'
 import { ApimeterError, describeValue } from '../errors.js'
-import { OUTCOMES, type Outcome } from '../call/outcome.js'
+import type { Outcome } from '../call/outcome.js'
 import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../storage/filter.js'
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
 import { type StorageAdapter, SUM_ORDERS, type TopGroups } from '../storage/adapter.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
 import { intInRange, parseOrThrow } from '../validation.js'
+import { filterShape } from './filter-shape.js'
+import { computeHealth, type HealthQuery, healthQuerySchema, type HealthRow } from './health.js'
+import { parseSlos, type SloDefinition } from '../slos/slo.js'
+
+export { filterShape }
 
 /** The key shown for calls whose grouped field is empty (no tenant, no model, no status code…). */
 export const NO_VALUE_KEY = '(none)'
@@ -132,6 +137,16 @@ export interface Stats {
    * ```
    */
   breakdown(query: BreakdownQuery): Promise<BreakdownRow[]>
+  /**
+   * `healthy`, `degraded` or `critical` per tenant, API or route, with the reasons: server-side error rate and p95
+   * over the range (default the last hour), and the remaining error budget of each SLO for the key. See
+   * docs/slos.md for the thresholds and their defaults.
+   * @example
+   * ```ts
+   * for (const t of await stats.health({ by: 'tenant', from: '-1h' })) if (t.status !== 'healthy') console.log(t.key, t.reasons)
+   * ```
+   */
+  health(query: HealthQuery): Promise<HealthRow[]>
 }
 
 /** Options of {@link createStats}. */
@@ -145,32 +160,19 @@ export interface CreateStatsOptions {
    * ```
    */
   clock?: Clock
+  /**
+   * SLOs whose remaining budget `health()` judges per key, unless a query gives its own.
+   * @default []
+   * @example
+   * ```ts
+   * createStats(storage, { slos: [{ name: 'checkout', objective: 0.999, window: '30d', indicator: { kind: 'availability', filter: { route: '/checkout' } } }] })
+   * ```
+   */
+  slos?: readonly SloDefinition[]
 }
 
 const MAX_FILL_BUCKETS = 100_000
 
-const timeInput = z.union([z.date(), z.number(), z.string()], {
-  error: `a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h'`,
-})
-function listOf<T extends z.ZodType>(item: T, expected: string) {
-  return z.union([item, z.array(item)], { error: expected }).optional()
-}
-const nonEmpty = z.string().min(1)
-/** The zod fields of a stats filter; alert rules accept the same ones (but `from` / `to`). */
-export const filterShape = {
-  from: timeInput.optional(),
-  to: timeInput.optional(),
-  service: listOf(nonEmpty, 'a service name or a list of them'),
-  direction: listOf(z.enum(DIRECTIONS), `'inbound', 'outbound' or a list of them`),
-  api: listOf(nonEmpty.nullable(), 'an API name, null, or a list of them'),
-  route: listOf(nonEmpty, 'a route template or a list of them'),
-  method: listOf(nonEmpty, 'an HTTP method or a list of them'),
-  tenantId: listOf(nonEmpty.nullable(), 'a tenant id, null, or a list of them'),
-  userId: listOf(nonEmpty.nullable(), 'a user id, null, or a list of them'),
-  outcome: listOf(z.enum(OUTCOMES), `an outcome (${OUTCOMES.join(', ')}) or a list of them`),
-  model: listOf(nonEmpty.nullable(), 'a model name, null, or a list of them'),
-  statusCode: listOf(z.number().int().min(100).max(999).nullable(), 'an HTTP status code, null, or a list of them'),
-}
 const filterSchema = z.strictObject(filterShape)
 const dimension = z.enum(DIMENSIONS, { error: `one of ${DIMENSIONS.join(', ')}` })
 const timeseriesSchema = z.strictObject({
@@ -287,6 +289,7 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
     throw new ApimeterError('INVALID_OPTIONS', `createStats(storage) needs a storage adapter (memoryStorage(), sqliteStorage(), …), got ${describeValue(storage)}`)
   }
   const clock = resolveClock(options.clock)
+  const slos = options.slos === undefined ? [] : parseSlos(options.slos, 'createStats.options.slos')
 
   const parse = <T>(schema: z.ZodType<T>, input: unknown): T => parseOrThrow(schema, input ?? {}, 'query', 'INVALID_QUERY')
 
@@ -372,6 +375,11 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
         return compareStrings(a.key, b.key)
       })
       return parsed.limit === undefined ? out : out.slice(0, parsed.limit)
+    },
+
+    async health(query) {
+      const parsed = parse(healthQuerySchema, query)
+      return computeHealth(storage, parsed, clock.now(), slos)
     },
   }
 }

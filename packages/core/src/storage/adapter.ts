@@ -1,5 +1,6 @@
 import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
+import type { SloStore } from './slo-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { PackedCalls } from '../call/packed.js'
@@ -95,5 +96,10 @@ export interface StorageAdapter {
    * it a monitor keeps alert state in memory, for the life of the process.
    */
   readonly alerts?: AlertStore
+  /**
+   * Stored SLO definitions (memory, SQLite and PostgreSQL storages have it). Without it a monitor keeps them in
+   * memory, and `apimeter slos status` cannot read them.
+   */
+  readonly slos?: SloStore
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { addCall } from './aggregate.js'
 import { memoryAlertStore } from './alert-store.js'
+import { memorySloStore } from './slo-store.js'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError } from '../errors.js'
@@ -59,10 +60,12 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
   }
 
   const alerts = memoryAlertStore(() => rows)
+  const slos = memorySloStore()
 
   return {
     name: 'memory',
     alerts,
+    slos,
     capabilities: { durable: false },
     get size() {
       return rows.length

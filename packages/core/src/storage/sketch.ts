@@ -107,6 +107,24 @@ export class LatencySketch {
   }
 
   /**
+   * How many durations are at or under `thresholdMs`, as far as the buckets tell: `atOrBelow` counts every bucket up
+   * to the one holding the threshold, so it includes every duration <= `thresholdMs` and possibly some of the
+   * `edge` durations of that bucket, which lie in (`thresholdMs`, `edgeMs`] with `edgeMs < thresholdMs * γ`
+   * (γ = 1.01005…). The exact count is therefore in [`atOrBelow - edge`, `atOrBelow`].
+   */
+  countAtOrBelow(thresholdMs: number): { atOrBelow: number; edge: number; edgeMs: number } {
+    const bucket = latencyBucket(thresholdMs)
+    if (bucket === ZERO_BUCKET) return { atOrBelow: this.zero, edge: 0, edgeMs: 0 }
+    let atOrBelow = this.zero
+    let edge = 0
+    for (let i = 0; i < this.counts.length && i + this.offset <= bucket; i++) {
+      atOrBelow += this.counts[i]!
+      if (i + this.offset === bucket) edge = this.counts[i]!
+    }
+    return { atOrBelow, edge, edgeMs: Math.pow(GAMMA, bucket) }
+  }
+
+  /**
    * Several quantiles at once (each 0..1), nearest-rank. `min`/`max`, when known exactly, clamp the estimates and
    * are returned as-is for the first and last rank, so p0 and p100 are exact. Returns NaN for each quantile of an
    * empty sketch.
