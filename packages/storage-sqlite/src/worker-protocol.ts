@@ -6,7 +6,7 @@ import { type AggregateRow, LatencySketch, type StorageErrorClass } from '@apime
  * The worker also sends, unasked, the problems its storage handled in the background (a failed rollup run).
  */
 
-/** The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store). */
+/** The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store, `probes.x` of its probe store). */
 export type Operation =
   | 'init'
   | 'writeCalls'
@@ -23,6 +23,14 @@ export type Operation =
   | 'alerts.events'
   | 'alerts.attempts'
   | 'alerts.latestRateLimits'
+  | 'probes.syncProbes'
+  | 'probes.definitions'
+  | 'probes.claim'
+  | 'probes.release'
+  | 'probes.states'
+  | 'probes.record'
+  | 'probes.checks'
+  | 'probes.incidents'
 
 /** Host → worker. */
 export interface Request {

@@ -332,8 +332,10 @@ const webhookObject = z.strictObject({
   backoffMs: z.number({ error: 'a number of milliseconds from 0 to 60,000' }).min(0, { error: 'a number of milliseconds from 0 to 60,000' }).max(60_000, { error: 'a number of milliseconds from 0 to 60,000' }).optional(),
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
+/** The accepted shapes of a notifier, for messages. */
 const NOTIFIER = `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
-const notifier = z.union(
+/** The zod schema of one {@link NotifierInput} (alert rules and probes take the same notifiers). */
+export const notifierSchema = z.union(
   [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v), { error: NOTIFIER }), webhookObject],
   { error: NOTIFIER },
 )
@@ -359,7 +361,7 @@ export const alertRuleSchema = z
     keepFiringFor: duration.optional(),
     cooldown: positiveDuration.optional(),
     groupBy: z.union([dimension, z.array(dimension).min(1, { error: 'a dimension or a non-empty list of them' })], { error: `a dimension (${DIMENSIONS.join(', ')}) or a list of them` }).optional(),
-    notify: z.array(notifier, { error: 'a list of notifiers' }).optional(),
+    notify: z.array(notifierSchema, { error: 'a list of notifiers' }).optional(),
     noData: z.enum(NO_DATA_POLICIES, { error: `one of ${NO_DATA_POLICIES.join(', ')}` }).optional(),
     warn: z.number({ error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).gt(0, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).lt(1, { error: 'a fraction greater than 0 and less than 1 (0.8 = warn at 80% of the threshold)' }).optional(),
     percentile: z.enum(LATENCY_STATS, { error: `one of ${LATENCY_STATS.join(', ')}` }).optional(),
@@ -428,7 +430,8 @@ function expandCodes(codes: readonly (number | string)[]): number[] {
   return [...out].sort((a, b) => a - b)
 }
 
-function resolveNotifier(n: z.infer<typeof notifier>): ResolvedNotifier {
+/** A validated notifier with its defaults filled in. */
+export function resolveNotifier(n: z.infer<typeof notifierSchema>): ResolvedNotifier {
   if (n === 'log') return { type: 'log' }
   const o = typeof n === 'string' ? { webhook: n.slice('webhook:'.length) } : n
   return {

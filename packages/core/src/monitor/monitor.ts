@@ -1,6 +1,8 @@
 import { AlertManager, type AlertHealth, type MonitorAlerts } from '../alerts/alert-manager.js'
 import type { AlertEvent } from '../alerts/notifiers.js'
 import { resolveRule } from '../alerts/rules.js'
+import { resolveProbe } from '../probes/options.js'
+import { type IncidentEvent, type MonitorProbes, type ProbeHealth, ProbeManager } from '../probes/probe-manager.js'
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
 import { type ResolvedClock, resolveClock } from '../clock.js'
@@ -30,6 +32,8 @@ export interface MonitorEvents {
   error: (error: ApimeterError) => unknown
   /** An alert fired (or escalated, or repeated after its cooldown) or resolved; sent once per transition. */
   alert: (event: AlertEvent) => unknown
+  /** A probe's incident opened or resolved; sent once per transition across the monitors sharing the storage. */
+  incident: (event: IncidentEvent) => unknown
 }
 
 /**
@@ -52,6 +56,15 @@ export interface Monitor extends CallRecorder {
    */
   readonly alerts: MonitorAlerts
   /**
+   * Checks, incidents and uptime of the `probes`, and heartbeats.
+   * @example
+   * ```ts
+   * const { timeRatio } = await monitor.probes.uptime({ name: 'payments', from: '-30d' })
+   * await monitor.probes.heartbeat('nightly-export')
+   * ```
+   */
+  readonly probes: MonitorProbes
+  /**
    * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
    * and reported as an `error` event.
    * @example
@@ -71,13 +84,13 @@ export interface Monitor extends CallRecorder {
    */
   startCall(start: CallStart): CallHandle
   /**
-   * Counters of the write path, and of alert evaluation and notification (`alerts`).
+   * Counters of the write path, of alert evaluation and notification (`alerts`), and of the probe runner (`probes`).
    * @example
    * ```ts
-   * const { queued, dropped, lastError, alerts } = monitor.health()
+   * const { queued, dropped, lastError, alerts, probes } = monitor.health()
    * ```
    */
-  health(): MonitorHealth & { alerts: AlertHealth }
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth }
   /**
    * Resolves when every call recorded before it is written. With `timeoutMs`, rejects with `FLUSH_TIMEOUT` when
    * the storage does not accept them in time (they stay buffered).
@@ -180,6 +193,7 @@ class MonitorImpl implements Monitor {
   readonly storage: StorageAdapter
   readonly stats: Stats
   readonly alerts: AlertManager
+  readonly probes: ProbeManager
   private readonly clock: ResolvedClock
   private readonly pipeline: WritePipeline
   private readonly emitter: SafeEmitter<MonitorEvents>
@@ -226,6 +240,11 @@ class MonitorImpl implements Monitor {
     this.storage.attach?.({ report: (error) => this.report(error) })
     this.stats = createStats(this.storage, { clock: this.clock })
     const logger = parsed.logger
+    // what the alert and probe runners report through, and where their `log` notifier writes
+    const background = {
+      report: (error: ApimeterError) => this.report(error),
+      log: (line: string) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
+    }
     this.alerts = new AlertManager({
       rules: (parsed.alerts ?? []).map(resolveRule),
       storage: this.storage,
@@ -234,10 +253,19 @@ class MonitorImpl implements Monitor {
       service: this.service,
       onAlert: parsed.onAlert,
       emit: (event) => this.emitter.emit('alert', event),
-      report: (error) => this.report(error),
-      log: (line) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
+      ...background,
     })
     this.alerts.start()
+    this.probes = new ProbeManager({
+      probes: (parsed.probes ?? []).map(resolveProbe),
+      storage: this.storage,
+      clock: this.clock,
+      service: this.service,
+      onIncident: parsed.onIncident,
+      emit: (event) => this.emitter.emit('incident', event),
+      ...background,
+    })
+    if (parsed.runProbes !== false) this.probes.start()
     this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {}, parsed.redact?.paths)
     this.fetch = createMeteredFetch(this.outbound, (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init), undefined)
     if (parsed.flushOnExit !== false) {
@@ -262,7 +290,7 @@ class MonitorImpl implements Monitor {
     return new RunningCall(this, this.clock, start)
   }
 
-  health(): MonitorHealth & { alerts: AlertHealth } {
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth } {
     const p = this.pipeline
     return {
       queued: p.queued,
@@ -274,6 +302,7 @@ class MonitorImpl implements Monitor {
       listenerFailures: this.listenerFailures,
       lastError: p.lastError,
       alerts: this.alerts.health(),
+      probes: this.probes.health(),
     }
   }
 
@@ -306,7 +335,7 @@ class MonitorImpl implements Monitor {
     exitFlushMonitors.delete(this)
     uninstrument(this.outbound)
     this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
-    await this.alerts.close(this.closeTimeoutMs)
+    await Promise.all([this.alerts.close(this.closeTimeoutMs), this.probes.close(this.closeTimeoutMs)])
     await this.pipeline.close()
   }
 

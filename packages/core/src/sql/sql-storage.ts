@@ -7,6 +7,7 @@ import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
 import { defaultErrorClass, findCode } from '../storage/error-kind.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
+import { createSqlProbeStore } from './probe-store-sql.js'
 import {
   getMigrationStatus,
   type MigrationReport,
@@ -262,6 +263,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     db,
     capabilities: { durable: config.durable, maxWriteConcurrency: config.maxWriteConcurrency },
     alerts: createSqlAlertStore({ db, dialect, exclusive, ready: () => storage.init!() }),
+    probes: createSqlProbeStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     attach(hooks) {
       reporters.add(hooks.report)
     },

@@ -1,5 +1,6 @@
 import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
+import type { ProbeStore } from './probe-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { Interval } from '../time.js'
@@ -82,5 +83,10 @@ export interface StorageAdapter {
    * it a monitor keeps alert state in memory, for the life of the process.
    */
   readonly alerts?: AlertStore
+  /**
+   * Probe definitions, leases, incident state, checks and incidents (memory, SQLite and PostgreSQL storages have
+   * it). Without it a monitor keeps them in memory, for the life of the process.
+   */
+  readonly probes?: ProbeStore
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { addCall } from './aggregate.js'
 import { memoryAlertStore } from './alert-store.js'
+import { memoryProbeStore } from './probe-store.js'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError } from '../errors.js'
@@ -63,6 +64,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
   return {
     name: 'memory',
     alerts,
+    probes: memoryProbeStore(),
     capabilities: { durable: false },
     get size() {
       return rows.length
