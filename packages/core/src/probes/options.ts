@@ -243,8 +243,8 @@ const duration = z.union([z.string(), z.number()], { error: DURATION }).refine((
 const maintenanceSchema = z.union(
   [
     z.strictObject({ from: time, to: time }).refine((w) => resolveTime(w.from, 0)! < resolveTime(w.to, 0)!, { error: 'a window whose from is before its to' }),
-    z.strictObject({ daily: z.string().regex(HHMM), duration }),
-    z.strictObject({ weekly: z.string().regex(WEEKLY), duration }),
+    z.strictObject({ daily: z.string({ error: `a time of day 'HH:MM' (UTC) such as '02:00'` }).regex(HHMM, { error: `a time of day 'HH:MM' (UTC) such as '02:00'` }), duration }),
+    z.strictObject({ weekly: z.string({ error: `a day and time 'ddd HH:MM' (UTC) such as 'sun 03:00'` }).regex(WEEKLY, { error: `a day and time 'ddd HH:MM' (UTC) such as 'sun 03:00'` }), duration }),
   ],
   { error: `{ from, to } (times), { daily: 'HH:MM', duration } or { weekly: 'sun HH:MM', duration } (UTC)` },
 )

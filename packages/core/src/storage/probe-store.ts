@@ -114,7 +114,14 @@ export interface ProbeStore {
   incidents(query: { probe?: string; from?: number; to?: number }): Promise<IncidentRecord[]>
 }
 
-/** Whether an incident overlaps `[from, to)`. */
+/**
+ * Whether an incident overlaps `[from, to)` (what {@link ProbeStore.incidents} returns; a custom store may use it).
+ *
+ * @example
+ * ```ts
+ * const open = all.filter((i) => incidentOverlaps(i, from, to))
+ * ```
+ */
 export function incidentOverlaps(i: Pick<IncidentRecord, 'openedAt' | 'resolvedAt'>, from: number, to: number): boolean {
   return i.openedAt < to && (i.resolvedAt === null || i.resolvedAt > from)
 }
