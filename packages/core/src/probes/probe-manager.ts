@@ -374,6 +374,7 @@ export class ProbeManager implements MonitorProbes {
         const checks = probe.kind === 'http' ? [await this.runHttp(probe, now)] : await this.lateBeats(probe, now)
         for (const check of checks) {
           const applied = await this.apply(probe, check)
+          if (applied === false) continue
           result.checks.push(toCheck(check))
           if (applied) result.events.push(applied)
         }
@@ -381,6 +382,8 @@ export class ProbeManager implements MonitorProbes {
         await this.store.release(probe.name, this.instance, this.config.clock.now()).catch(() => undefined)
       }
     } catch (error) {
+      // tried again next round, not on every tick of this one
+      this.settledRound.set(probe.name, round)
       this.fail('PROBE_FAILED', `probe '${probe.name}' could not run its round: ${errorMessage(error)}`, error, 'failedRounds')
     }
     this.pendingDelivery.set(result, Promise.all(result.events.map((e) => this.dispatch(probe, e))).then(() => undefined))
@@ -434,10 +437,15 @@ export class ProbeManager implements MonitorProbes {
     }
   }
 
-  /** Stores a check with its state change (compare-and-set, retried on a concurrent write); the transition made, if any. */
-  private async apply(probe: ResolvedProbe, check: ProbeCheckRecord): Promise<IncidentEvent | null> {
+  /**
+   * Stores a check with its state change (compare-and-set, retried on a concurrent write); the transition made, if
+   * any, or false when the check turned out moot and was not stored.
+   */
+  private async apply(probe: ResolvedProbe, check: ProbeCheckRecord): Promise<IncidentEvent | null | false> {
     for (let attempt = 1; ; attempt++) {
       const prev = (await this.store.states()).find((s) => s.probe === probe.name) ?? emptyState(probe.name)
+      // a beat stored (by another process) since the lateness was computed: it was not late after all
+      if (check.cause === 'heartbeat_late' && prev.lastOkAt !== null && prev.lastOkAt > check.at - probe.heartbeat!.everyMs - probe.heartbeat!.graceMs) return false
       const step = stepProbe(prev, probe, check, probe.maintenance.covers(check.at))
       const { applied, incidentId } = await this.store.record({ check, expectedVersion: prev.version, ...step })
       if (!applied) {
