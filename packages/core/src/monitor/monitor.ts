@@ -263,6 +263,7 @@ class MonitorImpl implements Monitor {
       service: this.service,
       onIncident: parsed.onIncident,
       emit: (event) => this.emitter.emit('incident', event),
+      record: (call) => this.record(call),
       ...background,
     })
     if (parsed.runProbes !== false) this.probes.start()

@@ -196,6 +196,16 @@ export interface HttpProbe extends ProbeCommon {
    * ```
    */
   tls?: { ca?: string; rejectUnauthorized?: boolean }
+  /**
+   * Also record each check as an outbound call (api `probe:<name>`), so it shows in `monitor.stats` beside real
+   * traffic. Checks are kept out of call stats otherwise.
+   * @default false
+   * @example
+   * ```ts
+   * { name: 'payments', url: 'https://pay.example/health', recordCall: true }   // stats.summary({ api: 'probe:payments' })
+   * ```
+   */
+  recordCall?: boolean
 }
 
 /**
@@ -284,6 +294,7 @@ const httpProbeSchema = z
       })
       .optional(),
     tls: z.strictObject({ ca: z.string({ error: 'PEM text' }).optional(), rejectUnauthorized: z.boolean({ error: 'true or false' }).optional() }).optional(),
+    recordCall: z.boolean({ error: 'true or false' }).optional(),
   })
 
 const heartbeatProbeSchema = z.strictObject({
@@ -338,6 +349,7 @@ export interface ResolvedProbe {
     certDaysLeft: number | undefined
     ca: string | undefined
     rejectUnauthorized: boolean
+    recordCall: boolean
   }
   heartbeat?: { everyMs: number; graceMs: number }
   /** The probe as stored in `apimeter_probes`: header values and the body masked, the URL without secrets. */
@@ -392,6 +404,7 @@ export function resolveProbe(p: z.infer<typeof probeSchema>): ResolvedProbe {
       certDaysLeft: p.expect?.certDaysLeft,
       ca: p.tls?.ca,
       rejectUnauthorized: p.tls?.rejectUnauthorized ?? true,
+      recordCall: p.recordCall ?? false,
     },
     definition: masked,
   }

@@ -4,6 +4,7 @@ import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import { settledWithin } from '../settle.js'
 import { deliverWebhookBody } from '../alerts/notifiers.js'
 import { notifierLabel, type ResolvedNotifier } from '../alerts/rules.js'
+import type { CallInput } from '../call/types.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import {
   type IncidentRecord,
@@ -216,6 +217,8 @@ export interface ProbeManagerConfig {
   service: string
   onIncident: ((event: IncidentEvent) => unknown) | undefined
   emit(event: IncidentEvent): void
+  /** Records a call (probes with `recordCall`). */
+  record(call: CallInput): void
   report(error: ApimeterError): void
   log(line: string): void
 }
@@ -392,6 +395,11 @@ export class ProbeManager implements MonitorProbes {
 
   private async runHttp(probe: ResolvedProbe, at: number): Promise<ProbeCheckRecord> {
     const outcome = await httpCheck(probe, this.config.clock)
+    const { http } = probe
+    if (http!.recordCall) {
+      const failure = outcome.statusCode !== null ? {} : { outcome: outcome.cause === 'timeout' ? ('timeout' as const) : ('network_error' as const), errorType: outcome.cause, errorMessage: outcome.error }
+      this.config.record({ timestamp: at, direction: 'outbound', api: `probe:${probe.name}`, method: http!.method, url: http!.url, durationMs: outcome.durationMs, ...(outcome.statusCode === null ? failure : { statusCode: outcome.statusCode }) })
+    }
     return { probe: probe.name, at, ...outcome, instance: this.instance }
   }
 

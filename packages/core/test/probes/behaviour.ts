@@ -148,6 +148,19 @@ export function probeBehaviour(kind: string, makeStorage: StorageFactory): void 
       expect(uptime).toMatchObject({ checks: 7, ok: 1, downtimeMs: 60_000, observedMs: 70_000, incidents: 1 })
     })
 
+    it('keeps checks out of call stats unless a probe asks (recordCall)', async () => {
+      const { target, clock, monitor } = await setup((url) => [
+        { name: 'rec', url, intervalMs: 10 * SECOND, timeoutMs: 2000, recordCall: true },
+        { name: 'plain', url, intervalMs: 10 * SECOND, timeoutMs: 2000 },
+      ])
+      await rounds(monitor, clock, [() => target.up(), () => target.down()], 10 * SECOND)
+      expect((await monitor.probes.checks({ from: T0 })).length).toBe(4)
+      await monitor.flush()
+      const range = { from: T0, to: T0 + 60 * SECOND }
+      expect(await monitor.stats.summary(range)).toMatchObject({ requests: 2, errors: 1 })
+      expect(await monitor.stats.summary({ ...range, api: 'probe:rec' })).toMatchObject({ requests: 2, errors: 1, outcomes: { success: 1, network_error: 1 } })
+    })
+
     it('heartbeats: late opens a heartbeat_late incident at the deadline, the next beat resolves it', async () => {
       const { clock, monitor, events } = await setup(() => [{ name: 'nightly', heartbeat: { everyMs: 60 * SECOND, graceMs: 10 * SECOND }, intervalMs: 5 * SECOND }])
       expect(await monitor.probes.heartbeat('nightly')).toBe(true) // at t0
