@@ -29,6 +29,8 @@ const TIME_SENSITIVE = [
   'packages/core/test/rollup-plan.test.ts',
   'packages/core/test/memory-storage.test.ts',
   'packages/core/test/alerts/transitions.test.ts',
+  'packages/core/test/probes/options.test.ts',
+  'packages/core/test/probes/probes.test.ts',
   'packages/storage-sqlite/test/rollups.test.ts',
   'packages/core/test/slos/calendar.test.ts',
 ]

@@ -27,6 +27,10 @@ export const PACKAGE_NAME = '@apimeter/core'
  *   counted in `health().alerts`.
  * - `ALERT_NOTIFICATION_FAILED`: an alert notifier failed (a webhook after its retries, a throwing `onAlert`); the
  *   other notifiers were not affected, and every attempt is stored.
+ * - `PROBE_FAILED`: a probe round could not be run or stored (storage unreachable…); it is tried again next round,
+ *   counted in `health().probes`. A probe whose target is down is not this: that is a failed check and an incident.
+ * - `PROBE_NOTIFICATION_FAILED`: an incident notifier failed (a webhook after its retries, a throwing `onIncident`);
+ *   the other notifiers were not affected.
  * - `CALLBACK_FAILED`: one of your option callbacks (a middleware's `tenant(req)`, `user(req)`, `apiKey(req)`,
  *   `ignore(req)`) threw or returned something unusable; the call was recorded without that field.
  * - `INSTRUMENTATION_FAILED`: outbound metering hit an unexpected error (a custom cost function or cache detector
@@ -54,6 +58,8 @@ export type ApimeterErrorCode =
   | 'CALLBACK_FAILED'
   | 'ALERT_EVALUATION_FAILED'
   | 'ALERT_NOTIFICATION_FAILED'
+  | 'PROBE_FAILED'
+  | 'PROBE_NOTIFICATION_FAILED'
   | 'INSTRUMENTATION_FAILED'
   | 'SLO_SYNC_FAILED'
 

@@ -101,3 +101,18 @@ export {
   type HealthStatus,
   type HealthThresholds,
 } from './stats/health.js'
+// Probes, incidents and uptime
+export type { MaintenanceWindow } from './probes/maintenance.js'
+export type { HeartbeatProbe, HttpProbe, ProbeDefinition, ProbeExpectations } from './probes/options.js'
+export type {
+  Incident,
+  IncidentEvent,
+  MonitorProbes,
+  ProbeCheck,
+  ProbeHealth,
+  ProbeRange,
+  ProbeRoundResult,
+  ProbeStatus,
+  ProbeUptime,
+} from './probes/probe-manager.js'
+export { type ProbeCause, PROBE_CAUSES } from './storage/probe-store.js'

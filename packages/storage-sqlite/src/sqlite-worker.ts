@@ -1,7 +1,7 @@
 // The SQLite worker thread: owns the connection and runs the whole storage (writes, rollups, retention, queries,
 // migrations, alert state) off the host's event loop. `sqliteStorage()` starts it; see worker-storage.ts.
 import { parentPort, workerData } from 'node:worker_threads'
-import { type AlertStore, markValidated, unpackCalls } from '@apimeter/core/sql'
+import { type AlertStore, markValidated, type ProbeStore, unpackCalls } from '@apimeter/core/sql'
 import { openSqliteStorage, type SqliteSettings } from './sqlite-connection.js'
 import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.js'
 
@@ -12,7 +12,7 @@ send({ ready: true })
 storage.attach!({ report: (error) => send({ report: toWire(error) }) })
 
 // each operation's arguments are what the host's proxy sent for it (worker-storage.ts)
-type Args = readonly [never, never]
+type Args = readonly [never, never, never]
 const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
   init: () => storage.init!(),
   writeCalls: ([packed]) => {
@@ -37,6 +37,7 @@ const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
   ...alertOperations(storage.alerts!),
   'slos.syncSlos': ([list, now]) => storage.slos!.syncSlos(list, now),
   'slos.list': () => storage.slos!.list(),
+  ...probeOperations(storage.probes!),
 }
 
 function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}`, (args: Args) => Promise<unknown>> {
@@ -48,6 +49,19 @@ function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}
     'alerts.events': ([range]) => alerts.events(range),
     'alerts.attempts': ([eventId]) => alerts.attempts(eventId),
     'alerts.latestRateLimits': ([filter, groupBy]) => alerts.latestRateLimits(filter, groupBy),
+  }
+}
+
+function probeOperations(probes: ProbeStore): Record<`probes.${keyof ProbeStore}`, (args: Args) => Promise<unknown>> {
+  return {
+    'probes.syncProbes': ([list, now]) => probes.syncProbes(list, now),
+    'probes.definitions': () => probes.definitions(),
+    'probes.claim': ([lease]) => probes.claim(lease),
+    'probes.release': ([probe, holder, now]) => probes.release(probe, holder, now),
+    'probes.states': () => probes.states(),
+    'probes.record': ([write]) => probes.record(write),
+    'probes.checks': ([query]) => probes.checks(query),
+    'probes.incidents': ([query]) => probes.incidents(query),
   }
 }
 

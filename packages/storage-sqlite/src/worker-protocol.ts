@@ -6,7 +6,10 @@ import { type AggregateRow, LatencySketch, type StorageErrorClass } from '@apime
  * The worker also sends, unasked, the problems its storage handled in the background (a failed rollup run).
  */
 
-/** The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store, `slos.x` of its SLO store). */
+/**
+ * The storage operations the worker runs, by name (`alerts.x` is a method of the storage's alert store, `slos.x` of
+ * its SLO store, `probes.x` of its probe store).
+ */
 export type Operation =
   | 'init'
   | 'writeCalls'
@@ -25,6 +28,14 @@ export type Operation =
   | 'alerts.latestRateLimits'
   | 'slos.syncSlos'
   | 'slos.list'
+  | 'probes.syncProbes'
+  | 'probes.definitions'
+  | 'probes.claim'
+  | 'probes.release'
+  | 'probes.states'
+  | 'probes.record'
+  | 'probes.checks'
+  | 'probes.incidents'
 
 /** Host → worker. */
 export interface Request {

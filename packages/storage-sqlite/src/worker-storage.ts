@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
-import { type AlertStore, assertCallRecords, type SloStore, defaultErrorClass, errorMessage, isValidated, packCalls, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
+import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, isValidated, packCalls, type ProbeStore, type SloStore, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
 import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
 
@@ -172,6 +172,17 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     list: () => call('slos.list'),
   }
 
+  const probes: ProbeStore = {
+    syncProbes: (list, now) => call('probes.syncProbes', list, now),
+    definitions: () => call('probes.definitions'),
+    claim: (lease) => call('probes.claim', lease),
+    release: (probe, holder, now) => call('probes.release', probe, holder, now),
+    states: () => call('probes.states'),
+    record: (write) => call('probes.record', write),
+    checks: (query) => call('probes.checks', query),
+    incidents: (query) => call('probes.incidents', query),
+  }
+
   return {
     name: 'sqlite',
     dialect: 'sqlite',
@@ -179,6 +190,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     capabilities: { durable: true, maxWriteConcurrency: 2 },
     alerts,
     slos,
+    probes,
     attach(hooks) {
       reporters.add(hooks.report)
     },

@@ -1,4 +1,5 @@
 import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
+import { settledWithin } from '../settle.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
@@ -227,13 +228,7 @@ export class AlertManager implements MonitorAlerts {
     this.closing = true
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
-    let timer: NodeJS.Timeout | undefined
-    const limit = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs)
-      timer.unref()
-    })
-    await Promise.race([Promise.allSettled([this.chain, ...this.deliveries]), limit])
-    clearTimeout(timer)
+    await settledWithin([this.chain, ...this.deliveries], timeoutMs)
   }
 
   /** Runs one evaluation after any running one; never rejects. */

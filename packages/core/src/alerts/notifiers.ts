@@ -148,13 +148,22 @@ const sleep = (ms: number): Promise<void> =>
  * Posts an event to a webhook, retrying network errors, timeouts, 429 and 5xx with exponential backoff; each
  * attempt goes to `onAttempt`. Resolves true when one attempt succeeded; never rejects.
  */
-export async function deliverWebhook(
+export function deliverWebhook(
   hook: ResolvedWebhook,
   event: AlertEvent,
   onAttempt: (attempt: Omit<NotificationAttemptRecord, 'eventId' | 'notifier' | 'at'>) => Promise<void>,
   isClosing: () => boolean,
 ): Promise<boolean> {
-  const body = webhookBody(event)
+  return deliverWebhookBody(hook, webhookBody(event), onAttempt, isClosing)
+}
+
+/** {@link deliverWebhook} for any JSON body (incident notifications use it too). Never rejects. */
+export async function deliverWebhookBody(
+  hook: ResolvedWebhook,
+  body: string,
+  onAttempt: (attempt: Omit<NotificationAttemptRecord, 'eventId' | 'notifier' | 'at'>) => Promise<void>,
+  isClosing: () => boolean,
+): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     const r = await postOnce(hook, body)
     await onAttempt({ attempt, status: r.ok ? 'sent' : 'failed', httpStatus: r.httpStatus, error: r.error })

@@ -339,8 +339,9 @@ const webhookObject = z.strictObject({
   backoffMs: z.number({ error: 'a number of milliseconds from 0 to 60,000' }).min(0, { error: 'a number of milliseconds from 0 to 60,000' }).max(60_000, { error: 'a number of milliseconds from 0 to 60,000' }).optional(),
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
+/** The accepted shapes of a notifier, for messages. */
 const NOTIFIER = `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
-/** The zod schema of one {@link NotifierInput} (alert rules and SLOs take the same). */
+/** The zod schema of one {@link NotifierInput} (alert rules, probes and SLOs take the same notifiers). */
 export const notifierSchema = z.union(
   [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v), { error: NOTIFIER }), webhookObject],
   { error: NOTIFIER },
@@ -436,6 +437,7 @@ function expandCodes(codes: readonly (number | string)[]): number[] {
   return [...out].sort((a, b) => a - b)
 }
 
+/** A validated notifier with its defaults filled in. */
 export function resolveNotifier(n: z.infer<typeof notifierSchema>): ResolvedNotifier {
   if (n === 'log') return { type: 'log' }
   const o = typeof n === 'string' ? { webhook: n.slice('webhook:'.length) } : n

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ApimeterError, errorMessage } from '../errors.js'
+import { probeStatuses } from '../probes/probe-manager.js'
 import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/migrator.js'
+import type { ProbeStore } from '../storage/probe-store.js'
 import { VERSION } from '../version.js'
 import { slosFromRecords } from '../slos/manager.js'
 import { type SloStatus, sloStatus } from '../slos/status.js'
@@ -18,7 +20,7 @@ export interface CliIO {
 export const EXIT = {
   /** Success. */
   ok: 0,
-  /** The command ran and found a problem: pending, failed or unknown migrations, a migration that failed. */
+  /** The command ran and found a problem: pending, failed or unknown migrations, a migration that failed, an open incident. */
   problem: 1,
   /** The command line itself was wrong (unknown command or option, missing or malformed argument). */
   usage: 2,
@@ -29,7 +31,7 @@ export const EXIT = {
 const EXIT_CODES_HELP = `Exit codes:
   0  success
   1  the command ran and found a problem (pending, failed or unknown migrations; a migration failed;
-     an SLO's error budget exhausted)
+     an SLO's error budget exhausted; an open incident)
   2  the command line was wrong (unknown command or option, bad --db)
   3  the database could not be opened or written (missing, read-only, unreachable, driver not installed)`
 
@@ -45,6 +47,7 @@ Commands:
   migrate status   List applied and pending migrations (exit 1 when any is pending)
   rollups rebuild  Recompute the rollups of a time range from the raw calls
   slos status      Status of the stored SLOs (exit 1 when an error budget is exhausted)
+  probes status    Each probe's state, last check and open incident (exit 1 when an incident is open)
   help             Show this help
 
 Options:
@@ -126,8 +129,28 @@ Example:
   apimeter slos status --db ./apimeter.db --name checkout-availability || exit 1
 `
 
+const PROBES_HELP = `Usage:
+  apimeter probes status --db <database> [--json]
+
+Prints each stored probe's state (up, down, unknown), its last check and its open incident, as the monitors sharing
+the database wrote them (probes are defined in createMonitor({ probes }); see docs/probes.md). A deploy pipeline can
+gate on it: the exit code is 1 while any incident is open.
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --json            Print the result as JSON
+  -h, --help        Show this help
+
+${EXIT_CODES_HELP}
+
+Example:
+  apimeter probes status --db ./apimeter.db
+`
+
 /** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
 interface MigratableStorage {
+  init?(): Promise<void>
+  readonly probes?: ProbeStore
   migrate(to?: MigrationTarget): Promise<MigrationReport>
   migrationStatus(): Promise<MigrationStatus>
   rebuildRollups(range: { from: string; to: string }): Promise<{ from: Date; to: Date; calls: number }>
@@ -227,31 +250,39 @@ function collectMessages(error: unknown): string {
   return parts.join(' ')
 }
 
-async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<number> {
+/**
+ * Parses `apimeter <command> <subcommand> --db … [--json] [--<name> <value>]…` for a command with one subcommand, the
+ * database from --db or APIMETER_DB. Undefined when help was asked for (and printed).
+ */
+function parseOneSubcommand(argv: readonly string[], io: CliIO, command: string, subcommand: string, help: string, strings: readonly string[] = []): { values: Record<string, string | boolean | undefined>; db: string } | undefined {
   let parsed
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: { db: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    })
+    const options = Object.fromEntries([...strings, 'db'].map((name) => [name, { type: 'string' as const }]))
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
-    throw new CliError(`${errorMessage(error)}\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter ${command} --help' for usage.`, EXIT.usage)
   }
-  const { values, positionals } = parsed
+  const values = parsed.values as Record<string, string | boolean | undefined>
   if (values.help) {
-    io.out(ROLLUPS_HELP)
-    return EXIT.ok
+    io.out(help)
+    return undefined
   }
-  const [sub, ...extra] = positionals
-  if (sub !== 'rebuild') {
-    throw new CliError(`${sub === undefined ? 'rollups needs a subcommand: rebuild' : `unknown rollups subcommand '${sub}' (expected rebuild)`}\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+  const [sub, ...extra] = parsed.positionals
+  if (sub !== subcommand) {
+    throw new CliError(`${sub === undefined ? `${command} needs a subcommand: ${subcommand}` : `unknown ${command} subcommand '${sub}' (expected ${subcommand})`}\nRun 'apimeter ${command} --help' for usage.`, EXIT.usage)
   }
-  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter rollups --help' for usage.`, EXIT.usage)
+  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter ${command} --help' for usage.`, EXIT.usage)
+  const db = (values.db as string | undefined) ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`${command} ${subcommand} needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  return { values, db }
+}
+
+async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const parsed = parseOneSubcommand(argv, io, 'rollups', 'rebuild', ROLLUPS_HELP, ['from', 'to'])
+  if (!parsed) return EXIT.ok
+  const values = parsed.values as { from?: string; to?: string; json?: boolean }
   if (values.from === undefined || values.to === undefined) throw new CliError(`rollups rebuild needs --from and --to (ISO-8601 or relative times such as -30d)`, EXIT.usage)
-  const db = values.db ?? process.env.APIMETER_DB
-  if (db === undefined) throw new CliError(`rollups rebuild needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
-  const target = parseDatabaseArgument(db)
+  const target = parseDatabaseArgument(parsed.db)
   const storage = await openStorage(target, true)
   try {
     let result
@@ -310,6 +341,37 @@ async function slosCommand(argv: readonly string[], io: CliIO): Promise<number> 
     const exhausted = statuses.filter((s) => s.budget.exhausted)
     if (exhausted.length > 0 && !values.json) io.err(`apimeter: error budget exhausted: ${exhausted.map((s) => s.name).join(', ')}\n`)
     return exhausted.length > 0 || missing.length > 0 || invalid.length > 0 || statuses.length === 0 ? EXIT.problem : EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
+async function probesCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const parsed = parseOneSubcommand(argv, io, 'probes', 'status', PROBES_HELP)
+  if (!parsed) return EXIT.ok
+  const { values } = parsed
+  const target = parseDatabaseArgument(parsed.db)
+  const where = target.kind === 'postgres' ? redact(target.url) : target.filename
+  const storage = await openStorage(target, true)
+  try {
+    await storage.init?.()
+    if (!storage.probes) throw new CliError('this storage keeps no probes', EXIT.problem)
+    const statuses = await probeStatuses(storage.probes)
+    const open = statuses.filter((p) => p.openIncident !== null)
+    if (values.json) {
+      io.out(`${JSON.stringify({ database: where, open: open.length, probes: statuses }, null, 2)}\n`)
+    } else {
+      io.out(`database: ${where}\n`)
+      if (statuses.length === 0) io.out('no probes stored (define them in createMonitor({ probes }))\n')
+      for (const p of statuses) {
+        const last = p.lastCheck
+        const check = last === null ? 'no check yet' : `last check ${last.at.toISOString()} ${last.ok ? 'ok' : `failed (${last.cause}${last.error ? `: ${last.error}` : ''})`}${last.statusCode === null ? '' : ` HTTP ${last.statusCode}`} ${Math.round(last.durationMs)} ms`
+        io.out(`  ${p.state.padEnd(7)} ${p.name}  ${check}\n`)
+        if (p.openIncident) io.out(`          incident ${p.openIncident.id} open since ${p.openIncident.openedAt.toISOString()} (${p.openIncident.cause})\n`)
+      }
+      io.out(open.length > 0 ? `${open.length} open incident${open.length === 1 ? '' : 's'}\n` : 'no open incident\n')
+    }
+    return open.length > 0 ? EXIT.problem : EXIT.ok
   } finally {
     await storage.close().catch(() => undefined)
   }
@@ -412,6 +474,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     if (first === 'migrate') return await migrateCommand(rest, io)
     if (first === 'rollups') return await rollupsCommand(rest, io)
     if (first === 'slos') return await slosCommand(rest, io)
+    if (first === 'probes') return await probesCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {

@@ -4,6 +4,8 @@ import { resolveRule } from '../alerts/rules.js'
 import { sloBurnRules } from '../slos/alerts.js'
 import { type MonitorSlos, SloManager } from '../slos/manager.js'
 import { resolveSlo, type SloDefinition } from '../slos/slo.js'
+import { resolveProbe } from '../probes/options.js'
+import { type IncidentEvent, type MonitorProbes, type ProbeHealth, ProbeManager } from '../probes/probe-manager.js'
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
 import { type ResolvedClock, resolveClock } from '../clock.js'
@@ -33,6 +35,8 @@ export interface MonitorEvents {
   error: (error: ApimeterError) => unknown
   /** An alert fired (or escalated, or repeated after its cooldown) or resolved; sent once per transition. */
   alert: (event: AlertEvent) => unknown
+  /** A probe's incident opened or resolved; sent once per transition across the monitors sharing the storage. */
+  incident: (event: IncidentEvent) => unknown
 }
 
 /**
@@ -63,6 +67,15 @@ export interface Monitor extends CallRecorder {
    */
   readonly slos: MonitorSlos
   /**
+   * Checks, incidents and uptime of the `probes`, and heartbeats.
+   * @example
+   * ```ts
+   * const { timeRatio } = await monitor.probes.uptime({ name: 'payments', from: '-30d' })
+   * await monitor.probes.heartbeat('nightly-export')
+   * ```
+   */
+  readonly probes: MonitorProbes
+  /**
    * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
    * and reported as an `error` event.
    * @example
@@ -82,13 +95,13 @@ export interface Monitor extends CallRecorder {
    */
   startCall(start: CallStart): CallHandle
   /**
-   * Counters of the write path, and of alert evaluation and notification (`alerts`).
+   * Counters of the write path, of alert evaluation and notification (`alerts`), and of the probe runner (`probes`).
    * @example
    * ```ts
-   * const { queued, dropped, lastError, alerts } = monitor.health()
+   * const { queued, dropped, lastError, alerts, probes } = monitor.health()
    * ```
    */
-  health(): MonitorHealth & { alerts: AlertHealth }
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth }
   /**
    * Resolves when every call recorded before it is written. With `timeoutMs`, rejects with `FLUSH_TIMEOUT` when
    * the storage does not accept them in time (they stay buffered).
@@ -192,6 +205,7 @@ class MonitorImpl implements Monitor {
   readonly stats: Stats
   readonly alerts: AlertManager
   readonly slos: SloManager
+  readonly probes: ProbeManager
   private readonly clock: ResolvedClock
   private readonly pipeline: WritePipeline
   private readonly emitter: SafeEmitter<MonitorEvents>
@@ -241,6 +255,11 @@ class MonitorImpl implements Monitor {
     const logger = parsed.logger
     this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error) })
     this.slos.start()
+    // what the alert and probe runners report through, and where their `log` notifier writes
+    const background = {
+      report: (error: ApimeterError) => this.report(error),
+      log: (line: string) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
+    }
     this.alerts = new AlertManager({
       rules: [...(parsed.alerts ?? []).map(resolveRule), ...sloBurnRules(slos)],
       storage: this.storage,
@@ -249,10 +268,20 @@ class MonitorImpl implements Monitor {
       service: this.service,
       onAlert: parsed.onAlert,
       emit: (event) => this.emitter.emit('alert', event),
-      report: (error) => this.report(error),
-      log: (line) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
+      ...background,
     })
     this.alerts.start()
+    this.probes = new ProbeManager({
+      probes: (parsed.probes ?? []).map(resolveProbe),
+      storage: this.storage,
+      clock: this.clock,
+      service: this.service,
+      onIncident: parsed.onIncident,
+      emit: (event) => this.emitter.emit('incident', event),
+      record: (call) => this.record(call),
+      ...background,
+    })
+    if (parsed.runProbes !== false) this.probes.start()
     this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {}, parsed.redact?.paths)
     this.fetch = createMeteredFetch(this.outbound, (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init), undefined)
     if (parsed.flushOnExit !== false) {
@@ -277,7 +306,7 @@ class MonitorImpl implements Monitor {
     return new RunningCall(this, this.clock, start)
   }
 
-  health(): MonitorHealth & { alerts: AlertHealth } {
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth } {
     const p = this.pipeline
     return {
       queued: p.queued,
@@ -289,6 +318,7 @@ class MonitorImpl implements Monitor {
       listenerFailures: this.listenerFailures,
       lastError: p.lastError,
       alerts: this.alerts.health(),
+      probes: this.probes.health(),
     }
   }
 
@@ -321,8 +351,7 @@ class MonitorImpl implements Monitor {
     exitFlushMonitors.delete(this)
     uninstrument(this.outbound)
     this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
-    await this.alerts.close(this.closeTimeoutMs)
-    await this.slos.close(this.closeTimeoutMs)
+    await Promise.all([this.alerts.close(this.closeTimeoutMs), this.probes.close(this.closeTimeoutMs), this.slos.close(this.closeTimeoutMs)])
     await this.pipeline.close()
   }
 

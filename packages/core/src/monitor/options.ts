@@ -4,6 +4,9 @@ import { type AlertRule, alertRulesSchema } from '../alerts/rules.js'
 import { type SloDefinition, slosSchema } from '../slos/slo.js'
 import { sloAlertName } from '../slos/alerts.js'
 import type { Clock } from '../clock.js'
+import type { ProbeDefinition } from '../probes/options.js'
+import { probesSchema } from '../probes/options.js'
+import type { IncidentEvent } from '../probes/probe-manager.js'
 import { apisSchema, type OutboundOptions, outboundOptionsSchema } from '../outbound/options.js'
 import type { ApiDefinition } from '../outbound/registry.js'
 import type { RetryPolicy } from './pipeline.js'
@@ -208,6 +211,40 @@ export interface MonitorOptions {
    */
   slos?: readonly SloDefinition[]
   /**
+   * Probes (see `HttpProbe`, `HeartbeatProbe` and docs/probes.md): HTTP(S) checks every `intervalMs`, and heartbeats
+   * your cron jobs and workers send. Checks, incidents and uptime live in the storage; on a shared database each
+   * round runs on one instance and each incident is notified once.
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ probes: [
+   *   { name: 'payments', url: 'https://pay.example/health', intervalMs: 30_000, expect: { status: [200], maxDurationMs: 2000 } },
+   *   { name: 'nightly-export', heartbeat: { everyMs: 86_400_000, graceMs: 3_600_000 } },
+   * ] })
+   * ```
+   */
+  probes?: readonly ProbeDefinition[]
+  /**
+   * Called with every incident notification (opened, resolved), like `monitor.on('incident')`, but awaited: a
+   * rejection or throw is reported, never rethrown.
+   * @example
+   * ```ts
+   * createMonitor({ probes, onIncident: async (e) => { await pagerDuty.send(e.text) } })
+   * ```
+   */
+  onIncident?: (event: IncidentEvent) => unknown
+  /**
+   * Whether this monitor runs its probes' rounds on its own timer. `false`: it only answers `monitor.probes`
+   * queries, takes heartbeats and runs rounds when `monitor.probes.runOnce()` is called (an instance that should
+   * not probe, or a test driving rounds with an injected clock).
+   * @default true
+   * @example
+   * ```ts
+   * createMonitor({ probes, clock, runProbes: false })   // rounds run only through monitor.probes.runOnce()
+   * ```
+   */
+  runProbes?: boolean
+  /**
    * The outbound API registry: which requests belong to which API (URL prefix, host or RegExp), their route
    * templates, cost model and documented limits. Unregistered hosts are grouped by host.
    * @default []
@@ -278,6 +315,9 @@ export const monitorOptionsSchema = z
     alertIntervalMs: intInRange(10, 86_400_000, 'a whole number of milliseconds from 10 to 86,400,000').optional(),
     onAlert: z.custom<(event: AlertEvent) => unknown>((v) => typeof v === 'function', { error: 'a function' }).optional(),
     slos: slosSchema.optional(),
+    probes: probesSchema.optional(),
+    onIncident: z.custom<(event: IncidentEvent) => unknown>((v) => typeof v === 'function', { error: 'a function' }).optional(),
+    runProbes: z.boolean({ error: 'true or false' }).optional(),
     apis: apisSchema.optional(),
     outbound: outboundOptionsSchema.optional(),
   })

@@ -23,6 +23,16 @@ export type {
   RateLimitObservation,
 } from '../storage/alert-store.js'
 export { memorySloStore, type SloRecord, type SloStore } from '../storage/slo-store.js'
+export { incidentOverlaps, memoryProbeStore } from '../storage/probe-store.js'
+export type {
+  IncidentRecord,
+  ProbeCheckRecord,
+  ProbeCheckWrite,
+  ProbeDefinitionRecord,
+  ProbeLeaseClaim,
+  ProbeStateRecord,
+  ProbeStore,
+} from '../storage/probe-store.js'
 export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
 export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, SKETCH_SEPARATOR, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'

@@ -214,6 +214,67 @@ function alertSeverityColumns(d: SqlDialect): string[] {
   ]
 }
 
+const CAUSE_CHECK = `IN ('connection_refused', 'network', 'timeout', 'dns', 'tls', 'status', 'body', 'json', 'slow', 'cert_expiring', 'heartbeat_late')`
+
+/**
+ * Probes (`0006_probes`): their definitions, one lease row per probe (who runs its current round), the incident
+ * state of each probe (compare-and-set on `version`), every check, and the incidents.
+ */
+function probeTables(d: SqlDialect): string[] {
+  const t = d.types
+  return [
+    `CREATE TABLE ${TABLES.probes} (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('http', 'heartbeat')),
+    definition ${t.json} NOT NULL,
+    created_at ${t.bigint} NOT NULL,
+    updated_at ${t.bigint} NOT NULL
+)`,
+    `CREATE TABLE ${TABLES.probeLeases} (
+    probe TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    lease_round ${t.bigint} NOT NULL,
+    expires_at ${t.bigint} NOT NULL
+)`,
+    `CREATE TABLE ${TABLES.probeState} (
+    probe TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('unknown', 'up', 'down')),
+    failures INTEGER NOT NULL CHECK (failures >= 0),
+    failing_since ${t.bigint},
+    successes INTEGER NOT NULL CHECK (successes >= 0),
+    recovering_since ${t.bigint},
+    last_check_at ${t.bigint},
+    last_ok_at ${t.bigint},
+    first_check_at ${t.bigint},
+    incident_id ${t.bigint},
+    version INTEGER NOT NULL DEFAULT 0
+)`,
+    `CREATE TABLE ${TABLES.probeChecks} (
+    id ${d.ddl.pk},
+    probe TEXT NOT NULL,
+    at ${t.bigint} NOT NULL,
+    ok SMALLINT NOT NULL CHECK (ok IN (0, 1)),
+    status_code INTEGER,
+    duration_ms ${t.double} NOT NULL CHECK (duration_ms >= 0),
+    cause TEXT CHECK (cause ${CAUSE_CHECK}),
+    error TEXT,
+    instance TEXT NOT NULL
+)`,
+    `CREATE INDEX ${TABLES.probeChecks}_probe_at ON ${TABLES.probeChecks} (probe, at)`,
+    `CREATE INDEX ${TABLES.probeChecks}_at ON ${TABLES.probeChecks} (at)`,
+    `CREATE TABLE ${TABLES.incidents} (
+    id ${d.ddl.pk},
+    probe TEXT NOT NULL,
+    opened_at ${t.bigint} NOT NULL,
+    resolved_at ${t.bigint},
+    duration_ms ${t.bigint} CHECK (duration_ms >= 0),
+    cause TEXT NOT NULL CHECK (cause ${CAUSE_CHECK}),
+    error TEXT
+)`,
+    `CREATE INDEX ${TABLES.incidents}_probe_opened ON ${TABLES.incidents} (probe, opened_at)`,
+  ]
+}
+
 async function run(db: Kysely<unknown>, statements: readonly string[]): Promise<void> {
   for (const statement of statements) await sql.raw(statement).execute(db)
 }
@@ -304,6 +365,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       },
       async down(db) {
         await run(db, [`DROP TABLE ${TABLES.rollup5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'fine_horizon'`])
+      },
+    },
+    {
+      // Probes, incidents and uptime (seed 004's monitors, monitor_checks and incidents).
+      name: '0006_probes',
+      async up(db) {
+        await run(db, probeTables(dialect))
+      },
+      async down(db) {
+        await run(db, [TABLES.incidents, TABLES.probeChecks, TABLES.probeState, TABLES.probeLeases, TABLES.probes].map((table) => `DROP TABLE ${table}`))
       },
     },
     {

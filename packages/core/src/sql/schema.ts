@@ -28,6 +28,11 @@ export const TABLES = {
   alertEvents: 'apimeter_alert_events',
   alertNotifications: 'apimeter_alert_notifications',
   slos: 'apimeter_slos',
+  probes: 'apimeter_probes',
+  probeLeases: 'apimeter_probe_leases',
+  probeState: 'apimeter_probe_state',
+  probeChecks: 'apimeter_probe_checks',
+  incidents: 'apimeter_incidents',
   migrations: 'apimeter_migrations',
   migrationLock: 'apimeter_migrations_lock',
 } as const

@@ -8,6 +8,7 @@ import { defaultErrorClass, findCode } from '../storage/error-kind.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
 import { createSqlSloStore } from './slo-store-sql.js'
+import { createSqlProbeStore } from './probe-store-sql.js'
 import {
   getMigrationStatus,
   type MigrationReport,
@@ -264,6 +265,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     capabilities: { durable: config.durable, maxWriteConcurrency: config.maxWriteConcurrency },
     alerts: createSqlAlertStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     slos: createSqlSloStore({ db, dialect, exclusive, ready: () => storage.init!() }),
+    probes: createSqlProbeStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     attach(hooks) {
       reporters.add(hooks.report)
     },

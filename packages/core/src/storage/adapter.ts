@@ -1,6 +1,7 @@
 import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
 import type { SloStore } from './slo-store.js'
+import type { ProbeStore } from './probe-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { PackedCalls } from '../call/packed.js'
@@ -101,5 +102,10 @@ export interface StorageAdapter {
    * memory, and `apimeter slos status` cannot read them.
    */
   readonly slos?: SloStore
+  /**
+   * Probe definitions, leases, incident state, checks and incidents (memory, SQLite and PostgreSQL storages have
+   * it). Without it a monitor keeps them in memory, for the life of the process.
+   */
+  readonly probes?: ProbeStore
 }
 

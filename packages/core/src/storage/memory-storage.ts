@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { addCall } from './aggregate.js'
 import { memoryAlertStore } from './alert-store.js'
 import { memorySloStore } from './slo-store.js'
+import { memoryProbeStore } from './probe-store.js'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError } from '../errors.js'
@@ -66,6 +67,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
     name: 'memory',
     alerts,
     slos,
+    probes: memoryProbeStore(),
     capabilities: { durable: false },
     get size() {
       return rows.length

@@ -42,6 +42,9 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
         const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
         deleted += Number(r.numAffectedRows ?? 0)
       }
+      // probe checks are kept like raw calls (incidents, a handful of rows, are kept for good)
+      const checks = await sql`DELETE FROM ${sql.table(TABLES.probeChecks)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.probeChecks)} WHERE at < ${cuts.raw} LIMIT ${maxRows})`.execute(trx)
+      deleted += Number(checks.numAffectedRows ?? 0)
       if (horizon > current.raw) {
         await writeState(trx, 'raw_horizon', horizon)
         // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls
