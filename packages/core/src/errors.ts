@@ -53,6 +53,10 @@ export type ApimeterErrorCode =
   | 'ALERT_EVALUATION_FAILED'
   | 'ALERT_NOTIFICATION_FAILED'
   | 'INSTRUMENTATION_FAILED'
+  | 'PLUGIN_FAILED'
+  | 'PLUGIN_DISABLED'
+  | 'PLUGIN_SETUP_FAILED'
+  | 'SYSTEM_SAMPLE_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -35,10 +35,15 @@ const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
     setImmediate(() => port.close())
   },
   ...alertOperations(storage.alerts!),
+  'audit.append': ([rows]) => storage.audit!.append(rows),
+  'audit.list': ([query]) => storage.audit!.list(query),
+  'system.write': ([samples]) => storage.system!.write(samples),
+  'system.list': ([query]) => storage.system!.list(query),
 }
 
 function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}`, (args: Args) => Promise<unknown>> {
   return {
+    'alerts.rules': () => alerts.rules!(),
     'alerts.syncRules': ([rules, now]) => alerts.syncRules(rules, now),
     'alerts.instances': ([rule]) => alerts.instances(rule),
     'alerts.transition': ([write]) => alerts.transition(write),

@@ -23,6 +23,11 @@ export type Operation =
   | 'alerts.events'
   | 'alerts.attempts'
   | 'alerts.latestRateLimits'
+  | 'alerts.rules'
+  | 'audit.append'
+  | 'audit.list'
+  | 'system.write'
+  | 'system.list'
 
 /** Host → worker. */
 export interface Request {

@@ -27,6 +27,8 @@ export const TABLES = {
   alertState: 'apimeter_alert_state',
   alertEvents: 'apimeter_alert_events',
   alertNotifications: 'apimeter_alert_notifications',
+  auditLog: 'apimeter_audit_log',
+  systemSamples: 'apimeter_system_samples',
   migrations: 'apimeter_migrations',
   migrationLock: 'apimeter_migrations_lock',
 } as const

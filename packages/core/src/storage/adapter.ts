@@ -1,5 +1,7 @@
 import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
+import type { AuditStore } from './audit-store.js'
+import type { SystemStore } from './system-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { PackedCalls } from '../call/packed.js'
@@ -95,5 +97,15 @@ export interface StorageAdapter {
    * it a monitor keeps alert state in memory, for the life of the process.
    */
   readonly alerts?: AlertStore
+  /**
+   * The audit log (memory, SQLite and PostgreSQL storages have it). Without it a monitor keeps its audit rows in
+   * memory, for the life of the process.
+   */
+  readonly audit?: AuditStore
+  /**
+   * Process metrics samples (memory, SQLite and PostgreSQL storages have it). Without it a monitor keeps them in
+   * memory, for the life of the process.
+   */
+  readonly system?: SystemStore
 }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { addCall } from './aggregate.js'
 import { memoryAlertStore } from './alert-store.js'
+import { memoryAuditStore } from './audit-store.js'
+import { memorySystemStore } from './system-store.js'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError } from '../errors.js'
@@ -63,6 +65,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
   return {
     name: 'memory',
     alerts,
+    audit: memoryAuditStore(),
+    system: memorySystemStore(),
     capabilities: { durable: false },
     get size() {
       return rows.length
