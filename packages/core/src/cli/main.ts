@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/migrator.js'
+import type { AuditStore } from '../storage/audit-store.js'
+import { resolveTime } from '../time.js'
 import { VERSION } from '../version.js'
 
 /** Where the CLI writes; replaced in tests. */
@@ -39,6 +41,7 @@ Commands:
   migrate down     Revert the newest applied migration
   migrate status   List applied and pending migrations (exit 1 when any is pending)
   rollups rebuild  Recompute the rollups of a time range from the raw calls
+  audit            List the audit log (rule changes, migrations, rebuilds, retention, plugins)
   help             Show this help
 
 Options:
@@ -95,11 +98,34 @@ Example:
   apimeter rollups rebuild --db ./apimeter.db --from 2026-01-01 --to 2026-03-01
 `
 
+const AUDIT_HELP = `Usage:
+  apimeter audit --db <database> [--from <time>] [--to <time>] [--kind <kind>]... [--limit <n>] [--json]
+
+Lists the audit log (apimeter_audit_log, see docs/audit.md), oldest first: alert rules added, changed or removed,
+migrations run, rollup rebuilds, retention runs, plugins added, changed or disabled. Read-only.
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --from <time>     Start: an ISO-8601 date/time or a relative time such as -7d (default: everything)
+  --to <time>       End (exclusive): the same forms, or now
+  --kind <kind>     Only this kind (repeatable); a prefix before a dot matches every kind under it (--kind plugin)
+  --limit <n>       At most this many rows, the newest of the range (1 … 100000, default 1000)
+  --json            Print the rows as JSON
+  -h, --help        Show this help
+
+${EXIT_CODES_HELP}
+
+Examples:
+  apimeter audit --db ./apimeter.db --from -7d
+  apimeter audit --db postgres://localhost/app --kind alert_rule --kind plugin.disabled --json
+`
+
 /** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
 interface MigratableStorage {
   migrate(to?: MigrationTarget): Promise<MigrationReport>
   migrationStatus(): Promise<MigrationStatus>
   rebuildRollups(range: { from: string; to: string }): Promise<{ from: Date; to: Date; calls: number }>
+  readonly audit?: AuditStore
   close(): Promise<void>
 }
 
@@ -235,6 +261,61 @@ async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<numbe
   }
 }
 
+async function auditCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        db: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        kind: { type: 'string', multiple: true },
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (error) {
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter audit --help' for usage.`, EXIT.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    io.out(AUDIT_HELP)
+    return EXIT.ok
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'\nRun 'apimeter audit --help' for usage.`, EXIT.usage)
+  const now = Date.now()
+  const time = (name: 'from' | 'to'): number | undefined => {
+    const v = values[name]
+    if (v === undefined) return undefined
+    const t = resolveTime(v, now)
+    if (t === undefined) throw new CliError(`--${name} must be an ISO-8601 date/time or a relative time such as -7d, got "${v}"`, EXIT.usage)
+    return t
+  }
+  const limit = values.limit === undefined ? undefined : Number(values.limit)
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100_000)) throw new CliError(`--limit must be a whole number from 1 to 100000, got "${values.limit}"`, EXIT.usage)
+  const range = { from: time('from'), to: time('to') }
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`audit needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const storage = await openStorage(parseDatabaseArgument(db), true)
+  try {
+    if (!storage.audit) throw new CliError('this storage has no audit log', EXIT.problem)
+    // with a limit, the newest rows of the range, printed oldest first
+    const rows = (await storage.audit.list({ ...range, kind: values.kind, limit, order: 'desc' })).reverse()
+    if (values.json) {
+      io.out(`${JSON.stringify(rows.map((r) => ({ ...r, at: new Date(r.at).toISOString() })), null, 2)}\n`)
+      return EXIT.ok
+    }
+    if (rows.length === 0) io.out('no audit rows in this range\n')
+    for (const r of rows) io.out(`${new Date(r.at).toISOString()}  ${r.kind.padEnd(18)} ${r.subject}  [${r.instance}]${r.detail ? `  ${r.detail}` : ''}\n`)
+    return EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
 async function migrateCommand(argv: readonly string[], io: CliIO): Promise<number> {
   let parsed
   try {
@@ -315,6 +396,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     }
     if (first === 'migrate') return await migrateCommand(rest, io)
     if (first === 'rollups') return await rollupsCommand(rest, io)
+    if (first === 'audit') return await auditCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {
