@@ -30,6 +30,7 @@ const TIME_SENSITIVE = [
   'packages/core/test/memory-storage.test.ts',
   'packages/core/test/alerts/transitions.test.ts',
   'packages/storage-sqlite/test/rollups.test.ts',
+  'packages/core/test/system.test.ts',
 ]
 
 export default defineConfig({
