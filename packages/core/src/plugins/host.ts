@@ -224,7 +224,15 @@ class PluginRuntime {
   }
 }
 
-/** The health score of a plugin (see {@link PluginHealth}). */
+/**
+ * The health score of a plugin (see {@link PluginHealth} for the formula).
+ *
+ * @example
+ * ```ts
+ * healthScore('active', 100, 5, 800)    // 95: 5% errors, p99 under 1 ms
+ * healthScore('active', 100, 0, 4000)   // 50: slow hooks halve the score at most
+ * ```
+ */
 export function healthScore(state: PluginState, calls: number, errors: number, p99Us: number | null): number {
   if (state !== 'active') return 0
   if (calls === 0) return 100

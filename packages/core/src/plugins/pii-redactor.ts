@@ -30,7 +30,15 @@ const configSchema = z
 const EMAIL = /[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g
 const CARD = /(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])/g
 
-/** Whether a digit string passes the Luhn check. */
+/**
+ * Whether a string of 13 or more digits passes the Luhn check (what card numbers do).
+ *
+ * @example
+ * ```ts
+ * luhnValid('4111111111111111')   // true
+ * luhnValid('4111111111111112')   // false
+ * ```
+ */
 export function luhnValid(digits: string): boolean {
   let sum = 0
   let double = false
@@ -47,7 +55,14 @@ export function luhnValid(digits: string): boolean {
   return digits.length >= 13 && sum % 10 === 0
 }
 
-/** `text` with emails replaced by `[email]` and Luhn-valid card numbers by `[card]`. */
+/**
+ * `text` with emails replaced by `[email]` and Luhn-valid card numbers by `[card]`.
+ *
+ * @example
+ * ```ts
+ * maskPii('jane@example.com paid with 4111 1111 1111 1111')   // '[email] paid with [card]'
+ * ```
+ */
 export function maskPii(text: string, options: { emails?: boolean; cards?: boolean } = {}): string {
   let out = text
   if (options.emails !== false) out = out.replace(EMAIL, '[email]')

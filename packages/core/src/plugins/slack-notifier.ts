@@ -18,7 +18,14 @@ const configSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(60_000).optional(),
 })
 
-/** The Slack message of an alert event: the one-line text, and an attachment coloured by state with its numbers. */
+/**
+ * The Slack message of an alert event: the one-line text, and an attachment coloured by state with its numbers.
+ *
+ * @example
+ * ```ts
+ * monitor.on('alert', (event) => console.log(JSON.stringify(slackMessage(event, { channel: '#ops' }))))
+ * ```
+ */
 export function slackMessage(event: AlertEvent, options: { channel?: string; username?: string } = {}): Record<string, unknown> {
   const color = event.state === 'resolved' ? 'good' : event.severity === 'warning' ? 'warning' : 'danger'
   const fields = [
