@@ -109,4 +109,38 @@ describe('plugins on a real Express server', () => {
     const disabled = await monitor.audit.list({ kind: 'plugin.disabled' })
     expect(disabled.map((r) => r.subject).sort()).toEqual(['plugin:bad-redactor', 'plugin:thrower'])
   })
+
+  it('responses never wait for a hook: requests finish while every call hook is still pending', async () => {
+    let open: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    let entered = 0
+    const held = definePlugin({
+      name: 'held',
+      version: '1.0.0',
+      timeoutMs: 60_000,
+      setup(ctx) {
+        ctx.onCall(async () => {
+          entered++
+          await gate
+        })
+      },
+    })
+    const { monitor, storage } = testMonitor({ plugins: [held()], batchSize: 1 })
+    monitors.push(monitor)
+    const app = express()
+    app.use(apimeter(monitor))
+    app.get('/ping', (_req, res) => {
+      res.send('pong')
+    })
+    const server = createServer(app)
+    servers.push(server)
+    const base = await listen(server)
+    for (let i = 0; i < 5; i++) expect(await (await fetch(`${base}/ping`)).text()).toBe('pong')
+    await waitFor(() => entered === 5, 'every call in the hook')
+    expect(storage.size).toBe(0) // all five hooks are still waiting, every response was sent
+    expect(monitor.health().queued).toBe(5)
+    open()
+    await monitor.flush()
+    expect(storage.size).toBe(5)
+  })
 })
