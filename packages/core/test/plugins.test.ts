@@ -117,6 +117,30 @@ describe('call hooks', () => {
     expect(errors[0]!.message).toMatch(/plugin 'breaker' left the call invalid: call.durationMs|record.durationMs/)
   })
 
+  it('a redaction that times out drops its fields; so does one whose result is unusable', async () => {
+    const slowRedactor = definePlugin({
+      name: 'slow-redactor',
+      version: '1.0.0',
+      timeoutMs: 20,
+      setup(ctx) {
+        ctx.redact({ fields: ['url', 'metadata.requestBody'] }, () => new Promise(() => {}))
+      },
+    })
+    const oddRedactor = definePlugin({
+      name: 'odd-redactor',
+      version: '1.0.0',
+      setup(ctx) {
+        ctx.redact({ fields: ['userAgent'] }, () => 'not a call' as never)
+      },
+    })
+    const { monitor, storage } = start({ plugins: [slowRedactor(), oddRedactor()] })
+    monitor.record({ ...call, url: 'https://api.acme.dev/v1/items?email=a@b.co', userAgent: 'ua', metadata: { requestBody: 'a@b.co', other: 1 } })
+    await monitor.flush()
+    const [stored] = storage.calls()
+    expect([stored!.url, stored!.userAgent, stored!.metadata]).toEqual([null, null, '{"other":1}'])
+    expect(monitor.health().plugins.map((p) => `${p.name} ${p.errors} ${p.timeouts}`)).toEqual(['slow-redactor 1 1', 'odd-redactor 1 0'])
+  })
+
   it('a hook registered after setup returned throws', async () => {
     let late: (() => void) | undefined
     const lazy = definePlugin({
