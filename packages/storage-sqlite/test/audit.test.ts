@@ -1,15 +1,7 @@
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { runCli } from '../../core/src/cli/main.js'
 import { auditScenario } from '../../../test/support/audit-scenario.js'
-import { tempDir } from './helpers.js'
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) })
-  return { code, out, err }
-}
+import { cli, tempDir } from './helpers.js'
 
 describe('audit log (SQLite)', () => {
   let tmp: ReturnType<typeof tempDir>
