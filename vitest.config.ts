@@ -33,6 +33,7 @@ const TIME_SENSITIVE = [
   'packages/core/test/probes/probes.test.ts',
   'packages/storage-sqlite/test/rollups.test.ts',
   'packages/core/test/slos/calendar.test.ts',
+  'packages/core/test/system.test.ts',
 ]
 
 export default defineConfig({

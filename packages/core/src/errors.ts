@@ -62,6 +62,10 @@ export type ApimeterErrorCode =
   | 'PROBE_NOTIFICATION_FAILED'
   | 'INSTRUMENTATION_FAILED'
   | 'SLO_SYNC_FAILED'
+  | 'PLUGIN_FAILED'
+  | 'PLUGIN_DISABLED'
+  | 'PLUGIN_SETUP_FAILED'
+  | 'SYSTEM_SAMPLE_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -27,6 +27,7 @@ export {
   NO_VALUE_KEY,
   type Stats,
   type StatsFilter,
+  type SystemQuery,
   type TimeseriesPoint,
   type TimeseriesQuery,
 } from './stats/stats.js'
@@ -60,6 +61,29 @@ export type { OutboundCallOptions, OutboundOptions } from './outbound/options.js
 export { ANTHROPIC_PRICES, type ModelPrice, OPENAI_PRICES, PRICES_AS_OF } from './outbound/prices.js'
 export { type ApiDefinition, type ApiMatcher, type ConfiguredRateLimit, OTHER_HOSTS } from './outbound/registry.js'
 export type { Usage, UsageFormat, UsageReader } from './outbound/usage.js'
+
+// Plugins (docs/plugins.md) and the two shipped examples
+export {
+  type ApimeterPlugin,
+  type CallHook,
+  type CallHookResult,
+  definePlugin,
+  type PluginCall,
+  type PluginContext,
+  type PluginDefinition,
+  type PluginFactory,
+  type PluginNotifier,
+  type RedactedField,
+} from './plugins/plugin.js'
+export { healthScore, type PluginHealth, type PluginState } from './plugins/host.js'
+export { luhnValid, maskPii, PII_DEFAULT_FIELDS, piiRedactor } from './plugins/pii-redactor.js'
+export { slackMessage, slackNotifier } from './plugins/slack-notifier.js'
+
+// Audit log (docs/audit.md) and process metrics (docs/system-metrics.md)
+export type { AuditListQuery, MonitorAudit } from './monitor/audit.js'
+export { AUDIT_KINDS, type AuditEntry, type AuditRecord } from './storage/audit-store.js'
+export type { SystemOptions } from './monitor/system-sampler.js'
+export type { GaugeStats, SystemBucket, SystemSample } from './storage/system-store.js'
 
 // Alerts
 export type { ActiveAlert, AlertHealth, AlertHistoryEntry, MonitorAlerts } from './alerts/alert-manager.js'

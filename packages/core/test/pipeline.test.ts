@@ -202,7 +202,7 @@ describe('write pipeline', () => {
 
   it('health() has exactly the documented fields', async () => {
     const { monitor } = testMonitor()
-    expect(Object.keys(monitor.health()).sort()).toEqual(['alerts', 'dropped', 'failedWrites', 'invalid', 'lastError', 'listenerFailures', 'probes', 'queued', 'rejected', 'written'])
+    expect(Object.keys(monitor.health()).sort()).toEqual(['alerts', 'dropped', 'failedWrites', 'invalid', 'lastError', 'listenerFailures', 'plugins', 'probes', 'queued', 'rejected', 'written'])
     expect(monitor.health().lastError).toBeNull()
     await monitor.close()
   })

@@ -38,10 +38,15 @@ const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
   'slos.syncSlos': ([list, now]) => storage.slos!.syncSlos(list, now),
   'slos.list': () => storage.slos!.list(),
   ...probeOperations(storage.probes!),
+  'audit.append': ([rows]) => storage.audit!.append(rows),
+  'audit.list': ([query]) => storage.audit!.list(query),
+  'system.write': ([samples]) => storage.system!.write(samples),
+  'system.list': ([query]) => storage.system!.list(query),
 }
 
 function alertOperations(alerts: AlertStore): Record<`alerts.${keyof AlertStore}`, (args: Args) => Promise<unknown>> {
   return {
+    'alerts.rules': () => alerts.rules!(),
     'alerts.syncRules': ([rules, now]) => alerts.syncRules(rules, now),
     'alerts.instances': ([rule]) => alerts.instances(rule),
     'alerts.transition': ([write]) => alerts.transition(write),

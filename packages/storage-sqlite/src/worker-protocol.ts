@@ -36,6 +36,11 @@ export type Operation =
   | 'probes.record'
   | 'probes.checks'
   | 'probes.incidents'
+  | 'alerts.rules'
+  | 'audit.append'
+  | 'audit.list'
+  | 'system.write'
+  | 'system.list'
 
 /** Host → worker. */
 export interface Request {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
-import { type AlertStore, assertCallRecords, defaultErrorClass, errorMessage, isValidated, packCalls, type ProbeStore, type SloStore, sqliteDialect, type StorageHooks } from '@apimeter/core/sql'
+import { type AlertStore, assertCallRecords, type AuditStore, defaultErrorClass, errorMessage, isValidated, packCalls, type ProbeStore, type SloStore, sqliteDialect, type StorageHooks, type SystemStore } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
 import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
 
@@ -165,6 +165,15 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     events: (range) => call('alerts.events', range),
     attempts: (eventId) => call('alerts.attempts', eventId),
     latestRateLimits: (filter, groupBy) => call('alerts.latestRateLimits', filter, groupBy),
+    rules: () => call('alerts.rules'),
+  }
+  const audit: AuditStore = {
+    append: (rows) => call('audit.append', rows),
+    list: (query) => call('audit.list', query),
+  }
+  const system: SystemStore = {
+    write: (samples) => call('system.write', samples),
+    list: (query) => call('system.list', query),
   }
 
   const slos: SloStore = {
@@ -191,6 +200,8 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
     alerts,
     slos,
     probes,
+    audit,
+    system,
     attach(hooks) {
       reporters.add(hooks.report)
     },

@@ -5,8 +5,7 @@ import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { apimeterMigrations } from '@apimeter/core/sql'
-import { runCli } from '../../core/src/cli/main.js'
-import { tempDir } from './helpers.js'
+import { cli, tempDir } from './helpers.js'
 
 const NAMES = apimeterMigrations('sqlite').map((m) => m.name)
 const LATEST = NAMES.at(-1)!
@@ -14,13 +13,6 @@ const LATEST = NAMES.at(-1)!
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url))
 const bin = fileURLToPath(new URL('../../core/src/cli/bin.ts', import.meta.url))
 const execFileP = promisify(execFile)
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) })
-  return { code, out, err }
-}
 
 describe('apimeter migrate (SQLite)', () => {
   let tmp: ReturnType<typeof tempDir>

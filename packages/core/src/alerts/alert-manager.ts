@@ -1,6 +1,7 @@
 import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import { settledWithin } from '../settle.js'
 import type { StorageAdapter } from '../storage/adapter.js'
+import type { AuditEntry, AuditRecord } from '../storage/audit-store.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
 import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'
@@ -9,6 +10,7 @@ import { boundOf, inactiveInstance, levelOf, type Observation, step } from './st
 import {
   type AlertEventRecord,
   type AlertInstanceRecord,
+  type AlertRuleRecord,
   type AlertSeverity,
   type AlertStore,
   memoryAlertStore,
@@ -128,6 +130,17 @@ export interface AlertManagerConfig {
   report(error: ApimeterError): void
   /** Writes one line for the `log` notifier. */
   log(line: string): void
+  /** Sends through a plugin notifier scheme; rejects when it failed. */
+  pluginNotify?(scheme: string, target: string, event: AlertEvent): Promise<void>
+  /** The audit log: rule changes found when rules are synced are appended here. */
+  audit?: RuleAudit
+}
+
+/** What the alert manager needs of the audit log. */
+export interface RuleAudit {
+  append(entry: AuditEntry): void
+  /** The newest audit row of a subject, of the given kinds. */
+  latest(subject: string, kinds: readonly string[]): Promise<AuditRecord | undefined>
 }
 
 /**
@@ -266,16 +279,43 @@ export class AlertManager implements MonitorAlerts {
   }
 
   private syncRules(now: number): Promise<void> {
-    this.rulesSynced ??= this.store
-      .syncRules(
-        this.config.rules.map((r) => ({ name: r.name, kind: r.kind, definition: JSON.stringify(r.definition), enabled: r.enabled })),
-        now,
-      )
+    const records = this.config.rules.map((r) => ({ name: r.name, kind: r.kind, definition: JSON.stringify(r.definition), enabled: r.enabled }))
+    this.rulesSynced ??= (async () => {
+      const stored = this.config.audit && this.store.rules ? await this.store.rules() : undefined
+      await this.store.syncRules(records, now)
+      if (stored) await this.auditRules(stored, records)
+    })()
       .catch((error: unknown) => {
         this.rulesSynced = undefined
         throw error
       })
     return this.rulesSynced
+  }
+
+  /**
+   * Appends audit rows for the rules this instance adds or changes compared with the stored ones, and for stored
+   * rules it no longer has (once: not again while the newest row of that rule is its removal).
+   */
+  private async auditRules(stored: readonly AlertRuleRecord[], current: readonly AlertRuleRecord[]): Promise<void> {
+    const audit = this.config.audit!
+    const state = (r: AlertRuleRecord): { kind: string; enabled: boolean; definition: unknown } => ({ kind: r.kind, enabled: r.enabled, definition: parseJson(r.definition) })
+    const byName = new Map(stored.map((r) => [r.name, r]))
+    for (const r of current) {
+      const old = byName.get(r.name)
+      const subject = `alert_rule:${r.name}`
+      if (old === undefined) audit.append({ kind: 'alert_rule.added', subject, before: null, after: state(r), detail: `alert rule '${r.name}' added` })
+      else if (canonicalJson(state(old)) !== canonicalJson(state(r))) {
+        audit.append({ kind: 'alert_rule.changed', subject, before: state(old), after: state(r), detail: `alert rule '${r.name}' changed` })
+      }
+    }
+    const names = new Set(current.map((r) => r.name))
+    for (const old of stored) {
+      if (names.has(old.name)) continue
+      const subject = `alert_rule:${old.name}`
+      const last = await audit.latest(subject, ['alert_rule.added', 'alert_rule.changed', 'alert_rule.removed'])
+      if (last?.kind === 'alert_rule.removed') continue
+      audit.append({ kind: 'alert_rule.removed', subject, before: state(old), after: null, detail: `alert rule '${old.name}' is stored but no longer configured here` })
+    }
   }
 
   private observe(rule: ResolvedRule, value: number | null): Observation {
@@ -330,7 +370,7 @@ export class AlertManager implements MonitorAlerts {
     const { onAlert } = this.config
     if (onAlert) {
       tasks.push(
-        this.attempt(event, { type: 'callback' }, async () => {
+        this.attempt(event, 'callback', async () => {
           await onAlert(event)
         }),
       )
@@ -343,7 +383,14 @@ export class AlertManager implements MonitorAlerts {
   }
 
   private notify(n: ResolvedNotifier, event: AlertEvent): Promise<void> {
-    if (n.type === 'log') return this.attempt(event, n, async () => this.config.log(event.text))
+    if (n.type === 'log') return this.attempt(event, n.type, async () => this.config.log(event.text))
+    if (n.type === 'plugin') {
+      const { pluginNotify } = this.config
+      return this.attempt(event, notifierLabel(n), async () => {
+        if (!pluginNotify) throw new Error(`no plugin registers the notifier scheme '${n.scheme}'`)
+        await pluginNotify(n.scheme, n.target, event)
+      })
+    }
     const label = notifierLabel(n)
     return deliverWebhook(n, event, (a) => this.saveAttempt(event, label, a), () => this.closing).then((ok) => {
       if (ok) this.counters.notificationsSent++
@@ -352,16 +399,16 @@ export class AlertManager implements MonitorAlerts {
   }
 
   /** One attempt of an in-process notifier (callback, log), stored either way. */
-  private async attempt(event: AlertEvent, n: { type: 'callback' | 'log' }, send: () => Promise<void>): Promise<void> {
+  private async attempt(event: AlertEvent, label: string, send: () => Promise<void>): Promise<void> {
     let error: string | null = null
     try {
       await send()
       this.counters.notificationsSent++
     } catch (e) {
       error = errorMessage(e).slice(0, 1024)
-      this.fail('ALERT_NOTIFICATION_FAILED', `the ${n.type} notifier of alert '${event.rule}' threw: ${error}`, e, 'failedNotifications')
+      this.fail('ALERT_NOTIFICATION_FAILED', `the ${label} notifier of alert '${event.rule}' threw: ${error}`, e, 'failedNotifications')
     }
-    await this.saveAttempt(event, n.type, { attempt: 1, status: error === null ? 'sent' : 'failed', httpStatus: null, error })
+    await this.saveAttempt(event, label, { attempt: 1, status: error === null ? 'sent' : 'failed', httpStatus: null, error })
   }
 
   private async saveAttempt(event: AlertEvent, notifier: string, a: Omit<NotificationAttemptRecord, 'eventId' | 'notifier' | 'at'>): Promise<void> {
@@ -379,4 +426,19 @@ export class AlertManager implements MonitorAlerts {
     this.lastError = { code, message: error.message, at: new Date(this.config.now()) }
     this.config.report(error)
   }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+/** JSON with object keys sorted, so two equal values compare equal whatever their key order (PostgreSQL's JSONB reorders). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  )
 }

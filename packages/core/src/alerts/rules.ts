@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { intInRange } from '../validation.js'
 import { maskUrl } from '../call/route.js'
@@ -86,15 +87,16 @@ export interface WebhookNotifier {
 
 /**
  * Where a rule's notifications go, besides `monitor.on('alert')` and the monitor's `onAlert` callback:
- * `'log'` (one line through the monitor's logger, else `console.warn`), `'webhook:<url>'`, or a
- * {@link WebhookNotifier} object.
+ * `'log'` (one line through the monitor's logger, else `console.warn`), `'webhook:<url>'`, a
+ * {@link WebhookNotifier} object, or a scheme a plugin registers (`'slack'`, `'pagerduty:<routing key>'`: the part
+ * after the colon is the plugin's target, never stored as given).
  *
  * @example
  * ```ts
- * notify: ['log', 'webhook:https://hooks.example.com/apimeter', { webhook: 'https://hooks.example.com/x', secret: 's3cret' }]
+ * notify: ['log', 'webhook:https://hooks.example.com/apimeter', { webhook: 'https://hooks.example.com/x', secret: 's3cret' }, 'slack']
  * ```
  */
-export type NotifierInput = 'log' | `webhook:${string}` | WebhookNotifier
+export type NotifierInput = 'log' | `webhook:${string}` | WebhookNotifier | (string & {})
 
 /**
  * One alert rule. Every rule watches a window of recorded calls (filtered like a stats query: `api`, `route`,
@@ -286,8 +288,14 @@ export interface ResolvedWebhook {
   backoffMs: number
   headers: Record<string, string>
 }
+/** A notifier a plugin registered, by scheme (`target`: what follows `scheme:`, or ''). */
+export interface ResolvedPluginNotifier {
+  type: 'plugin'
+  scheme: string
+  target: string
+}
 /** A notifier after validation. */
-export type ResolvedNotifier = { type: 'log' } | ResolvedWebhook
+export type ResolvedNotifier = { type: 'log' } | ResolvedWebhook | ResolvedPluginNotifier
 
 /** A validated rule with durations in ms and defaults filled in. */
 export interface ResolvedRule {
@@ -340,10 +348,18 @@ const webhookObject = z.strictObject({
   headers: z.record(z.string(), z.string(), { error: 'an object of header names to string values' }).optional(),
 })
 /** The accepted shapes of a notifier, for messages. */
-const NOTIFIER = `'log', 'webhook:https://…' or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
+const NOTIFIER = `'log', 'webhook:https://…', a plugin notifier such as 'slack' or 'pagerduty:<key>', or { webhook: 'https://…', secret?, timeoutMs?, retries?, backoffMs?, headers? }`
+/** `scheme` or `scheme:target` of a plugin notifier. */
+const PLUGIN_NOTIFIER = /^([a-z][a-z0-9_-]{0,39})(?::([\s\S]*))?$/i
+/** The scheme and target of a plugin notifier string, or undefined for 'log', webhooks and anything else. */
+export function pluginNotifierParts(v: string): { scheme: string; target: string } | undefined {
+  const m = PLUGIN_NOTIFIER.exec(v)
+  if (!m || m[1] === 'log' || m[1]!.toLowerCase() === 'webhook') return undefined
+  return { scheme: m[1]!, target: m[2] ?? '' }
+}
 /** The zod schema of one {@link NotifierInput} (alert rules, probes and SLOs take the same notifiers). */
 export const notifierSchema = z.union(
-  [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v), { error: NOTIFIER }), webhookObject],
+  [z.string().refine((v) => v === 'log' || /^webhook:https?:\/\/[^\s/]+/i.test(v) || pluginNotifierParts(v) !== undefined, { error: NOTIFIER }), webhookObject],
   { error: NOTIFIER },
 )
 const statusCode = z.union([z.number().int().min(100).max(999), z.enum(['1xx', '2xx', '3xx', '4xx', '5xx'])], {
@@ -440,6 +456,10 @@ function expandCodes(codes: readonly (number | string)[]): number[] {
 /** A validated notifier with its defaults filled in. */
 export function resolveNotifier(n: z.infer<typeof notifierSchema>): ResolvedNotifier {
   if (n === 'log') return { type: 'log' }
+  if (typeof n === 'string' && !n.toLowerCase().startsWith('webhook:')) {
+    const parts = pluginNotifierParts(n)!
+    return { type: 'plugin', scheme: parts.scheme, target: parts.target }
+  }
   const o = typeof n === 'string' ? { webhook: n.slice('webhook:'.length) } : n
   return {
     type: 'webhook',
@@ -452,8 +472,12 @@ export function resolveNotifier(n: z.infer<typeof notifierSchema>): ResolvedNoti
   }
 }
 
-/** The name of a notifier in stored attempts: never its secret, nor credentials in its URL. */
+/**
+ * The name of a notifier in stored attempts: never its secret, nor credentials in its URL; a plugin notifier's
+ * target (which may be a key) is shown as a short hash.
+ */
 export function notifierLabel(n: ResolvedNotifier | { type: 'callback' }): string {
+  if (n.type === 'plugin') return n.target === '' ? n.scheme : `${n.scheme}:#${createHash('sha256').update(n.target).digest('hex').slice(0, 8)}`
   return n.type === 'webhook' ? `webhook:${maskUrl(n.url)}` : n.type
 }
 

@@ -4,6 +4,7 @@ import { ApimeterError, errorMessage } from '../errors.js'
 import { probeStatuses } from '../probes/probe-manager.js'
 import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/migrator.js'
 import type { ProbeStore } from '../storage/probe-store.js'
+import type { AuditStore } from '../storage/audit-store.js'
 import { VERSION } from '../version.js'
 import { slosFromRecords } from '../slos/manager.js'
 import { type SloStatus, sloStatus } from '../slos/status.js'
@@ -48,6 +49,7 @@ Commands:
   rollups rebuild  Recompute the rollups of a time range from the raw calls
   slos status      Status of the stored SLOs (exit 1 when an error budget is exhausted)
   probes status    Each probe's state, last check and open incident (exit 1 when an incident is open)
+  audit            List the audit log (rule changes, migrations, rebuilds, retention, plugins)
   help             Show this help
 
 Options:
@@ -129,6 +131,28 @@ Example:
   apimeter slos status --db ./apimeter.db --name checkout-availability || exit 1
 `
 
+const AUDIT_HELP = `Usage:
+  apimeter audit --db <database> [--from <time>] [--to <time>] [--kind <kind>]... [--limit <n>] [--json]
+
+Lists the audit log (apimeter_audit_log, see docs/audit.md), oldest first: alert rules added, changed or removed,
+migrations run, rollup rebuilds, retention runs, plugins added, changed or disabled. Read-only.
+
+Options:
+  --db <database>   A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --from <time>     Start: an ISO-8601 date/time or a relative time such as -7d (default: everything)
+  --to <time>       End (exclusive): the same forms, or now
+  --kind <kind>     Only this kind (repeatable); a prefix before a dot matches every kind under it (--kind plugin)
+  --limit <n>       At most this many rows, the newest of the range (1 … 100000, default 1000)
+  --json            Print the rows as JSON
+  -h, --help        Show this help
+
+${EXIT_CODES_HELP}
+
+Examples:
+  apimeter audit --db ./apimeter.db --from -7d
+  apimeter audit --db postgres://localhost/app --kind alert_rule --kind plugin.disabled --json
+`
+
 const PROBES_HELP = `Usage:
   apimeter probes status --db <database> [--json]
 
@@ -151,6 +175,7 @@ Example:
 interface MigratableStorage {
   init?(): Promise<void>
   readonly probes?: ProbeStore
+  readonly audit?: AuditStore
   migrate(to?: MigrationTarget): Promise<MigrationReport>
   migrationStatus(): Promise<MigrationStatus>
   rebuildRollups(range: { from: string; to: string }): Promise<{ from: Date; to: Date; calls: number }>
@@ -346,6 +371,61 @@ async function slosCommand(argv: readonly string[], io: CliIO): Promise<number> 
   }
 }
 
+async function auditCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        db: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        kind: { type: 'string', multiple: true },
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (error) {
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter audit --help' for usage.`, EXIT.usage)
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    io.out(AUDIT_HELP)
+    return EXIT.ok
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'\nRun 'apimeter audit --help' for usage.`, EXIT.usage)
+  const now = Date.now()
+  const time = (name: 'from' | 'to'): number | undefined => {
+    const v = values[name]
+    if (v === undefined) return undefined
+    const t = resolveTime(v, now)
+    if (t === undefined) throw new CliError(`--${name} must be an ISO-8601 date/time or a relative time such as -7d, got "${v}"`, EXIT.usage)
+    return t
+  }
+  const limit = values.limit === undefined ? undefined : Number(values.limit)
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 100_000)) throw new CliError(`--limit must be a whole number from 1 to 100000, got "${values.limit}"`, EXIT.usage)
+  const range = { from: time('from'), to: time('to') }
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`audit needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const storage = await openStorage(parseDatabaseArgument(db), true)
+  try {
+    if (!storage.audit) throw new CliError('this storage has no audit log', EXIT.problem)
+    // with a limit, the newest rows of the range, printed oldest first
+    const rows = (await storage.audit.list({ ...range, kind: values.kind, limit, order: 'desc' })).reverse()
+    if (values.json) {
+      io.out(`${JSON.stringify(rows.map((r) => ({ ...r, at: new Date(r.at).toISOString() })), null, 2)}\n`)
+      return EXIT.ok
+    }
+    if (rows.length === 0) io.out('no audit rows in this range\n')
+    for (const r of rows) io.out(`${new Date(r.at).toISOString()}  ${r.kind.padEnd(18)} ${r.subject}  [${r.instance}]${r.detail ? `  ${r.detail}` : ''}\n`)
+    return EXIT.ok
+  } finally {
+    await storage.close().catch(() => undefined)
+  }
+}
+
 async function probesCommand(argv: readonly string[], io: CliIO): Promise<number> {
   const parsed = parseOneSubcommand(argv, io, 'probes', 'status', PROBES_HELP)
   if (!parsed) return EXIT.ok
@@ -475,6 +555,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     if (first === 'rollups') return await rollupsCommand(rest, io)
     if (first === 'slos') return await slosCommand(rest, io)
     if (first === 'probes') return await probesCommand(rest, io)
+    if (first === 'audit') return await auditCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {

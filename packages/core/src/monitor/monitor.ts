@@ -1,6 +1,6 @@
 import { AlertManager, type AlertHealth, type MonitorAlerts } from '../alerts/alert-manager.js'
 import type { AlertEvent } from '../alerts/notifiers.js'
-import { resolveRule } from '../alerts/rules.js'
+import { resolveRule, type ResolvedRule } from '../alerts/rules.js'
 import { sloBurnRules } from '../slos/alerts.js'
 import { type MonitorSlos, SloManager } from '../slos/manager.js'
 import { resolveSlo, type SloDefinition } from '../slos/slo.js'
@@ -10,7 +10,8 @@ import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/ha
 import type { CallInput } from '../call/types.js'
 import { type ResolvedClock, resolveClock } from '../clock.js'
 import { SafeEmitter } from './emitter.js'
-import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError } from '../errors.js'
+import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError, PACKAGE_NAME } from '../errors.js'
+import type { ApimeterPlugin } from '../plugins/plugin.js'
 import { memoryStorage } from '../storage/memory-storage.js'
 import { DEFAULTS, type Logger, type MonitorOptions, monitorOptionsSchema } from './options.js'
 import { classifyError } from '../call/outcome.js'
@@ -25,6 +26,12 @@ import { RouteGuard } from '../call/route.js'
 import { createStats, type Stats } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { parseOrThrow } from '../validation.js'
+import { memoryAuditStore, processInstance } from '../storage/audit-store.js'
+import { memorySystemStore } from '../storage/system-store.js'
+import { orderPlugins, PluginHost, type PluginHealth } from '../plugins/host.js'
+import { AuditLog, type MonitorAudit } from './audit.js'
+import { SYSTEM_INTERVAL_MS, SystemSampler } from './system-sampler.js'
+import { canonicalJson } from '../alerts/alert-manager.js'
 
 /**
  * Events a monitor emits. Listeners run asynchronously; one that throws, or an async one that rejects, is caught,
@@ -76,6 +83,16 @@ export interface Monitor extends CallRecorder {
    */
   readonly probes: MonitorProbes
   /**
+   * The audit log: alert rule changes, migrations, rollup rebuilds, retention runs, plugin changes and disables.
+   * @example
+   * ```ts
+   * const changes = await monitor.audit.list({ from: '-7d', kind: 'alert_rule' })
+   * ```
+   */
+  readonly audit: MonitorAudit
+  /** This monitor's name in the audit log and process metrics: `<service>@<host>:<pid>`. */
+  readonly instance: string
+  /**
    * Records one finished call. Synchronous, O(1), never throws: an invalid call is counted in `health().invalid`
    * and reported as an `error` event.
    * @example
@@ -95,13 +112,14 @@ export interface Monitor extends CallRecorder {
    */
   startCall(start: CallStart): CallHandle
   /**
-   * Counters of the write path, of alert evaluation and notification (`alerts`), and of the probe runner (`probes`).
+   * Counters of the write path, of alert evaluation and notification (`alerts`), of the probe runner (`probes`),
+   * and each plugin's state, calls, errors, time and health score (`plugins`).
    * @example
    * ```ts
-   * const { queued, dropped, lastError, alerts, probes } = monitor.health()
+   * const { queued, dropped, lastError, alerts, probes, plugins } = monitor.health()
    * ```
    */
-  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth }
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] }
   /**
    * Resolves when every call recorded before it is written. With `timeoutMs`, rejects with `FLUSH_TIMEOUT` when
    * the storage does not accept them in time (they stay buffered).
@@ -206,6 +224,10 @@ class MonitorImpl implements Monitor {
   readonly alerts: AlertManager
   readonly slos: SloManager
   readonly probes: ProbeManager
+  readonly audit: AuditLog
+  readonly instance: string
+  private readonly plugins: PluginHost | undefined
+  private readonly system: SystemSampler | undefined
   private readonly clock: ResolvedClock
   private readonly pipeline: WritePipeline
   private readonly emitter: SafeEmitter<MonitorEvents>
@@ -219,7 +241,10 @@ class MonitorImpl implements Monitor {
 
   constructor(options: MonitorOptions) {
     const parsed = parseOrThrow(monitorOptionsSchema, options ?? {}, 'options')
+    // dependency problems (a cycle, a missing plugin) throw before anything starts
+    if (parsed.plugins !== undefined) orderPlugins(parsed.plugins)
     this.service = parsed.service ?? DEFAULTS.service
+    this.instance = `${this.service}@${processInstance()}`
     this.storage = parsed.storage ?? memoryStorage()
     this.clock = resolveClock(parsed.clock)
     this.logger = parsed.logger === undefined ? defaultLogger : parsed.logger
@@ -253,6 +278,9 @@ class MonitorImpl implements Monitor {
     const slos = ((parsed.slos ?? []) as SloDefinition[]).map(resolveSlo)
     this.stats = createStats(this.storage, { clock: this.clock, slos: parsed.slos as SloDefinition[] | undefined })
     const logger = parsed.logger
+    this.audit = new AuditLog(this.storage.audit ?? memoryAuditStore(), this.instance, this.clock.now, (error) => this.report(error))
+    const rules = (parsed.alerts ?? []).map(resolveRule)
+    this.plugins = this.startPlugins(parsed.plugins ?? [], rules, (parsed.apis ?? []).map((a) => a.name))
     this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error) })
     this.slos.start()
     // what the alert and probe runners report through, and where their `log` notifier writes
@@ -261,7 +289,7 @@ class MonitorImpl implements Monitor {
       log: (line: string) => (typeof logger === 'object' ? logger.warn(line) : console.warn(`[apimeter] ${line}`)),
     }
     this.alerts = new AlertManager({
-      rules: [...(parsed.alerts ?? []).map(resolveRule), ...sloBurnRules(slos)],
+      rules: [...rules, ...sloBurnRules(slos)],
       storage: this.storage,
       intervalMs: parsed.alertIntervalMs ?? DEFAULTS.alertIntervalMs,
       now: this.clock.now,
@@ -269,6 +297,8 @@ class MonitorImpl implements Monitor {
       onAlert: parsed.onAlert,
       emit: (event) => this.emitter.emit('alert', event),
       ...background,
+      pluginNotify: this.plugins ? (scheme, target, event) => this.plugins!.notify(scheme, target, event) : undefined,
+      audit: { append: (entry) => this.audit.record(entry), latest: (subject, kinds) => this.audit.latest(subject, kinds) },
     })
     this.alerts.start()
     this.probes = new ProbeManager({
@@ -282,11 +312,76 @@ class MonitorImpl implements Monitor {
       ...background,
     })
     if (parsed.runProbes !== false) this.probes.start()
-    this.outbound = new OutboundMeter(this, (error) => this.report(error), parsed.apis ?? [], parsed.outbound ?? {}, parsed.redact?.paths)
+    this.outbound = new OutboundMeter(this, (error) => this.report(error), [...(parsed.apis ?? []), ...(this.plugins?.apis ?? [])], parsed.outbound ?? {}, parsed.redact?.paths)
+    if (parsed.system !== undefined) {
+      this.system = new SystemSampler({
+        intervalMs: parsed.system.intervalMs ?? SYSTEM_INTERVAL_MS,
+        service: this.service,
+        instance: processInstance(),
+        store: this.storage.system ?? memorySystemStore(),
+        now: this.clock.now,
+        report: (error) => this.report(error),
+      })
+    }
     this.fetch = createMeteredFetch(this.outbound, (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init), undefined)
     if (parsed.flushOnExit !== false) {
       installExitHook()
       exitFlushMonitors.add(this)
+    }
+  }
+
+  /**
+   * Sets up the plugins (throws INVALID_OPTIONS for a notifier scheme no plugin registers), puts their call hooks on
+   * the write path (only when there are any) and audits plugins added or changed since the last start.
+   */
+  private startPlugins(plugins: readonly ApimeterPlugin[], rules: readonly ResolvedRule[], apiNames: string[]): PluginHost | undefined {
+    if (plugins.length === 0) {
+      this.checkNotifiers(rules, undefined)
+      return undefined
+    }
+    const host = new PluginHost(
+      plugins,
+      {
+        service: this.service,
+        stats: this.stats,
+        now: this.clock.now,
+        // deferred: a setup failure happens inside createMonitor(), before anyone could listen for it
+        report: (error) => queueMicrotask(() => this.report(error)),
+        warn: (line) => {
+          if (this.logger !== false) this.logger.warn(line)
+        },
+        audit: (entry) => this.audit.record(entry),
+      },
+      apiNames,
+    )
+    this.checkNotifiers(rules, host)
+    if (host.hasCallHooks) this.pipeline.setStage((rows) => host.processBatch(rows))
+    void this.auditPlugins(host)
+    return host
+  }
+
+  private checkNotifiers(rules: readonly ResolvedRule[], host: PluginHost | undefined): void {
+    // a plugin that failed to set up may have been the one to register a scheme: its notifications then fail (counted)
+    if (host?.health().some((p) => p.state === 'failed_setup')) return
+    rules.forEach((rule, i) =>
+      rule.notify.forEach((n, j) => {
+        if (n.type === 'plugin' && !host?.hasNotifier(n.scheme)) {
+          throw new ApimeterError('INVALID_OPTIONS', `${PACKAGE_NAME}: options.alerts[${i}].notify[${j}] names the notifier scheme '${n.scheme}', which no plugin registers (add the plugin that provides it to options.plugins)`)
+        }
+      }),
+    )
+  }
+
+  /** Appends `plugin.added` / `plugin.changed` rows for plugins whose version or (masked) config differ from the last row. */
+  private async auditPlugins(host: PluginHost): Promise<void> {
+    try {
+      for (const { subject, state } of host.describe()) {
+        const last = await this.audit.latest(subject, ['plugin.added', 'plugin.changed'])
+        if (last === undefined) this.audit.record({ kind: 'plugin.added', subject, before: null, after: state, detail: `${subject.slice(7)} ${state.version} added` })
+        else if (canonicalJson(last.after) !== canonicalJson(state)) this.audit.record({ kind: 'plugin.changed', subject, before: last.after, after: state, detail: `${subject.slice(7)} changed` })
+      }
+    } catch (error) {
+      this.report(new ApimeterError('WRITE_FAILED', `plugin changes could not be audited: ${errorMessage(error)}`, { cause: error }))
     }
   }
 
@@ -306,7 +401,7 @@ class MonitorImpl implements Monitor {
     return new RunningCall(this, this.clock, start)
   }
 
-  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth } {
+  health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] } {
     const p = this.pipeline
     return {
       queued: p.queued,
@@ -319,6 +414,7 @@ class MonitorImpl implements Monitor {
       lastError: p.lastError,
       alerts: this.alerts.health(),
       probes: this.probes.health(),
+      plugins: this.plugins?.health() ?? [],
     }
   }
 
@@ -352,7 +448,10 @@ class MonitorImpl implements Monitor {
     uninstrument(this.outbound)
     this.outbound.finishWatched() // responses whose body nobody read yet are recorded, not lost
     await Promise.all([this.alerts.close(this.closeTimeoutMs), this.probes.close(this.closeTimeoutMs), this.slos.close(this.closeTimeoutMs)])
+    await this.system?.stop()
+    await this.audit.drain()
     await this.pipeline.close()
+    await this.plugins?.close(this.closeTimeoutMs)
   }
 
   on<E extends keyof MonitorEvents>(event: E, listener: MonitorEvents[E]): this {

@@ -11,6 +11,8 @@ import { apisSchema, type OutboundOptions, outboundOptionsSchema } from '../outb
 import type { ApiDefinition } from '../outbound/registry.js'
 import type { RetryPolicy } from './pipeline.js'
 import type { StorageAdapter } from '../storage/adapter.js'
+import type { ApimeterPlugin } from '../plugins/plugin.js'
+import type { SystemOptions } from './system-sampler.js'
 import { intInRange, numberInRange, wholeOrInfinity } from '../validation.js'
 
 /** Where apimeter writes warnings when nobody listens for `error` events. */
@@ -266,6 +268,27 @@ export interface MonitorOptions {
    * ```
    */
   outbound?: OutboundOptions
+  /**
+   * Plugins (see docs/plugins.md), each made by a `definePlugin()` factory. They are set up in dependency order
+   * when the monitor is created; each hook runs isolated, counted and timed (`health().plugins`).
+   * @default []
+   * @example
+   * ```ts
+   * createMonitor({ plugins: [piiRedactor(), slackNotifier({ webhookUrl: process.env.SLACK_WEBHOOK! })] })
+   * ```
+   */
+  plugins?: readonly ApimeterPlugin[]
+  /**
+   * Opt-in process metrics: every `intervalMs`, event-loop delay (p50/p99/max), event-loop utilisation, CPU
+   * user/system, RSS and heap, and open handles are sampled into the storage (kept as long as raw calls), and read
+   * with `monitor.stats.system()`. See docs/system-metrics.md.
+   * @default off
+   * @example
+   * ```ts
+   * createMonitor({ storage, system: { intervalMs: 10_000 } })
+   * ```
+   */
+  system?: SystemOptions
 }
 
 const retrySchema = z
@@ -320,6 +343,17 @@ export const monitorOptionsSchema = z
     runProbes: z.boolean({ error: 'true or false' }).optional(),
     apis: apisSchema.optional(),
     outbound: outboundOptionsSchema.optional(),
+    plugins: z
+      .array(
+        z.custom<ApimeterPlugin>((v) => typeof v === 'object' && v !== null && typeof (v as ApimeterPlugin).name === 'string' && typeof (v as ApimeterPlugin).definition?.setup === 'function', {
+          error: 'a plugin made by a definePlugin() factory (myPlugin(config))',
+        }),
+        { error: 'a list of plugins' },
+      )
+      .optional(),
+    system: z
+      .strictObject({ intervalMs: intInRange(100, 3_600_000, 'a whole number of milliseconds from 100 to 3,600,000').optional() }, { error: 'an object { intervalMs? }' })
+      .optional(),
   })
   .superRefine((options, ctx) => {
     const sloAlerts = new Set((options.slos ?? []).flatMap((s) => [sloAlertName(s.name, 'page'), sloAlertName(s.name, 'ticket')]))

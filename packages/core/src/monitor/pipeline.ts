@@ -110,6 +110,8 @@ export class WritePipeline {
   /** Set when the storage failed for good (`fatal`): nothing more is attempted, batches are dropped and counted. */
   private fatal: string | undefined
   private readonly rejectionsReported = new Set<string>()
+  /** Plugins' call hooks, run on each batch before it is written (undefined without plugins: nothing extra runs). */
+  private stage: ((rows: CallRecord[]) => CallRecord[] | Promise<CallRecord[]>) | undefined
 
   written = 0
   dropped = 0
@@ -175,6 +177,14 @@ export class WritePipeline {
     }
   }
 
+  /**
+   * Sets the step each drained batch goes through before it is written (plugins' call hooks): it may change and
+   * drop calls, and may be async. It must never throw or reject.
+   */
+  setStage(stage: (rows: CallRecord[]) => CallRecord[] | Promise<CallRecord[]>): void {
+    this.stage = stage
+  }
+
   /** Counts calls rejected before they reached the buffer. */
   countInvalid(error: ApimeterError): void {
     this.invalid++
@@ -186,8 +196,8 @@ export class WritePipeline {
     const count = this.staged
     if (count === 0) return
     const size = this.options.batchSize
-    if (this.storage.writePacked !== undefined) {
-      // straight from the staging columns: no record object per call
+    if (this.storage.writePacked !== undefined && this.stage === undefined) {
+      // straight from the staging columns: no record object per call (plugins' call hooks need the records)
       for (let start = 0; start < count; start += size) {
         const n = Math.min(size, count - start)
         this.submit(packStaged(this.staging, start, n, this.idPrefix, this.idSequence))
@@ -209,6 +219,36 @@ export class WritePipeline {
   }
 
   private submit(calls: Calls): void {
+    if (this.stage === undefined || !Array.isArray(calls)) {
+      void this.enqueue(calls)
+      return
+    }
+    // The rows stay counted in `queued` while the plugins' hooks run.
+    const rows = calls
+    this.pending += rows.length
+    let staged: CallRecord[] | Promise<CallRecord[]>
+    try {
+      staged = this.stage(rows)
+    } catch {
+      staged = rows // the stage catches its hooks' errors; belt and braces
+    }
+    if (!(staged instanceof Promise)) {
+      this.pending -= rows.length
+      if (staged.length > 0) void this.enqueue(staged)
+      return
+    }
+    const done: Promise<void> = staged
+      .catch(() => rows)
+      .then((kept) => {
+        this.pending -= rows.length
+        return kept.length > 0 ? this.enqueue(kept) : undefined
+      })
+      .finally(() => this.inflight.delete(done))
+    this.inflight.add(done)
+  }
+
+  /** Puts one batch on the write queue; resolves when its calls are settled. */
+  private enqueue(calls: Calls): Promise<void> {
     if (Array.isArray(calls)) markValidated(calls)
     const count = countOf(calls)
     const batch: Batch = { calls, owed: count, settled: false, abandoned: false }
@@ -225,6 +265,7 @@ export class WritePipeline {
         if (this.overflowing && this.queued < this.options.maxBufferSize / 2) this.overflowing = false
       })
     this.inflight.add(done)
+    return done
   }
 
   private async writeWithRetry(batch: Batch): Promise<void> {

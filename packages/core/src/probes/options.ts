@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { type DurationInput, type NotifierInput, notifierLabel, notifierSchema, type ResolvedNotifier, resolveNotifier } from '../alerts/rules.js'
+import { type DurationInput, type NotifierInput, notifierLabel, notifierSchema, pluginNotifierParts, type ResolvedNotifier, resolveNotifier } from '../alerts/rules.js'
 import { maskUrl } from '../call/route.js'
 import { parseDuration, resolveTime, type TimeInput } from '../time.js'
 import { intInRange } from '../validation.js'
@@ -263,7 +263,15 @@ const common = {
   name: z.string({ error: NAME }).min(1, { error: NAME }).max(200, { error: NAME }),
   failuresToOpen: positiveInt(1000, 'a whole number from 1 to 1,000').optional(),
   successesToClose: positiveInt(1000, 'a whole number from 1 to 1,000').optional(),
-  notify: z.array(notifierSchema, { error: 'a list of notifiers' }).optional(),
+  // plugin notifiers (`'slack'`) take alert events: probes notify through 'log', webhooks and onIncident
+  notify: z
+    .array(
+      notifierSchema.refine((n) => typeof n !== 'string' || pluginNotifierParts(n) === undefined, {
+        error: `'log', 'webhook:https://…' or { webhook: 'https://…', … } (plugin notifiers serve alert rules, not probes; use onIncident)`,
+      }),
+      { error: 'a list of notifiers' },
+    )
+    .optional(),
   maintenance: z.array(maintenanceSchema, { error: 'a list of maintenance windows' }).optional(),
   intervalMs: intInRange(100, 86_400_000, 'a whole number of milliseconds from 100 to 86,400,000').optional(),
 }

@@ -494,6 +494,7 @@ export class ProbeManager implements MonitorProbes {
 
   private notify(n: ResolvedNotifier, event: IncidentEvent): Promise<void> {
     if (n.type === 'log') return this.attempt(event, 'log', async () => this.config.log(event.text))
+    if (n.type === 'plugin') return Promise.resolve() // refused when the probe is validated (probes/options.ts)
     const body = JSON.stringify({ ...event, openedAt: event.openedAt.toISOString(), resolvedAt: event.resolvedAt?.toISOString() ?? null, at: event.at.toISOString() })
     return deliverWebhookBody(n, body, async () => undefined, () => this.closing).then((ok) => {
       if (ok) this.counters.notificationsSent++

@@ -123,6 +123,14 @@ export function createSqlAlertStore(ctx: SqlAlertStoreContext): AlertStore {
       })
     },
 
+    rules() {
+      return run(async () => {
+        const r = await sql<{ name: string; kind: string; definition: string; enabled: number | string }>`SELECT name, kind,
+            CAST(definition AS TEXT) AS definition, enabled FROM ${sql.table(TABLES.alertRules)} ORDER BY name`.execute(db)
+        return r.rows.map((row) => ({ name: row.name, kind: row.kind, definition: row.definition, enabled: Number(row.enabled) === 1 }))
+      })
+    },
+
     instances(rule) {
       return run(async () => {
         const r = await sql<StateRow>`SELECT * FROM ${sql.table(TABLES.alertState)} WHERE rule_name = ${rule} ORDER BY group_key`.execute(db)

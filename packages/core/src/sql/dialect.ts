@@ -120,7 +120,7 @@ export interface PartitionUpkeep {
   /**
    * Removes expired raw calls that are rolled up (`rolled`), inside the retention transaction: whole partitions
    * ending before `cut`, and at most `maxRows` rows elsewhere. Returns how many rows went and the horizon below which
-   * raw calls may now be missing.
+   * raw calls may now be missing, and the names of the partitions dropped.
    */
-  expire(trx: Kysely<unknown>, cut: number, rolled: RawBuilder<boolean>, maxRows: number): Promise<{ deleted: number; horizon: number }>
+  expire(trx: Kysely<unknown>, cut: number, rolled: RawBuilder<boolean>, maxRows: number): Promise<{ deleted: number; horizon: number; partitions?: string[] }>
 }

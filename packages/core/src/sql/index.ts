@@ -33,6 +33,8 @@ export type {
   ProbeStateRecord,
   ProbeStore,
 } from '../storage/probe-store.js'
+export { AUDIT_KINDS, type AuditQuery, type AuditRecord, type AuditRecordInput, type AuditStore, memoryAuditStore } from '../storage/audit-store.js'
+export { memorySystemStore, type SystemSample, type SystemSampleQuery, type SystemStore } from '../storage/system-store.js'
 export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
 export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, SKETCH_SEPARATOR, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
@@ -53,7 +55,7 @@ export { getMigrationStatus, type MigrateOptions, runMigrations } from './migrat
 export { aggregateCalls, bucketExpression, DIMENSION_COLUMN } from './raw-aggregate.js'
 export { chooseLevel, ROLLUP_LEVELS, ROLLUP_TABLES, type RollupLevel } from './rollups/levels.js'
 export { type Horizons, planQuery, type QueryPlan, type Segment } from './rollups/plan.js'
-export type { RetentionMs } from './rollups/retention.js'
+export type { RetentionMs, RetentionRun } from './rollups/retention.js'
 export {
   addCallColumns,
   type ApimeterDatabase,

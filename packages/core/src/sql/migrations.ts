@@ -275,9 +275,50 @@ function probeTables(d: SqlDialect): string[] {
   ]
 }
 
+/** The audit log (append-only) and the process metrics samples. */
+function auditAndSystemTables(d: SqlDialect): string[] {
+  const t = d.types
+  return [
+    `CREATE TABLE ${TABLES.auditLog} (
+    id ${d.ddl.pk},
+    at ${t.bigint} NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    "before" ${t.json},
+    "after" ${t.json},
+    detail TEXT
+)`,
+    `CREATE INDEX ${TABLES.auditLog}_at ON ${TABLES.auditLog} (at)`,
+    `CREATE INDEX ${TABLES.auditLog}_kind_at ON ${TABLES.auditLog} (kind, at)`,
+    `CREATE INDEX ${TABLES.auditLog}_subject_at ON ${TABLES.auditLog} (subject, at)`,
+    `CREATE TABLE ${TABLES.systemSamples} (
+    id ${d.ddl.pk},
+    at ${t.bigint} NOT NULL,
+    service TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    interval_ms ${t.bigint} NOT NULL CHECK (interval_ms > 0),
+    el_delay_p50_us ${t.double} NOT NULL,
+    el_delay_p99_us ${t.double} NOT NULL,
+    el_delay_max_us ${t.double} NOT NULL,
+    el_utilization ${t.double} NOT NULL,
+    cpu_user_us ${t.bigint} NOT NULL,
+    cpu_system_us ${t.bigint} NOT NULL,
+    rss_bytes ${t.bigint} NOT NULL,
+    heap_used_bytes ${t.bigint} NOT NULL,
+    heap_total_bytes ${t.bigint} NOT NULL,
+    handles INTEGER NOT NULL
+)`,
+    `CREATE INDEX ${TABLES.systemSamples}_at ON ${TABLES.systemSamples} (at)`,
+  ]
+}
+
 async function run(db: Kysely<unknown>, statements: readonly string[]): Promise<void> {
   for (const statement of statements) await sql.raw(statement).execute(db)
 }
+
+/** The migration that creates the audit log: a run that leaves the database before it cannot record itself there. */
+export const AUDIT_MIGRATION = '0008_plugins_audit_system'
 
 /** A migration of apimeter: kysely's shape plus a name. */
 export interface NamedMigration extends Migration {
@@ -386,6 +427,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       },
       async down(db) {
         await run(db, [`DELETE FROM ${TABLES.alertRules} WHERE kind = 'slo_burn'`, ...ruleKindsCheck(dialect, RULE_KINDS_0001), `DROP TABLE ${TABLES.slos}`])
+      },
+    },
+    {
+      // The audit log (seeds 001 audit_logs, 003 PluginOperation) and process metrics (seed 000 system_metrics).
+      name: AUDIT_MIGRATION,
+      async up(db) {
+        await run(db, auditAndSystemTables(dialect))
+      },
+      async down(db) {
+        await run(db, [`DROP TABLE ${TABLES.systemSamples}`, `DROP TABLE ${TABLES.auditLog}`])
       },
     },
   ]

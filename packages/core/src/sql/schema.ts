@@ -33,6 +33,8 @@ export const TABLES = {
   probeState: 'apimeter_probe_state',
   probeChecks: 'apimeter_probe_checks',
   incidents: 'apimeter_incidents',
+  auditLog: 'apimeter_audit_log',
+  systemSamples: 'apimeter_system_samples',
   migrations: 'apimeter_migrations',
   migrationLock: 'apimeter_migrations_lock',
 } as const

@@ -9,6 +9,10 @@ import { resolveTime, type TimeInput } from '../time.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
 import { createSqlSloStore } from './slo-store-sql.js'
 import { createSqlProbeStore } from './probe-store-sql.js'
+import { createSqlAuditStore } from './audit-store-sql.js'
+import { type AuditRecordInput, processInstance } from '../storage/audit-store.js'
+import { AUDIT_MIGRATION } from './migrations.js'
+import { createSqlSystemStore } from './system-store-sql.js'
 import {
   getMigrationStatus,
   type MigrationReport,
@@ -21,7 +25,7 @@ import { RollupAccumulator } from './rollups/accumulator.js'
 import type { RawExecutor, RollupContext } from './rollups/context.js'
 import { aggregateWithRollups } from './rollups/query.js'
 import { rebuildRollupRange } from './rollups/rebuild.js'
-import { applyRetention, type RetentionMs } from './rollups/retention.js'
+import { applyRetention, type RetentionMs, type RetentionRun } from './rollups/retention.js'
 import { rollUpAll, rollUpPending } from './rollups/run.js'
 import { topKeys } from './rollups/top.js'
 import { CALL_COLUMNS, callToRow, type SqlDialectName, TABLES } from './schema.js'
@@ -226,6 +230,44 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   }
   config.bindReporter?.(report)
 
+  // The storage's own audit rows (migrations, rebuilds, retention): written without waiting for init (migrations run
+  // inside it), after the work they describe, never failing it.
+  const instance = processInstance()
+  const ownAudit = createSqlAuditStore({ db, dialect, exclusive, ready: async () => {} })
+  const audit = async (row: Omit<AuditRecordInput, 'at' | 'instance'>): Promise<void> => {
+    try {
+      await ownAudit.append([{ ...row, at: now(), instance }])
+    } catch (error) {
+      report(new ApimeterError('WRITE_FAILED', `${name} storage could not write an audit row (${row.kind}): ${errorMessage(error)}`, { cause: error }))
+    }
+  }
+  const auditMigrations = async (result: MigrationReport, before: string | null, trigger: 'start' | 'migrate'): Promise<void> => {
+    const changed = result.steps.filter((s) => s.status === 'applied' || s.status === 'reverted')
+    if (changed.length === 0 && !result.error) return
+    // the log itself is gone when the run left the database before the migration that creates it
+    if (result.current === null || result.current < AUDIT_MIGRATION) return
+    const what = changed.map((s) => `${s.status} ${s.name}`).join(', ')
+    await audit({
+      kind: 'migration.run',
+      subject: 'migrations',
+      before: { current: before },
+      after: { current: result.current, steps: result.steps },
+      detail: `${what || 'nothing applied'}${result.error ? ` — failed: ${result.error.message}` : ''} (${trigger === 'start' ? 'on start' : 'migrate()'} by ${name} storage)`,
+    })
+  }
+  const currentMigration = (): Promise<string | null> => getMigrationStatus(db, migrateOptions()).then((s) => s.current, () => null)
+  const auditRetention = async (run: RetentionRun): Promise<void> => {
+    if (run.deleted === 0 && run.partitions.length === 0) return
+    const parts = run.partitions.length > 0 ? `, dropped partitions ${run.partitions.join(', ')}` : ''
+    await audit({
+      kind: 'retention.run',
+      subject: 'retention',
+      before: null,
+      after: { calls: run.calls, rollups: run.rollups, systemSamples: run.systemSamples, probeChecks: run.probeChecks, partitions: run.partitions },
+      detail: `deleted ${run.calls} raw calls, ${run.rollups} rollup rows, ${run.systemSamples} process samples and ${run.probeChecks} probe checks${parts}`,
+    })
+  }
+
   /**
    * Rollups and retention after a write, in the background: the write has already succeeded, so maintenance never
    * delays or fails it. One run at a time; on PostgreSQL a run skips when another instance is doing it.
@@ -247,9 +289,11 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       if (rollupDue) await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
       if (retentionDue) {
         await housekeeping(t)
-        await applyRetention(ctx, config.retention, t, 20_000, true)
+        return applyRetention(ctx, config.retention, t, 20_000, true)
       }
+      return undefined
     })
+      .then((run) => (run ? auditRetention(run) : undefined))
       .catch(report)
       .finally(() => {
         maintenance = undefined
@@ -266,6 +310,8 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     alerts: createSqlAlertStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     slos: createSqlSloStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     probes: createSqlProbeStore({ db, dialect, exclusive, ready: () => storage.init!() }),
+    audit: createSqlAuditStore({ db, dialect, exclusive, ready: () => storage.init!() }),
+    system: createSqlSystemStore({ db, dialect, exclusive, ready: () => storage.init!() }),
     attach(hooks) {
       reporters.add(hooks.report)
     },
@@ -274,7 +320,9 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
         ensureOpen()
         await prepare()
         if (config.migrate) {
+          const before = await currentMigration()
           const result = await exclusive(() => runMigrations(db, migrateOptions()))
+          await auditMigrations(result, before, 'start')
           if (result.error) throw result.error
           await housekeeping(now())
           return
@@ -324,7 +372,10 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     async migrate(to = 'latest') {
       ensureOpen()
       await prepare()
-      return exclusive(() => runMigrations(db, { ...migrateOptions(), to }))
+      const before = await currentMigration()
+      const result = await exclusive(() => runMigrations(db, { ...migrateOptions(), to }))
+      await auditMigrations(result, before, 'migrate')
+      return result
     },
     async migrationStatus() {
       ensureOpen()
@@ -335,20 +386,27 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       ensureOpen()
       await storage.init!()
       await maintenance
-      return exclusive(async () => {
+      const result = await exclusive(async () => {
         const rolledUp = await rollUpAll(ctx)
         sinceRollup = 0
         lastRollupAt = now()
         lastRetentionAt = now()
         await housekeeping(lastRetentionAt)
-        let deleted = 0
+        const total: RetentionRun = { deleted: 0, calls: 0, rollups: 0, systemSamples: 0, probeChecks: 0, partitions: [] }
         for (;;) {
-          const n = await applyRetention(ctx, config.retention, lastRetentionAt)
-          deleted += n
-          if (n === 0) break
+          const run = await applyRetention(ctx, config.retention, lastRetentionAt)
+          total.deleted += run.deleted
+          total.calls += run.calls
+          total.rollups += run.rollups
+          total.systemSamples += run.systemSamples
+          total.probeChecks += run.probeChecks
+          total.partitions.push(...run.partitions)
+          if (run.deleted === 0) break
         }
-        return { rolledUp, deleted }
+        return { rolledUp, total }
       })
+      await auditRetention(result.total)
+      return { rolledUp: result.rolledUp, deleted: result.total.deleted }
     },
     async rebuildRollups(range) {
       ensureOpen()
@@ -358,10 +416,18 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       if (from === undefined || to === undefined || from >= to) {
         throw new ApimeterError('INVALID_OPTIONS', `rebuildRollups() needs from < to (Dates, epoch ms, ISO strings or relative times), got from ${String(range.from)} and to ${String(range.to)}`)
       }
-      return exclusive(async () => {
+      const rebuilt = await exclusive(async () => {
         await rollUpAll(ctx)
         return rebuildRollupRange(ctx, from, to)
       })
+      await audit({
+        kind: 'rollups.rebuild',
+        subject: 'rollups',
+        before: null,
+        after: { from: rebuilt.from.getTime(), to: rebuilt.to.getTime(), calls: rebuilt.calls },
+        detail: `rebuilt the rollups of ${rebuilt.from.toISOString()} … ${rebuilt.to.toISOString()} from ${rebuilt.calls} raw calls`,
+      })
+      return rebuilt
     },
     classifyError(error) {
       return dialect.classifyError(error) ?? (findCode(error, (c) => NETWORK_ERRORS.has(c)) ? { kind: 'transient' } : defaultErrorClass(error))

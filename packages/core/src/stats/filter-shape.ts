@@ -5,13 +5,15 @@ import { OUTCOMES } from '../call/outcome.js'
 // The zod fields of a stats filter, apart from stats.ts so that modules stats.ts depends on (SLOs, for health) can
 // build schemas from them while stats.ts itself is still loading.
 
-const timeInput = z.union([z.date(), z.number(), z.string()], {
+/** A time a query takes: a Date, epoch ms, ISO-8601 or relative. */
+export const timeInput = z.union([z.date(), z.number(), z.string()], {
   error: `a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h'`,
 })
 function listOf<T extends z.ZodType>(item: T, expected: string) {
   return z.union([item, z.array(item)], { error: expected }).optional()
 }
-const nonEmpty = z.string().min(1)
+/** A non-empty string. */
+export const nonEmpty = z.string().min(1)
 /** The zod fields of a stats filter; alert rules accept the same ones (but `from` / `to`). */
 export const filterShape = {
   from: timeInput.optional(),

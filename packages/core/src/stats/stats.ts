@@ -7,9 +7,10 @@ import type { Outcome } from '../call/outcome.js'
 import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../storage/filter.js'
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
 import { type StorageAdapter, SUM_ORDERS, type TopGroups } from '../storage/adapter.js'
+import { bucketSystemSamples, type SystemBucket } from '../storage/system-store.js'
 import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
 import { intInRange, parseOrThrow } from '../validation.js'
-import { filterShape } from './filter-shape.js'
+import { filterShape, nonEmpty, timeInput } from './filter-shape.js'
 import { computeHealth, type HealthQuery, healthQuerySchema, type HealthRow } from './health.js'
 import { parseSlos, type SloDefinition } from '../slos/slo.js'
 
@@ -147,6 +148,32 @@ export interface Stats {
    * ```
    */
   health(query: HealthQuery): Promise<HealthRow[]>
+  /**
+   * Process metrics (stored by monitors with the `system` option), aggregated per UTC bucket, oldest first; only
+   * buckets with samples are returned.
+   * @example
+   * ```ts
+   * const perMinute = await stats.system({ from: '-1h', interval: 'minute' })
+   * ```
+   */
+  system(query: SystemQuery): Promise<SystemBucket[]>
+}
+
+/**
+ * A process metrics query: a time range, a UTC bucket size, and optionally one service or instance.
+ *
+ * @example
+ * ```ts
+ * await monitor.stats.system({ from: '-24h', interval: 'hour', service: 'checkout' })
+ * ```
+ */
+export interface SystemQuery {
+  from?: TimeInput
+  to?: TimeInput
+  interval: Interval
+  service?: string
+  /** `<host>:<pid>` of one process. */
+  instance?: string
 }
 
 /** Options of {@link createStats}. */
@@ -187,6 +214,14 @@ const breakdownSchema = z.strictObject({
   orderBy: z.enum(BREAKDOWN_ORDERS, { error: `one of ${BREAKDOWN_ORDERS.join(', ')}` }).optional(),
   order: z.enum(['asc', 'desc']).optional(),
   limit: intInRange(1, Number.MAX_SAFE_INTEGER, 'a whole number >= 1').optional(),
+})
+
+const systemSchema = z.strictObject({
+  from: timeInput.optional(),
+  to: timeInput.optional(),
+  interval: z.enum(INTERVALS, { error: `one of ${INTERVALS.join(', ')}` }),
+  service: nonEmpty.optional(),
+  instance: nonEmpty.optional(),
 })
 
 type ParsedFilter = z.infer<typeof filterSchema>
@@ -380,6 +415,20 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
     async health(query) {
       const parsed = parse(healthQuerySchema, query)
       return computeHealth(storage, parsed, clock.now(), slos)
+    },
+    async system(query) {
+      const parsed = parse(systemSchema, query)
+      const now = clock.now()
+      const edge = (name: 'from' | 'to'): number | undefined => {
+        const v = parsed[name]
+        if (v === undefined) return undefined
+        const t = resolveTime(v, now)
+        if (t === undefined) throw new ApimeterError('INVALID_QUERY', `query.${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${describeValue(v)}`, { details: { field: name } })
+        return t
+      }
+      if (storage.system === undefined) return []
+      const samples = await storage.system.list({ from: edge('from'), to: edge('to'), service: parsed.service, instance: parsed.instance })
+      return bucketSystemSamples(samples, parsed.interval)
     },
   }
 }

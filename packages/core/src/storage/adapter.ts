@@ -2,6 +2,8 @@ import type { AggregateRow } from './aggregate.js'
 import type { AlertStore } from './alert-store.js'
 import type { SloStore } from './slo-store.js'
 import type { ProbeStore } from './probe-store.js'
+import type { AuditStore } from './audit-store.js'
+import type { SystemStore } from './system-store.js'
 import type { ApimeterError } from '../errors.js'
 import type { CallRecord } from '../call/types.js'
 import type { PackedCalls } from '../call/packed.js'
@@ -107,5 +109,15 @@ export interface StorageAdapter {
    * it). Without it a monitor keeps them in memory, for the life of the process.
    */
   readonly probes?: ProbeStore
+  /**
+   * The audit log (memory, SQLite and PostgreSQL storages have it). Without it a monitor keeps its audit rows in
+   * memory, for the life of the process.
+   */
+  readonly audit?: AuditStore
+  /**
+   * Process metrics samples (memory, SQLite and PostgreSQL storages have it). Without it a monitor keeps them in
+   * memory, for the life of the process.
+   */
+  readonly system?: SystemStore
 }
 

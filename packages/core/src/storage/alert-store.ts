@@ -89,6 +89,8 @@ export interface AlertTransition {
 export interface AlertStore {
   /** Inserts or updates rule definitions. */
   syncRules(rules: readonly AlertRuleRecord[], now: number): Promise<void>
+  /** Every stored rule, by name (read before a sync, to audit what changed). Optional for custom stores. */
+  rules?(): Promise<AlertRuleRecord[]>
   /** Every stored instance of a rule. */
   instances(rule: string): Promise<AlertInstanceRecord[]>
   /**
@@ -149,6 +151,9 @@ export function memoryAlertStore(calls: () => Iterable<CallRecord> = () => []): 
   return {
     async syncRules(list, now) {
       for (const r of list) rules.set(r.name, { ...r, createdAt: rules.get(r.name)?.createdAt ?? now, updatedAt: now })
+    },
+    async rules() {
+      return [...rules.values()].map(({ name, kind, definition, enabled }) => ({ name, kind, definition, enabled })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     },
     async instances(rule) {
       return [...states.values()].filter((s) => s.rule === rule).map((s) => ({ ...s }))

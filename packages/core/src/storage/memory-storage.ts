@@ -3,6 +3,8 @@ import { addCall } from './aggregate.js'
 import { memoryAlertStore } from './alert-store.js'
 import { memorySloStore } from './slo-store.js'
 import { memoryProbeStore } from './probe-store.js'
+import { memoryAuditStore } from './audit-store.js'
+import { memorySystemStore } from './system-store.js'
 import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError } from '../errors.js'
@@ -68,6 +70,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): MemoryStorage
     alerts,
     slos,
     probes: memoryProbeStore(),
+    audit: memoryAuditStore(),
+    system: memorySystemStore(),
     capabilities: { durable: false },
     get size() {
       return rows.length

@@ -1,6 +1,8 @@
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { memoryStorage } from '../storage/memory-storage.js'
+import { memoryAuditStore } from '../storage/audit-store.js'
+import { memorySystemStore } from '../storage/system-store.js'
 import { DIMENSIONS } from '../storage/filter.js'
 import type { BreakdownQuery, StatsFilter, TimeseriesQuery } from '../stats/stats.js'
 import type { CallInput, CallRecord } from '../call/types.js'
@@ -611,6 +613,35 @@ export function runStorageConformance(
           { numRuns: propertyRuns },
         )
       })
+    })
+
+    it('keeps an append-only audit log, read by time, kind (or kind prefix) and subject, in order (or its fallback)', async () => {
+      const audit = storage.audit ?? memoryAuditStore()
+      const row = (at: number, kind: string, subject: string) => ({ at, kind, subject, instance: 'svc@host:1', before: { n: 1, nested: { x: [1, 'two'] } }, after: null, detail: `${kind} ${subject}` })
+      await audit.append([row(T0 + 2 * MIN, 'alert_rule.changed', 'alert_rule:a'), row(T0, 'alert_rule.added', 'alert_rule:a'), row(T0 + MIN, 'plugin.disabled', 'plugin:p')])
+      await audit.append([row(T0 + 3 * MIN, 'alert_rules.custom', 'x'), row(T0 + 3 * MIN, 'plugin_x', 'y')])
+      // (a SQL storage has recorded its own migrations on init: rows after this test's range)
+      const all = await audit.list({ to: T0 + HOUR })
+      expect(all.map((r) => r.kind)).toEqual(['alert_rule.added', 'plugin.disabled', 'alert_rule.changed', 'alert_rules.custom', 'plugin_x'])
+      const { id, ...first } = all[0]!
+      expect(first).toEqual(row(T0, 'alert_rule.added', 'alert_rule:a'))
+      expect(Number.isInteger(id)).toBe(true)
+      expect((await audit.list({ kind: 'alert_rule' })).map((r) => r.kind)).toEqual(['alert_rule.added', 'alert_rule.changed'])
+      expect((await audit.list({ kind: ['plugin', 'alert_rule.added'] })).map((r) => r.kind)).toEqual(['alert_rule.added', 'plugin.disabled'])
+      expect((await audit.list({ subject: 'alert_rule:a', order: 'desc', limit: 1 })).map((r) => r.kind)).toEqual(['alert_rule.changed'])
+      expect((await audit.list({ from: T0 + MIN, to: T0 + 3 * MIN })).map((r) => r.kind)).toEqual(['plugin.disabled', 'alert_rule.changed'])
+    })
+
+    it('stores process samples and lists them by time, service and instance (or its fallback)', async () => {
+      const system = storage.system ?? memorySystemStore()
+      const sample = (at: number, service: string, instance: string) => ({
+        at, service, instance, intervalMs: 10_000, eventLoopDelayP50Us: 12.5, eventLoopDelayP99Us: 250.5, eventLoopDelayMaxUs: 1000, eventLoopUtilization: 0.125,
+        cpuUserUs: 1_234_567, cpuSystemUs: 89_012, rssBytes: 123_456_789, heapUsedBytes: 45_678_901, heapTotalBytes: 67_890_123, handles: 17,
+      })
+      await system.write([sample(T0 + MIN, 'svc-a', 'h:1'), sample(T0, 'svc-a', 'h:2'), sample(T0 + 2 * MIN, 'svc-b', 'h:1')])
+      expect(await system.list({})).toEqual([sample(T0, 'svc-a', 'h:2'), sample(T0 + MIN, 'svc-a', 'h:1'), sample(T0 + 2 * MIN, 'svc-b', 'h:1')])
+      expect((await system.list({ from: T0 + MIN, to: T0 + 2 * MIN })).map((s) => s.at)).toEqual([T0 + MIN])
+      expect((await system.list({ service: 'svc-a', instance: 'h:1' })).map((s) => s.at)).toEqual([T0 + MIN])
     })
 
     if (durable) {

@@ -42,7 +42,9 @@ describe('alert rule validation', () => {
       '@apimeter/core: options.alerts[1].name must be a name no other rule has, got "x"',
     )
     expect(problem([{ name: 'x', kind: 'requests', threshold: 1, groupBy: 'planet' }])).toMatch(/options\.alerts\[0\]\.groupBy must be a dimension \(service, direction, api, route, method, status, outcome, tenant, user, model\) or a list of them, got "planet"/)
-    expect(problem([{ name: 'x', kind: 'requests', threshold: 1, notify: ['email:ops@example.com'] }])).toMatch(/options\.alerts\[0\]\.notify\[0\] must be 'log', 'webhook:https:\/\/…' or \{ webhook: 'https:\/\/…'/)
+    // a scheme shaped like a plugin notifier is refused once no plugin registers it; other strings by the schema
+    expect(problem([{ name: 'x', kind: 'requests', threshold: 1, notify: ['email:ops@example.com'] }])).toMatch(/options\.alerts\[0\]\.notify\[0\] names the notifier scheme 'email', which no plugin registers/)
+    expect(problem([{ name: 'x', kind: 'requests', threshold: 1, notify: ['webhook:ftp://x'] }])).toMatch(/options\.alerts\[0\]\.notify\[0\] must be 'log', 'webhook:https:\/\/…', a plugin notifier such as 'slack'/)
     expect(problem([{ name: 'x', kind: 'requests', threshold: 1, tenantId: 42 }])).toMatch(/options\.alerts\[0\]\.tenantId must be a tenant id, null, or a list of them, got 42/)
     expect(problem([{ name: 'x', kind: 'requests', threshold: 1 }, 'oops'])).toMatch(/options\.alerts\[1\] must be an object/)
     expect(problem({ name: 'x' })).toMatch(/options\.alerts must be a list of alert rules/)

@@ -60,6 +60,7 @@ export const monthlyPartitions: PartitionUpkeep = {
   async expire(trx, cut, rolled, maxRows) {
     let deleted = 0
     let horizon = -Infinity
+    const dropped: string[] = []
     for (const p of (await listPartitions(trx)).sort((a, b) => a.from - b.from)) {
       if (p.to > cut) continue
       const pending = await sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM ${sql.table(p.name)} WHERE NOT (${rolled})`.execute(trx)
@@ -67,11 +68,12 @@ export const monthlyPartitions: PartitionUpkeep = {
       const rows = await sql<{ n: number }>`SELECT COUNT(*)::int AS n FROM ${sql.table(p.name)}`.execute(trx)
       await sql.raw(`DROP TABLE ${p.name}`).execute(trx)
       deleted += rows.rows[0]?.n ?? 0
+      dropped.push(p.name)
       horizon = Math.max(horizon, p.to)
     }
     const old = await sql`DELETE FROM ${sql.table(`${TABLES.calls}_default`)} WHERE ctid IN (SELECT ctid FROM ${sql.table(`${TABLES.calls}_default`)} WHERE ts < ${cut} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
     const fromDefault = Number(old.numAffectedRows ?? 0)
     if (fromDefault > 0) horizon = Math.max(horizon, cut)
-    return { deleted: deleted + fromDefault, horizon }
+    return { deleted: deleted + fromDefault, horizon, partitions: dropped }
   },
 }

@@ -13,14 +13,30 @@ export interface RetentionMs {
   month: number
 }
 
+/** What one retention pass deleted. */
+export interface RetentionRun {
+  /** Rows deleted, all tables together. */
+  deleted: number
+  /** Raw calls deleted (rows of dropped partitions included). */
+  calls: number
+  /** Rollup rows deleted. */
+  rollups: number
+  /** Process metrics samples deleted (kept as long as raw calls). */
+  systemSamples: number
+  /** Probe checks deleted (kept as long as raw calls; incidents, a handful of rows, are kept for good). */
+  probeChecks: number
+  /** Partitions of the raw calls dropped whole (PostgreSQL). */
+  partitions: string[]
+}
+
 /**
  * Applies retention: moves the horizons, then deletes at most `maxRows` expired rows per table. Raw calls are deleted
- * only once rolled up. Returns the number of rows deleted.
+ * only once rolled up; process metrics samples go with the raw calls' retention. Returns what was deleted.
  */
-export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000, skipIfBusy = false): Promise<number> {
+export async function applyRetention(ctx: RollupContext, retention: RetentionMs, now: number, maxRows = 20_000, skipIfBusy = false): Promise<RetentionRun> {
   const { db, dialect } = ctx
-  const removed = await dialect.writeTransaction(db, async (trx) => {
-    let deleted = 0
+  const removed = await dialect.writeTransaction(db, async (trx): Promise<RetentionRun> => {
+    const run: RetentionRun = { deleted: 0, calls: 0, rollups: 0, systemSamples: 0, probeChecks: 0, partitions: [] }
     const at = await readCursor(trx)
     const current = await readHorizons(trx)
     const cuts = {
@@ -36,20 +52,23 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       let horizon = cuts.raw
       if (dialect.partitions) {
         const result = await dialect.partitions.expire(trx, cuts.raw, rolled, maxRows)
-        deleted += result.deleted
+        run.calls += result.deleted
+        run.partitions.push(...(result.partitions ?? []))
         horizon = result.horizon
       } else {
         const r = await sql`DELETE FROM ${sql.table(TABLES.calls)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.calls)} WHERE ts < ${cuts.raw} AND ${rolled} LIMIT ${maxRows})`.execute(trx)
-        deleted += Number(r.numAffectedRows ?? 0)
+        run.calls += Number(r.numAffectedRows ?? 0)
       }
-      // probe checks are kept like raw calls (incidents, a handful of rows, are kept for good)
+      // probe checks and process samples are kept like raw calls
       const checks = await sql`DELETE FROM ${sql.table(TABLES.probeChecks)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.probeChecks)} WHERE at < ${cuts.raw} LIMIT ${maxRows})`.execute(trx)
-      deleted += Number(checks.numAffectedRows ?? 0)
+      run.probeChecks += Number(checks.numAffectedRows ?? 0)
+      const samples = await sql`DELETE FROM ${sql.table(TABLES.systemSamples)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.systemSamples)} WHERE at < ${cuts.raw} LIMIT ${maxRows})`.execute(trx)
+      run.systemSamples += Number(samples.numAffectedRows ?? 0)
       if (horizon > current.raw) {
         await writeState(trx, 'raw_horizon', horizon)
         // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls
         const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES['5m'])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${horizon}`.execute(trx)
-        deleted += Number(r.numAffectedRows ?? 0)
+        run.rollups += Number(r.numAffectedRows ?? 0)
       }
     }
     for (const level of ['hour', 'day'] as const) {
@@ -59,10 +78,11 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       if (!Number.isFinite(cut)) continue
       const table = ROLLUP_TABLES[resolution]
       const r = await sql`DELETE FROM ${sql.table(table)} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${cut}`.execute(trx)
-      deleted += Number(r.numAffectedRows ?? 0)
+      run.rollups += Number(r.numAffectedRows ?? 0)
     }
-    return deleted
+    run.deleted = run.calls + run.rollups + run.systemSamples + run.probeChecks
+    return run
   }, { skipIfBusy })
-  return removed ?? 0
+  return removed ?? { deleted: 0, calls: 0, rollups: 0, systemSamples: 0, probeChecks: 0, partitions: [] }
 }
 
