@@ -4,8 +4,9 @@ import { z } from 'zod'
 
 /**
  * One scenario for the audit log on a SQL storage (SQLite and PostgreSQL run it alike): every kind of change apimeter
- * records — a migration on start, plugins added, changed and disabled, alert rules added, changed and removed, a
- * rollup rebuild, retention runs — lands once in `apimeter_audit_log`, read back through `monitor.audit.list()`.
+ * records — a migration on start, plugins added, changed and disabled, alert rules, probes and SLOs added, changed and
+ * removed, a rollup rebuild, retention runs — lands once in `apimeter_audit_log`, read back through
+ * `monitor.audit.list()`.
  */
 
 const JULY_15 = Date.UTC(2026, 6, 15, 12)
@@ -33,6 +34,10 @@ const failing = definePlugin({
   },
 })
 
+const nightly = (everyMs: number) => ({ name: 'nightly', heartbeat: { everyMs, graceMs: 3_600_000 } })
+const availability = (objective: number) => ({ name: 'avail', objective, window: '30d', indicator: { kind: 'availability' } }) as const
+const latency = { name: 'fast', objective: 0.99, window: '7d', indicator: { kind: 'latency', thresholdMs: 300 } } as const
+
 const call = (timestamp: number) => ({ direction: 'outbound', api: 'acme', method: 'GET', route: '/v1/items', statusCode: 200, durationMs: 4, timestamp }) as const
 
 /** Runs the scenario; `open(now)` opens a storage on the same database (migrate: true, raw retention 30 days). */
@@ -50,7 +55,11 @@ export async function auditScenario(open: (now: () => number) => SqlStorage, dia
       { name: 'busy', kind: 'requests', window: '5m', threshold: 5 },
       { name: 'errors', kind: 'error_rate', window: '5m', threshold: 0.5 },
     ],
+    probes: [nightly(86_400_000)],
+    runProbes: false,
+    slos: [availability(0.99), latency],
   })
+  await m1.probes.heartbeat('nightly') // probes are stored (and their changes found) with their first round or beat
   for (let i = 0; i < 5; i++) m1.record(call(now - 60_000))
   for (let i = 0; i < 5; i++) m1.record(call(Date.UTC(2026, 1, 10)))
   await m1.flush()
@@ -66,16 +75,28 @@ export async function auditScenario(open: (now: () => number) => SqlStorage, dia
   const m2 = start(second, {
     plugins: [tagger({ label: 'b', apiKey: 'key-SECRET-2' })],
     alerts: [{ name: 'busy', kind: 'requests', window: '5m', threshold: 6 }],
+    probes: [nightly(43_200_000)],
+    runProbes: false,
+    slos: [availability(0.995)],
   })
   await m2.alerts.evaluate()
+  await m2.probes.heartbeat('nightly')
   now = SEPTEMBER_10
   await second.maintain()
   await m2.close()
 
   // 3. third start with the same config: nothing new is recorded (a removed rule is not removed again)
   const third = open(clock)
-  const m3 = start(third, { plugins: [tagger({ label: 'b', apiKey: 'key-SECRET-2' })], alerts: [{ name: 'busy', kind: 'requests', window: '5m', threshold: 6 }] })
+  const m3 = start(third, {
+    plugins: [tagger({ label: 'b', apiKey: 'key-SECRET-2' })],
+    alerts: [{ name: 'busy', kind: 'requests', window: '5m', threshold: 6 }],
+    probes: [nightly(43_200_000)],
+    runProbes: false,
+    slos: [availability(0.995)],
+  })
   await m3.alerts.evaluate()
+  await m3.probes.heartbeat('nightly')
+  await m3.slos.status()
   const rows = await m3.audit.list({})
   await m3.close()
 
@@ -91,6 +112,12 @@ export async function auditScenario(open: (now: () => number) => SqlStorage, dia
       'plugin.added plugin:tagger',
       'plugin.changed plugin:tagger',
       'plugin.disabled plugin:failing',
+      'probe.added probe:nightly',
+      'probe.changed probe:nightly',
+      'slo.added slo:avail',
+      'slo.added slo:fast',
+      'slo.changed slo:avail',
+      'slo.removed slo:fast',
       'retention.run retention',
       'retention.run retention',
       'rollups.rebuild rollups',
@@ -104,6 +131,12 @@ export async function auditScenario(open: (now: () => number) => SqlStorage, dia
     after: { kind: 'requests', enabled: true, definition: expect.objectContaining({ threshold: 6 }) },
     instance: expect.stringMatching(/^default@.+:\d+$/),
   })
+  expect(one('probe.changed')).toMatchObject({
+    before: { kind: 'heartbeat', definition: expect.objectContaining({ heartbeat: expect.objectContaining({ everyMs: 86_400_000 }) }) },
+    after: { kind: 'heartbeat', definition: expect.objectContaining({ heartbeat: expect.objectContaining({ everyMs: 43_200_000 }) }) },
+  })
+  expect(one('slo.changed')).toMatchObject({ before: expect.objectContaining({ objective: 0.99 }), after: expect.objectContaining({ objective: 0.995 }) })
+  expect(one('slo.removed')).toMatchObject({ before: expect.objectContaining({ name: 'fast' }), after: null })
   expect(one('alert_rule.removed')).toMatchObject({ after: null, before: expect.objectContaining({ kind: 'error_rate' }) })
   expect(one('plugin.changed')).toMatchObject({ before: { version: '1.0.0', config: { label: 'a', apiKey: '***' } }, after: { version: '1.0.0', config: { label: 'b', apiKey: '***' } } })
   expect(one('plugin.disabled').detail).toMatch(/plugin 'failing' was disabled after 1 consecutive failures/)

@@ -1,7 +1,7 @@
 import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import { settledWithin } from '../settle.js'
 import type { StorageAdapter } from '../storage/adapter.js'
-import type { AuditEntry, AuditRecord } from '../storage/audit-store.js'
+import { auditDefinitions, parseJson, type RuleAudit } from './definition-audit.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
 import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'
@@ -136,12 +136,6 @@ export interface AlertManagerConfig {
   audit?: RuleAudit
 }
 
-/** What the alert manager needs of the audit log. */
-export interface RuleAudit {
-  append(entry: AuditEntry): void
-  /** The newest audit row of a subject, of the given kinds. */
-  latest(subject: string, kinds: readonly string[]): Promise<AuditRecord | undefined>
-}
 
 /**
  * Evaluates alert rules on an unref'd interval, moves each instance through the state machine with compare-and-set
@@ -293,29 +287,13 @@ export class AlertManager implements MonitorAlerts {
   }
 
   /**
-   * Appends audit rows for the rules this instance adds or changes compared with the stored ones, and for stored
-   * rules it no longer has (once: not again while the newest row of that rule is its removal).
+   * Audit rows for rule changes (see `auditDefinitions`). An SLO's burn-rate rules are left out: they follow from
+   * the SLO, whose changes are recorded as such.
    */
-  private async auditRules(stored: readonly AlertRuleRecord[], current: readonly AlertRuleRecord[]): Promise<void> {
-    const audit = this.config.audit!
-    const state = (r: AlertRuleRecord): { kind: string; enabled: boolean; definition: unknown } => ({ kind: r.kind, enabled: r.enabled, definition: parseJson(r.definition) })
-    const byName = new Map(stored.map((r) => [r.name, r]))
-    for (const r of current) {
-      const old = byName.get(r.name)
-      const subject = `alert_rule:${r.name}`
-      if (old === undefined) audit.append({ kind: 'alert_rule.added', subject, before: null, after: state(r), detail: `alert rule '${r.name}' added` })
-      else if (canonicalJson(state(old)) !== canonicalJson(state(r))) {
-        audit.append({ kind: 'alert_rule.changed', subject, before: state(old), after: state(r), detail: `alert rule '${r.name}' changed` })
-      }
-    }
-    const names = new Set(current.map((r) => r.name))
-    for (const old of stored) {
-      if (names.has(old.name)) continue
-      const subject = `alert_rule:${old.name}`
-      const last = await audit.latest(subject, ['alert_rule.added', 'alert_rule.changed', 'alert_rule.removed'])
-      if (last?.kind === 'alert_rule.removed') continue
-      audit.append({ kind: 'alert_rule.removed', subject, before: state(old), after: null, detail: `alert rule '${old.name}' is stored but no longer configured here` })
-    }
+  private auditRules(stored: readonly AlertRuleRecord[], current: readonly AlertRuleRecord[]): Promise<void> {
+    const own = (r: AlertRuleRecord): boolean => r.kind !== 'slo_burn'
+    const audited = (r: AlertRuleRecord) => ({ name: r.name, state: { kind: r.kind, enabled: r.enabled, definition: parseJson(r.definition) } })
+    return auditDefinitions(this.config.audit!, 'alert_rule', 'alert rule', stored.filter(own).map(audited), current.filter(own).map(audited))
   }
 
   private observe(rule: ResolvedRule, value: number | null): Observation {
@@ -428,17 +406,3 @@ export class AlertManager implements MonitorAlerts {
   }
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    return text
-  }
-}
-
-/** JSON with object keys sorted, so two equal values compare equal whatever their key order (PostgreSQL's JSONB reorders). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  )
-}

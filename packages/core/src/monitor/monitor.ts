@@ -31,7 +31,7 @@ import { memorySystemStore } from '../storage/system-store.js'
 import { orderPlugins, PluginHost, type PluginHealth } from '../plugins/host.js'
 import { AuditLog, type MonitorAudit } from './audit.js'
 import { SYSTEM_INTERVAL_MS, SystemSampler } from './system-sampler.js'
-import { canonicalJson } from '../alerts/alert-manager.js'
+import { canonicalJson, type RuleAudit } from '../alerts/definition-audit.js'
 
 /**
  * Events a monitor emits. Listeners run asynchronously; one that throws, or an async one that rejects, is caught,
@@ -281,7 +281,8 @@ class MonitorImpl implements Monitor {
     this.audit = new AuditLog(this.storage.audit ?? memoryAuditStore(), this.instance, this.clock.now, (error) => this.report(error))
     const rules = (parsed.alerts ?? []).map(resolveRule)
     this.plugins = this.startPlugins(parsed.plugins ?? [], rules, (parsed.apis ?? []).map((a) => a.name))
-    this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error) })
+    const ruleAudit: RuleAudit = { append: (entry) => this.audit.record(entry), latest: (subject, kinds) => this.audit.latest(subject, kinds) }
+    this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error), audit: ruleAudit })
     this.slos.start()
     // what the alert and probe runners report through, and where their `log` notifier writes
     const background = {
@@ -298,7 +299,7 @@ class MonitorImpl implements Monitor {
       emit: (event) => this.emitter.emit('alert', event),
       ...background,
       pluginNotify: this.plugins ? (scheme, target, event) => this.plugins!.notify(scheme, target, event) : undefined,
-      audit: { append: (entry) => this.audit.record(entry), latest: (subject, kinds) => this.audit.latest(subject, kinds) },
+      audit: ruleAudit,
     })
     this.alerts.start()
     this.probes = new ProbeManager({
@@ -309,6 +310,7 @@ class MonitorImpl implements Monitor {
       onIncident: parsed.onIncident,
       emit: (event) => this.emitter.emit('incident', event),
       record: (call) => this.record(call),
+      audit: ruleAudit,
       ...background,
     })
     if (parsed.runProbes !== false) this.probes.start()

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { auditDefinitions, parseJson, type RuleAudit } from '../alerts/definition-audit.js'
 import { randomBytes } from 'node:crypto'
 import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import { settledWithin } from '../settle.js'
@@ -221,6 +222,8 @@ export interface ProbeManagerConfig {
   record(call: CallInput): void
   report(error: ApimeterError): void
   log(line: string): void
+  /** The audit log: probe definitions added, changed or removed (found when they are synced) are appended here. */
+  audit?: RuleAudit
 }
 
 const DAY = 86_400_000
@@ -512,8 +515,14 @@ export class ProbeManager implements MonitorProbes {
   }
 
   private sync(now: number): Promise<void> {
-    this.synced ??= this.store
-      .syncProbes(this.config.probes.map((p) => ({ name: p.name, kind: p.kind, definition: JSON.stringify(p.definition) })), now)
+    const records = this.config.probes.map((p) => ({ name: p.name, kind: p.kind, definition: JSON.stringify(p.definition) }))
+    const audited = (r: { name: string; kind: string; definition: string }) => ({ name: r.name, state: { kind: r.kind, definition: parseJson(r.definition) } })
+    const audit = this.config.audit
+    this.synced ??= (async () => {
+      const stored = audit ? await this.store.definitions() : undefined
+      await this.store.syncProbes(records, now)
+      if (audit && stored) await auditDefinitions(audit, 'probe', 'probe', stored.map(audited), records.map(audited))
+    })()
       .catch((error: unknown) => {
         this.synced = undefined
         throw error

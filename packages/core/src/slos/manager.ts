@@ -1,4 +1,5 @@
 import { notifierLabel, resolveNotifier } from '../alerts/rules.js'
+import { auditDefinitions, parseJson, type RuleAudit } from '../alerts/definition-audit.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { memorySloStore, type SloStore } from '../storage/slo-store.js'
@@ -54,6 +55,8 @@ export interface SloManagerConfig {
   storage: StorageAdapter
   now(): number
   report(error: ApimeterError): void
+  /** The audit log: SLO definitions added, changed or removed (found when they are synced) are appended here. */
+  audit?: RuleAudit
 }
 
 /** Keeps the monitor's SLO definitions stored (synced once at start, like alert rules) and answers `status()`. */
@@ -75,8 +78,14 @@ export class SloManager implements MonitorSlos {
 
   /** Stores the definitions (once; again after a failure). Never rejects: a failure is reported. */
   sync(): Promise<void> {
-    this.synced ??= this.store
-      .syncSlos(this.config.slos.map((s) => ({ name: s.name, definition: storedDefinition(s) })), this.config.now())
+    const records = this.config.slos.map((s) => ({ name: s.name, definition: storedDefinition(s) }))
+    const audited = (r: { name: string; definition: string }) => ({ name: r.name, state: parseJson(r.definition) })
+    const audit = this.config.audit
+    this.synced ??= (async () => {
+      const stored = audit ? await this.store.list() : undefined
+      await this.store.syncSlos(records, this.config.now())
+      if (audit && stored) await auditDefinitions(audit, 'slo', 'SLO', stored.map(audited), records.map(audited))
+    })()
       .catch((error: unknown) => {
         this.synced = undefined
         this.config.report(new ApimeterError('SLO_SYNC_FAILED', `the SLO definitions could not be stored: ${errorMessage(error)}`, { cause: error }))
