@@ -11,6 +11,7 @@ import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
 import { runRollupsSuite } from './suites/rollups.js'
 import { runSqliteSuite } from './suites/sqlite.js'
+import { runSystemSuite } from './suites/system.js'
 import { runTenantsSuite } from './suites/tenants.js'
 
 const suites: Record<string, () => Promise<SuiteResult>> = {
@@ -23,6 +24,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   outbound: runOutboundSuite,
   tenants: runTenantsSuite,
   peers: runPeersSuite,
+  system: runSystemSuite,
 }
 
 const wanted = process.argv.slice(2)

@@ -6,7 +6,8 @@
 // least any per-request tool costs); "with" registers apimeter first on a monitor whose storage accepts and
 // discards every batch (the cost measured is the middleware, record() and the write pipeline's batching, not a
 // storage engine); "with-memory" writes to in-memory storage (capped at 10,000 calls); "with-sqlite" writes to
-// SQLite storage in a temporary file, the default a user runs. The peers a user would pick instead, each set up
+// SQLite storage in a temporary file, the default a user runs; "with-sqlite-system" adds process metrics sampled every
+// 100 ms. The peers a user would pick instead, each set up
 // the way its README shows: "response-time", "prom-bundle" (express-prom-bundle), "swagger-stats",
 // "otel" (OpenTelemetry's http and express instrumentations, spans batched to an exporter that discards them) and,
 // for Fastify, "fastify-metrics".
@@ -28,7 +29,7 @@ import { discardStorage } from '../lib.js'
 
 const require = createRequire(import.meta.url)
 const FRAMEWORKS = ['express5', 'express4', 'fastify'] as const
-const MODES = ['without', 'empty-hook', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
+const MODES = ['without', 'empty-hook', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-system', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
 type Mode = (typeof MODES)[number]
 
 const [framework, mode] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], Mode]
@@ -40,13 +41,15 @@ if (!FRAMEWORKS.includes(framework) || !MODES.includes(mode) || (mode === 'fasti
 let dir: string | undefined
 function storageFor(m: Mode): StorageAdapter {
   if (m === 'with-memory') return memoryStorage({ maxCalls: 10_000 })
-  if (m !== 'with-sqlite' && m !== 'with-sqlite-main') return discardStorage
+  if (m !== 'with-sqlite' && m !== 'with-sqlite-main' && m !== 'with-sqlite-system') return discardStorage
   dir = mkdtempSync(join(tmpdir(), 'apimeter-bench-'))
   // with-sqlite: the default (its worker thread); with-sqlite-main: everything on the server's own thread
-  return sqliteStorage({ filename: join(dir, 'bench.db'), thread: m === 'with-sqlite' ? 'worker' : 'main' })
+  return sqliteStorage({ filename: join(dir, 'bench.db'), thread: m === 'with-sqlite-main' ? 'main' : 'worker' })
 }
-const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite' || mode === 'with-sqlite-main'
-const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: storageFor(mode) })
+const metered = mode === 'with' || mode === 'with-memory' || mode === 'with-sqlite' || mode === 'with-sqlite-main' || mode === 'with-sqlite-system'
+// with-sqlite-system: the same as with-sqlite, plus process metrics sampled every 100 ms (the most often allowed)
+const system = mode === 'with-sqlite-system' ? { system: { intervalMs: 100 } } : {}
+const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: storageFor(mode), ...system })
 /** Spans OpenTelemetry exported, to check it really ran. */
 let spans = (): number => 0
 

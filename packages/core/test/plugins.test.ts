@@ -282,6 +282,37 @@ describe('shipped plugins', () => {
   })
 })
 
+describe('probes from plugins', () => {
+  it('a probe a plugin adds runs, is stored and checked like a configured one; a duplicate name fails its setup', async () => {
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'))
+    const base = await listen(server)
+    cleanup.push(() => close(server))
+    const probing = definePlugin({
+      name: 'probing',
+      version: '1.0.0',
+      setup(ctx) {
+        ctx.addProbe({ name: 'upstream', url: `${base}/health`, intervalMs: 60_000, expect: { jsonPath: 'status', equals: 'ok' } })
+        ctx.addProbe({ name: 'cron', heartbeat: { everyMs: 3_600_000, graceMs: 60_000 } })
+      },
+    })
+    const { monitor } = start({ plugins: [probing()], probes: [{ name: 'own', heartbeat: { everyMs: 3_600_000 } }], runProbes: false })
+    const [round] = await monitor.probes.runOnce('upstream')
+    expect(round).toMatchObject({ probe: 'upstream', ran: true, checks: [expect.objectContaining({ ok: true, statusCode: 200 })] })
+    expect(await monitor.probes.heartbeat('cron')).toBe(true)
+    expect((await monitor.probes.status()).map((p) => [p.name, p.state]).sort()).toEqual([['cron', 'up'], ['own', 'unknown'], ['upstream', 'up']])
+    expect(monitor.health().plugins).toEqual([expect.objectContaining({ name: 'probing', state: 'active' })])
+
+    const clashing = definePlugin({ name: 'clashing', version: '1.0.0', setup: (ctx) => ctx.addProbe({ name: 'own', heartbeat: { everyMs: 60_000 } }) })
+    const bad = definePlugin({ name: 'bad', version: '1.0.0', setup: (ctx) => ctx.addProbe({ name: 'x', url: 'ftp://example.com' }) })
+    const other = start({ plugins: [clashing(), bad()], probes: [{ name: 'own', heartbeat: { everyMs: 3_600_000 } }], runProbes: false })
+    await waitFor(() => other.errors.length >= 2, 'both setup failures reported')
+    expect(other.monitor.health().plugins.map((p) => [p.name, p.state])).toEqual([['clashing', 'failed_setup'], ['bad', 'failed_setup']])
+    expect(other.errors.map((e) => e.message).join('\n')).toMatch(/a probe named 'own' is already configured/)
+    expect(other.errors.map((e) => e.message).join('\n')).toMatch(/ctx\.addProbe\(probe\)\.url/)
+    expect((await other.monitor.probes.status()).map((p) => p.name)).toEqual(['own'])
+  })
+})
+
 describe('cost models from plugins', () => {
   it('prices calls of the API a plugin adds; a throwing cost model is counted for the plugin and the call is stored unpriced', async () => {
     const server = createServer((req, res) => res.writeHead(req.url === '/cheap' ? 200 : 201, { 'content-type': 'text/plain' }).end('ok'))

@@ -280,7 +280,7 @@ class MonitorImpl implements Monitor {
     const logger = parsed.logger
     this.audit = new AuditLog(this.storage.audit ?? memoryAuditStore(), this.instance, this.clock.now, (error) => this.report(error))
     const rules = (parsed.alerts ?? []).map(resolveRule)
-    this.plugins = this.startPlugins(parsed.plugins ?? [], rules, (parsed.apis ?? []).map((a) => a.name))
+    this.plugins = this.startPlugins(parsed.plugins ?? [], rules, (parsed.apis ?? []).map((a) => a.name), (parsed.probes ?? []).map((p) => p.name))
     const ruleAudit: RuleAudit = { append: (entry) => this.audit.record(entry), latest: (subject, kinds) => this.audit.latest(subject, kinds) }
     this.slos = new SloManager({ slos, storage: this.storage, now: this.clock.now, report: (error) => this.report(error), audit: ruleAudit })
     this.slos.start()
@@ -303,7 +303,7 @@ class MonitorImpl implements Monitor {
     })
     this.alerts.start()
     this.probes = new ProbeManager({
-      probes: (parsed.probes ?? []).map(resolveProbe),
+      probes: [...(parsed.probes ?? []), ...(this.plugins?.probes ?? [])].map(resolveProbe),
       storage: this.storage,
       clock: this.clock,
       service: this.service,
@@ -336,7 +336,7 @@ class MonitorImpl implements Monitor {
    * Sets up the plugins (throws INVALID_OPTIONS for a notifier scheme no plugin registers), puts their call hooks on
    * the write path (only when there are any) and audits plugins added or changed since the last start.
    */
-  private startPlugins(plugins: readonly ApimeterPlugin[], rules: readonly ResolvedRule[], apiNames: string[]): PluginHost | undefined {
+  private startPlugins(plugins: readonly ApimeterPlugin[], rules: readonly ResolvedRule[], apiNames: string[], probeNames: string[]): PluginHost | undefined {
     if (plugins.length === 0) {
       this.checkNotifiers(rules, undefined)
       return undefined
@@ -355,6 +355,7 @@ class MonitorImpl implements Monitor {
         audit: (entry) => this.audit.record(entry),
       },
       apiNames,
+      probeNames,
     )
     this.checkNotifiers(rules, host)
     if (host.hasCallHooks) this.pipeline.setStage((rows) => host.processBatch(rows))

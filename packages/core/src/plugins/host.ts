@@ -10,6 +10,7 @@ import { apisSchema } from '../outbound/options.js'
 import { parseOrThrow } from '../validation.js'
 import { internalTraffic } from '../outbound/internal.js'
 import type { ApiDefinition } from '../outbound/registry.js'
+import { probeSchema } from '../probes/options.js'
 import type { Stats } from '../stats/stats.js'
 import type { AuditEntry } from '../storage/audit-store.js'
 import { LatencySketch } from '../storage/sketch.js'
@@ -288,14 +289,18 @@ export class PluginHost {
   private readonly notifiers = new Map<string, { runtime: PluginRuntime; send: PluginNotifier }>()
   /** APIs plugins added (their cost models wrapped). */
   readonly apis: ApiDefinition[] = []
+  /** Probes the plugins added (validated), run with the monitor's own. */
+  readonly probes: z.infer<typeof probeSchema>[] = []
   private readonly pendingSetups = new Set<Promise<void>>()
 
   constructor(
     plugins: readonly ApimeterPlugin[],
     readonly config: PluginHostConfig,
     reservedApiNames: readonly string[],
+    reservedProbeNames: readonly string[] = [],
   ) {
     const apiNames = new Set(reservedApiNames)
+    const probeNames = new Set(reservedProbeNames)
     for (const plugin of orderPlugins(plugins)) {
       const runtime = new PluginRuntime(plugin, this)
       this.runtimes.push(runtime)
@@ -304,11 +309,11 @@ export class PluginHost {
         runtime.failSetup(new Error(`its dependency '${failedDep}' failed to set up`))
         continue
       }
-      this.setUp(runtime, apiNames)
+      this.setUp(runtime, apiNames, probeNames)
     }
   }
 
-  private setUp(runtime: PluginRuntime, apiNames: Set<string>): void {
+  private setUp(runtime: PluginRuntime, apiNames: Set<string>, probeNames: Set<string>): void {
     let open = true
     const registering = (what: string): void => {
       if (!open) throw new ApimeterError('INVALID_OPTIONS', `${PACKAGE_NAME}: plugin '${runtime.name}' called ctx.${what}() after setup returned; register hooks synchronously inside setup(ctx)`)
@@ -341,6 +346,13 @@ export class PluginHost {
         const checked: ApiDefinition = parseOrThrow(apisSchema, [api], `plugin '${runtime.name}' ctx.addApi(api)`)[0]!
         apiNames.add(api.name)
         this.apis.push(checked.cost === undefined ? checked : { ...checked, cost: isolateCostModel(checked.cost, runtime) })
+      },
+      addProbe: (probe) => {
+        registering('addProbe')
+        const checked = parseOrThrow(probeSchema, probe, `plugin '${runtime.name}' ctx.addProbe(probe)`)
+        if (probeNames.has(checked.name)) throw new TypeError(`ctx.addProbe(): a probe named '${checked.name}' is already configured`)
+        probeNames.add(checked.name)
+        this.probes.push(checked)
       },
       notifier: (scheme, send) => {
         registering('notifier')

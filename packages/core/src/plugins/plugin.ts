@@ -3,6 +3,7 @@ import type { AlertEvent } from '../alerts/notifiers.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError, describeValue, PACKAGE_NAME } from '../errors.js'
 import type { ApiDefinition } from '../outbound/registry.js'
+import type { ProbeDefinition } from '../probes/options.js'
 import type { Stats } from '../stats/stats.js'
 
 /**
@@ -83,6 +84,16 @@ export interface PluginContext<C = unknown> {
    * ```
    */
   addApi(api: ApiDefinition): void
+  /**
+   * Adds a probe (an HTTP check or a heartbeat, as in `createMonitor({ probes })`), run, stored and notified like the
+   * monitor's own. Its name must be unique among the monitor's and other plugins' probes. Probes run apimeter's own
+   * requests, not plugin code, so they need no isolation; notifiers are 'log' and webhooks (see docs/probes.md).
+   * @example
+   * ```ts
+   * ctx.addProbe({ name: 'stripe-status', url: 'https://status.stripe.com/api/v2/status.json', intervalMs: 60_000, expect: { jsonPath: 'status.indicator', equals: 'none' } })
+   * ```
+   */
+  addProbe(probe: ProbeDefinition): void
   /**
    * Adds an alert notifier scheme: a rule's `notify: ['scheme:target']` (or just `'scheme'`) is sent through
    * `send(event, target)`. A failure is stored as a failed notification attempt and counted for the plugin.
