@@ -279,15 +279,25 @@ function collectMessages(error: unknown): string {
  * Parses `apimeter <command> <subcommand> --db … [--json] [--<name> <value>]…` for a command with one subcommand, the
  * database from --db or APIMETER_DB. Undefined when help was asked for (and printed).
  */
-function parseOneSubcommand(argv: readonly string[], io: CliIO, command: string, subcommand: string, help: string, strings: readonly string[] = []): { values: Record<string, string | boolean | undefined>; db: string } | undefined {
+function parseOneSubcommand(
+  argv: readonly string[],
+  io: CliIO,
+  command: string,
+  subcommand: string,
+  help: string,
+  strings: readonly string[] = [],
+  repeatable: readonly string[] = [],
+): { values: Record<string, string | string[] | boolean | undefined>; db: string } | undefined {
   let parsed
   try {
-    const options = Object.fromEntries([...strings, 'db'].map((name) => [name, { type: 'string' as const }]))
+    const options: Record<string, { type: 'string'; multiple?: boolean }> = {}
+    for (const name of [...strings, 'db']) options[name] = { type: 'string' }
+    for (const name of repeatable) options[name] = { type: 'string', multiple: true }
     parsed = parseArgs({ args: [...argv], allowPositionals: true, options: { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
     throw new CliError(`${errorMessage(error)}\nRun 'apimeter ${command} --help' for usage.`, EXIT.usage)
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>
   if (values.help) {
     io.out(help)
     return undefined
@@ -326,31 +336,12 @@ async function rollupsCommand(argv: readonly string[], io: CliIO): Promise<numbe
 }
 
 async function slosCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: { db: { type: 'string' }, name: { type: 'string', multiple: true }, at: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    })
-  } catch (error) {
-    throw new CliError(`${errorMessage(error)}\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
-  }
-  const { values, positionals } = parsed
-  if (values.help) {
-    io.out(SLOS_HELP)
-    return EXIT.ok
-  }
-  const [sub, ...extra] = positionals
-  if (sub !== 'status') {
-    throw new CliError(`${sub === undefined ? 'slos needs a subcommand: status' : `unknown slos subcommand '${sub}' (expected status)`}\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
-  }
-  if (extra.length > 0) throw new CliError(`unexpected argument '${extra[0]}'\nRun 'apimeter slos --help' for usage.`, EXIT.usage)
+  const parsed = parseOneSubcommand(argv, io, 'slos', 'status', SLOS_HELP, ['at'], ['name'])
+  if (!parsed) return EXIT.ok
+  const values = parsed.values as { name?: string[]; at?: string; json?: boolean }
   const at = values.at === undefined ? Date.now() : resolveTime(values.at, Date.now())
   if (at === undefined) throw new CliError(`--at must be an ISO-8601 date/time or a relative time such as -1d, got "${values.at}"`, EXIT.usage)
-  const db = values.db ?? process.env.APIMETER_DB
-  if (db === undefined) throw new CliError(`slos status needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
-  const storage = (await openStorage(parseDatabaseArgument(db), true)) as SloStorage
+  const storage = (await openStorage(parseDatabaseArgument(parsed.db), true)) as SloStorage
   try {
     const records = await storage.slos!.list()
     const invalid: string[] = []

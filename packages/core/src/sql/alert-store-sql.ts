@@ -101,6 +101,43 @@ export function readyThenExclusive(ctx: SqlAlertStoreContext): <T>(fn: () => Pro
   }
 }
 
+/** A named definition as the SQL stores keep them: alert rules, probes and SLOs. */
+export interface StoredDefinition {
+  name: string
+  /** JSON text (stored in the dialect's JSON type). */
+  definition: string
+  createdAt: number
+  updatedAt: number
+}
+
+/**
+ * Inserts or updates named definitions of `table` (alert rules, probes, SLOs), one statement per row: `created_at`
+ * is kept, `definition`, `updated_at` and the plain `columns` (kind, enabled) replaced.
+ */
+export async function upsertDefinitions(
+  db: Kysely<unknown>,
+  dialect: SqlDialect,
+  table: string,
+  rows: readonly ({ name: string; definition: string } & Record<string, unknown>)[],
+  columns: readonly string[],
+  now: number,
+): Promise<void> {
+  const names = sql.join(['name', ...columns, 'definition', 'created_at', 'updated_at'].map((c) => sql.ref(c)))
+  const updates = sql.join([...columns, 'definition', 'updated_at'].map((c) => sql`${sql.ref(c)} = excluded.${sql.ref(c)}`))
+  for (const r of rows) {
+    const values = sql.join([r.name, ...columns.map((c) => r[c]), dialect.json(r.definition), now, now])
+    await sql`INSERT INTO ${sql.table(table)} (${names}) VALUES (${values}) ON CONFLICT (name) DO UPDATE SET ${updates}`.execute(db)
+  }
+}
+
+/** Every named definition of `table`, by name, with the plain `columns` as stored (see {@link upsertDefinitions}). */
+export async function readDefinitions<C extends string>(db: Kysely<unknown>, table: string, columns: readonly C[]): Promise<(StoredDefinition & Record<C, unknown>)[]> {
+  const extra = columns.map((c) => sql`, ${sql.ref(c)}`)
+  const r = await sql<{ name: string; definition: string; created_at: number | string; updated_at: number | string } & Record<C, unknown>>`SELECT name${sql.join(extra, sql``)},
+      CAST(definition AS TEXT) AS definition, created_at, updated_at FROM ${sql.table(table)} ORDER BY name`.execute(db)
+  return r.rows.map((row) => ({ ...row, createdAt: Number(row.created_at), updatedAt: Number(row.updated_at) }))
+}
+
 /**
  * The alert store of the SQL storages, over the documented alert tables (docs/schema.md). A state write is a
  * compare-and-set on `version` in one transaction with the event it causes, so with several processes on one
@@ -108,27 +145,19 @@ export function readyThenExclusive(ctx: SqlAlertStoreContext): <T>(fn: () => Pro
  */
 export function createSqlAlertStore(ctx: SqlAlertStoreContext): AlertStore {
   const { db, dialect } = ctx
-  const json = (text: string) => dialect.json(text)
   const run = readyThenExclusive(ctx)
 
   return {
     syncRules(rules, now) {
-      return run(async () => {
-        for (const r of rules) {
-          await sql`INSERT INTO ${sql.table(TABLES.alertRules)} (name, kind, definition, enabled, created_at, updated_at)
-            VALUES (${r.name}, ${r.kind}, ${json(r.definition)}, ${r.enabled ? 1 : 0}, ${now}, ${now})
-            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, definition = excluded.definition,
-              enabled = excluded.enabled, updated_at = excluded.updated_at`.execute(db)
-        }
-      })
+      return run(() =>
+        upsertDefinitions(db, dialect, TABLES.alertRules, rules.map((r) => ({ name: r.name, kind: r.kind, enabled: r.enabled ? 1 : 0, definition: r.definition })), ['kind', 'enabled'], now),
+      )
     },
 
     rules() {
-      return run(async () => {
-        const r = await sql<{ name: string; kind: string; definition: string; enabled: number | string }>`SELECT name, kind,
-            CAST(definition AS TEXT) AS definition, enabled FROM ${sql.table(TABLES.alertRules)} ORDER BY name`.execute(db)
-        return r.rows.map((row) => ({ name: row.name, kind: row.kind, definition: row.definition, enabled: Number(row.enabled) === 1 }))
-      })
+      return run(async () =>
+        (await readDefinitions(db, TABLES.alertRules, ['kind', 'enabled'])).map((row) => ({ name: row.name, kind: String(row.kind), definition: row.definition, enabled: Number(row.enabled) === 1 })),
+      )
     },
 
     instances(rule) {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { IncidentRecord, ProbeCause, ProbeCheckRecord, ProbeDefinitionRecord, ProbeStateRecord, ProbeStore } from '../storage/probe-store.js'
-import type { SqlAlertStoreContext } from './alert-store-sql.js'
+import { readDefinitions, type SqlAlertStoreContext, upsertDefinitions } from './alert-store-sql.js'
 import { TABLES } from './schema.js'
 
 type Num = number | string
@@ -77,31 +77,14 @@ export function createSqlProbeStore(ctx: SqlAlertStoreContext): ProbeStore {
     )
 
   return {
-    syncProbes(probes, now) {
-      return run(async () => {
-        for (const p of probes) {
-          await sql`INSERT INTO ${sql.table(TABLES.probes)} (name, kind, definition, created_at, updated_at)
-            VALUES (${p.name}, ${p.kind}, ${dialect.json(p.definition)}, ${now}, ${now})
-            ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, definition = excluded.definition, updated_at = excluded.updated_at`.execute(db)
-        }
-      })
-    },
+    syncProbes: (probes, now) => run(() => upsertDefinitions(db, dialect, TABLES.probes, probes, ['kind'], now)),
 
-    definitions() {
-      return run(async () => {
-        const r = await sql<{ name: string; kind: string; definition: unknown; created_at: Num; updated_at: Num }>`SELECT name, kind, definition, created_at, updated_at
-          FROM ${sql.table(TABLES.probes)} ORDER BY name`.execute(db)
-        return r.rows.map(
-          (row): ProbeDefinitionRecord => ({
-            name: row.name,
-            kind: row.kind as 'http' | 'heartbeat',
-            definition: typeof row.definition === 'string' ? row.definition : JSON.stringify(row.definition),
-            createdAt: Number(row.created_at),
-            updatedAt: Number(row.updated_at),
-          }),
-        )
-      })
-    },
+    definitions: () =>
+      run(async () =>
+        (await readDefinitions(db, TABLES.probes, ['kind'])).map(
+          ({ name, kind, definition, createdAt, updatedAt }): ProbeDefinitionRecord => ({ name, kind: kind as ProbeDefinitionRecord['kind'], definition, createdAt, updatedAt }),
+        ),
+      ),
 
     claim({ probe, holder, round, now, expiresAt }) {
       return run(async () => {
