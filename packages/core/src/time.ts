@@ -1,3 +1,5 @@
+import { ApimeterError, describeValue } from './errors.js'
+
 /** Time bucket sizes for timeseries and rollups; all aligned to UTC. */
 export const INTERVALS = ['minute', 'hour', 'day', 'month'] as const
 /** One of {@link INTERVALS}. */
@@ -51,6 +53,21 @@ export function resolveTime(value: TimeInput, now: number): number | undefined {
   const hasOffset = iso[5] !== undefined
   const t = Date.parse(hasTime ? `${trimmed.replace(' ', 'T')}${hasOffset ? '' : 'Z'}` : trimmed)
   return Number.isNaN(t) ? undefined : t
+}
+
+/**
+ * {@link resolveTime} for the `from` / `to` of a query: undefined stays undefined, and a value that does not parse
+ * throws `INVALID_QUERY` naming `path` (`audit.list(query).from`).
+ */
+export function queryTime(value: TimeInput | undefined, now: number, path: string): number | undefined {
+  if (value === undefined) return undefined
+  const t = resolveTime(value, now)
+  if (t === undefined) {
+    throw new ApimeterError('INVALID_QUERY', `${path} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${describeValue(value)}`, {
+      details: { field: path.slice(path.lastIndexOf('.') + 1) },
+    })
+  }
+  return t
 }
 
 /** Start (epoch ms) of the UTC bucket holding `t`. */

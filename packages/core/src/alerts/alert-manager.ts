@@ -2,7 +2,7 @@ import { ApimeterError, errorMessage, type HealthError } from '../errors.js'
 import { settledWithin } from '../settle.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { auditDefinitions, parseJson, type RuleAudit } from './definition-audit.js'
-import { resolveTime, type TimeInput } from '../time.js'
+import { queryTime, type TimeInput } from '../time.js'
 import { countsZero, groupValues, measure } from './measure.js'
 import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'
 import { type AlertKind, notifierLabel, type ResolvedNotifier, type ResolvedRule } from './rules.js'
@@ -211,14 +211,7 @@ export class AlertManager implements MonitorAlerts {
 
   async history(range: { from?: TimeInput; to?: TimeInput } = {}): Promise<AlertHistoryEntry[]> {
     const now = this.config.now()
-    const edge = (name: 'from' | 'to'): number | undefined => {
-      const v = range?.[name]
-      if (v === undefined) return undefined
-      const t = resolveTime(v, now)
-      if (t === undefined) throw new ApimeterError('INVALID_QUERY', `history.${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${String(v)}`)
-      return t
-    }
-    const events = await this.store.events({ from: edge('from'), to: edge('to') })
+    const events = await this.store.events({ from: queryTime(range?.from, now, 'history.from'), to: queryTime(range?.to, now, 'history.to') })
     return events.map((e) => {
       const entry: AlertHistoryEntry = { id: e.id, rule: e.rule, state: e.state, severity: e.severity, value: e.value, threshold: e.threshold, repeated: e.repeated, at: new Date(e.at) }
       if (e.group !== '') entry.group = e.group

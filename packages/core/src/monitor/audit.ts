@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { AuditEntry, AuditRecord, AuditStore } from '../storage/audit-store.js'
-import { resolveTime, type TimeInput } from '../time.js'
+import { queryTime, type TimeInput } from '../time.js'
 import { intInRange, parseOrThrow } from '../validation.js'
 
 /**
@@ -82,14 +82,9 @@ export class AuditLog implements MonitorAudit {
   async list(query: AuditListQuery = {}): Promise<AuditRecord[]> {
     const parsed = parseOrThrow(listSchema, query ?? {}, 'audit.list(query)', 'INVALID_QUERY')
     const now = this.now()
-    const edge = (name: 'from' | 'to'): number | undefined => {
-      const v = parsed[name]
-      if (v === undefined) return undefined
-      const t = resolveTime(v, now)
-      if (t === undefined) throw new ApimeterError('INVALID_QUERY', `audit.list(query).${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${String(v)}`)
-      return t
-    }
-    return this.store.list({ from: edge('from'), to: edge('to'), kind: parsed.kind, subject: parsed.subject, limit: parsed.limit, order: parsed.order })
+    const from = queryTime(parsed.from, now, 'audit.list(query).from')
+    const to = queryTime(parsed.to, now, 'audit.list(query).to')
+    return this.store.list({ from, to, kind: parsed.kind, subject: parsed.subject, limit: parsed.limit, order: parsed.order })
   }
 
   append(entry: AuditEntry): Promise<void> {

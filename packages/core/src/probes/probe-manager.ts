@@ -16,7 +16,7 @@ import {
   type ProbeStateRecord,
   type ProbeStore,
 } from '../storage/probe-store.js'
-import { resolveTime, type TimeInput } from '../time.js'
+import { queryTime, type TimeInput } from '../time.js'
 import { httpCheck } from './http-check.js'
 import { lengthOutside } from './maintenance.js'
 import type { ResolvedProbe } from './options.js'
@@ -532,15 +532,8 @@ export class ProbeManager implements MonitorProbes {
 
   private range(range: ProbeRange | undefined, what: string): { from: number; to: number } {
     const now = this.config.clock.now()
-    const edge = (name: 'from' | 'to', fallback: number): number => {
-      const v = range?.[name]
-      if (v === undefined) return fallback
-      const t = resolveTime(v, now)
-      if (t === undefined) throw new ApimeterError('INVALID_QUERY', `${what}.${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${String(v)}`)
-      return t
-    }
-    const to = edge('to', now)
-    return { from: edge('from', to - DAY), to }
+    const to = queryTime(range?.to, now, `${what}.to`) ?? now
+    return { from: queryTime(range?.from, now, `${what}.from`) ?? to - DAY, to }
   }
 
   async checks(range?: ProbeRange): Promise<ProbeCheck[]> {

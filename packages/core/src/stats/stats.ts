@@ -8,7 +8,7 @@ import { type CallFilter, type Dimension, DIMENSIONS, FILTER_FIELDS } from '../s
 import { coarserResolution, type Resolution } from '../storage/aggregate.js'
 import { type StorageAdapter, SUM_ORDERS, type TopGroups } from '../storage/adapter.js'
 import { bucketSystemSamples, type SystemBucket } from '../storage/system-store.js'
-import { bucketStart, type Interval, INTERVALS, nextBucket, resolveTime, type TimeInput } from '../time.js'
+import { bucketStart, type Interval, INTERVALS, nextBucket, queryTime, resolveTime, type TimeInput } from '../time.js'
 import { intInRange, parseOrThrow } from '../validation.js'
 import { filterShape, nonEmpty, timeInput } from './filter-shape.js'
 import { computeHealth, type HealthQuery, healthQuerySchema, type HealthRow } from './health.js'
@@ -419,15 +419,9 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
     async system(query) {
       const parsed = parse(systemSchema, query)
       const now = clock.now()
-      const edge = (name: 'from' | 'to'): number | undefined => {
-        const v = parsed[name]
-        if (v === undefined) return undefined
-        const t = resolveTime(v, now)
-        if (t === undefined) throw new ApimeterError('INVALID_QUERY', `query.${name} must be a Date, epoch milliseconds, an ISO-8601 string or a relative time such as '-24h', got ${describeValue(v)}`, { details: { field: name } })
-        return t
-      }
+      const range = { from: queryTime(parsed.from, now, 'query.from'), to: queryTime(parsed.to, now, 'query.to') }
       if (storage.system === undefined) return []
-      const samples = await storage.system.list({ from: edge('from'), to: edge('to'), service: parsed.service, instance: parsed.instance })
+      const samples = await storage.system.list({ ...range, service: parsed.service, instance: parsed.instance })
       return bucketSystemSamples(samples, parsed.interval)
     },
   }
