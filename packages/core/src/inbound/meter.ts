@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { classifyError, type Outcome } from '../call/outcome.js'
+import { KNOWN_KEYS } from '../call/normalize.js'
 import { UNMATCHED_ROUTE } from '../call/route.js'
 import type { CallInput } from '../call/types.js'
 import { MONITOR_CLOCK, type ResolvedClock, systemClock } from '../clock.js'
@@ -84,8 +85,11 @@ export function createInboundMeter<Req>(
 
 const NO_BODY_STATUS = new Set([204, 205, 304])
 const ABORT_MESSAGE = 'the client closed the connection before the response was complete'
-/** An inbound call as recorded: every field present, so all of them share one object shape. */
-type InboundRecord = CallInput & IdentityFields
+/**
+ * An inbound call as recorded: every field present, so all of them share one object shape; marked as holding
+ * known fields only (see `KNOWN_KEYS`).
+ */
+type InboundRecord = CallInput & IdentityFields & { readonly [KNOWN_KEYS]: true }
 
 class Meter<Req> implements InboundMeter<Req> {
   private readonly ignore: IgnoreRules<Req>
@@ -230,6 +234,7 @@ class Call<Req> extends ByteCounter implements InboundCall {
 /** An inbound record with every field in place (one object shape for all of them). */
 function emptyRecord(): InboundRecord {
   return {
+    [KNOWN_KEYS]: true,
     direction: 'inbound',
     method: 'GET',
     route: UNMATCHED_ROUTE,
