@@ -93,6 +93,8 @@ type InboundRecord = CallInput & IdentityFields & { readonly [KNOWN_KEYS]: true 
 
 class Meter<Req> implements InboundMeter<Req> {
   private readonly ignore: IgnoreRules<Req>
+  /** Reports an `ignore` predicate that threw (made once, not per request). */
+  private readonly ignoreFailed: (error: unknown) => void
   readonly identity: IdentityReader<Req>
   readonly prefix: string
   /**
@@ -113,11 +115,12 @@ class Meter<Req> implements InboundMeter<Req> {
     this.clock = (monitor as { [MONITOR_CLOCK]?: ResolvedClock })[MONITOR_CLOCK] ?? systemClock
     subscribeCompletion() // so that the first request is already seen through the server's channels
     this.ignore = new IgnoreRules(options.ignore)
+    this.ignoreFailed = (error) => this.callbackFailed('ignore', `threw: ${errorMessage(error)}`, error)
     this.identity = new IdentityReader(options, config.clientIp, (name, what, cause) => this.callbackFailed(name, what, cause))
   }
 
   start(req: Req, raw: IncomingMessage, res: ServerResponse): InboundCall | undefined {
-    if (this.ignore.matches(req, raw.url, (error) => this.callbackFailed('ignore', `threw: ${errorMessage(error)}`, error))) return undefined
+    if (this.ignore.matches(req, raw.url, this.ignoreFailed)) return undefined
     try {
       return new Call(this, req, raw, res)
     } catch (error) {
