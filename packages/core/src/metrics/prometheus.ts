@@ -49,16 +49,28 @@ function formatValue(value: number): string {
   return String(value)
 }
 
+const LABEL_NAMES = new Map<string, string>()
+
 /** A Prometheus label name from an OpenTelemetry attribute key (`http.route` → `http_route`). */
 export function labelName(key: string): string {
-  return key.replace(/[^a-zA-Z0-9_]/g, '_')
+  let name = LABEL_NAMES.get(key)
+  if (name === undefined) {
+    name = key.replace(/[^a-zA-Z0-9_]/g, '_')
+    if (LABEL_NAMES.size < 1000) LABEL_NAMES.set(key, name)
+  }
+  return name
 }
 
-function labels(attributes: Readonly<Record<string, string>>, extra?: string): string {
+/** `a="x",b="y"` of a series (without braces), built once per series and reused by all its lines. */
+function labelPairs(attributes: Readonly<Record<string, string>>): string {
   let out = ''
   for (const key in attributes) out += `${out === '' ? '' : ','}${labelName(key)}="${escapeLabelValue(attributes[key]!)}"`
-  if (extra !== undefined) out += (out === '' ? '' : ',') + extra
-  return out === '' ? '' : `{${out}}`
+  return out
+}
+
+/** `{pairs}`, or nothing for a series without labels. */
+function braces(pairs: string): string {
+  return pairs === '' ? '' : `{${pairs}}`
 }
 
 /** Units OpenMetrics may declare: only where the family name ends with them. */
@@ -72,20 +84,23 @@ function renderFamily(f: MetricFamily, openMetrics: boolean, lines: string[]): v
   const unit = OPENMETRICS_UNITS[f.unit]
   if (openMetrics && unit !== undefined && name.endsWith(`_${unit}`)) lines.push(`# UNIT ${name} ${unit}`)
   for (const point of f.points) {
+    const pairs = labelPairs(point.attributes)
     if (f.kind === 'counter') {
-      lines.push(`${name}_total${labels(point.attributes)} ${formatValue(point.value)}`)
+      lines.push(`${name}_total${braces(pairs)} ${formatValue(point.value)}`)
     } else if (f.kind === 'gauge') {
-      lines.push(`${name}${labels(point.attributes)} ${formatValue(point.value)}`)
+      lines.push(`${name}${braces(pairs)} ${formatValue(point.value)}`)
     } else if (point.histogram !== undefined) {
       const h = point.histogram
+      const bucket = `${name}_bucket{${pairs === '' ? '' : `${pairs},`}le="`
       let cumulative = 0
       for (let i = 0; i < h.boundaries.length; i++) {
         cumulative += h.counts[i]!
-        lines.push(`${name}_bucket${labels(point.attributes, `le="${formatValue(h.boundaries[i]!)}"`)} ${cumulative}`)
+        lines.push(`${bucket}${formatValue(h.boundaries[i]!)}"} ${cumulative}`)
       }
-      lines.push(`${name}_bucket${labels(point.attributes, 'le="+Inf"')} ${h.count}`)
-      lines.push(`${name}_sum${labels(point.attributes)} ${formatValue(h.sum)}`)
-      lines.push(`${name}_count${labels(point.attributes)} ${h.count}`)
+      lines.push(`${bucket}+Inf"} ${h.count}`)
+      const plain = braces(pairs)
+      lines.push(`${name}_sum${plain} ${formatValue(h.sum)}`)
+      lines.push(`${name}_count${plain} ${h.count}`)
     }
   }
 }
