@@ -8,7 +8,7 @@ import { resolveProbe } from '../probes/options.js'
 import { type IncidentEvent, type MonitorProbes, type ProbeHealth, ProbeManager } from '../probes/probe-manager.js'
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
-import { type ResolvedClock, resolveClock } from '../clock.js'
+import { MONITOR_CLOCK, type ResolvedClock, resolveClock } from '../clock.js'
 import { SafeEmitter } from './emitter.js'
 import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError, PACKAGE_NAME } from '../errors.js'
 import type { ApimeterPlugin } from '../plugins/plugin.js'
@@ -425,6 +425,11 @@ class MonitorImpl implements Monitor {
 
   startCall(start: CallStart): CallHandle {
     return new RunningCall(this, this.clock, start)
+  }
+
+  /** The clock the framework adapters' inbound meters time requests with (see `MONITOR_CLOCK`). */
+  get [MONITOR_CLOCK](): ResolvedClock {
+    return this.clock
   }
 
   health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] } {
