@@ -5,6 +5,7 @@ import { UNMATCHED_ROUTE } from '../call/route.js'
 import type { CallInput } from '../call/types.js'
 import { MONITOR_CLOCK, type ResolvedClock, systemClock } from '../clock.js'
 import { ApimeterError, describeValue, errorMessage } from '../errors.js'
+import { isMeteringSkipped } from '../http/unmetered.js'
 import { parseOrThrow } from '../validation.js'
 import { ByteCounter } from './bytes.js'
 import { subscribeCompletion } from './completion.js'
@@ -201,6 +202,10 @@ class Call<Req> extends ByteCounter implements InboundCall {
   private record(statusCode: number | null, outcome: Outcome | undefined): void {
     this.done = true
     const raw = this.raw
+    if (isMeteringSkipped(raw)) {
+      this.counter.release() // an apimeter handler's own request (skipMetering): nothing is recorded
+      return
+    }
     const meter = this.meter
     const noBody = raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
     // record() copies the call before it returns, so one object per meter serves every call (unless a callback
