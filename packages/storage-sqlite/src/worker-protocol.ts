@@ -124,12 +124,28 @@ function cloneable(details: Readonly<Record<string, unknown>>): Record<string, u
 /** Latency sketches cross as their encoding (structured clone drops the class). */
 export type WireAggregateRow = Omit<AggregateRow, 'state'> & { state: Omit<AggregateRow['state'], 'sketch'> & { sketch: Uint8Array } }
 
+/**
+ * The rows with their sketches' bytes (as they were read from the rollups, when nothing else was merged in: see
+ * `encodeJoined`), every one a view into one buffer, which structured clone copies once.
+ */
 export function rowsToWire(rows: AggregateRow[]): WireAggregateRow[] {
-  for (const row of rows) (row.state as unknown as { sketch: Uint8Array }).sketch = row.state.sketch.encode()
+  const encoded = rows.map((row) => row.state.sketch.encodeJoined())
+  const all = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0))
+  let offset = 0
+  rows.forEach((row, i) => {
+    const bytes = encoded[i]!
+    all.set(bytes, offset)
+    ;(row.state as unknown as { sketch: Uint8Array }).sketch = all.subarray(offset, offset + bytes.length)
+    offset += bytes.length
+  })
   return rows as unknown as WireAggregateRow[]
 }
 
 export function rowsFromWire(rows: WireAggregateRow[]): AggregateRow[] {
-  for (const row of rows) (row.state as unknown as { sketch: LatencySketch }).sketch = LatencySketch.decode(row.state.sketch)
+  for (const row of rows) {
+    const sketch = new LatencySketch()
+    LatencySketch.decodeInto(row.state.sketch, sketch) // read when a quantile is asked for
+    ;(row.state as unknown as { sketch: LatencySketch }).sketch = sketch
+  }
   return rows as unknown as AggregateRow[]
 }
