@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
 import { type AlertStore, assertCallRecords, type AuditStore, defaultErrorClass, errorMessage, isValidated, packCalls, type ProbeStore, type SloStore, sqliteDialect, type StorageHooks, type SystemStore } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
-import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
+import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRows, type WireError, withKind } from './worker-protocol.js'
 
 /** What the worker thread is started with (everything in it survives structured clone). */
 export type WorkerSettings = Omit<SqliteSettings, 'database' | 'now' | 'awaitMaintenance'> & { filename: string }
@@ -227,7 +227,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
       if (closing) throw closedError()
       if (packed.count > 0) await call('writeCalls', packed)
     },
-    aggregate: async (query) => rowsFromWire(await call<WireAggregateRow[]>('aggregate', query)),
+    aggregate: async (query) => rowsFromWire(await call<WireAggregateRows>('aggregate', query)),
     async migrate(to) {
       const report = await call<Awaited<ReturnType<SqlStorage['migrate']>>>('migrate', to)
       if (report.error) report.error = fromWire(report.error as unknown as WireError) as ApimeterError
