@@ -46,7 +46,8 @@ export function quantileRank(q: number, count: number): number {
  * without hashing or sorting: rollup runs merge thousands of sketches.
  */
 export class LatencySketch {
-  private counts = new Float64Array(0)
+  /** Never written while empty: the first value makes `cover` allocate (shared, so an empty sketch allocates none). */
+  private counts = NO_COUNTS
   /** Bucket index of `counts[0]`. */
   private offset = 0
   private zero = 0
@@ -322,6 +323,9 @@ export function mergeEncodedSketches(a: Uint8Array, b: Uint8Array): Uint8Array {
   LatencySketch.decodeInto(b, merged)
   return merged.encode()
 }
+
+/** The counts of every sketch that holds none yet. */
+const NO_COUNTS = new Float64Array(0)
 
 /** Pairs {@link LatencySketch.decodeInto} reads before adding them (a sketch has ~2,100 buckets at most). */
 const SCRATCH_PAIRS = 4096
