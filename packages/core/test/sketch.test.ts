@@ -108,8 +108,9 @@ describe('LatencySketch', () => {
   it('reads stored encodings added with decodeInto when asked, from their pairs or laid out, to the same answers', () => {
     const random = seededRandom(11)
     const qs = [0, 0.25, 0.5, 0.9, 0.95, 0.99, 1]
-    // a few small encodings (read from their pairs) and enough of them to exceed the pairs path (laid out)
-    for (const parts of [3, 40]) {
+    // a few small encodings (read from their pairs), more than the pairs path takes (laid out), and more than a
+    // sketch keeps unread (read as they come)
+    for (const parts of [3, 40, 100]) {
       const sketches = Array.from({ length: parts }, () => {
         const s = new LatencySketch()
         for (let i = 0; i < 60; i++) s.add(random() < 0.1 ? 0 : Math.exp(random() * 12), 1 + Math.floor(random() * 5))

@@ -118,7 +118,7 @@ export class LatencySketch {
 
   /** Adds every count of `other` into this sketch. */
   merge(other: LatencySketch): void {
-    if (other.pending !== null) (this.pending ??= []).push(...other.pending)
+    if (other.pending !== null) this.keep(other.pending)
     if (other.settled === 0) return
     this.zero += other.zero
     this.settled += other.settled
@@ -266,7 +266,14 @@ export class LatencySketch {
    */
   static decodeInto(data: Uint8Array, sketch: LatencySketch): void {
     if (data.length === 0) return
-    ;(sketch.pending ??= []).push(data)
+    sketch.keep([data])
+  }
+
+  /** Keeps encodings to read later; past {@link MAX_PENDING} of them, reads them now (bounding what is held). */
+  private keep(encodings: readonly Uint8Array[]): void {
+    const pending = (this.pending ??= [])
+    for (const data of encodings) pending.push(data)
+    if (pending.length > MAX_PENDING) this.settle()
   }
 
   /**
@@ -323,6 +330,9 @@ export function mergeEncodedSketches(a: Uint8Array, b: Uint8Array): Uint8Array {
   LatencySketch.decodeInto(b, merged)
   return merged.encode()
 }
+
+/** Encodings a sketch keeps unread at most (a group of a grouped query holds one per rollup read). */
+const MAX_PENDING = 64
 
 /** The counts of every sketch that holds none yet. */
 const NO_COUNTS = new Float64Array(0)
