@@ -104,4 +104,58 @@ describe('LatencySketch', () => {
     }
     expect(() => mergeEncodedSketches(Uint8Array.from([0x81]), sketchOf(3, 10, 0).encode())).toThrow('truncated latency sketch')
   })
+
+  it('reads stored encodings added with decodeInto when asked, from their pairs or laid out, to the same answers', () => {
+    const random = seededRandom(11)
+    const qs = [0, 0.25, 0.5, 0.9, 0.95, 0.99, 1]
+    // a few small encodings (read from their pairs), more than the pairs path takes (laid out), and more than a
+    // sketch keeps unread (read as they come)
+    for (const parts of [3, 40, 100]) {
+      const sketches = Array.from({ length: parts }, () => {
+        const s = new LatencySketch()
+        for (let i = 0; i < 60; i++) s.add(random() < 0.1 ? 0 : Math.exp(random() * 12), 1 + Math.floor(random() * 5))
+        return s
+      })
+      const whole = new LatencySketch()
+      for (const s of sketches) whole.merge(s)
+      const lazy = new LatencySketch()
+      for (const s of sketches) LatencySketch.decodeInto(s.encode(), lazy)
+      expect(lazy.quantiles(qs, 0, 1e6)).toEqual(whole.quantiles(qs, 0, 1e6))
+      // merging a sketch still holding encodings carries them; counting lays them out
+      const merged = new LatencySketch()
+      merged.add(7)
+      merged.merge(lazy)
+      whole.add(7)
+      expect(merged.count).toBe(whole.count)
+      expect([...merged.buckets]).toEqual([...whole.buckets])
+      expect(Array.from(merged.encode())).toEqual(Array.from(whole.encode()))
+    }
+  })
+
+  it('hands stored encodings on unread (encodeJoined), and encodes a sketch holding anything else', () => {
+    const a = new LatencySketch()
+    a.add(5, 3)
+    const b = new LatencySketch()
+    b.add(0)
+    b.add(900, 2)
+    const lazy = new LatencySketch()
+    LatencySketch.decodeInto(a.encode(), lazy)
+    LatencySketch.decodeInto(b.encode(), lazy)
+    const joined = lazy.encodeJoined()
+    expect(Array.from(joined)).toEqual([...a.encode(), ...SKETCH_SEPARATOR, ...b.encode()])
+    const back = LatencySketch.decode(joined)
+    expect(back.count).toBe(6)
+    const whole = new LatencySketch()
+    whole.merge(a)
+    whole.merge(b)
+    expect(Array.from(back.encode())).toEqual(Array.from(whole.encode()))
+    // with values of its own, the canonical encoding
+    lazy.add(1)
+    whole.add(1)
+    expect(Array.from(lazy.encodeJoined())).toEqual(Array.from(whole.encode()))
+    // a truncated stored encoding is reported when it is read
+    const broken = new LatencySketch()
+    LatencySketch.decodeInto(Uint8Array.from([0x81]), broken)
+    expect(() => broken.quantile(0.5)).toThrow(/truncated latency sketch/)
+  })
 })

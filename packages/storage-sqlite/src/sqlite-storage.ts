@@ -2,7 +2,7 @@ import { ApimeterError, type SqlStorage } from '@apimeter/core'
 import { intInRange, parseOrThrow, sqlStorageOptionFields, type SqlStorageOptions } from '@apimeter/core/sql'
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
-import { openSqliteStorage, PACKAGE, type SqliteDatabase } from './sqlite-connection.js'
+import { DEFAULT_CACHE_MIB, openSqliteStorage, PACKAGE, type SqliteDatabase } from './sqlite-connection.js'
 import { workerScript, workerSqliteStorage } from './worker-storage.js'
 
 export type { SqliteDatabase } from './sqlite-connection.js'
@@ -49,13 +49,13 @@ export interface SqliteStorageOptions extends SqlStorageOptions {
    */
   busyTimeoutMs?: number
   /**
-   * SQLite's page cache of the storage's connection, in MiB: the largest fixed part of what the storage adds to your
-   * process's resident memory. Smaller saves memory; larger keeps more of a big database's rollups in memory for
-   * stats queries.
-   * @default 32
+   * SQLite's page cache of the storage's connection, in MiB: a part of what the storage adds to your process's
+   * resident memory once the cache has filled. Smaller saves memory; larger keeps more of a big database in memory
+   * (queries reading raw calls: user filters, minute timeseries).
+   * @default 8
    * @example
    * ```ts
-   * sqliteStorage({ filename: 'apimeter.db', cacheSizeMiB: 8 })   // a small container
+   * sqliteStorage({ filename: 'apimeter.db', cacheSizeMiB: 64 })   // a large database on a roomy host
    * ```
    */
   cacheSizeMiB?: number
@@ -119,7 +119,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqlStorage {
   const parsed = parseOrThrow(optionsSchema, options, 'options', 'INVALID_OPTIONS', PACKAGE)
   const settings = {
     busyTimeoutMs: parsed.busyTimeoutMs ?? 5000,
-    cacheSizeMiB: parsed.cacheSizeMiB ?? 32,
+    cacheSizeMiB: parsed.cacheSizeMiB ?? DEFAULT_CACHE_MIB,
     migrate: parsed.migrate ?? true,
     retention: parsed.retention,
     schedule: parsed.schedule,

@@ -1,5 +1,5 @@
-import { ApimeterError, type ApimeterErrorCode } from '@apimeter/core'
-import { type AggregateRow, LatencySketch, type StorageErrorClass } from '@apimeter/core/sql'
+import { ApimeterError, type ApimeterErrorCode, OUTCOMES, type Resolution } from '@apimeter/core'
+import { type AggregateRow, type AggregateState, emptyAggregate, LatencySketch, type StorageErrorClass } from '@apimeter/core/sql'
 
 /**
  * What the host thread and the SQLite worker thread say to each other. Requests carry an id; each gets one reply.
@@ -121,15 +121,77 @@ function cloneable(details: Readonly<Record<string, unknown>>): Record<string, u
   }
 }
 
-/** Latency sketches cross as their encoding (structured clone drops the class). */
-export type WireAggregateRow = Omit<AggregateRow, 'state'> & { state: Omit<AggregateRow['state'], 'sketch'> & { sketch: Uint8Array } }
-
-export function rowsToWire(rows: AggregateRow[]): WireAggregateRow[] {
-  for (const row of rows) (row.state as unknown as { sketch: Uint8Array }).sketch = row.state.sketch.encode()
-  return rows as unknown as WireAggregateRow[]
+/**
+ * Aggregate rows as they cross the thread: column by column. A grouped timeseries returns thousands of rows, and
+ * structured clone writes (and reads back) every property name of every object; here the numbers of all rows are one
+ * `Float64Array` and their sketches one buffer of bytes (each as it was read from the rollups when nothing else was
+ * merged into it, see `encodeJoined`), so the copy is a few buffers and the host builds the objects once.
+ */
+export interface WireAggregateRows {
+  count: number
+  /** Bucket starts; NaN for none. */
+  starts: Float64Array
+  /** The rows' keys, `width` per row. */
+  keys: (string | null)[]
+  width: number
+  /** {@link NUMBER_FIELDS} of each row, one after the other. */
+  numbers: Float64Array
+  /** Every row's sketch bytes, one after the other; row i's end at `sketchEnds[i]`. */
+  sketches: Uint8Array
+  sketchEnds: Uint32Array
+  /** Per row; absent when no row has one. */
+  resolutions?: (Resolution | undefined)[]
 }
 
-export function rowsFromWire(rows: WireAggregateRow[]): AggregateRow[] {
-  for (const row of rows) (row.state as unknown as { sketch: LatencySketch }).sketch = LatencySketch.decode(row.state.sketch)
-  return rows as unknown as AggregateRow[]
+/** The number fields of an aggregate, in wire order; the outcomes follow them, in {@link OUTCOMES} order. */
+const NUMBER_FIELDS = [
+  'requests', 'cached', 'costNanos', 'costUnknown', 'costEstimatedNanos', 'inputTokens', 'outputTokens', 'cachedInputTokens', 'requestBytes',
+  'responseBytes', 'durationSumUs', 'durationMin', 'durationMax',
+] as const satisfies readonly (keyof AggregateState)[]
+const STRIDE = NUMBER_FIELDS.length + OUTCOMES.length
+
+export function rowsToWire(rows: AggregateRow[]): WireAggregateRows {
+  const count = rows.length
+  const width = count === 0 ? 0 : rows[0]!.keys.length
+  const starts = new Float64Array(count)
+  const keys: (string | null)[] = []
+  const numbers = new Float64Array(count * STRIDE)
+  const encoded = rows.map((row) => row.state.sketch.encodeJoined())
+  const sketches = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0))
+  const sketchEnds = new Uint32Array(count)
+  let resolutions: (Resolution | undefined)[] | undefined
+  let at = 0
+  rows.forEach((row, i) => {
+    starts[i] = row.start ?? Number.NaN
+    for (const key of row.keys) keys.push(key)
+    const state = row.state
+    let k = i * STRIDE
+    for (const field of NUMBER_FIELDS) numbers[k++] = state[field]
+    for (const outcome of OUTCOMES) numbers[k++] = state.outcomes[outcome]
+    sketches.set(encoded[i]!, at)
+    at += encoded[i]!.length
+    sketchEnds[i] = at
+    if (row.resolution !== undefined) (resolutions ??= new Array<Resolution | undefined>(count))[i] = row.resolution
+  })
+  return { count, starts, keys, width, numbers, sketches, sketchEnds, ...(resolutions ? { resolutions } : {}) }
+}
+
+export function rowsFromWire(wire: WireAggregateRows): AggregateRow[] {
+  const rows: AggregateRow[] = []
+  let from = 0
+  for (let i = 0; i < wire.count; i++) {
+    const state = emptyAggregate()
+    let k = i * STRIDE
+    for (const field of NUMBER_FIELDS) state[field] = wire.numbers[k++]!
+    for (const outcome of OUTCOMES) state.outcomes[outcome] = wire.numbers[k++]!
+    const end = wire.sketchEnds[i]!
+    LatencySketch.decodeInto(wire.sketches.subarray(from, end), state.sketch) // read when a quantile is asked for
+    from = end
+    const start = wire.starts[i]!
+    const row: AggregateRow = { start: Number.isNaN(start) ? null : start, keys: wire.keys.slice(i * wire.width, (i + 1) * wire.width), state }
+    const resolution = wire.resolutions?.[i]
+    if (resolution !== undefined) row.resolution = resolution
+    rows.push(row)
+  }
+  return rows
 }

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import { ApimeterError, type SqlStorage } from '@apimeter/core'
 import { type AlertStore, assertCallRecords, type AuditStore, defaultErrorClass, errorMessage, isValidated, packCalls, type ProbeStore, type SloStore, sqliteDialect, type StorageHooks, type SystemStore } from '@apimeter/core/sql'
 import { kyselyOn, openSqlite, PACKAGE, type SqliteSettings } from './sqlite-connection.js'
-import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRow, type WireError, withKind } from './worker-protocol.js'
+import { fromWire, kindFromWorker, type Operation, type Reply, rowsFromWire, type WireAggregateRows, type WireError, withKind } from './worker-protocol.js'
 
 /** What the worker thread is started with (everything in it survives structured clone). */
 export type WorkerSettings = Omit<SqliteSettings, 'database' | 'now' | 'awaitMaintenance'> & { filename: string }
@@ -34,6 +34,13 @@ function cannotStart(filename: string, why: string, cause: unknown): ApimeterErr
 }
 
 /**
+ * The young generation of the worker thread's heap, in MiB. V8 sizes it for throughput (32 MiB and more after bursts
+ * of writes), and what it has grown to stays resident in the host's process; the worker's allocations are short-lived
+ * batches, which a smaller one collects as well.
+ */
+const WORKER_YOUNG_GENERATION_MIB = 16
+
+/**
  * Starts the worker thread with this process's Node options. Node refuses some in a worker (V8 flags such as
  * `--expose-gc`, process-wide ones such as `--title`) and names them in its error: the worker then starts without
  * those, which concern the process, not the storage's code.
@@ -42,7 +49,7 @@ function newWorker(script: URL, settings: WorkerSettings): Worker {
   let execArgv = workerExecArgv()
   for (;;) {
     try {
-      return new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv })
+      return new Worker(script, { workerData: settings, name: 'apimeter-sqlite', execArgv, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MIB } })
     } catch (error) {
       const refused = (error as { code?: unknown }).code === 'ERR_WORKER_INVALID_EXEC_ARGV' ? refusedFlags((error as Error).message) : []
       const kept = execArgv.filter((arg) => !refused.some((flag) => arg === flag || arg.startsWith(`${flag}=`)))
@@ -220,7 +227,7 @@ export function workerSqliteStorage(settings: WorkerSettings, script: URL): SqlS
       if (closing) throw closedError()
       if (packed.count > 0) await call('writeCalls', packed)
     },
-    aggregate: async (query) => rowsFromWire(await call<WireAggregateRow[]>('aggregate', query)),
+    aggregate: async (query) => rowsFromWire(await call<WireAggregateRows>('aggregate', query)),
     async migrate(to) {
       const report = await call<Awaited<ReturnType<SqlStorage['migrate']>>>('migrate', to)
       if (report.error) report.error = fromWire(report.error as unknown as WireError) as ApimeterError

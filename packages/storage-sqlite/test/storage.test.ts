@@ -133,15 +133,15 @@ describe('sqliteStorage()', () => {
     expect(monitor.health()).toMatchObject({ dropped: 1, queued: 0 })
   })
 
-  it('sizes the page cache of its connections as asked (cacheSizeMiB), 32 MiB by default', async () => {
+  it('sizes the page cache of its connections as asked (cacheSizeMiB), 8 MiB by default', async () => {
     const cacheOf = async (storage: ReturnType<typeof sqliteStorage>) => (await sql<{ cache_size: number }>`PRAGMA cache_size`.execute(storage.db)).rows[0]!.cache_size
-    const small = sqliteStorage({ filename: tmp.file('small.db'), thread: 'main', cacheSizeMiB: 8 })
-    await small.init!()
-    expect(await cacheOf(small)).toBe(-8 * 1024) // negative: KiB
-    await small.close()
+    const large = sqliteStorage({ filename: tmp.file('large.db'), thread: 'main', cacheSizeMiB: 64 })
+    await large.init!()
+    expect(await cacheOf(large)).toBe(-64 * 1024) // negative: KiB
+    await large.close()
     const plain = sqliteStorage({ filename: tmp.file('plain.db'), thread: 'main' })
     await plain.init!()
-    expect(await cacheOf(plain)).toBe(-32 * 1024)
+    expect(await cacheOf(plain)).toBe(-8 * 1024)
     await plain.close()
     // in the worker mode the option travels with the settings; storage.db, the host's own connection, shows it too
     const worker = sqliteStorage({ filename: tmp.file('worker.db'), thread: 'worker', cacheSizeMiB: 4 })

@@ -46,14 +46,37 @@ export function quantileRank(q: number, count: number): number {
  * without hashing or sorting: rollup runs merge thousands of sketches.
  */
 export class LatencySketch {
-  private counts = new Float64Array(0)
+  /** Never written while empty: the first value makes `cover` allocate (shared, so an empty sketch allocates none). */
+  private counts = NO_COUNTS
   /** Bucket index of `counts[0]`. */
   private offset = 0
   private zero = 0
-  count = 0
+  /** Values in `counts` and `zero` (not those of `pending`). */
+  private settled = 0
+  /**
+   * Encodings added and not yet read ({@link LatencySketch.decodeInto}): a query merges the stored sketches of a group
+   * by keeping their bytes, and reads them once, when a quantile or count is asked for. A group that only crosses a
+   * thread (the SQLite worker) is never decoded there: {@link LatencySketch.encodeJoined} hands the bytes on.
+   */
+  private pending: Uint8Array[] | null = null
+
+  /** How many values the sketch holds. */
+  get count(): number {
+    this.settle()
+    return this.settled
+  }
+
+  /** Reads the pending encodings into the counts. */
+  private settle(): void {
+    const pending = this.pending
+    if (pending === null) return
+    this.pending = null
+    for (const data of pending) LatencySketch.decodeChunk(data, this)
+  }
 
   /** Non-empty buckets as a map (index → count), ascending; for inspection and tests. */
   get buckets(): Map<number, number> {
+    this.settle()
     const out = new Map<number, number>()
     if (this.zero > 0) out.set(ZERO_BUCKET, this.zero)
     for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 0) out.set(i + this.offset, this.counts[i]!)
@@ -83,7 +106,7 @@ export class LatencySketch {
   /** Adds `times` values to a bucket by index (used when reading sketches back from storage). */
   addBucket(bucket: number, times: number): void {
     if (times <= 0) return
-    this.count += times
+    this.settled += times
     if (bucket === ZERO_BUCKET) {
       this.zero += times
       return
@@ -95,9 +118,10 @@ export class LatencySketch {
 
   /** Adds every count of `other` into this sketch. */
   merge(other: LatencySketch): void {
-    if (other.count === 0) return
+    if (other.pending !== null) this.keep(other.pending)
+    if (other.settled === 0) return
     this.zero += other.zero
-    this.count += other.count
+    this.settled += other.settled
     const src = other.counts
     if (src.length === 0) return
     this.cover(other.offset, other.offset + src.length - 1)
@@ -113,6 +137,7 @@ export class LatencySketch {
    * (γ = 1.01005…). The exact count is therefore in [`atOrBelow - edge`, `atOrBelow`].
    */
   countAtOrBelow(thresholdMs: number): { atOrBelow: number; edge: number; edgeMs: number } {
+    this.settle()
     const bucket = latencyBucket(thresholdMs)
     if (bucket === ZERO_BUCKET) return { atOrBelow: this.zero, edge: 0, edgeMs: 0 }
     let atOrBelow = this.zero
@@ -130,28 +155,40 @@ export class LatencySketch {
    * empty sketch.
    */
   quantiles(qs: readonly number[], min = -Infinity, max = Infinity): number[] {
-    if (this.count === 0) return qs.map(() => Number.NaN)
-    const ranks = qs.map((q) => quantileRank(q, this.count))
+    // a sketch made only of a few stored encodings (a group of a grouped query) is read from their pairs, without
+    // laying out its counts: thousands of groups then cost no dense arrays
+    const sparse = this.settled === 0 && this.pending !== null ? sparsePairs(this.pending) : -1
+    let count = 0
+    if (sparse >= 0) for (let i = 0; i < sparse; i++) count += sparseCounts[i]!
+    else {
+      this.settle()
+      count = this.settled
+    }
+    if (count === 0) return qs.map(() => Number.NaN)
+    const ranks = qs.map((q) => quantileRank(q, count))
     const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
     const out = new Array<number>(qs.length).fill(Number.NaN)
     let next = 0
-    const settle = (bucket: number, cumulative: number): void => {
+    let cumulative = 0
+    const add = (bucket: number, c: number): void => {
+      cumulative += c
       while (next < order.length && ranks[order[next]!]! <= cumulative) {
         const rank = ranks[order[next]!]!
         // The first and last ranks are the exact min and max when those are known.
-        if (rank === this.count && Number.isFinite(max)) out[order[next]!] = max
+        if (rank === count && Number.isFinite(max)) out[order[next]!] = max
         else if (rank === 1 && Number.isFinite(min)) out[order[next]!] = min
         else out[order[next]!] = Math.min(max, Math.max(min, bucketValue(bucket)))
         next++
       }
     }
-    let cumulative = this.zero
-    if (this.zero > 0) settle(ZERO_BUCKET, cumulative)
+    if (sparse >= 0) {
+      for (let i = 0; i < sparse && next < order.length; i++) add(sparseBuckets[i]!, sparseCounts[i]!)
+      return out
+    }
+    if (this.zero > 0) add(ZERO_BUCKET, this.zero)
     for (let i = 0; i < this.counts.length && next < order.length; i++) {
       const c = this.counts[i]!
-      if (c === 0) continue
-      cumulative += c
-      settle(i + this.offset, cumulative)
+      if (c !== 0) add(i + this.offset, c)
     }
     return out
   }
@@ -166,6 +203,7 @@ export class LatencySketch {
    * previous bucket index, then a varint count.
    */
   encode(): Uint8Array {
+    this.settle()
     const bytes: number[] = []
     let previous = 0
     if (this.zero > 0) {
@@ -187,53 +225,65 @@ export class LatencySketch {
   /** Reads what {@link LatencySketch.encode} wrote. */
   static decode(data: Uint8Array): LatencySketch {
     const sketch = new LatencySketch()
-    LatencySketch.decodeInto(data, sketch)
+    LatencySketch.decodeChunk(data, sketch)
     return sketch
   }
 
   /**
-   * Adds an encoded sketch into `sketch` without building an intermediate one (merging stored rollups). Queries
-   * merge thousands of these: the pairs are read into scratch arrays first, so the target grows once to cover them
-   * and the counts are added in one plain loop. Several encodings joined by {@link SKETCH_SEPARATOR} are read as
-   * their merge.
+   * Encodings that {@link LatencySketch.decodeInto} reads as this sketch: the pending encodings as they came, joined
+   * by {@link SKETCH_SEPARATOR}, when the sketch holds nothing else (no decoding, no encoding), else
+   * {@link LatencySketch.encode}. For handing a sketch on (to another thread), not for storing it: the bytes are not
+   * the canonical encoding.
+   *
+   * @example
+   * ```ts
+   * const bytes = sketch.encodeJoined() // cheap after decodeInto(); LatencySketch.decode(bytes) reads it back
+   * ```
+   */
+  encodeJoined(): Uint8Array {
+    const pending = this.pending
+    if (pending === null || this.settled > 0) return this.encode()
+    if (pending.length === 1) return pending[0]!
+    let length = 0
+    for (const data of pending) length += data.length + SKETCH_SEPARATOR.length
+    const out = new Uint8Array(length - SKETCH_SEPARATOR.length)
+    let offset = 0
+    for (const data of pending) {
+      if (offset > 0) {
+        out.set(SKETCH_SEPARATOR, offset)
+        offset += SKETCH_SEPARATOR.length
+      }
+      out.set(data, offset)
+      offset += data.length
+    }
+    return out
+  }
+
+  /**
+   * Adds an encoded sketch into `sketch` (merging stored rollups). The bytes are kept as they are and read when the
+   * sketch is next read (see `pending`), so a query merging thousands of stored sketches reads each once, after
+   * they are grouped. Several encodings joined by {@link SKETCH_SEPARATOR} are read as their merge.
    */
   static decodeInto(data: Uint8Array, sketch: LatencySketch): void {
-    const length = data.length
-    const buckets = scratchBuckets
-    const counts = scratchCounts
-    let pairs = 0
-    let previous = 0
-    // varints alternate: a bucket delta, then its count
-    let value = 0
-    let multiplier = 1
-    let delta = -1
-    for (let offset = 0; offset < length; offset++) {
-      const byte = data[offset]!
-      value += (byte & 0x7f) * multiplier
-      if (byte >= 0x80) {
-        multiplier *= 128
-        continue
-      }
-      if (delta < 0) {
-        delta = value
-      } else if (value === 0) {
-        previous = 0 // SKETCH_SEPARATOR: the next sketch begins
-        delta = -1
-      } else {
-        previous += delta % 2 === 0 ? delta / 2 : -(delta + 1) / 2
-        buckets[pairs] = previous
-        counts[pairs++] = value
-        delta = -1
-        if (pairs === SCRATCH_PAIRS) {
-          sketch.addPairs(buckets, counts, pairs)
-          pairs = 0
-        }
-      }
-      value = 0
-      multiplier = 1
-    }
-    if (delta >= 0 || multiplier !== 1) throw new Error('@apimeter/core: truncated latency sketch')
-    sketch.addPairs(buckets, counts, pairs)
+    if (data.length === 0) return
+    sketch.keep([data])
+  }
+
+  /** Keeps encodings to read later; past {@link MAX_PENDING} of them, reads them now (bounding what is held). */
+  private keep(encodings: readonly Uint8Array[]): void {
+    const pending = (this.pending ??= [])
+    for (const data of encodings) pending.push(data)
+    if (pending.length > MAX_PENDING) this.settle()
+  }
+
+  /**
+   * Adds an encoding into `sketch`'s counts at once. The pairs are read into scratch arrays first, so the target grows
+   * once to cover them and the counts are added in one plain loop. Several encodings joined by
+   * {@link SKETCH_SEPARATOR} are read as their merge.
+   */
+  private static decodeChunk(data: Uint8Array, sketch: LatencySketch): void {
+    const pairs = readPairs(data, scratchBuckets, scratchCounts, 0, (full) => sketch.addPairs(scratchBuckets, scratchCounts, full))
+    sketch.addPairs(scratchBuckets, scratchCounts, pairs)
   }
 
   /** Adds the first `pairs` (bucket, count) pairs of two arrays: grows once to cover them, then adds. */
@@ -257,9 +307,11 @@ export class LatencySketch {
       else target[b - shift]! += c
       added += c
     }
-    this.count += added
+    this.settled += added
   }
 }
+
+
 
 /**
  * Two encoded sketches merged into one encoding: the same bytes as decoding both, merging and encoding. Rollup runs
@@ -279,10 +331,90 @@ export function mergeEncodedSketches(a: Uint8Array, b: Uint8Array): Uint8Array {
   return merged.encode()
 }
 
+/** Encodings a sketch keeps unread at most (a group of a grouped query holds one per rollup read). */
+const MAX_PENDING = 64
+
+/** The counts of every sketch that holds none yet. */
+const NO_COUNTS = new Float64Array(0)
+
 /** Pairs {@link LatencySketch.decodeInto} reads before adding them (a sketch has ~2,100 buckets at most). */
 const SCRATCH_PAIRS = 4096
 const scratchBuckets = new Int32Array(SCRATCH_PAIRS)
 const scratchCounts = new Float64Array(SCRATCH_PAIRS)
+
+/**
+ * Reads the (bucket, count) pairs of an encoding (or of several joined by {@link SKETCH_SEPARATOR}) into `buckets`
+ * and `counts` from index `at`. When the arrays are full, `full` is given their length and reading restarts at 0.
+ * Returns the index after the last pair read.
+ */
+function readPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Array, at: number, full: (pairs: number) => void): number {
+  const length = data.length
+  const capacity = buckets.length
+  let pairs = at
+  let previous = 0
+  // varints alternate: a bucket delta, then its count
+  let value = 0
+  let multiplier = 1
+  let delta = -1
+  for (let offset = 0; offset < length; offset++) {
+    const byte = data[offset]!
+    value += (byte & 0x7f) * multiplier
+    if (byte >= 0x80) {
+      multiplier *= 128
+      continue
+    }
+    if (delta < 0) {
+      delta = value
+    } else if (value === 0) {
+      previous = 0 // SKETCH_SEPARATOR: the next sketch begins
+      delta = -1
+    } else {
+      previous += delta % 2 === 0 ? delta / 2 : -(delta + 1) / 2
+      buckets[pairs] = previous
+      counts[pairs++] = value
+      delta = -1
+      if (pairs === capacity) {
+        full(pairs)
+        pairs = 0
+      }
+    }
+    value = 0
+    multiplier = 1
+  }
+  if (delta >= 0 || multiplier !== 1) throw new Error('@apimeter/core: truncated latency sketch')
+  return pairs
+}
+
+/** Encoded bytes up to which {@link LatencySketch.quantiles} reads pending encodings as pairs (a pair takes 2 or more). */
+const SPARSE_BYTES = 2048
+const sparseBuckets = new Int32Array(SPARSE_BYTES / 2)
+const sparseCounts = new Float64Array(SPARSE_BYTES / 2)
+
+/**
+ * The pairs of a few encodings in `sparseBuckets` / `sparseCounts`, in ascending bucket order (equal buckets next to
+ * each other), and how many there are; -1 when the encodings are longer than {@link SPARSE_BYTES}.
+ */
+function sparsePairs(pending: readonly Uint8Array[]): number {
+  let bytes = 0
+  for (const data of pending) bytes += data.length
+  if (bytes > SPARSE_BYTES) return -1
+  let pairs = 0
+  for (const data of pending) pairs = readPairs(data, sparseBuckets, sparseCounts, pairs, () => undefined)
+  // each encoding is in ascending order already: an insertion sort only moves the pairs of the later ones
+  for (let i = 1; i < pairs; i++) {
+    const b = sparseBuckets[i]!
+    const c = sparseCounts[i]!
+    let j = i - 1
+    while (j >= 0 && sparseBuckets[j]! > b) {
+      sparseBuckets[j + 1] = sparseBuckets[j]!
+      sparseCounts[j + 1] = sparseCounts[j]!
+      j--
+    }
+    sparseBuckets[j + 1] = b
+    sparseCounts[j + 1] = c
+  }
+  return pairs
+}
 
 function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1
