@@ -15,6 +15,10 @@ export { DEFAULTS, type Logger, type MonitorOptions } from './monitor/options.js
 export type { MonitorHealth, RetryPolicy } from './monitor/pipeline.js'
 export { VERSION } from './version.js'
 
+// Serving apimeter over HTTP (the metrics handler, the dashboard): auth, and requests that are not metered
+export { type AuthCheck, type AuthOption, authOptionSchema, createAuthCheck, sendUnauthorized } from './http/auth.js'
+export { isMeteringSkipped, skipMetering } from './http/unmetered.js'
+
 // Stats
 export { type OutcomeCounts, type Resolution, type StatsSummary } from './storage/aggregate.js'
 export {

@@ -4,6 +4,7 @@ import { classifyError, type Outcome } from '../call/outcome.js'
 import { UNMATCHED_ROUTE } from '../call/route.js'
 import type { CallInput } from '../call/types.js'
 import { ApimeterError, describeValue, errorMessage } from '../errors.js'
+import { isMeteringSkipped } from '../http/unmetered.js'
 import { parseOrThrow } from '../validation.js'
 import { ByteCounter } from './bytes.js'
 import { subscribeCompletion } from './completion.js'
@@ -185,6 +186,10 @@ class Call<Req> implements InboundCall {
   private record(statusCode: number | null, outcome: Outcome | undefined): void {
     this.done = true
     const raw = this.raw
+    if (isMeteringSkipped(raw)) {
+      this.bytes.release() // an apimeter handler's own request (skipMetering): nothing is recorded
+      return
+    }
     const meter = this.meter
     const noBody = raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
     // record() copies the call before it returns, so one object per meter serves every call (unless a callback
