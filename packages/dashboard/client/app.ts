@@ -5,7 +5,7 @@ import 'uplot/dist/uPlot.min.css'
 import './app.css'
 import uPlot from 'uplot'
 
-type Json = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>
 type View = 'overview' | 'traffic' | 'llm' | 'reliability' | 'health'
 const VIEWS: View[] = ['overview', 'traffic', 'llm', 'reliability', 'health']
 

@@ -1,4 +1,4 @@
-import type { Monitor } from '@apimeter/core'
+import { type Monitor, skipMetering } from '@apimeter/core'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createDashboardHandler } from './handler.js'
 import type { DashboardOptions } from './options.js'
@@ -29,6 +29,7 @@ export function dashboard(monitor: Monitor, options: DashboardOptions): ((req: I
     const path = r.url.split('?')[0]!
     // Mounted at /apimeter, Express hands '/' for both /apimeter and /apimeter/: the page's relative links need the slash
     if (path === '/' && !original.endsWith('/')) {
+      skipMetering(req)
       res.statusCode = 308
       res.setHeader('Location', `${original}/${r.url.slice(1)}`)
       res.end()

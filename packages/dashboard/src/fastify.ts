@@ -1,4 +1,4 @@
-import type { Monitor } from '@apimeter/core'
+import { type Monitor, skipMetering } from '@apimeter/core'
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import { createDashboardHandler } from './handler.js'
 import type { DashboardOptions } from './options.js'
@@ -59,6 +59,7 @@ export const dashboardFastify: FastifyPluginCallback<DashboardFastifyOptions> = 
   })
   // '/' under the prefix answers both '/apimeter' and '/apimeter/': the first gets the slash the page's relative links need
   const serve = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    skipMetering(request.raw)
     const path = request.url.slice(base.length)
     if (path === '' || path.startsWith('?')) return void reply.redirect(`${base}/${path}`, 308)
     reply.hijack()

@@ -1,4 +1,4 @@
-import { type AuthOption, type Clock } from '@apimeter/core'
+import type { AuthOption, Clock } from '@apimeter/core'
 import { intInRange, parseOrThrow } from '@apimeter/core/sql'
 import { z } from 'zod'
 
@@ -77,7 +77,7 @@ export interface ResolvedDashboardOptions {
 }
 
 const schema = z.strictObject({
-  auth: z.unknown(),
+  auth: z.unknown().optional(), // validated by createAuthCheck, which says what it takes
   liveIntervalMs: intInRange(250, 600_000, 'a whole number of milliseconds from 250 to 600,000').optional(),
   title: z.string({ error: 'a non-empty string of at most 200 characters' }).min(1).max(200).optional(),
   trustProxy: z.boolean({ error: 'true or false' }).optional(),
