@@ -32,7 +32,7 @@ const utc = (): boolean => field<HTMLSelectElement>('tz').value === 'utc'
 const num = (v: number): string => (Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(1)}k` : v.toLocaleString('en-US', { maximumFractionDigits: 2 }))
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(2)}%`)
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`)
-const usd = (v: number): string => `$${v < 1 ? v.toFixed(6).replace(/0{1,3}$/, '') : v.toFixed(2)}`
+const usd = (v: number): string => `$${v === 0 || v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4) : v.toFixed(6).replace(/0+$/, '')}`
 const bytes = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v / 1048576).toFixed(1)} MiB`)
 function when(t: number | string | null | undefined): string {
   if (t === null || t === undefined) return '–'
@@ -200,7 +200,7 @@ function setChartData(data: Json): void {
 
 function chartWidth(container: HTMLElement): number {
   const w = container.clientWidth || main.clientWidth || 600
-  return Math.max(260, w >= 900 ? Math.floor(w / 2) - 24 : w - 16)
+  return Math.max(260, w >= 900 ? Math.floor(w / 2) - 40 : w - 16)
 }
 
 // ---------- tables ----------

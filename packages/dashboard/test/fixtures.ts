@@ -26,7 +26,7 @@ export function sampleCalls(now: number): CallInput[] {
   }
   for (let i = 0; i < 6; i++) {
     calls.push({
-      direction: 'outbound', api: 'openai', method: 'POST', route: '/v1/chat/completions', statusCode: 200, durationMs: 300 + i * 10, timestamp: at(10 * 60_000 * (i + 1)),
+      direction: 'outbound', api: 'openai', method: 'POST', route: '/v1/chat/completions', statusCode: 200, durationMs: 300 + i * 10, timestamp: at(10 * 60_000 * (i + 1) - 5 * 60_000),
       tenantId: i % 2 === 0 ? 'acme' : 'globex', model: i < 4 ? 'gpt-4o-mini' : 'gpt-4o', inputTokens: 1000 + i, outputTokens: 100, cost: 0.000125 * (i + 1), cached: i === 5,
     })
   }
