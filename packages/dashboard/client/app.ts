@@ -206,8 +206,8 @@ function chartWidth(container: HTMLElement): number {
 // ---------- tables ----------
 type Column = [key: string, label: string, format: (row: Json) => string | Node, value?: (row: Json) => number | string]
 
-function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void): HTMLElement {
-  const sort = state.sort[id] ?? { key: columns[1]?.[0] ?? 'key', desc: true }
+function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void, by = columns[1]?.[0] ?? 'key'): HTMLElement {
+  const sort = state.sort[id] ?? { key: by, desc: true }
   const valueOf = (row: Json, key: string) => {
     const col = columns.find((c) => c[0] === key)
     return col?.[3] ? col[3](row) : (row[key] as number | string)
@@ -310,8 +310,8 @@ function renderReliability(data: Json): void {
   main.append(table('active-alerts', 'Active alerts', data.active as Json[], [
     ['rule', 'Rule', (r) => `${String(r.rule)}${r.group ? ` (${String(r.group)})` : ''}`, (r) => String(r.rule)],
     ['state', 'State', (r) => `${String(r.state)} · ${String(r.severity)}`, (r) => String(r.state)],
-    ['value', 'Value', (r) => (r.value === null ? 'no data' : num(r.value as number))],
-    ['threshold', 'Threshold', (r) => num(r.threshold as number)],
+    ['value', 'Value', (r) => (r.value === null ? 'no data' : r.kind === 'cost' ? usd(r.value as number) : num(r.value as number))],
+    ['threshold', 'Threshold', (r) => (r.kind === 'cost' ? usd(r.threshold as number) : num(r.threshold as number))],
     ['since', 'Since', (r) => when(r.since as string), (r) => String(r.since)],
   ]))
   main.append(table('alert-history', 'Alert history in the range', data.history as Json[], [
@@ -319,7 +319,7 @@ function renderReliability(data: Json): void {
     ['rule', 'Rule', (r) => String(r.rule), (r) => String(r.rule)],
     ['state', 'State', (r) => String(r.state), (r) => String(r.state)],
     ['value', 'Value', (r) => (r.value === null ? '–' : num(r.value as number))],
-  ]))
+  ], undefined, 'at'))
   main.append(table('probes', 'Probes', data.probes as Json[], [
     ['name', 'Probe', (r) => String(r.name), (r) => String(r.name)],
     ['state', 'State', (r) => h('span', { class: `state ${String(r.state)}` }, String(r.state)), (r) => String(r.state)],

@@ -83,11 +83,32 @@ describe('the dashboard in headless Chromium', () => {
     let server: Awaited<ReturnType<typeof app>>
     let context: BrowserContext
     let page: Page
+    let target: Server
     const errors: string[] = []
 
     beforeAll(async () => {
-      monitor = createMonitor({ logger: false, flushOnExit: false, service: 'shop', storage: sqliteStorage({ filename: `${tmp.dir}/browser.db` }) })
+      // a probe target, so the reliability view has checks to show
+      target = createServer((_req, res) => res.end('ok'))
+      const targetBase = await listen(target)
+      monitor = createMonitor({
+        logger: false,
+        flushOnExit: false,
+        service: 'shop',
+        storage: sqliteStorage({ filename: `${tmp.dir}/browser.db` }),
+        alerts: [
+          { name: 'orders-errors', kind: 'error_rate', route: '/orders/:id', window: '1h', threshold: 0.05 },
+          { name: 'openai-daily-budget', kind: 'cost', api: 'openai', window: '1d', threshold: 0.001 },
+        ],
+        slos: [{ name: 'orders-availability', objective: 0.99, window: '30d', indicator: { kind: 'availability', filter: { route: '/orders/:id' } } }],
+        probes: [
+          { name: 'orders-api', url: `${targetBase}/health`, intervalMs: 3_600_000 },
+          { name: 'nightly-export', heartbeat: { everyMs: 86_400_000 } },
+        ],
+      })
       await seed(monitor, sampleCalls(Date.now()))
+      await monitor.probes.runOnce('orders-api')
+      await monitor.probes.heartbeat('nightly-export')
+      await monitor.alerts.evaluate()
       server = await app(monitor)
       context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
       page = await context.newPage()
@@ -97,6 +118,7 @@ describe('the dashboard in headless Chromium', () => {
       await context?.close()
       await server?.stop()
       await monitor?.close()
+      if (target) await close(target)
       tmp.remove()
     })
     afterEach(() => expect(errors).toEqual([]))
@@ -203,6 +225,18 @@ describe('the dashboard in headless Chromium', () => {
         await waitIdle(page)
         await page.screenshot({ path: `${DOCS}dashboard-${view}.png`, fullPage: true })
       }
+      // the reliability view shows what monitor.alerts, monitor.probes and monitor.slos say
+      await page.goto(`${server.base}/apimeter/#reliability`)
+      await page.waitForSelector('#slos tbody th')
+      const firing = (await monitor.alerts.active()).map((a) => a.rule).sort()
+      expect(firing).toEqual(expect.arrayContaining(['openai-daily-budget', 'orders-errors', 'slo:orders-availability:page']))
+      expect((await page.locator('#active-alerts tbody th').allTextContents()).sort()).toEqual(firing)
+      expect((await page.locator('#probes tbody th').allTextContents()).sort()).toEqual(['nightly-export', 'orders-api'])
+      const checks = await monitor.probes.checks({ name: 'orders-api' })
+      expect(checks.length).toBeGreaterThan(0)
+      expect(await page.locator('#probes tbody tr', { hasText: 'orders-api' }).locator('.bar i.ok').count()).toBe(checks.filter((c) => c.ok).length)
+      const [slo] = await monitor.slos.status()
+      expect(await page.locator('#slos tbody tr td').nth(1).textContent()).toBe(`${(slo!.sli! * 100).toFixed(2)}%`)
       await page.goto(`${server.base}/apimeter/#llm`)
       await page.waitForSelector('#models tbody tr')
       const range = await page.evaluate(() => ({ from: Number(document.getElementById('main').dataset.from), to: Number(document.getElementById('main').dataset.to) }))
