@@ -26,7 +26,13 @@ export interface DashboardRoute {
  */
 export interface DashboardHandler {
   (req: IncomingMessage, res: ServerResponse, route: DashboardRoute): Promise<void>
-  /** Ends every open live stream and stops their timers. */
+  /**
+   * Ends every open live stream and stops their timers (a server's own close waits for open streams otherwise).
+   * @example
+   * ```ts
+   * process.on('SIGTERM', () => { handle.close(); server.close() })
+   * ```
+   */
   close(): void
 }
 

@@ -51,7 +51,15 @@ export interface ServedDashboard {
   close(): Promise<void>
 }
 
-/** True for 127.0.0.0/8, ::1, IPv4-mapped loopback and `localhost`. */
+/**
+ * True for 127.0.0.0/8, ::1, IPv4-mapped loopback and `localhost`: the addresses a dashboard without auth may
+ * listen on and answer.
+ *
+ * @example
+ * ```ts
+ * isLoopback(req.socket.remoteAddress)   // true for 127.0.0.1 and ::1
+ * ```
+ */
 export function isLoopback(host: string | undefined): boolean {
   if (host === undefined) return false
   const h = host.replace(/^\[|\]$/g, '').toLowerCase()
