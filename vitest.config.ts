@@ -35,6 +35,7 @@ const TIME_SENSITIVE = [
   'packages/storage-sqlite/test/rollups.test.ts',
   'packages/core/test/slos/calendar.test.ts',
   'packages/core/test/system.test.ts',
+  'packages/dashboard/test/handler.test.ts',
 ]
 
 export default defineConfig({
