@@ -52,7 +52,10 @@ export const dashboardFastify: FastifyPluginCallback<DashboardFastifyOptions> = 
     return
   }
   const base = fastify.prefix
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, next) => next(null, body))
+  // the sign-in form, unless the app already parses forms (@fastify/formbody): then its parser's object is used
+  if (!fastify.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, next) => next(null, body))
+  }
   fastify.addHook('onClose', (_instance, next) => {
     handle.close()
     next()

@@ -143,7 +143,9 @@ class Dashboard {
   private async signIn(req: IncomingMessage, res: ServerResponse, base: string, body: unknown): Promise<void> {
     const origin = req.headers.origin
     if (typeof origin === 'string' && origin !== 'null' && new URL(origin).host !== req.headers.host) return send(res, 403, JSON_TYPE, JSON.stringify({ error: 'cross-origin sign-in refused' }))
-    const token = tokenFrom(body !== undefined ? body : await readBody(req))
+    // a framework's body parser may have read the form already; an empty object means none did (Express 4 sets one)
+    const parsed = body !== undefined && body !== null && !(typeof body === 'object' && !Buffer.isBuffer(body) && Object.keys(body).length === 0)
+    const token = tokenFrom(parsed ? body : await readBody(req))
     const ip = req.socket?.remoteAddress ?? 'unknown'
     const ok = token !== undefined && this.sessions!.tokenMatches(token)
     this.audit(ok ? 'dashboard.signin' : 'dashboard.signin_failed', `${ok ? 'signed in' : 'wrong token'} from ${ip}`)

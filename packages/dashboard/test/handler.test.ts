@@ -196,6 +196,30 @@ describe('dashboard in Express, on SQLite', () => {
   })
 })
 
+describe('the sign-in form behind the app\'s own body parsers', () => {
+  it.each([
+    ['express.urlencoded()', express.urlencoded({ extended: false })],
+    ['express.json() (the form is left unread)', express.json()],
+  ])('signs in after %s', async (_name, parser) => {
+    const monitor = createMonitor({ logger: false, flushOnExit: false })
+    const app = express()
+    app.use(parser)
+    const handle = dashboard(monitor, { auth: { token: TOKEN } })
+    app.use('/apimeter', handle)
+    const server = createServer(app)
+    const base = await listen(server)
+    try {
+      const res = await fetch(`${base}/apimeter/signin`, { method: 'POST', body: new URLSearchParams({ token: TOKEN }), redirect: 'manual' })
+      expect(res.status).toBe(303)
+      expect(res.headers.get('set-cookie')).toMatch(/^apimeter_dashboard=/)
+    } finally {
+      handle.close()
+      await close(server)
+      await monitor.close()
+    }
+  })
+})
+
 describe('dashboard as a Fastify plugin, with the host\'s own auth check', () => {
   it('serves under its prefix, lets the host decide, and is not metered', async () => {
     const monitor = createMonitor({ logger: false, flushOnExit: false })
