@@ -182,6 +182,25 @@ describe('the dashboard in headless Chromium', () => {
       await page.waitForFunction(() => Number(document.getElementById('main')!.dataset.to) - Number(document.getElementById('main')!.dataset.from) === 86_400_000)
     })
 
+    it('takes a custom range typed in UTC', async () => {
+      const minute = 60_000
+      const to = Math.floor(Date.now() / minute) * minute - 30 * minute
+      const from = to - 3 * 60 * minute
+      const utc = (t: number) => new Date(t).toISOString().slice(0, 16)
+      await page.selectOption('select[name="tz"]', 'utc')
+      await page.selectOption('select[name="range"]', 'custom')
+      await page.fill('input[name="from"]', utc(from))
+      await page.fill('input[name="to"]', utc(to))
+      await page.locator('input[name="to"]').dispatchEvent('change')
+      await page.waitForFunction(([f, t]) => Number(document.getElementById('main').dataset.from) === f && Number(document.getElementById('main').dataset.to) === t, [from, to])
+      const custom = await expected(monitor, page)
+      expect(custom.shown).toEqual(custom.summary)
+      expect(custom.shown.requests).toBe((await monitor.stats.summary({ from, to })).requests)
+      await page.selectOption('select[name="tz"]', 'local')
+      await page.selectOption('select[name="range"]', '24h')
+      await page.waitForFunction(() => Number(document.getElementById('main').dataset.to) - Number(document.getElementById('main').dataset.from) === 86_400_000)
+    })
+
     it('shows a call recorded while the page is open without a reload', async () => {
       const before = await shown(page)
       await page.evaluate(() => (window.marker = true)) // survives only without a reload
