@@ -3,6 +3,7 @@
 // side carry weight.
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
+import { runExportSuite } from './suites/export.js'
 import { runExpressSuite } from './suites/express.js'
 import { runFastifySuite } from './suites/fastify.js'
 import { runOutboundSuite } from './suites/outbound.js'
@@ -25,6 +26,7 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   tenants: runTenantsSuite,
   peers: runPeersSuite,
   system: runSystemSuite,
+  export: runExportSuite,
 }
 
 const wanted = process.argv.slice(2)

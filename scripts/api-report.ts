@@ -21,6 +21,7 @@ export const ENTRY_POINTS: Record<string, string> = {
   '@apimeter/express': 'packages/express/src/index.ts',
   '@apimeter/fastify': 'packages/fastify/src/index.ts',
   '@apimeter/dashboard': 'packages/dashboard/src/index.ts',
+  '@apimeter/otel': 'packages/otel/src/index.ts',
 }
 
 function kindOf(symbol: ts.Symbol, checker: ts.TypeChecker): string {

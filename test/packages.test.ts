@@ -163,8 +163,34 @@ describe('@apimeter/dashboard (built)', () => {
   })
 })
 
+describe('@apimeter/otel (built)', () => {
+  const script = `
+    const monitor = core.createMonitor({ logger: false, metrics: true })
+    monitor.record({ direction: 'inbound', method: 'GET', route: '/a/:id', statusCode: 200, durationMs: 12 })
+    const exporter = new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE)
+    const reader = new sdk.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3600000, metricProducers: [otel.apimeterMetricProducer(monitor)] })
+    const provider = new sdk.MeterProvider({ readers: [reader] })
+    reader.forceFlush().then(() => {
+      const metric = exporter.getMetrics()[0].scopeMetrics[0].metrics.find((m) => m.descriptor.name === 'http.server.request.duration')
+      console.log(JSON.stringify({ route: metric.dataPoints[0].attributes['http.route'], count: metric.dataPoints[0].value.count }))
+      return provider.shutdown().then(() => monitor.close())
+    })
+  `
+  const expected = { route: '/a/:id', count: 1 }
+
+  it('loads through import', async () => {
+    const { stdout } = await node(['--input-type=module', '-e', `import * as core from '@apimeter/core'; import * as otel from '@apimeter/otel'; import * as sdk from '@opentelemetry/sdk-metrics'; ${script}`])
+    expect(JSON.parse(stdout)).toEqual(expected)
+  })
+
+  it('loads through require()', async () => {
+    const { stdout } = await node(['--input-type=commonjs', '-e', `const core = require('@apimeter/core'); const otel = require('@apimeter/otel'); const sdk = require('@opentelemetry/sdk-metrics'); ${script}`])
+    expect(JSON.parse(stdout)).toEqual(expected)
+  })
+})
+
 describe('package manifests', () => {
-  it.each(['core', 'storage-sqlite', 'storage-postgres', 'dashboard'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
+  it.each(['core', 'storage-sqlite', 'storage-postgres', 'otel', 'dashboard'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: `${repoRoot}/packages/${pkg}` })
     const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path)
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'package.json', 'README.md']))

@@ -39,3 +39,9 @@ export function resolveClock(clock: Clock | undefined): ResolvedClock {
   const monotonic = clock.monotonic ? clock.monotonic.bind(clock) : now
   return { now, monotonic }
 }
+
+/**
+ * Where a monitor from `createMonitor()` exposes its resolved clock to the inbound meters of the framework adapters,
+ * which time each request with it directly. Internal.
+ */
+export const MONITOR_CLOCK: unique symbol = Symbol.for('apimeter.monitorClock')

@@ -37,6 +37,8 @@ export const PACKAGE_NAME = '@apimeter/core'
  *   threw, an unknown client shape…); the request itself went on untouched and the call may be missing fields.
  * - `SLO_SYNC_FAILED`: the SLO definitions could not be stored (`apimeter_slos`); retried on the next
  *   `monitor.slos.status()`. Status and burn alerts work without it; only the CLI needs the stored copy.
+ * - `METRICS_FAILED`: live metrics could not count calls or be served (a `/metrics` request answered 500); the
+ *   calls themselves were recorded as usual.
  */
 export type ApimeterErrorCode =
   | 'INVALID_OPTIONS'
@@ -66,6 +68,7 @@ export type ApimeterErrorCode =
   | 'PLUGIN_DISABLED'
   | 'PLUGIN_SETUP_FAILED'
   | 'SYSTEM_SAMPLE_FAILED'
+  | 'METRICS_FAILED'
 
 /**
  * The one error class of apimeter. `code` says what went wrong; `message` always starts with the package name.

@@ -18,6 +18,21 @@ export { VERSION } from './version.js'
 // Serving apimeter over HTTP (the metrics handler, the dashboard): auth, and requests that are not metered
 export { type AuthCheck, type AuthOption, authOptionSchema, createAuthCheck, sendUnauthorized } from './http/auth.js'
 export { isMeteringSkipped, skipMetering } from './http/unmetered.js'
+export { createMetricsHandler, type MetricsHandlerOptions, type NodeRequestHandler } from './http/metrics-handler.js'
+
+// Export to Prometheus and OpenTelemetry (docs/export.md)
+export type { MonitorMetrics } from './metrics/monitor-metrics.js'
+export { METRICS_DEFAULTS, type MetricsOptions } from './metrics/options.js'
+export { OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, type PrometheusExposition } from './metrics/prometheus.js'
+export {
+  type HistogramValue,
+  HTTP_DURATION_BUCKETS,
+  type MetricFamily,
+  type MetricKind,
+  type MetricPoint,
+  type MetricsSnapshot,
+  TOKEN_USAGE_BUCKETS,
+} from './metrics/snapshot.js'
 
 // Stats
 export { type OutcomeCounts, type Resolution, type StatsSummary } from './storage/aggregate.js'

@@ -95,6 +95,30 @@ describe('monitor.record()', () => {
     await monitor.close()
   })
 
+  it('resolves a repeated URL the same every time: masked, folded, and folded again when another host is given', async () => {
+    const { monitor, storage } = testMonitor({ redact: { paths: [/\/acct-(\w+)\//] } })
+    const url = 'https://hooks.slack.com/services/T0123ABCD/B0456EFGH/aBcDeFgHiJkLmNoPqRsTuVwX?token=abc'
+    const scoped = 'https://api.example.com/v1/acct-7731/items/42?expand=1'
+    for (let i = 0; i < 3; i++) {
+      monitor.record({ direction: 'outbound', method: 'POST', url, statusCode: 200, durationMs: 1 })
+      monitor.record({ direction: 'outbound', method: 'GET', url: scoped, statusCode: 200, durationMs: 1 })
+    }
+    monitor.record({ direction: 'outbound', method: 'POST', url, host: 'relay.internal', statusCode: 200, durationMs: 1 })
+    await monitor.flush()
+    const calls = storage.calls()
+    const first = calls[0]!
+    const second = calls[1]!
+    expect(first).toMatchObject({ host: 'hooks.slack.com', route: '/services/:secret/:secret/:secret', url: 'https://hooks.slack.com/services/:secret/:secret/:secret?token=***' })
+    expect(second).toMatchObject({ host: 'api.example.com', route: '/v1/acct-:secret/items/:id', url: 'https://api.example.com/v1/acct-:secret/items/42?expand=1' })
+    for (let i = 0; i < 3; i++) {
+      expect(calls[2 * i]).toMatchObject({ host: first.host, route: first.route, url: first.url })
+      expect(calls[2 * i + 1]).toMatchObject({ host: second.host, route: second.route, url: second.url })
+    }
+    // the host given wins, and the path is folded for it (no Slack rule applies to another host)
+    expect(calls[6]).toMatchObject({ host: 'relay.internal', url: first.url, route: '/services/T0123ABCD/B0456EFGH/aBcDeFgHiJkLmNoPqRsTuVwX' })
+    await monitor.close()
+  })
+
   it('keeps route cardinality bounded under a URL scan', async () => {
     const { monitor, storage } = testMonitor({ maxRoutes: 50, batchSize: 5000, maxBufferSize: 200_000 })
     for (let i = 0; i < 100_000; i++) {

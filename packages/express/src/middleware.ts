@@ -223,29 +223,57 @@ function rootBelow<T extends object>(object: T, base: object): T | null {
  * `http.IncomingMessage.prototype`), once, chaining to accessors another copy of this package put there before.
  * Marks the prototype either way, so a prototype that refuses them is not tried again. Has response bytes counted
  * on the root response prototype (`express.response`) likewise, so responses are not wrapped one by one.
+ *
+ * Express 4's router writes `req.baseUrl` before it gives the request Express's prototype, so that first write lands
+ * as an own property of the request and hides the accessor; seen on the first request, the `baseUrl` accessor then
+ * goes on `http.IncomingMessage.prototype` too, where that early write finds it. The first requests are watched one
+ * by one; every later one through the prototypes, as on Express 5.
  */
 function watchPrototypes(req: Tracked<Request>, res: Response): void {
   const response = rootBelow(res, ServerResponse.prototype)
   if (response !== null) countOnPrototype(response)
   const root = rootBelow(req, IncomingMessage.prototype)
   if (root === null || Object.hasOwn(root, PROTO_WATCHED)) return
+  const watched = watchPrototype(root, true)
+  if (watched && Object.hasOwn(req, 'baseUrl') && !Object.hasOwn(IncomingMessage.prototype, EARLY_WATCHED)) {
+    watchPrototype(IncomingMessage.prototype, false)
+    try {
+      Object.defineProperty(IncomingMessage.prototype, EARLY_WATCHED, { value: true, configurable: true })
+    } catch {
+      // ignore: tried again on the next Express copy's first request, which is harmless
+    }
+  }
+}
+
+/** Marks `http.IncomingMessage.prototype` once its `baseUrl` accessor is in place (see {@link watchPrototypes}). */
+const EARLY_WATCHED = Symbol('apimeter.express.earlyBaseUrl')
+
+/**
+ * Puts the `baseUrl` accessor (and with `route`, the `route` one) on `proto`, chaining to accessors found there;
+ * false when the prototype has plain values there or refuses them. The root prototype (with `route`) is marked with
+ * the answer.
+ */
+function watchPrototype(proto: object, route: boolean): boolean {
   let watched = false
   try {
-    const prevBase = Object.getOwnPropertyDescriptor(root, 'baseUrl')
-    const prevRoute = Object.getOwnPropertyDescriptor(root, 'route')
+    const prevBase = Object.getOwnPropertyDescriptor(proto, 'baseUrl')
+    const prevRoute = route ? Object.getOwnPropertyDescriptor(proto, 'route') : undefined
     if ((prevBase === undefined || prevBase.set !== undefined) && (prevRoute === undefined || prevRoute.set !== undefined)) {
-      Object.defineProperty(root, 'baseUrl', baseUrlAccessor(prevBase))
-      Object.defineProperty(root, 'route', routeAccessor(prevRoute))
+      Object.defineProperty(proto, 'baseUrl', baseUrlAccessor(prevBase))
+      if (route) Object.defineProperty(proto, 'route', routeAccessor(prevRoute))
       watched = true
     }
   } catch {
     // a frozen or unusual prototype: requests are watched one by one
   }
-  try {
-    Object.defineProperty(root, PROTO_WATCHED, { value: watched, configurable: true })
-  } catch {
-    // ignore: the hasOwn check above then retries, which is harmless
+  if (route) {
+    try {
+      Object.defineProperty(proto, PROTO_WATCHED, { value: watched, configurable: true })
+    } catch {
+      // ignore: the hasOwn check in watchPrototypes then retries, which is harmless
+    }
   }
+  return watched
 }
 
 // The prototype accessors, one pair per property (each store site sees one property of one class: no keyed

@@ -572,3 +572,45 @@ describe('@apimeter/express on Express 5 only', () => {
     await second.monitor.close()
   })
 })
+
+describe('@apimeter/express on Express 4 only', () => {
+  const servers: Server[] = []
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map(close))
+  })
+
+  it('watches requests after the first through the prototypes: the router\'s early baseUrl write adds no own property', async () => {
+    const { monitor, storage } = testMonitor()
+    const app = express4()
+    app.use(apimeter(monitor))
+    const own: boolean[] = []
+    const users = express4.Router({ mergeParams: true })
+    users.get('/orders/:orderId', (req, res) => {
+      own.push(Object.hasOwn(req, 'baseUrl'))
+      res.json({ baseUrl: req.baseUrl })
+    })
+    app.use('/users/:userId', users)
+    const server = createServer(app)
+    servers.push(server)
+    const base = await listen(server)
+    for (let i = 0; i < 3; i++) expect(await (await fetch(`${base}/users/${i}/orders/9`)).json()).toEqual({ baseUrl: `/users/${i}` })
+    const calls = await recordedCalls(monitor, storage)(3)
+    expect(calls.map((c) => c.route)).toEqual(['/users/:userId/orders/:orderId', '/users/:userId/orders/:orderId', '/users/:userId/orders/:orderId'])
+    // Express 4 wrote baseUrl before giving the request its prototype; that write now reaches the accessor
+    expect(own.slice(1)).toEqual([false, false])
+    await monitor.close()
+  })
+
+  it('leaves baseUrl an ordinary property of requests no Express app handles', async () => {
+    const server = createServer((req, res) => {
+      const before = (req as { baseUrl?: string }).baseUrl
+      ;(req as { baseUrl?: string }).baseUrl = '/plain'
+      res.end(JSON.stringify({ before: before ?? null, after: (req as { baseUrl?: string }).baseUrl }))
+    })
+    servers.push(server)
+    const base = await listen(server)
+    // whether or not an Express 4 app in this process put the accessor on http.IncomingMessage.prototype already
+    expect(await (await fetch(`${base}/x`)).json()).toEqual({ before: null, after: '/plain' })
+    expect(await (await fetch(`${base}/y`)).json()).toEqual({ before: null, after: '/plain' })
+  })
+})

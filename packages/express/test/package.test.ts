@@ -32,13 +32,13 @@ describe('the built @apimeter/express package', () => {
   it('loads through import (Express 5)', async () => {
     const code = `import * as core from '@apimeter/core'; import * as mw from '@apimeter/express'; import express from 'express'; ${script('5')}`
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code], { cwd: app })
-    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeter'], express: '5' })
+    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeter', 'metricsHandler'], express: '5' })
   })
 
   it('loads through require() (Express 4; Node >= 20.19 requires ESM natively)', async () => {
     const code = `const core = require('@apimeter/core'); const mw = require('@apimeter/express'); const express = require('express4'); ${script('4')}`
     const { stdout } = await run(process.execPath, ['--input-type=commonjs', '-e', code], { cwd: app })
-    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeter'], express: '4' })
+    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeter', 'metricsHandler'], express: '4' })
   })
 
   it('ships types, dist and README only, with express as a peer dependency', async () => {

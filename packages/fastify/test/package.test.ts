@@ -28,13 +28,13 @@ describe('the built @apimeter/fastify package', () => {
   it('loads through import', async () => {
     const code = `import * as core from '@apimeter/core'; import * as plugin from '@apimeter/fastify'; import Fastify from 'fastify'; ${script}`
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code], { cwd: app })
-    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeterFastify'] })
+    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeterFastify', 'apimeterMetrics'] })
   })
 
   it('loads through require() (Node >= 20.19 requires ESM natively)', async () => {
     const code = `const core = require('@apimeter/core'); const plugin = require('@apimeter/fastify'); const Fastify = require('fastify'); ${script}`
     const { stdout } = await run(process.execPath, ['--input-type=commonjs', '-e', code], { cwd: app })
-    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeterFastify'] })
+    expect(JSON.parse(stdout)).toEqual({ route: '/orgs/:orgId/items/:id', status: 200, exports: ['apimeterFastify', 'apimeterMetrics'] })
   })
 
   it('ships types (with the route config augmentation), dist and README only, with fastify as a peer dependency', async () => {

@@ -26,6 +26,45 @@ export interface NormalizeContext {
   secretPaths?: SecretPathPatterns
   /** Called when metadata had to be dropped (the call itself is kept). */
   onMetadataDropped?(reason: string): void
+  /** URLs seen lately, resolved (filled in by `normalizeInto`; see {@link resolveUrl}). */
+  urls?: Map<string, ResolvedUrl>
+}
+
+/** What `normalizeInto` derives from a call's URL alone: the same for every call to that URL. */
+interface ResolvedUrl {
+  /** The host, capped and storable, or null for a bare path. */
+  host: string | null
+  /** The path (with query) the route is folded from. */
+  path: string
+  /** The URL with its secrets masked, capped and storable. */
+  masked: string
+  /** The route folded from `path` with `host`, once one call needed it. */
+  route: string | undefined
+}
+
+/** How many resolved URLs a monitor keeps (emptied when full: URLs that never repeat only cost the lookup). */
+const URL_CACHE_SIZE = 1024
+
+/**
+ * Splits, masks and caps a URL, or finds it done already: an application calls the same few URLs over and over,
+ * and masking (secret segments, query parameters, webhook shapes) is the costliest step of recording an outbound
+ * call. A pure function of the URL and the monitor's secret patterns, so the answer can be kept.
+ */
+function resolveUrl(rawUrl: string, ctx: NormalizeContext): ResolvedUrl {
+  const urls = (ctx.urls ??= new Map<string, ResolvedUrl>())
+  let resolved = urls.get(rawUrl)
+  if (resolved === undefined) {
+    const split = splitUrl(rawUrl)
+    resolved = {
+      host: split.host === null ? null : storable(cap(split.host, LIMITS.shortString)),
+      path: split.path,
+      masked: storable(cap(maskUrl(rawUrl, ctx.secretPaths), LIMITS.url)),
+      route: undefined,
+    }
+    if (urls.size >= URL_CACHE_SIZE) urls.clear()
+    urls.set(rawUrl, resolved)
+  }
+  return resolved
 }
 
 /**
@@ -88,6 +127,14 @@ const UPPER_METHODS: Readonly<Record<string, string>> = Object.assign(
 )
 const OUTCOME_LIST = OUTCOMES.join(', ')
 
+/**
+ * Marks a call object whose keys are all known fields by construction (a framework adapter's record, built from a
+ * fixed literal and reused): {@link normalizeInto} does not look for unknown keys on it, which is half of its work on
+ * such a call. Every value is still checked. Internal: not exported from the package, so no caller can skip the
+ * check on an object of its own.
+ */
+export const KNOWN_KEYS: unique symbol = Symbol('apimeter.knownKeys')
+
 function invalid(field: string, expected: string, got: unknown): never {
   throw new ApimeterError('INVALID_CALL', `call.${field} must be ${expected}, got ${describeValue(got)}`, {
     details: { field },
@@ -140,7 +187,7 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
       details: { field: 'call' },
     })
   }
-  for (const key in input) {
+  if ((input as { [KNOWN_KEYS]?: true })[KNOWN_KEYS] !== true) for (const key in input) {
     if (CALL_INPUT_KEY_LOOKUP[key] !== true) {
       const hint = suggest(key, CALL_INPUT_KEYS)
       throw new ApimeterError('INVALID_CALL', `call.${key} is not a known field${hint ? ` (did you mean ${hint}?)` : ''}`, {
@@ -166,14 +213,13 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   // Host and URL.
   let host = optionalString(input.host, 'host', LIMITS.shortString)
   let url: string | null = null
-  let pathForRoute: string | null = null
+  let resolved: ResolvedUrl | null = null
   const rawUrl = input.url
   if (rawUrl !== undefined && rawUrl !== null) {
     if (typeof rawUrl !== 'string' || rawUrl === '') invalid('url', 'a non-empty URL or path string', rawUrl)
-    const split = splitUrl(rawUrl)
-    if (host === null && split.host !== null) host = storable(cap(split.host, LIMITS.shortString))
-    pathForRoute = split.path
-    url = storable(cap(maskUrl(rawUrl, ctx.secretPaths), LIMITS.url))
+    resolved = resolveUrl(rawUrl, ctx)
+    if (host === null) host = resolved.host
+    url = resolved.masked
   }
 
   // Route: a template as given, else folded from the URL; then the cardinality guard.
@@ -182,8 +228,10 @@ export function normalizeInto(input: CallInput, ctx: NormalizeContext, out: Call
   if (rawRoute !== undefined && rawRoute !== null) {
     if (typeof rawRoute !== 'string' || rawRoute === '') invalid('route', 'a non-empty route template string', rawRoute)
     route = storable(rawRoute.length > MAX_ROUTE_LENGTH ? rawRoute.slice(0, MAX_ROUTE_LENGTH) : rawRoute)
-  } else if (pathForRoute !== null) {
-    route = storable(normalizePath(pathForRoute, host, ctx.secretPaths))
+  } else if (resolved !== null) {
+    // folded with the URL's own host (the usual case) once per URL; with another host given, every time
+    if (host === resolved.host) route = resolved.route ??= storable(normalizePath(resolved.path, host, ctx.secretPaths))
+    else route = storable(normalizePath(resolved.path, host, ctx.secretPaths))
   } else {
     throw new ApimeterError('INVALID_CALL', `call.route must be a route template string (or give call.url), got undefined`, {
       details: { field: 'route' },

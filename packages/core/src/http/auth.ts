@@ -25,7 +25,14 @@ export type AuthOption = { token: string | string[] } | ((req: IncomingMessage) 
 const TOKEN = 'a non-empty string without whitespace'
 const tokenSchema = z.string({ error: TOKEN }).regex(/^\S+$/, { error: TOKEN })
 
-/** The zod schema of {@link AuthOption} (for handlers that validate it inside their own options). */
+/**
+ * The zod schema of {@link AuthOption}, for handlers that validate it inside their own options schema.
+ *
+ * @example
+ * ```ts
+ * const dashboardOptions = z.strictObject({ auth: authOptionSchema, basePath: z.string().optional() })
+ * ```
+ */
 export const authOptionSchema: z.ZodType<AuthOption> = z.union(
   [
     z.strictObject({

@@ -31,72 +31,69 @@ type Write = ServerResponse['write']
 type End = ServerResponse['end']
 type Push = IncomingMessage['push']
 type Forward<R> = (this: unknown, ...args: unknown[]) => R
-/** What a counter tells when the response starts (the call's time to first byte). */
-export interface FirstByteListener {
-  firstByte(): void
-}
-
 /**
  * Counts the bytes of one request and its response. Response bytes: what goes through `write()`/`end()` (exact
  * for fixed-length and chunked bodies alike), wrapped on the response itself, or nowhere when its prototype counts
  * already ({@link countOnPrototype}). Request bytes: the declared length, or for chunked uploads what the HTTP
  * parser pushes into the request stream — never a 'data' listener, which would switch the stream to flowing mode
  * before the app reads it. One counter per response, shared when several meters watch the same request.
+ *
+ * The inbound meter's call of a request is itself the counter (one object per request, not two): it extends this
+ * class and calls {@link ByteCounter.countBytes} once. A second meter's call on the same response does not count
+ * again: it reads the first one's counts through `counter`.
  */
-export class ByteCounter {
-  requestBytes: number
+export abstract class ByteCounter {
+  requestBytes = 0
   responseBytes = 0
   /** True inside end(): an end() that writes its chunk through this.write() must not count it twice. */
   ending = false
   started = false
   /** The prototype whose write()/end() count for this response (nothing was changed on it), or undefined. */
-  readonly countedBy: object | undefined
-  readonly write: Write | undefined
-  readonly end: End | undefined
-  readonly push: Push | undefined
-  private more: FirstByteListener[] | undefined = undefined
+  countedBy: object | undefined = undefined
+  write: Write | undefined = undefined
+  end: End | undefined = undefined
+  push: Push | undefined = undefined
+  /** The counter holding this request's counts: this one, or the one another meter's call attached first. */
+  counter: ByteCounter = this
+  private more: ByteCounter[] | undefined = undefined
   /** The connection whose slot holds this counter, if one does. */
   private slot: Connection | undefined = undefined
 
-  static attach(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>, call: FirstByteListener): ByteCounter {
-    const existing = counterOf(res)
-    if (existing === undefined) return new ByteCounter(raw, res, call)
-    ;(existing.more ??= []).push(call)
-    return existing
-  }
+  /** Told once, when the response's first byte is written (the call's time to first byte). */
+  abstract firstByte(): void
 
-  private constructor(
-    raw: Metered<IncomingMessage>,
-    res: Metered<ServerResponse>,
-    private readonly call: FirstByteListener,
-  ) {
-    this.countedBy = res[COUNTING] ?? undefined
+  /** Starts counting the bytes of `raw` and `res`, or joins the counter another meter attached to them. */
+  protected countBytes(raw: Metered<IncomingMessage>, res: Metered<ServerResponse>): void {
+    const existing = counterOf(res)
+    if (existing !== undefined) {
+      ;(existing.more ??= []).push(this)
+      this.counter = existing
+      return
+    }
+    const countedBy = res[COUNTING] ?? undefined
+    this.countedBy = countedBy
     const socket: Connection | null = res.socket
     const served = socket?.[SLOT_RESPONSE]
-    if (this.countedBy !== undefined && socket !== null && (served === undefined || served === null || served.writableEnded)) {
+    if (countedBy !== undefined && socket !== null && (served === undefined || served === null || served.writableEnded)) {
       socket[SLOT_RESPONSE] = res
       socket[SLOT_COUNTER] = this
       this.slot = socket
     } else res[COUNTER] = this
-    if (this.countedBy !== undefined) {
-      this.write = undefined
-      this.end = undefined
-    } else {
+    if (countedBy === undefined) {
       this.write = res.write
       this.end = res.end
       res.write = meteredWrite
       res.end = meteredEnd as End
     }
     const length = raw.headers['content-length']
-    this.requestBytes = length === undefined ? 0 : Number.parseInt(length, 10) || 0
-    if (length === undefined && raw.headers['transfer-encoding'] !== undefined) {
+    if (length !== undefined) this.requestBytes = Number.parseInt(length, 10) || 0
+    else if (raw.headers['transfer-encoding'] !== undefined) {
       this.push = raw.push
       raw[COUNTER] = this
       raw.push = meteredPush
-    } else this.push = undefined
+    }
   }
 
-  /** Frees the connection's slot once the call is recorded (so an idle connection keeps no response alive). */
   release(): void {
     const socket = this.slot
     if (socket === undefined) return
@@ -108,9 +105,10 @@ export class ByteCounter {
   }
 
   /** The first write: the response headers are on their way. */
-  firstByte(): void {
+  /** The first response byte: tells this call and every call sharing the counter. */
+  responseStarted(): void {
     this.started = true
-    this.call.firstByte()
+    this.firstByte()
     if (this.more !== undefined) for (const call of this.more) call.firstByte()
   }
 }
@@ -130,12 +128,12 @@ function chunkBytes(chunk: unknown, encoding: unknown): number {
 /** What a write() adds; an end() that writes its chunk through write() is not counted twice. */
 function countWrite(bytes: ByteCounter, chunk: unknown, encoding: unknown): void {
   if (bytes.ending) return
-  if (!bytes.started) bytes.firstByte()
+  if (!bytes.started) bytes.responseStarted()
   bytes.responseBytes += chunkBytes(chunk, encoding)
 }
 
 function countEnd(bytes: ByteCounter, chunk: unknown, encoding: unknown): void {
-  if (!bytes.started) bytes.firstByte()
+  if (!bytes.started) bytes.responseStarted()
   if (typeof chunk !== 'function') bytes.responseBytes += chunkBytes(chunk, encoding)
 }
 

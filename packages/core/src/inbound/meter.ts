@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { CallHandle, CallStart } from '../call/handle.js'
 import { classifyError, type Outcome } from '../call/outcome.js'
+import { KNOWN_KEYS } from '../call/normalize.js'
 import { UNMATCHED_ROUTE } from '../call/route.js'
 import type { CallInput } from '../call/types.js'
+import { MONITOR_CLOCK, type ResolvedClock, systemClock } from '../clock.js'
 import { ApimeterError, describeValue, errorMessage } from '../errors.js'
 import { isMeteringSkipped } from '../http/unmetered.js'
 import { parseOrThrow } from '../validation.js'
@@ -86,19 +87,22 @@ export function createInboundMeter<Req>(
 const NO_BODY_STATUS = new Set([204, 205, 304])
 const ABORT_MESSAGE = 'the client closed the connection before the response was complete'
 /**
- * Inbound calls take their start time and duration from a `startCall()` handle (the monitor's clock), but are
- * recorded with one `record()` of an object built at the end with every field in place: one shape for every call,
- * no merging of partial updates on the hot path.
+ * An inbound call as recorded: every field present, so all of them share one object shape; marked as holding
+ * known fields only (see `KNOWN_KEYS`).
  */
-const CLOCK_ONLY: CallStart = Object.freeze({ direction: 'inbound', method: 'GET', route: UNMATCHED_ROUTE })
-
-/** An inbound call as recorded: every field present, so all of them share one object shape. */
-type InboundRecord = CallInput & IdentityFields
+type InboundRecord = CallInput & IdentityFields & { readonly [KNOWN_KEYS]: true }
 
 class Meter<Req> implements InboundMeter<Req> {
   private readonly ignore: IgnoreRules<Req>
+  /** Reports an `ignore` predicate that threw (made once, not per request). */
+  private readonly ignoreFailed: (error: unknown) => void
   readonly identity: IdentityReader<Req>
   readonly prefix: string
+  /**
+   * The monitor's clock, read by each call directly (no `startCall()` handle per request). A recorder that is not a
+   * monitor from `createMonitor()` does not expose one: its calls are timed with the system clock.
+   */
+  readonly clock: ResolvedClock
   /** The record object calls are built in before record() copies them (see Call.record). */
   scratch: InboundRecord | undefined = emptyRecord()
 
@@ -109,15 +113,17 @@ class Meter<Req> implements InboundMeter<Req> {
     readonly switches: Readonly<Record<string, boolean | undefined>>,
   ) {
     this.prefix = config.prefix
+    this.clock = (monitor as { [MONITOR_CLOCK]?: ResolvedClock })[MONITOR_CLOCK] ?? systemClock
     subscribeCompletion() // so that the first request is already seen through the server's channels
     this.ignore = new IgnoreRules(options.ignore)
+    this.ignoreFailed = (error) => this.callbackFailed('ignore', `threw: ${errorMessage(error)}`, error)
     this.identity = new IdentityReader(options, config.clientIp, (name, what, cause) => this.callbackFailed(name, what, cause))
   }
 
   start(req: Req, raw: IncomingMessage, res: ServerResponse): InboundCall | undefined {
-    if (this.ignore.matches(req, raw.url, (error) => this.callbackFailed('ignore', `threw: ${errorMessage(error)}`, error))) return undefined
+    if (this.ignore.matches(req, raw.url, this.ignoreFailed)) return undefined
     try {
-      return new Call(this, req, raw, res, this.monitor.startCall(CLOCK_ONLY))
+      return new Call(this, req, raw, res)
     } catch (error) {
       // Not expected to happen (a request object some framework changed beyond recognition); the request goes on.
       reportTo(this.monitor, new ApimeterError('INVALID_CALL', `${this.prefix}: a request could not be metered: ${errorMessage(error)}`, { prefix: this.prefix, cause: error }))
@@ -144,26 +150,36 @@ function reportTo(monitor: InboundMonitor, error: ApimeterError): void {
   else process.emitWarning(error.message, { type: 'ApimeterWarning', code: error.code })
 }
 
-class Call<Req> implements InboundCall {
+/**
+ * The metering of one request: timing, the error the framework handled, and (as the {@link ByteCounter} it extends)
+ * the request's and response's bytes — one object per request.
+ */
+class Call<Req> extends ByteCounter implements InboundCall {
   route: string = UNMATCHED_ROUTE
   private errorType: string | null = null
   private errorMessage: string | null = null
   private ttfbMs: number | null = null
   private done = false
-  private readonly bytes: ByteCounter
+  /** Epoch ms at the start (the monitor's wall clock). */
+  private readonly timestamp: number
+  /** The monitor's monotonic clock at the start. */
+  private readonly startedAt: number
 
   constructor(
     private readonly meter: Meter<Req>,
     private readonly req: Req,
     private readonly raw: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly clock: CallHandle,
   ) {
-    this.bytes = ByteCounter.attach(raw, res, this)
+    super()
+    const clock = meter.clock
+    this.timestamp = clock.now()
+    this.startedAt = clock.monotonic()
+    this.countBytes(raw, res)
   }
 
   firstByte(): void {
-    this.ttfbMs ??= this.clock.elapsedMs()
+    this.ttfbMs ??= this.meter.clock.monotonic() - this.startedAt
   }
 
   error(error: unknown): void {
@@ -187,7 +203,7 @@ class Call<Req> implements InboundCall {
     this.done = true
     const raw = this.raw
     if (isMeteringSkipped(raw)) {
-      this.bytes.release() // an apimeter handler's own request (skipMetering): nothing is recorded
+      this.counter.release() // an apimeter handler's own request (skipMetering): nothing is recorded
       return
     }
     const meter = this.meter
@@ -198,14 +214,15 @@ class Call<Req> implements InboundCall {
     meter.scratch = undefined
     call.method = raw.method ?? 'GET'
     call.route = this.route
-    call.timestamp = this.clock.timestamp
-    call.durationMs = this.clock.elapsedMs()
+    call.timestamp = this.timestamp
+    call.durationMs = Math.max(0, meter.clock.monotonic() - this.startedAt)
     call.ttfbMs = this.ttfbMs
     call.statusCode = statusCode
     call.outcome = outcome
-    call.requestBytes = this.bytes.requestBytes
-    call.responseBytes = noBody ? 0 : this.bytes.responseBytes
-    this.bytes.release()
+    const counter = this.counter
+    call.requestBytes = counter.requestBytes
+    call.responseBytes = noBody ? 0 : counter.responseBytes
+    counter.release()
     call.errorType = this.errorType
     call.errorMessage = this.errorMessage
     call.tenantId = null
@@ -225,6 +242,7 @@ class Call<Req> implements InboundCall {
 /** An inbound record with every field in place (one object shape for all of them). */
 function emptyRecord(): InboundRecord {
   return {
+    [KNOWN_KEYS]: true,
     direction: 'inbound',
     method: 'GET',
     route: UNMATCHED_ROUTE,

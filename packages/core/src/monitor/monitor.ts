@@ -8,7 +8,7 @@ import { resolveProbe } from '../probes/options.js'
 import { type IncidentEvent, type MonitorProbes, type ProbeHealth, ProbeManager } from '../probes/probe-manager.js'
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
-import { type ResolvedClock, resolveClock } from '../clock.js'
+import { MONITOR_CLOCK, type ResolvedClock, resolveClock } from '../clock.js'
 import { SafeEmitter } from './emitter.js'
 import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError, PACKAGE_NAME } from '../errors.js'
 import type { ApimeterPlugin } from '../plugins/plugin.js'
@@ -22,6 +22,8 @@ import { OutboundMeter } from '../outbound/meter.js'
 import type { OutboundCallOptions } from '../outbound/options.js'
 import { outboundCallOptionsSchema } from '../outbound/options.js'
 import { type MonitorHealth, WritePipeline } from './pipeline.js'
+import { Metrics, type MonitorMetrics } from '../metrics/monitor-metrics.js'
+import { resolveMetricsOptions } from '../metrics/options.js'
 import { RouteGuard } from '../call/route.js'
 import { createStats, type Stats } from '../stats/stats.js'
 import type { StorageAdapter } from '../storage/adapter.js'
@@ -65,6 +67,15 @@ export interface Monitor extends CallRecorder {
    * ```
    */
   readonly alerts: MonitorAlerts
+  /**
+   * This instance's live metrics for Prometheus and OpenTelemetry (turned on with `createMonitor({ metrics: true })`;
+   * see docs/export.md).
+   * @example
+   * ```ts
+   * const { contentType, body } = await monitor.metrics.prometheus({ accept: req.headers.accept })
+   * ```
+   */
+  readonly metrics: MonitorMetrics
   /**
    * Status of the `slos` (SLI, error budget, burn rates, alert level, coverage).
    * @example
@@ -224,6 +235,7 @@ class MonitorImpl implements Monitor {
   readonly alerts: AlertManager
   readonly slos: SloManager
   readonly probes: ProbeManager
+  readonly metrics: Metrics
   readonly audit: AuditLog
   readonly instance: string
   private readonly plugins: PluginHost | undefined
@@ -314,6 +326,17 @@ class MonitorImpl implements Monitor {
       ...background,
     })
     if (parsed.runProbes !== false) this.probes.start()
+    this.metrics = new Metrics(resolveMetricsOptions(parsed.metrics), {
+      now: this.clock.now,
+      health: () => this.health(),
+      alertRules: this.alerts.rules,
+      activeAlerts: () => this.alerts.active(),
+      probeStates: () => this.probes.status(),
+      catchUp: () => this.pipeline.observeStaged(),
+      report: (error) => this.report(error),
+    })
+    const observer = this.metrics.observer
+    if (observer !== undefined) this.pipeline.setObserver(observer)
     this.outbound = new OutboundMeter(this, (error) => this.report(error), [...(parsed.apis ?? []), ...(this.plugins?.apis ?? [])], parsed.outbound ?? {}, parsed.redact?.paths)
     if (parsed.system !== undefined) {
       this.system = new SystemSampler({
@@ -402,6 +425,11 @@ class MonitorImpl implements Monitor {
 
   startCall(start: CallStart): CallHandle {
     return new RunningCall(this, this.clock, start)
+  }
+
+  /** The clock the framework adapters' inbound meters time requests with (see `MONITOR_CLOCK`). */
+  get [MONITOR_CLOCK](): ResolvedClock {
+    return this.clock
   }
 
   health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] } {

@@ -13,6 +13,7 @@ import type { RetryPolicy } from './pipeline.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import type { ApimeterPlugin } from '../plugins/plugin.js'
 import type { SystemOptions } from './system-sampler.js'
+import { type MetricsOptions, metricsOptionsSchema } from '../metrics/options.js'
 import { intInRange, numberInRange, wholeOrInfinity } from '../validation.js'
 
 /** Where apimeter writes warnings when nobody listens for `error` events. */
@@ -289,6 +290,18 @@ export interface MonitorOptions {
    * ```
    */
   system?: SystemOptions
+  /**
+   * Live metrics of this instance for Prometheus (`monitor.metrics.prometheus()`, `metricsHandler`) and
+   * OpenTelemetry (`@apimeter/otel`), kept in memory as calls are recorded. `true` turns them on with the defaults;
+   * an object sets the tenant label and the series caps (see {@link MetricsOptions}). See docs/export.md.
+   * @default off
+   * @example
+   * ```ts
+   * createMonitor({ metrics: true })
+   * createMonitor({ metrics: { tenantLabel: true, maxTenants: 50 } })
+   * ```
+   */
+  metrics?: boolean | MetricsOptions
 }
 
 const retrySchema = z
@@ -354,6 +367,7 @@ export const monitorOptionsSchema = z
     system: z
       .strictObject({ intervalMs: intInRange(100, 3_600_000, 'a whole number of milliseconds from 100 to 3,600,000').optional() }, { error: 'an object { intervalMs? }' })
       .optional(),
+    metrics: metricsOptionsSchema.optional(),
   })
   .superRefine((options, ctx) => {
     const sloAlerts = new Set((options.slos ?? []).flatMap((s) => [sloAlertName(s.name, 'page'), sloAlertName(s.name, 'ticket')]))

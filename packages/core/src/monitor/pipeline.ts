@@ -112,6 +112,10 @@ export class WritePipeline {
   private readonly rejectionsReported = new Set<string>()
   /** Plugins' call hooks, run on each batch before it is written (undefined without plugins: nothing extra runs). */
   private stage: ((rows: CallRecord[]) => CallRecord[] | Promise<CallRecord[]>) | undefined
+  /** Live metrics: shown each staged row once, off the request path (undefined without metrics: nothing runs). */
+  private observer: ((columns: CallColumns, from: number, to: number) => void) | undefined
+  /** Staged rows the observer has seen. */
+  private observed = 0
 
   written = 0
   dropped = 0
@@ -185,6 +189,27 @@ export class WritePipeline {
     this.stage = stage
   }
 
+  /**
+   * Sets what sees every accepted call (live metrics): it reads staged rows straight from the staging columns,
+   * once each, when they are drained into batches or when {@link observeStaged} asks first. It must not throw.
+   */
+  setObserver(observer: (columns: CallColumns, from: number, to: number) => void): void {
+    this.observer = observer
+  }
+
+  /** Shows the observer the rows staged since it last saw them (a scrape calls this to be current). */
+  observeStaged(): void {
+    const to = this.staged
+    if (this.observer === undefined || to <= this.observed) return
+    const from = this.observed
+    this.observed = to
+    try {
+      this.observer(this.staging, from, to)
+    } catch {
+      // the observer catches its own errors; the write path goes on regardless
+    }
+  }
+
   /** Counts calls rejected before they reached the buffer. */
   countInvalid(error: ApimeterError): void {
     this.invalid++
@@ -195,6 +220,10 @@ export class WritePipeline {
   drain(): void {
     const count = this.staged
     if (count === 0) return
+    if (this.observer !== undefined) {
+      this.observeStaged()
+      this.observed = 0
+    }
     const size = this.options.batchSize
     if (this.storage.writePacked !== undefined && this.stage === undefined) {
       // straight from the staging columns: no record object per call (plugins' call hooks need the records)

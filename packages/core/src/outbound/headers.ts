@@ -17,15 +17,18 @@ export const CACHE_SIGNAL = 1
 /** {@link ObjectHeaders.signals}: a rate-limit header (`x-ratelimit-…`, `retry-after`…) is present. */
 export const RATE_LIMIT_SIGNAL = 2
 
-/** A {@link HeaderSource} over a plain object of headers (names in any case). */
+/** A {@link HeaderSource} over a plain object of headers (names in any case), or over undici's raw list. */
 export class ObjectHeaders implements HeaderSource {
-  private readonly values: Record<string, string>
+  /** Lower-case names to text values; undefined until a raw list is first read. */
+  private store: Record<string, string> | undefined
+  /** Undici's raw list, decoded into `store` on first use. */
+  private raw: readonly unknown[] | undefined = undefined
   private found = -1
 
   /** `lowerCased`: `headers` is already a null-prototype object of lower-case names and text values (kept as is). */
   constructor(headers: Record<string, HeaderValue> | null | undefined, lowerCased = false, signals = -1) {
     if (lowerCased) {
-      this.values = headers as Record<string, string>
+      this.store = headers as Record<string, string> | undefined
       this.found = signals
       return
     }
@@ -39,7 +42,24 @@ export class ObjectHeaders implements HeaderSource {
         values[name] = values[name] === undefined ? text : `${values[name]}, ${text}`
       }
     }
-    this.values = values
+    this.store = values
+  }
+
+  /**
+   * A view over undici's raw list (`[name, value, …]` of Buffers or strings), decoded only when a header is read:
+   * most responses are recorded without reading any ({@link signals} looks at the names alone).
+   */
+  static fromRaw(raw: readonly unknown[]): ObjectHeaders {
+    const view = new ObjectHeaders(undefined, true)
+    view.raw = raw
+    // A response with cache or rate-limit headers has them read when it is recorded: decoded now, while the list is
+    // fresh. Names are read either way.
+    if (view.signals() !== 0) view.store = decodeRaw(raw)
+    return view
+  }
+
+  private get values(): Record<string, string> {
+    return (this.store ??= decodeRaw(this.raw))
   }
 
   get(name: string): string | null {
@@ -54,33 +74,37 @@ export class ObjectHeaders implements HeaderSource {
   signals(): number {
     if (this.found >= 0) return this.found
     let found = 0
-    for (const name of Object.keys(this.values)) found |= nameSignals(name)
+    const raw = this.raw
+    if (this.store === undefined && raw !== undefined) {
+      for (let i = 0; i + 1 < raw.length; i += 2) found |= nameSignals(headerText(raw[i]).toLowerCase())
+    } else for (const name of Object.keys(this.values)) found |= nameSignals(name)
     this.found = found
     return found
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const name of Object.keys(this.values)) yield [name, this.values[name]!]
+    const values = this.values
+    for (const name of Object.keys(values)) yield [name, values[name]!]
   }
 }
 
-/** A {@link HeaderSource} over undici's raw header list. */
+/** A {@link HeaderSource} over undici's raw header list, decoded when first read. */
 export function rawHeaders(raw: readonly unknown[] | null | undefined): ObjectHeaders {
-  // One pass straight into the view's own store (no second normalising copy): this runs on every metered response.
+  return ObjectHeaders.fromRaw(raw ?? [])
+}
+
+/** Undici's raw list as lower-case names to values (repeated names joined the way HTTP folds them). */
+function decodeRaw(raw: readonly unknown[] | undefined): Record<string, string> {
   const values: Record<string, string> = Object.create(null) as Record<string, string>
-  let signals = 0
   if (raw) {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = headerText(raw[i]).toLowerCase()
       const joined = headerText(raw[i + 1])
       const previous = values[name]
-      if (previous === undefined) {
-        values[name] = joined
-        signals |= nameSignals(name)
-      } else values[name] = `${previous}, ${joined}`
+      values[name] = previous === undefined ? joined : `${previous}, ${joined}`
     }
   }
-  return new ObjectHeaders(values, true, signals)
+  return values
 }
 
 /** The {@link ObjectHeaders.signals} bits of one lower-case header name. */

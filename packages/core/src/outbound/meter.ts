@@ -4,6 +4,7 @@ import { ApimeterError, errorMessage } from '../errors.js'
 import type { CallHandle, CallRecorder, CallStart } from '../call/handle.js'
 import type { SecretPathPatterns } from '../call/route.js'
 import { classifyError, type Outcome } from '../call/outcome.js'
+import { KNOWN_KEYS } from '../call/normalize.js'
 import { resolveCache } from './cache.js'
 import { BodyPrefix, maskBody, maskHeaders, type ResolvedCapture, resolveCapture } from './capture.js'
 import type { PricedCall } from './cost.js'
@@ -311,7 +312,7 @@ export class OutboundCall {
     }
   }
 
-  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): CallInput {
+  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): CallInput & { [KNOWN_KEYS]: true } {
     const meter = this.meter
     const request = this.request
     const statusCode = this.statusCode
@@ -346,6 +347,7 @@ export class OutboundCall {
     const priced = this.price(complete, bodyEnd === undefined && error == null)
     const options = request.options
     return {
+      [KNOWN_KEYS]: true, // a fixed literal of known fields
       direction: 'outbound',
       method: request.method,
       route: this.route,

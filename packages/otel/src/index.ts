@@ -1,0 +1,2 @@
+// Public API of @apimeter/otel. Every export is listed by name.
+export { apimeterMetricProducer, type ApimeterProducerOptions } from './producer.js'
