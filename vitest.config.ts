@@ -14,6 +14,7 @@ const resolve = {
     { find: /^@apimeter\/storage-postgres$/, replacement: src('./packages/storage-postgres/src/index.ts') },
     { find: /^@apimeter\/express$/, replacement: src('./packages/express/src/index.ts') },
     { find: /^@apimeter\/fastify$/, replacement: src('./packages/fastify/src/index.ts') },
+    { find: /^@apimeter\/dashboard$/, replacement: src('./packages/dashboard/src/index.ts') },
     { find: /^@apimeter\/otel$/, replacement: src('./packages/otel/src/index.ts') },
   ],
 }
@@ -35,6 +36,7 @@ const TIME_SENSITIVE = [
   'packages/storage-sqlite/test/rollups.test.ts',
   'packages/core/test/slos/calendar.test.ts',
   'packages/core/test/system.test.ts',
+  'packages/dashboard/test/handler.test.ts',
   'packages/core/test/metrics/metrics.test.ts',
 ]
 
@@ -50,6 +52,7 @@ export default defineConfig({
       project('storage-postgres', ['packages/storage-postgres/test/**/*.test.ts'], { testTimeout: 120_000, hookTimeout: 120_000 }),
       project('express', ['packages/express/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
       project('fastify', ['packages/fastify/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 120_000 }),
+      project('dashboard', ['packages/dashboard/test/**/*.test.ts'], { testTimeout: 60_000, hookTimeout: 180_000 }),
       project('otel', ['packages/otel/test/**/*.test.ts'], { testTimeout: 30_000, hookTimeout: 60_000 }),
       project('TZ=America/New_York', TIME_SENSITIVE, { testTimeout: 60_000, hookTimeout: 120_000 }, { TZ: 'America/New_York' }),
       project('TZ=Asia/Kolkata', TIME_SENSITIVE, { testTimeout: 60_000, hookTimeout: 120_000 }, { TZ: 'Asia/Kolkata' }),

@@ -20,6 +20,7 @@ export const ENTRY_POINTS: Record<string, string> = {
   '@apimeter/storage-postgres': 'packages/storage-postgres/src/index.ts',
   '@apimeter/express': 'packages/express/src/index.ts',
   '@apimeter/fastify': 'packages/fastify/src/index.ts',
+  '@apimeter/dashboard': 'packages/dashboard/src/index.ts',
   '@apimeter/otel': 'packages/otel/src/index.ts',
 }
 

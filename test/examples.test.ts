@@ -31,6 +31,8 @@ describe('examples', () => {
     expect(result.stdout).toMatch(/\/products\/:id\/description/)
     expect(result.stdout).toMatch(/\(unmatched\)|\/cart\/:cartId\/items/)
     expect(result.stdout).toMatch(/openai\s+\d+/)
+    // the dashboard over the file: its URL, and (without --serve) the demo still ends by itself
+    expect(result.stdout).toMatch(/\ndashboard: http:\/\/127\.0\.0\.1:\d+\/ \(closed now; run npm run demo -- --serve to keep it open\)\n/)
     // the demo ends by telling the user what to run next: exactly that command works from the repository root
     // (offline: when the bin is not linked, npx must fail rather than fetch some registry package named apimeter)
     const next = /inspect it: (npx apimeter migrate status --db \S+)\n/.exec(result.stdout)

@@ -134,6 +134,35 @@ describe('@apimeter/storage-postgres (built)', () => {
   })
 })
 
+describe('@apimeter/dashboard (built)', () => {
+  // Serves the page and its built assets (dist/assets, found beside the built module) from a separate process.
+  const script = `
+    const monitor = core.createMonitor({ logger: false })
+    dash.serveDashboard(monitor, { port: 0 }).then(async (served) => {
+      const page = await fetch(served.url)
+      const js = await fetch(served.url + 'assets/app.js')
+      const css = await fetch(served.url + 'assets/app.css')
+      console.log(JSON.stringify({ page: page.status, js: [js.status, (await js.text()).length > 10000], css: css.status, exports: Object.keys(dash).sort() }))
+      await served.close()
+      await monitor.close()
+    })
+  `
+  const exports = ['RANGES', 'VIEWS', 'createDashboardHandler', 'dashboard', 'dashboardFastify', 'isLoopback', 'serveDashboard']
+  it.each([
+    ['import', 'module', `import * as core from '@apimeter/core'; import * as dash from '@apimeter/dashboard';`],
+    ['require()', 'commonjs', `const core = require('@apimeter/core'); const dash = require('@apimeter/dashboard');`],
+  ])('loads through %s and serves its page and assets', async (_loader, type, load) => {
+    const { stdout } = await node([`--input-type=${type}`, '-e', `${load} ${script}`])
+    expect(JSON.parse(stdout)).toEqual({ page: 200, js: [200, true], css: 200, exports })
+  })
+
+  it('packs its page assets', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: `${repoRoot}/packages/dashboard` })
+    const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path)
+    expect(files).toEqual(expect.arrayContaining(['dist/assets/app.js', 'dist/assets/app.css']))
+  })
+})
+
 describe('@apimeter/otel (built)', () => {
   const script = `
     const monitor = core.createMonitor({ logger: false, metrics: true })
@@ -161,7 +190,7 @@ describe('@apimeter/otel (built)', () => {
 })
 
 describe('package manifests', () => {
-  it.each(['core', 'storage-sqlite', 'storage-postgres', 'otel'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
+  it.each(['core', 'storage-sqlite', 'storage-postgres', 'otel', 'dashboard'])('%s packs dist and README only, declares engines, ESM and exports', async (pkg) => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: `${repoRoot}/packages/${pkg}` })
     const files = (JSON.parse(stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path)
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'package.json', 'README.md']))

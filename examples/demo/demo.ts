@@ -1,12 +1,14 @@
 // npm run demo — a real Express shop metered by apimeter into a SQLite file. It starts the shop and a fake LLM
 // provider on loopback, drives real HTTP traffic at the shop (some routes call the provider through monitor.fetch),
 // closes the monitor,
-// then reopens the file as a separate reader would and prints the stats read back from it.
+// then reopens the file as a separate reader would and prints the stats read back from it, and the URL of the
+// dashboard over that file. With `--serve` (npm run demo -- --serve) it keeps serving the dashboard until Ctrl-C.
 import { rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { costs, createMonitor, createStats, type StatsSummary } from '@apimeter/core'
+import { serveDashboard } from '@apimeter/dashboard'
 import { apimeter } from '@apimeter/express'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import express from 'express'
@@ -150,3 +152,16 @@ table('Inbound per minute (UTC)', ['minute', 'requests', 'errors', 'p95'], minut
 console.log(`\nwrite path health: ${JSON.stringify(health)}`)
 console.log(`inspect it: npx apimeter migrate status --db ${filename}`)
 await storage.close()
+
+// ---- the dashboard over the same file (loopback only: no token needed on this machine) ---------------------------
+const serve = process.argv.includes('--serve')
+const reader = createMonitor({ service: 'demo-dashboard', storage: sqliteStorage({ filename }), logger: false })
+const dashboard = await serveDashboard(reader, { port: serve ? Number(process.env.APIMETER_DEMO_PORT ?? 4318) : 0 })
+if (serve) {
+  console.log(`dashboard: ${dashboard.url} (Ctrl-C stops it)`)
+  await new Promise((resolve) => process.once('SIGINT', resolve))
+} else {
+  console.log(`dashboard: ${dashboard.url} (closed now; run npm run demo -- --serve to keep it open)`)
+}
+await dashboard.close()
+await reader.close()

@@ -6,6 +6,7 @@ import type { MigrationReport, MigrationStatus, MigrationTarget } from '../sql/m
 import type { ProbeStore } from '../storage/probe-store.js'
 import type { AuditStore } from '../storage/audit-store.js'
 import { VERSION } from '../version.js'
+import { createMonitor, type Monitor } from '../monitor/monitor.js'
 import { slosFromRecords } from '../slos/manager.js'
 import { type SloStatus, sloStatus } from '../slos/status.js'
 import type { StorageAdapter } from '../storage/adapter.js'
@@ -15,6 +16,8 @@ import { resolveTime } from '../time.js'
 export interface CliIO {
   out(text: string): void
   err(text: string): void
+  /** Ends a long-running command (`dashboard`) like Ctrl-C does, when it settles. */
+  stopped?: Promise<unknown>
 }
 
 /** Exit codes of the `apimeter` CLI. */
@@ -50,6 +53,7 @@ Commands:
   slos status      Status of the stored SLOs (exit 1 when an error budget is exhausted)
   probes status    Each probe's state, last check and open incident (exit 1 when an incident is open)
   audit            List the audit log (rule changes, migrations, rebuilds, retention, plugins)
+  dashboard        Serve the dashboard of a database (needs @apimeter/dashboard)
   help             Show this help
 
 Options:
@@ -169,6 +173,31 @@ ${EXIT_CODES_HELP}
 
 Example:
   apimeter probes status --db ./apimeter.db
+`
+
+const DASHBOARD_HELP = `Usage:
+  apimeter dashboard --db <database> [--port <port>] [--host <address>] [--token <token>]
+
+Serves apimeter's dashboard (the @apimeter/dashboard package, installed beside @apimeter/core) for a database alone,
+and prints its URL. It reads the stored calls, so a database shared by a fleet shows the whole fleet. Runs until
+Ctrl-C (SIGINT) or SIGTERM.
+
+Without a token it listens only on a loopback address and serves only this machine; with one (--token or
+APIMETER_TOKEN; the variable keeps it out of the process list) it may listen anywhere, and a browser signs in with
+it once (or a client sends "Authorization: Bearer <token>").
+
+Options:
+  --db <database>    A SQLite file path, sqlite:<path>, or a postgres:// URL (also read from APIMETER_DB)
+  --port <port>      The port (default 4318; 0 picks a free one)
+  --host <address>   The address to listen on (default 127.0.0.1)
+  --token <token>    The sign-in token (also read from APIMETER_TOKEN)
+  -h, --help         Show this help
+
+${EXIT_CODES_HELP}
+
+Examples:
+  apimeter dashboard --db ./apimeter.db
+  APIMETER_TOKEN=… apimeter dashboard --db postgres://app@db/app --host 0.0.0.0 --port 8080
 `
 
 /** The part of a SQL storage the CLI needs (structural: core does not depend on the storage packages). */
@@ -362,26 +391,24 @@ async function slosCommand(argv: readonly string[], io: CliIO): Promise<number> 
   }
 }
 
-async function auditCommand(argv: readonly string[], io: CliIO): Promise<number> {
-  let parsed
+/** Parses a command's options (and `-h`), turning a parse error into a usage error that points at its help. */
+function parseCommandArgs<O extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(argv: readonly string[], command: string, options: O) {
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        db: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        kind: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
+    return parseArgs({ args: [...argv], allowPositionals: true, options: { ...options, help: { type: 'boolean', short: 'h' } } })
   } catch (error) {
-    throw new CliError(`${errorMessage(error)}\nRun 'apimeter audit --help' for usage.`, EXIT.usage)
+    throw new CliError(`${errorMessage(error)}\nRun 'apimeter ${command} --help' for usage.`, EXIT.usage)
   }
-  const { values, positionals } = parsed
+}
+
+async function auditCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(argv, 'audit', {
+    db: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    kind: { type: 'string', multiple: true },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+  })
   if (values.help) {
     io.out(AUDIT_HELP)
     return EXIT.ok
@@ -523,6 +550,56 @@ async function migrateCommand(argv: readonly string[], io: CliIO): Promise<numbe
   }
 }
 
+/** What `apimeter dashboard` needs from @apimeter/dashboard (loaded when the command runs: core does not depend on it). */
+interface DashboardModule {
+  serveDashboard(monitor: Monitor, options: { host: string; port: number; auth?: { token: string } }): Promise<{ url: string; close(): Promise<void> }>
+}
+
+async function dashboardCommand(argv: readonly string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseCommandArgs(argv, 'dashboard', { db: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, token: { type: 'string' } })
+  if (values.help) {
+    io.out(DASHBOARD_HELP)
+    return EXIT.ok
+  }
+  if (positionals.length > 0) throw new CliError(`unexpected argument '${positionals[0]}'\nRun 'apimeter dashboard --help' for usage.`, EXIT.usage)
+  const port = values.port === undefined ? 4318 : Number(values.port)
+  if (!(Number.isInteger(port) && port >= 0 && port <= 65535 && /^\d+$/.test(values.port ?? '0'))) throw new CliError(`--port must be a whole number from 0 to 65535, got "${values.port}"`, EXIT.usage)
+  const token = values.token ?? process.env.APIMETER_TOKEN
+  if (token !== undefined && !/^\S+$/.test(token)) throw new CliError('--token (or APIMETER_TOKEN) must be a non-empty string without whitespace', EXIT.usage)
+  const db = values.db ?? process.env.APIMETER_DB
+  if (db === undefined) throw new CliError(`dashboard needs --db <SQLite path | sqlite:path | postgres:// URL> (or APIMETER_DB)`, EXIT.usage)
+  const target = parseDatabaseArgument(db)
+  const where = target.kind === 'postgres' ? redact(target.url) : target.filename
+  const mod = (await importOptional('@apimeter/dashboard', 'The dashboard')) as Partial<DashboardModule>
+  if (typeof mod.serveDashboard !== 'function') throw new CliError('@apimeter/dashboard does not export serveDashboard()', EXIT.unavailable)
+  const storage = (await openStorage(target, true)) as MigratableStorage & StorageAdapter
+  await storage.init?.()
+  // a reading monitor: no rules, probes or SLOs of its own, so it notifies nothing and checks nothing
+  const monitor = createMonitor({ storage, service: 'apimeter-dashboard', logger: false })
+  let served
+  try {
+    served = await mod.serveDashboard(monitor, { host: values.host ?? '127.0.0.1', port, ...(token !== undefined ? { auth: { token } } : {}) })
+  } catch (error) {
+    await monitor.close()
+    if (error instanceof ApimeterError && error.code === 'INVALID_OPTIONS') throw new CliError(`${error.message.replace(/^@apimeter\/[a-z-]+: /, '')}`, EXIT.usage)
+    throw error
+  }
+  io.out(`apimeter dashboard for ${where} at ${served.url}${token === undefined ? ' (this machine only: no token)' : ''}; Ctrl-C stops it\n`)
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+    io.stopped?.then(stop, stop)
+  })
+  await served.close()
+  await monitor.close()
+  return EXIT.ok
+}
+
 /**
  * Runs the CLI with `argv` (without `node` and the script path) and returns the exit code. Never throws.
  *
@@ -547,6 +624,7 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     if (first === 'slos') return await slosCommand(rest, io)
     if (first === 'probes') return await probesCommand(rest, io)
     if (first === 'audit') return await auditCommand(rest, io)
+    if (first === 'dashboard') return await dashboardCommand(rest, io)
     if (first.startsWith('-')) throw new CliError(`unknown option '${first}'\nRun 'apimeter --help' for usage.`, EXIT.usage)
     throw new CliError(`unknown command '${first}'\nRun 'apimeter --help' for the list of commands.`, EXIT.usage)
   } catch (error) {

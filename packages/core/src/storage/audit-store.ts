@@ -8,7 +8,7 @@ import { hostname } from 'node:os'
 
 /**
  * Kinds apimeter writes. A query's `kind` matches a kind exactly or as a prefix before a dot (`'plugin'` matches
- * `plugin.disabled`). Other components may add kinds (`probe.changed`, `slo.changed`, `dashboard.sign_in`).
+ * `plugin.disabled`). Applications may add kinds of their own.
  */
 export const AUDIT_KINDS = [
   'alert_rule.added',
@@ -26,6 +26,8 @@ export const AUDIT_KINDS = [
   'plugin.added',
   'plugin.changed',
   'plugin.disabled',
+  'dashboard.signin',
+  'dashboard.signin_failed',
 ] as const
 
 /** One row of the audit log. */

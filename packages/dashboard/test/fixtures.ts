@@ -1,0 +1,41 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { CallInput, Monitor } from '@apimeter/core'
+
+/** A temporary directory for SQLite files, and its removal. */
+export function tempDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'apimeter-dashboard-'))
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+const HOUR = 3_600_000
+
+/**
+ * A known mix of calls relative to `now`: inbound routes for two tenants, outbound LLM calls with cost and tokens,
+ * errors, a cache hit, and calls 3 h and 2 days old (so the 1h, 24h and 7d ranges each count different numbers).
+ */
+export function sampleCalls(now: number): CallInput[] {
+  const calls: CallInput[] = []
+  const at = (msAgo: number) => now - msAgo
+  for (let i = 0; i < 12; i++) {
+    calls.push({ direction: 'inbound', method: 'GET', route: '/orders/:id', statusCode: i % 4 === 0 ? 500 : 200, durationMs: 5 + i, timestamp: at(60_000 * (i + 1)), tenantId: i % 3 === 0 ? 'globex' : 'acme' })
+  }
+  for (let i = 0; i < 5; i++) {
+    calls.push({ direction: 'inbound', method: 'POST', route: '/checkout', statusCode: i === 0 ? 429 : 201, durationMs: 40 + i * 3, timestamp: at(3 * HOUR + 60_000 * i), tenantId: 'acme' })
+  }
+  for (let i = 0; i < 6; i++) {
+    calls.push({
+      direction: 'outbound', api: 'openai', method: 'POST', route: '/v1/chat/completions', statusCode: 200, durationMs: 300 + i * 10, timestamp: at(10 * 60_000 * (i + 1) - 5 * 60_000),
+      tenantId: i % 2 === 0 ? 'acme' : 'globex', model: i < 4 ? 'gpt-4o-mini' : 'gpt-4o', inputTokens: 1000 + i, outputTokens: 100, cost: 0.000125 * (i + 1), cached: i === 5,
+    })
+  }
+  calls.push({ direction: 'outbound', api: 'finnhub', method: 'GET', route: '/api/v1/quote', statusCode: 200, durationMs: 80, timestamp: at(2 * 86_400_000), cost: 0.0001 })
+  return calls
+}
+
+/** Records the calls and waits until they are stored. */
+export async function seed(monitor: Monitor, calls: readonly CallInput[]): Promise<void> {
+  for (const call of calls) monitor.record(call)
+  await monitor.flush()
+}
