@@ -1,4 +1,6 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
@@ -16,7 +18,8 @@ import { freshSchema, testUrl } from '../../storage-postgres/test/helpers.js'
 import { sampleCalls, seed, tempDir } from './fixtures.js'
 
 // The dashboard in a real headless Chromium (Debian's package, installed by the test setup when missing), against
-// real storages and real HTTP servers. Screenshots land in docs/ for docs/dashboard.md.
+// real storages and real HTTP servers. Every run takes the screenshots; they land in docs/ for docs/dashboard.md
+// when APIMETER_SCREENSHOTS=docs (so a test run leaves the checkout as it found it), in a temporary folder otherwise.
 const TOKEN = 'browser-test-token'
 
 // The functions handed to page.evaluate() run in the page; this program has Node's types, not the DOM's (adding the
@@ -26,7 +29,7 @@ declare const document: any
 declare const window: any
 declare const location: any
 declare const requestAnimationFrame: any
-const DOCS = fileURLToPath(new URL('../../../docs/', import.meta.url))
+const DOCS = process.env.APIMETER_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/', import.meta.url)) : `${mkdtempSync(join(tmpdir(), 'apimeter-screenshots-'))}/`
 const LIVE_MS = 300
 
 /** An Express app metering itself, with the dashboard at /apimeter. */
