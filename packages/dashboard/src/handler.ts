@@ -73,8 +73,18 @@ export function createDashboardHandler(monitor: Monitor, options: DashboardOptio
   return handler
 }
 
+/**
+ * Wrong sign-in tokens allowed from one client address within `windowMs`; after that, every sign-in from it is
+ * answered 429 (with Retry-After) until the oldest of them is `windowMs` old — through the form and in bearer headers
+ * alike (with token auth; the host's own check is its business). Behind a proxy every client shares the proxy's
+ * address, so one guesser locks out token sign-ins for all of them for that long (signed-in cookies keep working).
+ */
+const SIGNIN_LIMIT = { failures: 5, windowMs: 15 * 60_000, addresses: 1_000 } as const
+
 class Dashboard {
   private readonly streams = new Set<() => void>()
+  /** Times of recent wrong tokens, by client address (see {@link SIGNIN_LIMIT}). */
+  private readonly failures = new Map<string, number[]>()
   private assets: Map<string, { type: string; body: Buffer; gzip: Buffer }> | undefined
 
   constructor(
@@ -113,7 +123,19 @@ class Dashboard {
       return redirect(res, `${base}/`)
     }
     const now = this.options.clock.now()
-    const signedIn = (await this.allowed(req)) || (this.sessions?.valid(req, now) ?? false)
+    // a token in a bearer header counts against the same limit as the sign-in form's (the host's own check does not)
+    const bearer = this.sessions !== undefined && typeof req.headers.authorization === 'string'
+    const ip = req.socket?.remoteAddress ?? 'unknown'
+    if (bearer) {
+      const wait = this.lockedFor(ip, now)
+      if (wait > 0) {
+        res.setHeader('Retry-After', String(Math.ceil(wait / 1000)))
+        return send(res, 429, JSON_TYPE, JSON.stringify({ error: 'too many wrong tokens from this address; try again later' }))
+      }
+    }
+    const byAuth = await this.allowed(req)
+    if (bearer && !byAuth) this.failed(ip, now)
+    const signedIn = byAuth || (this.sessions?.valid(req, now) ?? false)
     if (pathname === '/' && (method === 'GET' || method === 'HEAD')) {
       res.setHeader('Content-Security-Policy', CSP)
       if (!signedIn) return send(res, 401, HTML_TYPE, this.sessions ? signInPage(this.options.title, undefined) : deniedPage(this.options.title), req)
@@ -147,12 +169,40 @@ class Dashboard {
     const parsed = body !== undefined && body !== null && !(typeof body === 'object' && !Buffer.isBuffer(body) && Object.keys(body).length === 0)
     const token = tokenFrom(parsed ? body : await readBody(req))
     const ip = req.socket?.remoteAddress ?? 'unknown'
+    const now = this.options.clock.now()
+    res.setHeader('Content-Security-Policy', CSP)
+    const wait = this.lockedFor(ip, now)
+    if (wait > 0) {
+      // every attempt is refused while locked, a right token too: otherwise guessing would go on at full speed
+      res.setHeader('Retry-After', String(Math.ceil(wait / 1000)))
+      return send(res, 429, HTML_TYPE, signInPage(this.options.title, `Too many wrong tokens from your address: try again in ${Math.ceil(wait / 60_000)} min.`))
+    }
     const ok = token !== undefined && this.sessions!.tokenMatches(token)
     this.audit(ok ? 'dashboard.signin' : 'dashboard.signin_failed', `${ok ? 'signed in' : 'wrong token'} from ${ip}`)
-    res.setHeader('Content-Security-Policy', CSP)
+    if (ok) this.failures.delete(ip)
+    else this.failed(ip, now)
     if (!ok) return send(res, 401, HTML_TYPE, signInPage(this.options.title, 'That token is not right.'))
     res.setHeader('Set-Cookie', cookieHeader(this.sessions!.issue(this.options.clock.now()), `${base}/`, this.secure(req)))
     redirect(res, `${base}/`)
+  }
+
+  /** How long sign-ins from `ip` stay refused (0: not refused). */
+  private lockedFor(ip: string, now: number): number {
+    const times = this.failures.get(ip)
+    if (times === undefined) return 0
+    while (times.length > 0 && times[0]! <= now - SIGNIN_LIMIT.windowMs) times.shift()
+    if (times.length === 0) this.failures.delete(ip)
+    return times.length >= SIGNIN_LIMIT.failures ? times[0]! + SIGNIN_LIMIT.windowMs - now : 0
+  }
+
+  /** Remembers a wrong token from `ip` (the addresses remembered are bounded: the oldest is forgotten first). */
+  private failed(ip: string, now: number): void {
+    const times = this.failures.get(ip) ?? []
+    times.push(now)
+    if (times.length > SIGNIN_LIMIT.failures) times.shift()
+    this.failures.delete(ip)
+    this.failures.set(ip, times)
+    if (this.failures.size > SIGNIN_LIMIT.addresses) this.failures.delete(this.failures.keys().next().value!)
   }
 
   private audit(kind: string, detail: string): void {

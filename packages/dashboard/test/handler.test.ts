@@ -157,6 +157,38 @@ describe('dashboard in Express, on SQLite', () => {
     ])
   })
 
+  it('refuses token sign-ins from an address after 5 wrong tokens in 15 minutes, through the form and bearer headers alike', async () => {
+    let now = Date.parse('2026-03-01T12:00:00Z')
+    const clock = { now: () => now }
+    const limited = createMonitor({ logger: false, flushOnExit: false, clock })
+    const app = express()
+    const limitedHandle = dashboard(limited, { auth: { token: TOKEN }, clock })
+    app.use('/apimeter', limitedHandle)
+    const limitedServer = createServer(app)
+    const at = await listen(limitedServer)
+    const signIn = (token: string) => fetch(`${at}/apimeter/signin`, { method: 'POST', body: new URLSearchParams({ token }), redirect: 'manual' })
+    try {
+      for (let i = 0; i < 4; i++) expect((await signIn(`wrong-${i}`)).status).toBe(401)
+      expect((await fetch(`${at}/apimeter/api/overview`, { headers: { authorization: 'Bearer wrong-4' } })).status).toBe(401)
+      // the sixth attempt is refused before its token is looked at, the right one too
+      const refused = await signIn(TOKEN)
+      expect(refused.status).toBe(429)
+      expect(refused.headers.get('retry-after')).toBe('900')
+      expect(await refused.text()).toContain('Too many wrong tokens')
+      const api = await fetch(`${at}/apimeter/api/overview`, { headers: bearer })
+      expect(api.status).toBe(429)
+      now += 10 * 60_000
+      expect((await fetch(`${at}/apimeter/api/overview`, { headers: bearer })).headers.get('retry-after')).toBe('300')
+      now += 5 * 60_000 // the first wrong token is 15 minutes old: one attempt is free again
+      expect((await signIn(TOKEN)).status).toBe(303)
+      expect((await fetch(`${at}/apimeter/api/overview`, { headers: bearer })).status).toBe(200) // a right token clears the address
+    } finally {
+      limitedHandle.close()
+      await close(limitedServer)
+      await limited.close()
+    }
+  })
+
   it('streams the view over server-sent events and sends a call recorded while it is open', async () => {
     const controller = new AbortController()
     const res = await fetch(`${base}/apimeter/api/stream?view=overview&range=1h`, { headers: bearer, signal: controller.signal })
