@@ -104,7 +104,6 @@ export abstract class ByteCounter {
     }
   }
 
-  /** The first write: the response headers are on their way. */
   /** The first response byte: tells this call and every call sharing the counter. */
   responseStarted(): void {
     this.started = true

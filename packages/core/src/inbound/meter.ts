@@ -202,10 +202,9 @@ class Call<Req> extends ByteCounter implements InboundCall {
   private record(statusCode: number | null, outcome: Outcome | undefined): void {
     this.done = true
     const raw = this.raw
-    if (isMeteringSkipped(raw)) {
-      this.counter.release() // an apimeter handler's own request (skipMetering): nothing is recorded
-      return
-    }
+    const counter = this.counter
+    counter.release() // the connection's counter slot is free for its next response (the counts stay readable)
+    if (isMeteringSkipped(raw)) return // an apimeter handler's own request (skipMetering): nothing is recorded
     const meter = this.meter
     const noBody = raw.method === 'HEAD' || (statusCode !== null && NO_BODY_STATUS.has(statusCode))
     // record() copies the call before it returns, so one object per meter serves every call (unless a callback
@@ -219,10 +218,8 @@ class Call<Req> extends ByteCounter implements InboundCall {
     call.ttfbMs = this.ttfbMs
     call.statusCode = statusCode
     call.outcome = outcome
-    const counter = this.counter
     call.requestBytes = counter.requestBytes
     call.responseBytes = noBody ? 0 : counter.responseBytes
-    counter.release()
     call.errorType = this.errorType
     call.errorMessage = this.errorMessage
     call.tenantId = null
