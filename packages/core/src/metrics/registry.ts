@@ -76,17 +76,24 @@ class SeriesMap<S extends { attributes: Readonly<Record<string, string>> }> {
 
   /** The series of `key`, created from `attributes()` when new. */
   get(key: string, attributes: () => Record<string, string>): S {
-    const found = this.series.get(key)
-    if (found !== undefined) return found
+    return this.series.get(key) ?? this.add(key, attributes())
+  }
+
+  /** The series of `key` if it exists (with {@link add}: no closure per row on the busiest families). */
+  find(key: string): S | undefined {
+    return this.series.get(key)
+  }
+
+  /** Creates the series of a `key` not found, or the overflow series once `maxSeries` are held. */
+  add(key: string, attributes: Record<string, string>): S {
     if (this.series.size >= this.maxSeries) {
       if (this.overflow === undefined) {
-        const attrs = attributes()
-        for (const name of Object.keys(attrs)) attrs[name] = OVERFLOW
-        this.overflow = this.create(attrs)
+        for (const name of Object.keys(attributes)) attributes[name] = OVERFLOW
+        this.overflow = this.create(attributes)
       }
       return this.overflow
     }
-    const created = this.create(attributes())
+    const created = this.create(attributes)
     this.series.set(key, created)
     return created
   }
@@ -202,14 +209,17 @@ export class MetricsRegistry {
       const seconds = c.durationMs[i]! / 1000
       const api = c.api[i] ?? ''
       const model = c.model[i] ?? ''
-      if (c.direction[i] === OUTBOUND) {
+      const outbound = c.direction[i] === OUTBOUND
+      if (outbound) {
         const host = c.host[i] ?? ''
         const key = method + SEP + route + SEP + status + SEP + host + SEP + api + SEP + tenant
-        this.client.get(key, () => attrs(['http.request.method', method], ['http.route', route], ['http.response.status_code', status], ['server.address', host], ['apimeter.api', api], ['apimeter.tenant', tenant])).observe(seconds)
+        const series = this.client.find(key) ?? this.client.add(key, attrs(['http.request.method', method], ['http.route', route], ['http.response.status_code', status], ['server.address', host], ['apimeter.api', api], ['apimeter.tenant', tenant]))
+        series.observe(seconds)
         this.observeLlm(c, i, api, model, host)
       } else {
         const key = method + SEP + route + SEP + status + SEP + tenant
-        this.server.get(key, () => attrs(['http.request.method', method], ['http.route', route], ['http.response.status_code', status], ['apimeter.tenant', tenant])).observe(seconds)
+        const series = this.server.find(key) ?? this.server.add(key, attrs(['http.request.method', method], ['http.route', route], ['http.response.status_code', status], ['apimeter.tenant', tenant]))
+        series.observe(seconds)
       }
       const nanos = c.costNanos[i]!
       if (!Number.isNaN(nanos) && nanos > 0) {
@@ -217,7 +227,7 @@ export class MetricsRegistry {
         this.cost.get(api + SEP + model + SEP + tenant, () => attrs(['apimeter.api', api], ['gen_ai.request.model', model], ['apimeter.tenant', tenant])).value += nanos
       }
       if (c.cached[i] === 1) {
-        const direction = c.direction[i] === OUTBOUND ? 'outbound' : 'inbound'
+        const direction = outbound ? 'outbound' : 'inbound'
         this.cacheHits.get(direction + SEP + api, () => attrs(['apimeter.direction', direction], ['apimeter.api', api])).value++
       }
     }
