@@ -77,16 +77,15 @@ async function traffic(monitor: Monitor, filter: StatsFilter, q: ViewQuery) {
 }
 
 async function llm(monitor: Monitor, filter: StatsFilter) {
-  const [models, tenants, active] = await Promise.all([
-    monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: ROWS }),
-    monitor.stats.breakdown({ ...filter, model: modelsOnly(await monitor.stats.breakdown({ ...filter, by: 'model', limit: 1000 })), by: 'tenant', orderBy: 'cost', limit: ROWS }),
-    monitor.alerts.active(),
-  ])
+  // one breakdown by model: its top rows are the table, all of its keys scope the per-tenant spend to LLM calls
+  const [byModel, active] = await Promise.all([monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: 1000 }), monitor.alerts.active()])
+  const models = byModel.filter((r) => r.key !== NO_VALUE_KEY).slice(0, ROWS)
+  const tenants = await monitor.stats.breakdown({ ...filter, model: modelsOnly(byModel), by: 'tenant', orderBy: 'cost', limit: ROWS })
   const spend = (rows: BreakdownRow[]) =>
     rows.map((r) => ({ key: r.key, requests: r.requests, cost: r.cost, input: r.tokens.input, output: r.tokens.output, cachedInput: r.tokens.cachedInput, cacheHitRate: r.cacheHitRate }))
   // budgets: the cost rules, with how much of each is burnt (last evaluated value over its threshold)
   const budgets = active.filter((a) => a.kind === 'cost').map((a) => ({ rule: a.rule, group: a.group ?? null, state: a.state, severity: a.severity, value: a.value, threshold: a.threshold, burn: a.value === null || a.threshold === 0 ? null : a.value / a.threshold }))
-  return { models: spend(models.filter((r) => r.key !== NO_VALUE_KEY)), tenants: spend(tenants), budgets, costRules: monitor.alerts.rules }
+  return { models: spend(models), tenants: spend(tenants), budgets, costRules: monitor.alerts.rules }
 }
 
 async function reliability(monitor: Monitor, q: ViewQuery) {
