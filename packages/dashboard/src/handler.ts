@@ -2,7 +2,7 @@ import { ApimeterError, type AuthCheck, createAuthCheck, type Monitor, sendUnaut
 import { errorMessage } from '@apimeter/core/sql'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { gzipSync } from 'node:zlib'
+import { gzip, gzipSync } from 'node:zlib'
 import { type DashboardOptions, PACKAGE, resolveOptions, type ResolvedDashboardOptions } from './options.js'
 import { appPage, deniedPage, signInPage } from './page.js'
 import { BadQuery, parseViewQuery } from './query.js'
@@ -307,14 +307,18 @@ function send(res: ServerResponse, status: number, type: string, body: string, r
   res.statusCode = status
   res.setHeader('Content-Type', type)
   res.setHeader('Cache-Control', 'no-store')
-  let payload: Buffer | string = body
-  if (req && body.length > 1024 && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-    payload = gzipSync(body)
+  const end = (payload: Buffer | string): void => {
+    res.setHeader('Content-Length', Buffer.byteLength(payload))
+    res.end(req?.method === 'HEAD' ? undefined : payload)
+  }
+  if (!req || body.length <= 1024 || !/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return end(body)
+  // compressed on libuv's pool, not on the event loop of the app the dashboard is mounted in
+  gzip(body, (error, zipped) => {
+    if (error) return end(body)
     res.setHeader('Content-Encoding', 'gzip')
     res.setHeader('Vary', 'Accept-Encoding')
-  }
-  res.setHeader('Content-Length', Buffer.byteLength(payload))
-  res.end(req?.method === 'HEAD' ? undefined : payload)
+    end(zipped)
+  })
 }
 
 function redirect(res: ServerResponse, location: string): void {

@@ -1,4 +1,5 @@
 import type { Interval, StatsFilter } from '@apimeter/core'
+import { resolveTime } from '@apimeter/core/sql'
 
 /** The preset ranges of the page, and the bucket each is charted with. */
 export const RANGES = { '1h': { ms: 3_600_000, interval: 'minute' }, '24h': { ms: 86_400_000, interval: 'hour' }, '7d': { ms: 7 * 86_400_000, interval: 'hour' }, '30d': { ms: 30 * 86_400_000, interval: 'day' } } as const satisfies Record<string, { ms: number; interval: Interval }>
@@ -41,8 +42,8 @@ export function parseViewQuery(params: URLSearchParams, now: number): ViewQuery 
   let to: number
   let interval: Interval
   if (range === 'custom') {
-    from = time(text('from'), 'from')
-    to = time(text('to'), 'to')
+    from = time(text('from'), 'from', now)
+    to = time(text('to'), 'to', now)
     if (!(to > from)) throw new BadQuery('to must be after from')
     if (to - from > MAX_SPAN) throw new BadQuery('a custom range must be at most 400 days long')
     const span = to - from
@@ -63,10 +64,11 @@ export function parseViewQuery(params: URLSearchParams, now: number): ViewQuery 
   return query
 }
 
-function time(value: string | undefined, name: string): number {
+/** A custom range's end, read the way `monitor.stats` reads times (ISO-8601 in UTC unless offset, relative, epoch ms). */
+function time(value: string | undefined, name: string, now: number): number {
   if (value === undefined) throw new BadQuery(`a custom range needs ${name} (ISO-8601 or epoch ms)`)
-  const t = /^\d+$/.test(value) ? Number(value) : Date.parse(value)
-  if (!Number.isFinite(t)) throw new BadQuery(`${name} must be an ISO-8601 time or epoch ms, got "${value}"`)
+  const t = resolveTime(/^\d+$/.test(value) ? Number(value) : value, now)
+  if (t === undefined) throw new BadQuery(`${name} must be an ISO-8601 time, a relative time like -7d, or epoch ms, got "${value}"`)
   return t
 }
 

@@ -40,7 +40,7 @@ export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATI
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
 export { defaultErrorClass, type StorageErrorClass, type StorageErrorKind } from '../storage/error-kind.js'
 export { type CallFilter, DIMENSION_FIELD, matchesFilter } from '../storage/filter.js'
-export { bucketStart, nextBucket, parseDuration } from '../time.js'
+export { bucketStart, nextBucket, parseDuration, resolveTime } from '../time.js'
 
 // Errors and option validation, the way every apimeter package reports them
 export { errorMessage } from '../errors.js'
