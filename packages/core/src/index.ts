@@ -16,7 +16,7 @@ export type { MonitorHealth, RetryPolicy } from './monitor/pipeline.js'
 export { VERSION } from './version.js'
 
 // Serving apimeter over HTTP (the metrics handler, the dashboard): auth, and requests that are not metered
-export { type AuthCheck, type AuthOption, authOptionSchema, createAuthCheck, sendUnauthorized } from './http/auth.js'
+export { type AuthCheck, type AuthOption, authOptionSchema, createAuthCheck, sendUnauthorized, tokenMatcher } from './http/auth.js'
 export { isMeteringSkipped, skipMetering } from './http/unmetered.js'
 export { createMetricsHandler, type MetricsHandlerOptions, type NodeRequestHandler } from './http/metrics-handler.js'
 

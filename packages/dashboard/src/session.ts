@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { tokenMatcher } from '@apimeter/core'
 
 /** The sign-in cookie's name. */
 export const COOKIE = 'apimeter_dashboard'
@@ -13,17 +14,12 @@ export const SESSION_MS = 12 * 3_600_000
  */
 export class Sessions {
   private readonly keys: Buffer[]
+  /** True when `token` is one of the tokens (core's matcher: constant time, every token compared). */
+  readonly tokenMatches: (token: string) => boolean
 
   constructor(tokens: readonly string[]) {
     this.keys = tokens.map((t) => createHash('sha256').update(`apimeter-dashboard-session:${t}`, 'utf8').digest())
-  }
-
-  /** True when `token` is one of the tokens (compared in constant time, every token compared). */
-  tokenMatches(token: string): boolean {
-    const sent = createHash('sha256').update(`apimeter-dashboard-session:${token}`, 'utf8').digest()
-    let ok = false
-    for (const key of this.keys) ok = timingSafeEqual(sent, key) || ok
-    return ok
+    this.tokenMatches = tokenMatcher(tokens)
   }
 
   /** A cookie value for a sign-in now, with the first token (the current one when several are rotated). */

@@ -102,23 +102,39 @@ export function createAuthCheck(
       }
     }
   }
-  const digests = (Array.isArray(parsed.token) ? parsed.token : [parsed.token]).map(digest)
-  return (req) => Promise.resolve(bearerAllowed(req.headers.authorization, digests))
+  const matches = tokenMatcher(Array.isArray(parsed.token) ? parsed.token : [parsed.token])
+  return (req) => Promise.resolve(bearerAllowed(req.headers.authorization, matches))
+}
+
+/**
+ * A check that a token is one of `tokens`: SHA-256 digests compared in constant time, every token compared, so the
+ * time taken does not say which one (if any) matched. What `createAuthCheck` uses for bearer tokens; a sign-in form
+ * checking the same tokens uses it too.
+ *
+ * @example
+ * ```ts
+ * const matches = tokenMatcher([process.env.APIMETER_TOKEN!])
+ * if (!matches(form.token)) return res.writeHead(401).end()
+ * ```
+ */
+export function tokenMatcher(tokens: readonly string[]): (token: string) => boolean {
+  const digests = tokens.map(digest)
+  return (token) => {
+    const sent = digest(token)
+    let allowed = false
+    for (const d of digests) allowed = timingSafeEqual(sent, d) || allowed
+    return allowed
+  }
 }
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()
 }
 
-function bearerAllowed(header: string | undefined, digests: readonly Buffer[]): boolean {
+function bearerAllowed(header: string | undefined, matches: (token: string) => boolean): boolean {
   if (typeof header !== 'string') return false
   const match = /^\s*bearer\s+(\S+)\s*$/i.exec(header)
-  if (!match) return false
-  const sent = digest(match[1]!)
-  let allowed = false
-  // every token is compared, so the time taken does not say which one (if any) matched
-  for (const d of digests) allowed = timingSafeEqual(sent, d) || allowed
-  return allowed
+  return match !== null && matches(match[1]!)
 }
 
 /**
