@@ -60,7 +60,9 @@ export function apimeter(monitor: Monitor, options: ApimeterExpressOptions = {})
  * X-Forwarded-For header into arrays on every request only to discard it.
  */
 function clientIp(req: Request): string | undefined {
-  const trust = (req.app as { get?: (setting: string) => unknown } | undefined)?.get?.('trust proxy fn')
+  // The compiled setting read where app.get('trust proxy fn') finds it (an app's settings inherit its parent's), as a
+  // plain property lookup rather than through app.get(), which walks the settings chain with hasOwnProperty calls.
+  const trust = (req.app as { settings?: Record<string, unknown> } | undefined)?.settings?.['trust proxy fn']
   // proxy-addr's compiled "trust nothing" (what Express compiles `false`, `[]` and the default to)
   if (typeof trust === 'function' && trust.name === 'trustNone') return req.socket?.remoteAddress
   return req.ip
