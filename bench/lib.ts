@@ -18,9 +18,9 @@ export interface ProfileNode {
   children?: number[]
 }
 
-/** A `.cpuprofile` file read, with its nodes by id and each node's parent id. */
-export function readCpuProfile(file: string): { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; byId: Map<number, ProfileNode>; parent: Map<number, number> } {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+/** A `.cpuprofile` file read (or its parsed contents), with its nodes by id and each node's parent id. */
+export function readCpuProfile(file: string | object): { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; byId: Map<number, ProfileNode>; parent: Map<number, number> } {
+  const profile = (typeof file === 'string' ? JSON.parse(readFileSync(file, 'utf8')) : file) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)

@@ -2,24 +2,29 @@
 // `npm run bench`):
 //   node --import tsx bench/profile-inbound.ts <express5|express4|fastify> <mode> [seconds]
 // Starts `bench/servers/hello.ts <framework> <mode>` with `--cpu-prof`, loads `GET /hello/42` with autocannon for
-// the given seconds (8 by default), stops the server (which writes its profile) and prints, per request: the
+// the given seconds (8 by default) after a 1 s warm-up, stops the server (which writes its profile) and prints, for
+// the samples taken while the measured load ran (start-up, module loading and warm-up left out), per request: the
 // server's busy CPU, garbage collection, and the time whose nearest JavaScript frame is apimeter's — its own code
 // and the Node internals it calls directly, but not the framework code it hands over to (`next()`) nor the real
 // write()/end() its byte counters forward to. Then apimeter's top frames by that measure.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { type ProfileNode, readCpuProfile } from './lib.js'
+import { freeHelperThreads, serverPinning } from './throughput.js'
 
 const [framework, mode, secondsText] = process.argv.slice(2)
 if (framework === undefined || mode === undefined) throw new Error('usage: profile-inbound.ts <express5|express4|fastify> <mode> [seconds]')
 const seconds = Number(secondsText ?? 8)
 const dir = mkdtempSync(join(tmpdir(), 'apimeter-profile-'))
 const server = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', server, framework, mode], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+// As in the benches: with taskset, the server's threads start on one core and the load generator runs on the other.
+const pin = serverPinning()
+const command = [...pin, process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', server, framework, mode]
+const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
 const port = await new Promise<number>((resolve, reject) => {
   child.stdout!.on('data', (data: Buffer) => {
     const match = /listening (\d+)/.exec(String(data))
@@ -27,7 +32,13 @@ const port = await new Promise<number>((resolve, reject) => {
   })
   child.once('exit', (code) => reject(new Error(`server exited with ${code}`)))
 })
+// a warm-up, then (as in the peers bench) the server's helper threads (a storage worker, GC helpers) may use either core
+await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: 1, workers: 1 })
+freeHelperThreads({ child, url: '' })
+// The window measured, on the monotonic clock the profile's timestamps use: start-up and warm-up are left out.
+const loadFrom = Number(process.hrtime.bigint() / 1000n)
 const result = await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: seconds, workers: 1 })
+const loadTo = Number(process.hrtime.bigint() / 1000n)
 const exited = new Promise((resolve) => child.once('exit', resolve))
 child.kill('SIGTERM')
 await exited
@@ -35,8 +46,22 @@ const requests = result.requests.total
 
 // With tsx the main thread's profile is the first one written (the loader thread's comes second).
 const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort()[0]!
-const profile = readCpuProfile(join(dir, file))
+const written = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { startTime: number; samples: number[]; timeDeltas: number[] }
 rmSync(dir, { recursive: true, force: true })
+// Only the samples taken while the measured load ran (V8 and process.hrtime() read the same monotonic clock).
+const samples: number[] = []
+const timeDeltas: number[] = []
+let sampledAt = written.startTime
+for (let i = 0; i < written.samples.length; i++) {
+  sampledAt += written.timeDeltas[i] ?? 0
+  if (sampledAt < loadFrom || sampledAt > loadTo) continue
+  samples.push(written.samples[i]!)
+  timeDeltas.push(samples.length === 1 ? 0 : (written.timeDeltas[i] ?? 0))
+}
+Object.assign(written, { samples, timeDeltas, startTime: loadFrom, endTime: loadTo })
+// PROFILE_OUT=<file>: keep the profile of the window (for bench/profile-top.ts or a diff of two runs)
+if (process.env.PROFILE_OUT) writeFileSync(process.env.PROFILE_OUT, JSON.stringify(written))
+const profile = readCpuProfile(written)
 const { byId, parent } = profile
 const ours = (node: ProfileNode) => /\/packages\/(core|express|fastify|storage-sqlite)\/src\//.test(node.callFrame.url)
 const internal = (node: ProfileNode) => node.callFrame.url === '' || node.callFrame.url.startsWith('node:')
