@@ -1,0 +1,37 @@
+// A/B of two builds of this checkout, measured the way the peers suite pairs its servers (not part of `npm run bench`):
+//   node --import tsx bench/ab-pair.ts <express5|express4|fastify> <mode> <rounds> '<shell command that builds B>'
+// Starts server A (`bench/servers/hello.ts`) on the packages as built now, runs the command (which changes the source
+// and rebuilds, e.g. `git stash && npm run build`), starts server B on the new build, and then loads both at the same
+// time, on one core, for 2 s per round: each round's ratio is A's CPU per request over B's in the same interval
+// (above 1: B is cheaper). Run it again with the builds swapped, to see that the order of starting them does not decide.
+import { execSync } from 'node:child_process'
+import { median } from './lib.js'
+import { freeHelperThreads, load, startServer } from './throughput.js'
+
+const [framework, mode, roundsText, switchToB] = process.argv.slice(2)
+if (framework === undefined || mode === undefined || switchToB === undefined) throw new Error("usage: ab-pair.ts <framework> <mode> <rounds> '<command building B>'")
+const PATH = 'hello/42'
+const a = await startServer(framework, mode)
+try {
+  execSync(switchToB, { stdio: 'inherit' })
+  const b = await startServer(framework, mode)
+  try {
+    for (const server of [a, b]) {
+      await load(server, 2, PATH)
+      freeHelperThreads(server)
+    }
+    const main: number[] = []
+    const all: number[] = []
+    for (let round = 0; round < Number(roundsText ?? 12); round++) {
+      const [x, y] = await Promise.all([load(a, 2, PATH), load(b, 2, PATH)])
+      main.push(x.mainCpuPerRequest / y.mainCpuPerRequest)
+      all.push(x.cpuPerRequest / y.cpuPerRequest)
+      console.log(`main thread µs/request: A ${x.mainCpuPerRequest.toFixed(1)}, B ${y.mainCpuPerRequest.toFixed(1)}; A/B ${main.at(-1)!.toFixed(3)}`)
+    }
+    console.log(`median A/B: main thread ${median(main).toFixed(3)}, every thread ${median(all).toFixed(3)} (above 1: B is cheaper)`)
+  } finally {
+    b.child.kill()
+  }
+} finally {
+  a.child.kill()
+}
