@@ -55,6 +55,26 @@ export interface ApimeterFastifyOptions extends InboundOptions<FastifyRequest> {
 // Options Fastify itself reads from every plugin's options object; not ours to validate.
 const FASTIFY_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
 
+/** What apimeter reads of a request's route: its template and its `config`. */
+type RouteConfig = { url?: string; apimeter?: boolean } | undefined
+/**
+ * The key under which Fastify keeps a request's route context (`kRouteContext`, described `fastify.context`), found on
+ * the first request; null when a Fastify release keeps it elsewhere.
+ */
+let contextKey: symbol | null | undefined
+/**
+ * The route's config, read from the route context Fastify keeps on the request. `request.routeOptions` gives the same
+ * `config` (and `url`, which is `config.url`), but builds a new object of twelve fields on every read.
+ */
+function routeConfig(request: FastifyRequest): RouteConfig {
+  const held = request as unknown as Record<symbol, { config?: RouteConfig } | undefined>
+  contextKey ??= Object.getOwnPropertySymbols(request).find((key) => key.description === 'fastify.context') ?? null
+  const context = contextKey === null ? undefined : held[contextKey]
+  if (context !== undefined) return context.config
+  const route = request.routeOptions
+  return { url: route.url, apimeter: route.config?.apimeter }
+}
+
 const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options, done) => {
   const { monitor, ...rest } = (options ?? {}) as Partial<ApimeterFastifyOptions> & Record<string, unknown>
   for (const key of FASTIFY_KEYS) delete rest[key]
@@ -82,11 +102,11 @@ const plugin: FastifyPluginCallback<ApimeterFastifyOptions> = (fastify, options,
   countOnPrototype(ServerResponse.prototype)
 
   fastify.addHook('onRequest', (request, reply, next) => {
-    const route = request.routeOptions
-    if (route.config?.apimeter !== false) {
+    const config = routeConfig(request)
+    if (config?.apimeter !== false) {
       const call = meter.start(request, request.raw, reply.raw)
       if (call !== undefined) {
-        call.route = route.url ?? UNMATCHED_ROUTE // undefined for the 404 handler
+        call.route = config?.url ?? UNMATCHED_ROUTE // undefined for the 404 handler
         ;(request as Metered)[kCall] = call
         watchCompletion(request.raw, reply.raw, call)
       }
