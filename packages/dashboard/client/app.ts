@@ -160,23 +160,26 @@ function renderOverview(data: Json): void {
     ['Cost (USD)', [['cost', '#7c3aed']]],
     ['Tokens', [['tokens', '#0891b2']]],
   ]
-  for (const [title, measures] of specs) {
-    const box = h('figure', { class: 'chart' }, h('figcaption', {}, title))
-    grid.append(box)
-    const opts: uPlot.Options = {
-      width: chartWidth(grid),
-      height: 180,
-      ms: 1,
-      tzDate: (ts) => (utc() ? uPlot.tzDate(new Date(ts), 'Etc/UTC') : new Date(ts)),
-      series: [{}, ...measures.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false } }))],
-      axes: [{}, { size: 60 }],
-      legend: { live: false },
-      cursor: { drag: { x: false, y: false } },
-    }
-    const chart = new uPlot(opts, chartData(data, measures.map((m) => m[0])), box)
-    chart.root.setAttribute('data-measures', measures.map((m) => m[0]).join(','))
-    charts.push(chart)
+  for (const [title, measures] of specs) lineChart(grid, title, measures, data.series as Json)
+}
+
+/** A uPlot line chart of some measures of a series (`t` and one array per measure) in `grid`. */
+function lineChart(grid: HTMLElement, title: string, measures: [string, string][], series: Json): void {
+  const box = h('figure', { class: 'chart' }, h('figcaption', {}, title))
+  grid.append(box)
+  const opts: uPlot.Options = {
+    width: chartWidth(grid),
+    height: 180,
+    ms: 1,
+    tzDate: (ts) => (utc() ? uPlot.tzDate(new Date(ts), 'Etc/UTC') : new Date(ts)),
+    series: [{}, ...measures.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false } }))],
+    axes: [{}, { size: 60 }],
+    legend: { live: false },
+    cursor: { drag: { x: false, y: false } },
   }
+  const chart = new uPlot(opts, chartData(series, measures.map((m) => m[0])), box)
+  chart.root.setAttribute('data-measures', measures.map((m) => m[0]).join(','))
+  charts.push(chart)
 }
 
 function updateCards(data: Json): void {
@@ -189,13 +192,12 @@ function updateCards(data: Json): void {
   }
 }
 
-function chartData(data: Json, measures: string[]): uPlot.AlignedData {
-  const s = data.series as Json
+function chartData(s: Json, measures: string[]): uPlot.AlignedData {
   return [s.t as number[], ...measures.map((m) => s[m] as (number | null)[])]
 }
 
 function setChartData(data: Json): void {
-  for (const chart of charts) chart.setData(chartData(data, chart.root.getAttribute('data-measures')!.split(',')))
+  for (const chart of charts) chart.setData(chartData(data.series as Json, chart.root.getAttribute('data-measures')!.split(',')))
 }
 
 function chartWidth(container: HTMLElement): number {
@@ -296,17 +298,25 @@ function renderLlm(data: Json): void {
   main.append(h('h2', {}, 'LLM spend'))
   main.append(table('models', 'Spend by model', data.models as Json[], cols('Model')))
   main.append(table('llm-tenants', 'Spend by tenant (LLM calls)', data.tenants as Json[], cols('Tenant')))
-  main.append(table('budgets', 'Cost budgets pending or firing', data.budgets as Json[], [
+  // each budget's spend is over its own window (this day, this month, the last hour), not the page's range
+  main.append(table('budgets', 'Cost budgets (spend in each budget\'s current window)', data.budgets as Json[], [
     ['rule', 'Rule', (r) => `${String(r.rule)}${r.group ? ` (${String(r.group)})` : ''}`, (r) => String(r.rule)],
-    ['state', 'State', (r) => String(r.state), (r) => String(r.state)],
-    ['value', 'Spent', (r) => (r.value === null ? '–' : usd(r.value as number))],
+    ['window', 'Window', (r) => `${String(r.window)} from ${when(r.from as string)}`, (r) => String(r.from)],
+    ['spent', 'Spent', (r) => usd(r.spent as number)],
     ['threshold', 'Budget', (r) => usd(r.threshold as number)],
-    ['burn', 'Burnt', (r) => pct(r.burn as number | null)],
-  ]))
+    ['burn', 'Used', (r) => h('span', { class: `burn${(r.burn as number) >= 1 ? ' over' : ''}` }, pct(r.burn as number)), (r) => r.burn as number],
+    ['state', 'State', (r) => h('span', { class: `state ${String(r.state)}` }, `${String(r.state)}${r.severity ? ` · ${String(r.severity)}` : ''}`), (r) => String(r.state)],
+  ], undefined, 'burn'))
 }
 
 function renderReliability(data: Json): void {
   main.append(h('h2', {}, 'Alerts, probes and SLOs'))
+  // definitions stored in the database that this version cannot read are named, never dropped silently
+  const problems = (data.problems as Json[] | undefined) ?? []
+  if (problems.length > 0) {
+    main.append(h('div', { class: 'notes', role: 'note', id: 'stored-problems' }, h('p', {}, 'Some stored definitions cannot be shown:'),
+      h('ul', {}, ...problems.map((p) => h('li', {}, `${String(p.what).replace('_', ' ')} ${p.name === '*' ? '(all)' : `'${String(p.name)}'`}: ${String(p.message)}`)))))
+  }
   main.append(table('active-alerts', 'Active alerts', data.active as Json[], [
     ['rule', 'Rule', (r) => `${String(r.rule)}${r.group ? ` (${String(r.group)})` : ''}`, (r) => String(r.rule)],
     ['state', 'State', (r) => `${String(r.state)} · ${String(r.severity)}`, (r) => String(r.state)],
@@ -367,6 +377,16 @@ function renderHealth(data: Json): void {
     h('div', { class: 'card' }, h('span', { class: 'label' }, 'Event-loop p99'), h('strong', {}, latest ? ms((latest.eventLoopDelayUs as Json).p99 / 1000) : '–')),
   ))
   if (!latest) main.append(h('p', { class: 'hint' }, 'No process metrics in this range (createMonitor({ system: true }) samples them).'))
+  else {
+    // the stored samples over the range, per bucket (every instance that samples: the fleet's peaks)
+    const grid = h('section', { class: 'charts', id: 'process-charts', 'aria-label': 'Process metrics over time' })
+    main.append(grid)
+    const series = sys.series as Json
+    const mib = { ...series, rss: (series.rss as (number | null)[]).map((v) => (v === null ? null : v / 1048576)), heap: (series.heap as (number | null)[]).map((v) => (v === null ? null : v / 1048576)) }
+    lineChart(grid, 'CPU (%)', [['cpu', '#2563eb']], series)
+    lineChart(grid, 'Memory (MiB, max)', [['rss', '#7c3aed'], ['heap', '#0891b2']], mib)
+    lineChart(grid, 'Event-loop delay p99 (ms)', [['loopP99', '#dc2626']], series)
+  }
   main.append(table('unhealthy', 'Routes not healthy in the range', data.routes as Json[], [
     ['key', 'Route', (r) => String(r.key), (r) => String(r.key)],
     ['status', 'Status', (r) => h('span', { class: `state ${String(r.status)}` }, String(r.status)), (r) => String(r.status)],

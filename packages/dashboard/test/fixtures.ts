@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:http'
 import type { CallInput, Monitor } from '@apimeter/core'
+import { dashboard, type DashboardOptions } from '@apimeter/dashboard'
+import type express from 'express'
+import type { Express } from 'express'
+import { runCli } from '../../core/src/cli/main.js'
+import { close, listen } from '../../../test/support/http.js'
 
 /** A temporary directory for SQLite files, and its removal. */
 export function tempDir(): { dir: string; remove: () => void } {
@@ -38,4 +44,34 @@ export function sampleCalls(now: number): CallInput[] {
 export async function seed(monitor: Monitor, calls: readonly CallInput[]): Promise<void> {
   for (const call of calls) monitor.record(call)
   await monitor.flush()
+}
+
+/**
+ * The dashboard mounted at /apimeter on an Express app (`lib`: Express 4 or 5), after the app's own middleware
+ * (`setup`), listening on a free loopback port. `stop()` ends its streams and the server.
+ */
+export async function mountOnExpress(lib: typeof express, monitor: Monitor, options: DashboardOptions, setup: (app: Express) => void = () => undefined): Promise<{ base: string; stop: () => Promise<void> }> {
+  const app = lib()
+  setup(app)
+  const handle = dashboard(monitor, options)
+  app.use('/apimeter', handle)
+  const server = createServer(app)
+  const base = await listen(server)
+  return {
+    base,
+    stop: async () => {
+      handle.close()
+      await close(server)
+    },
+  }
+}
+
+/** Starts `apimeter dashboard …` in this process; `stop()` ends it like Ctrl-C and resolves its exit code. */
+export function startDashboardCli(...argv: string[]) {
+  let out = ''
+  let err = ''
+  let stop!: () => void
+  const stopped = new Promise<void>((resolve) => (stop = resolve))
+  const code = runCli(['dashboard', ...argv], { out: (t) => (out += t), err: (t) => (err += t), stopped })
+  return { code, stop: () => (stop(), code), out: () => out, err: () => err }
 }
