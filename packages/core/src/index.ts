@@ -106,7 +106,7 @@ export type { GaugeStats, SystemBucket, SystemSample } from './storage/system-st
 
 // Alerts
 export type { ActiveAlert, AlertHealth, AlertHistoryEntry, CostBudget, MonitorAlerts } from './alerts/alert-manager.js'
-export { readStored, type StoredProblem, type StoredReader } from './monitor/stored.js'
+export { readStored, type StoredExcept, type StoredProblem, type StoredReader } from './monitor/stored.js'
 export { type AlertEvent, SIGNATURE_HEADER, signWebhookBody } from './alerts/notifiers.js'
 export {
   ALERT_KINDS,

@@ -70,6 +70,11 @@ describe.each(SLO_STORAGES)('readStored() on %s storage', (kind) => {
       expect(uptime).toMatchObject({ observedMs: 70_000, downtimeMs: 20_000 })
       await expect(stored.probes.uptime({ name: 'nope' })).rejects.toThrow(/a stored probe \(nightly\), got nope/)
       expect(await stored.problems()).toEqual([])
+      // what the caller defines itself can be left out (the dashboard reads those through its monitor)
+      expect((await stored.alerts.active({ except: ['errors', 'slo:api:page'] })).map((a) => a.rule).sort()).toEqual(['llm-daily', 'slo:api:ticket', 'tenant-monthly'])
+      expect((await stored.alerts.budgets({ except: ['tenant-monthly'] })).map((b) => b.rule)).toEqual(['llm-daily', 'hourly-cap'])
+      expect(await stored.slos.status({ except: ['api'] })).toEqual([])
+      expect(await stored.probes.status({ except: ['nightly'] })).toEqual([])
 
       // reading wrote nothing: no transition, check or state change, even after the windows moved on
       const before = { events: await storage.alerts!.events({}), states: await storage.probes!.states(), checks: await storage.probes!.checks({}) }

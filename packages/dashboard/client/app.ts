@@ -208,7 +208,7 @@ function chartWidth(container: HTMLElement): number {
 // ---------- tables ----------
 type Column = [key: string, label: string, format: (row: Json) => string | Node, value?: (row: Json) => number | string]
 
-function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void, by = columns[1]?.[0] ?? 'key'): HTMLElement {
+function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void, by = columns[1]?.[0] ?? 'key', empty = 'Nothing in this range.'): HTMLElement {
   const sort = state.sort[id] ?? { key: by, desc: true }
   const valueOf = (row: Json, key: string) => {
     const col = columns.find((c) => c[0] === key)
@@ -230,7 +230,7 @@ function table(id: string, caption: string, rows: Json[], columns: Column[], onP
     return h('th', { scope: 'col', 'aria-sort': sort.key === key ? (sort.desc ? 'descending' : 'ascending') : null }, button)
   }))
   const body = h('tbody')
-  if (sorted.length === 0) body.append(h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, 'Nothing in this range.')))
+  if (sorted.length === 0) body.append(h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty)))
   for (const row of sorted) {
     const cells = columns.map(([key, , format], i) => {
       const content = format(row)
@@ -306,7 +306,7 @@ function renderLlm(data: Json): void {
     ['threshold', 'Budget', (r) => usd(r.threshold as number)],
     ['burn', 'Used', (r) => h('span', { class: `burn${(r.burn as number) >= 1 ? ' over' : ''}` }, pct(r.burn as number)), (r) => r.burn as number],
     ['state', 'State', (r) => h('span', { class: `state ${String(r.state)}` }, `${String(r.state)}${r.severity ? ` · ${String(r.severity)}` : ''}`), (r) => String(r.state)],
-  ], undefined, 'burn'))
+  ], undefined, 'burn', 'No cost budgets: no kind: \'cost\' alert rule is defined here or stored in the database.'))
 }
 
 function renderReliability(data: Json): void {
@@ -323,7 +323,7 @@ function renderReliability(data: Json): void {
     ['value', 'Value', (r) => (r.value === null ? 'no data' : r.kind === 'cost' ? usd(r.value as number) : num(r.value as number))],
     ['threshold', 'Threshold', (r) => (r.kind === 'cost' ? usd(r.threshold as number) : num(r.threshold as number))],
     ['since', 'Since', (r) => when(r.since as string), (r) => String(r.since)],
-  ]))
+  ], undefined, undefined, 'No alert is pending or firing.'))
   main.append(table('alert-history', 'Alert history in the range', data.history as Json[], [
     ['at', 'At', (r) => when(r.at as string), (r) => String(r.at)],
     ['rule', 'Rule', (r) => String(r.rule), (r) => String(r.rule)],
@@ -336,7 +336,7 @@ function renderReliability(data: Json): void {
     ['uptime', 'Uptime', (r) => pct((r.uptime as Json | null)?.timeRatio as number | null), (r) => ((r.uptime as Json | null)?.timeRatio as number) ?? -1],
     ['incidents', 'Incidents', (r) => String((r.incidents as Json[]).length), (r) => (r.incidents as Json[]).length],
     ['bar', 'Recent checks', (r) => uptimeBar(r.bar as Json[])],
-  ]))
+  ], undefined, undefined, 'No probes are defined here or stored in the database.'))
   main.append(table('slos', 'SLOs', data.slos as Json[], [
     ['name', 'SLO', (r) => String(r.name), (r) => String(r.name)],
     ['objective', 'Objective', (r) => `${pct(r.objective as number)} / ${String(r.window)}`, (r) => r.objective as number],
@@ -344,7 +344,7 @@ function renderReliability(data: Json): void {
     ['budget', 'Budget left', (r) => pct((r.budget as Json).remaining as number), (r) => (r.budget as Json).remaining as number],
     ['burn', 'Burn 1h / 6h / 3d', (r) => ['1h', '6h', '3d'].map((w) => `${((r.burnRates as Json)[w] as number).toFixed(2)}×`).join(' · '), (r) => (r.burnRates as Json)['1h'] as number],
     ['alert', 'Alert', (r) => String(r.alert), (r) => String(r.alert)],
-  ]))
+  ], undefined, undefined, 'No SLOs are defined here or stored in the database.'))
 }
 
 function uptimeBar(checks: Json[]): Node {

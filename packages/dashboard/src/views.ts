@@ -82,31 +82,33 @@ async function traffic(monitor: Monitor, filter: StatsFilter, q: ViewQuery) {
 
 async function llm(monitor: Monitor, filter: StatsFilter, stored: StoredReader) {
   // one breakdown by model: its top rows are the table, all of its keys scope the per-tenant spend to LLM calls
-  const [byModel, own, others] = await Promise.all([monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: 1000 }), monitor.alerts.budgets(), stored.alerts.budgets()])
+  const ownRules = { except: monitor.alerts.rules }
+  const [byModel, own, others] = await Promise.all([monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: 1000 }), monitor.alerts.budgets(), stored.alerts.budgets(ownRules)])
   const models = byModel.filter((r) => r.key !== NO_VALUE_KEY).slice(0, ROWS)
   const tenants = await monitor.stats.breakdown({ ...filter, model: modelsOnly(byModel), by: 'tenant', orderBy: 'cost', limit: ROWS })
   const spend = (rows: BreakdownRow[]) =>
     rows.map((r) => ({ key: r.key, requests: r.requests, cost: r.cost, input: r.tokens.input, output: r.tokens.output, cachedInput: r.tokens.cachedInput, cacheHitRate: r.cacheHitRate }))
   // budgets: every cost rule, whatever its state, with its spend in its own window (not the page's range)
-  const budgets = merge(own, others, (b) => b.rule, new Set(monitor.alerts.rules))
+  const budgets = merge(own, others)
   return { models: spend(models), tenants: spend(tenants), budgets }
 }
 
 async function reliability(monitor: Monitor, q: ViewQuery, stored: StoredReader) {
   const range = { from: q.from, to: q.to }
-  const [active, storedActive, history, probes, storedProbes, slos, storedSlos, problems] = await Promise.all([
+  // the stored definitions the monitor has itself are read through the monitor only
+  const slos = await monitor.slos.status()
+  const [active, storedActive, history, probes, storedProbes, storedSlos, problems] = await Promise.all([
     monitor.alerts.active(),
-    stored.alerts.active(),
+    stored.alerts.active({ except: monitor.alerts.rules }),
     monitor.alerts.history(range),
     monitor.probes.status(),
-    stored.probes.status(),
-    monitor.slos.status(),
-    stored.slos.status(),
+    stored.probes.status({ except: monitor.probes.names }),
+    stored.slos.status({ except: slos.map((s) => s.name) }),
     stored.problems(),
   ])
   const configured = new Set(monitor.probes.names)
   const probeRows = await Promise.all(
-    merge(probes, storedProbes, (p) => p.name, configured).map(async (p) => {
+    merge(probes, storedProbes).map(async (p) => {
       const [checks, incidents, uptime] = await Promise.all([
         monitor.probes.checks({ name: p.name, ...range }),
         monitor.probes.incidents({ name: p.name, ...range }),
@@ -118,20 +120,20 @@ async function reliability(monitor: Monitor, q: ViewQuery, stored: StoredReader)
     }),
   )
   return {
-    active: merge(active, storedActive, (a) => a.rule, new Set(monitor.alerts.rules)),
+    active: merge(active, storedActive),
     history: history.slice(-200).reverse(),
     probes: probeRows,
-    slos: merge(slos, storedSlos, (s) => s.name, new Set(slos.map((s) => s.name))),
+    slos: merge(slos, storedSlos),
     problems,
   }
 }
 
 /**
  * The monitor's own rows (`source: 'configured'`), then the stored ones of definitions it does not have
- * (`source: 'stored'`): what other instances of the fleet, or the app behind the CLI's database, defined.
+ * (`source: 'stored'`, read without the monitor's own names): what other instances of the fleet, or the app behind the CLI's database, defined.
  */
-function merge<T extends object>(own: readonly T[], stored: readonly T[], name: (row: T) => string, configured: ReadonlySet<string>): (T & { source: 'configured' | 'stored' })[] {
-  return [...own.map((r) => ({ ...r, source: 'configured' as const })), ...stored.filter((r) => !configured.has(name(r))).map((r) => ({ ...r, source: 'stored' as const }))]
+function merge<T extends object>(own: readonly T[], stored: readonly T[]): (T & { source: 'configured' | 'stored' })[] {
+  return [...own.map((r) => ({ ...r, source: 'configured' as const })), ...stored.map((r) => ({ ...r, source: 'stored' as const }))]
 }
 
 async function health(monitor: Monitor, q: ViewQuery) {

@@ -22,6 +22,18 @@ export interface StoredProblem {
   message: string
 }
 
+/** Names to leave out of a list (typically the definitions the caller has itself). */
+export interface StoredExcept {
+  /**
+   * Rule, probe or SLO names not to read (an SLO's burn-rate rules are named `slo:<name>:page` / `:ticket`).
+   * @example
+   * ```ts
+   * await readStored(monitor.storage).slos.status({ except: ['checkout-availability'] })
+   * ```
+   */
+  except?: readonly string[]
+}
+
 /**
  * What {@link readStored} returns: the alert rules, probes and SLOs every monitor on a database has stored, with
  * their state, read from the storage alone. Nothing is evaluated, run or notified: no timer, no probe check, no
@@ -36,7 +48,7 @@ export interface StoredReader {
      * const firing = (await readStored(storage).alerts.active()).filter((a) => a.state === 'firing')
      * ```
      */
-    active(): Promise<ActiveAlert[]>
+    active(options?: StoredExcept): Promise<ActiveAlert[]>
     /**
      * Stored transitions with `from <= at < to`, oldest first (as `monitor.alerts.history()`).
      * @example
@@ -52,7 +64,7 @@ export interface StoredReader {
      * for (const b of await readStored(storage).alerts.budgets()) console.log(b.rule, b.spent, b.threshold)
      * ```
      */
-    budgets(): Promise<CostBudget[]>
+    budgets(options?: StoredExcept): Promise<CostBudget[]>
   }
   readonly probes: {
     /**
@@ -62,7 +74,7 @@ export interface StoredReader {
      * const down = (await readStored(storage).probes.status()).filter((p) => p.state === 'down')
      * ```
      */
-    status(): Promise<ProbeStatus[]>
+    status(options?: StoredExcept): Promise<ProbeStatus[]>
     /**
      * Uptime of a stored probe over a range (default: the last 24 hours), its stored maintenance windows left out.
      * @example
@@ -80,7 +92,7 @@ export interface StoredReader {
      * const exhausted = (await readStored(storage).slos.status()).filter((s) => s.budget.exhausted)
      * ```
      */
-    status(): Promise<SloStatus[]>
+    status(options?: StoredExcept): Promise<SloStatus[]>
   }
   /**
    * The stored definitions that could not be read (each is left out of the lists above), and the kinds the storage
@@ -153,17 +165,24 @@ export function readStored(storage: StorageAdapter, options: { clock?: Clock } =
     return storage.probes.definitions()
   }
 
+  const without = <T>(list: readonly T[], name: (item: T) => string, options: StoredExcept | undefined): T[] => {
+    const except = new Set(options?.except ?? [])
+    return list.filter((item) => !except.has(name(item)))
+  }
   return {
     alerts: {
-      active: async () => activeAlerts(alertStore, await rules()),
+      active: async (options) => activeAlerts(alertStore, without(await rules(), (r) => r.name, options)),
       history: async (range = {}) => {
         await ensureStorageReady(storage)
         return alertHistory(alertStore, range, clock.now())
       },
-      budgets: async () => costBudgets(await rules(), storage, alertStore, clock.now()),
+      budgets: async (options) => costBudgets(without(await rules(), (r) => r.name, options), storage, alertStore, clock.now()),
     },
     probes: {
-      status: async () => ((await probeDefinitions()) === undefined ? [] : probeStatuses(storage.probes!)),
+      status: async (options) => {
+        const definitions = await probeDefinitions()
+        return definitions === undefined ? [] : probeStatuses(storage.probes!, without(definitions, (d) => d.name, options))
+      },
       uptime: async (range) => {
         const definitions = (await probeDefinitions()) ?? []
         const record = definitions.find((d) => d.name === range?.name)
@@ -175,9 +194,9 @@ export function readStored(storage: StorageAdapter, options: { clock?: Clock } =
       },
     },
     slos: {
-      status: async () => {
+      status: async (options) => {
         const now = clock.now()
-        return Promise.all((await slos()).map((s) => sloStatus(storage, s, now)))
+        return Promise.all(without(await slos(), (s) => s.name, options).map((s) => sloStatus(storage, s, now)))
       },
     },
     problems: async () => {
