@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CHROMIUM_ARGS, chromiumPath } from '../../../scripts/chromium.js'
 import { close, listen } from '../../../test/support/http.js'
 import { freshSchema, testUrl } from '../../storage-postgres/test/helpers.js'
-import { mountOnExpress, sampleCalls, seed, tempDir } from './fixtures.js'
+import { mountOnExpress, sampleCalls, seed, systemSamples, tempDir } from './fixtures.js'
 
 // The dashboard in a real headless Chromium (Debian's package, installed by the test setup when missing), against
 // real storages and real HTTP servers. Every run takes the screenshots; they land in docs/ for docs/dashboard.md
@@ -96,6 +96,7 @@ describe('the dashboard in headless Chromium', () => {
         ],
       })
       await seed(monitor, sampleCalls(Date.now()))
+      await monitor.storage.system!.write(systemSamples(Date.now())) // so the health view charts process metrics
       await monitor.probes.runOnce('orders-api')
       await monitor.probes.heartbeat('nightly-export')
       await monitor.alerts.evaluate()

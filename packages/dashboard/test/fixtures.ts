@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
-import type { CallInput, Monitor } from '@apimeter/core'
+import type { CallInput, Monitor, SystemSample } from '@apimeter/core'
 import { dashboard, type DashboardOptions } from '@apimeter/dashboard'
 import type express from 'express'
 import type { Express } from 'express'
@@ -74,4 +74,31 @@ export function startDashboardCli(...argv: string[]) {
   const stopped = new Promise<void>((resolve) => (stop = resolve))
   const code = runCli(['dashboard', ...argv], { out: (t) => (out += t), err: (t) => (err += t), stopped })
   return { code, stop: () => (stop(), code), out: () => out, err: () => err }
+}
+
+/**
+ * Process samples as the sampler stores them (`system: true`), one every 10 minutes over the 6 hours before `now`,
+ * with RSS and CPU varying so their charts have a shape.
+ */
+export function systemSamples(now: number): SystemSample[] {
+  const samples: SystemSample[] = []
+  for (let t = now - 6 * HOUR; t < now; t += 10 * 60_000) {
+    samples.push({
+      at: t,
+      service: 'shop',
+      instance: 'web-1:42',
+      intervalMs: 10_000,
+      eventLoopDelayP50Us: 300,
+      eventLoopDelayP99Us: 4000 + ((t / 60_000) % 7) * 500,
+      eventLoopDelayMaxUs: 9000,
+      eventLoopUtilization: 0.3,
+      cpuUserUs: 1_000_000 + ((t / 1000) % 3_000_000),
+      cpuSystemUs: 500_000,
+      rssBytes: (150 + ((t / 60_000) % 40)) * 1048576,
+      heapUsedBytes: 60 * 1048576,
+      heapTotalBytes: 90 * 1048576,
+      handles: 12,
+    })
+  }
+  return samples
 }

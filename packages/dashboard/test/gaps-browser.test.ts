@@ -1,38 +1,17 @@
-import { createMonitor, type Monitor, type SystemSample } from '@apimeter/core'
+import { createMonitor, type Monitor } from '@apimeter/core'
 import { apimeter } from '@apimeter/express'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import express from 'express'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CHROMIUM_ARGS, chromiumPath } from '../../../scripts/chromium.js'
-import { mountOnExpress, sampleCalls, seed, tempDir } from './fixtures.js'
+import { mountOnExpress, sampleCalls, seed, systemSamples, tempDir } from './fixtures.js'
 
 // The service filter, the UTC / local switch, process-metric charts and budgets in a real headless Chromium whose
 // time zone is far from UTC (so local times differ from UTC ones).
 /* eslint-disable @typescript-eslint/no-unsafe-call, @typescript-eslint/no-explicit-any */
 declare const document: any
 const TOKEN = 'browser-gaps-token'
-const HOUR = 3_600_000
-
-function sample(at: number, over: Partial<SystemSample> = {}): SystemSample {
-  return {
-    at,
-    service: 'shop',
-    instance: 'web-1:42',
-    intervalMs: 10_000,
-    eventLoopDelayP50Us: 300,
-    eventLoopDelayP99Us: 4000,
-    eventLoopDelayMaxUs: 9000,
-    eventLoopUtilization: 0.3,
-    cpuUserUs: 2_000_000,
-    cpuSystemUs: 500_000,
-    rssBytes: 150 * 1048576,
-    heapUsedBytes: 60 * 1048576,
-    heapTotalBytes: 90 * 1048576,
-    handles: 12,
-    ...over,
-  }
-}
 
 /** The overview's numbers and range as the page shows them. */
 async function shown(page: Page): Promise<{ from: number; to: number; requests: number; errorRate: number; cost: number }> {
@@ -77,9 +56,7 @@ describe('the dashboard in headless Chromium, in Asia/Kolkata', () => {
     await seed(monitor, calls)
     await monitor.alerts.evaluate()
     // process samples as the sampler stores them, every 10 minutes over the last 6 hours
-    const samples: SystemSample[] = []
-    for (let t = now - 6 * HOUR; t < now; t += 10 * 60_000) samples.push(sample(t, { rssBytes: (150 + ((t / 60_000) % 40)) * 1048576, cpuUserUs: 1_000_000 + ((t / 1000) % 3_000_000) }))
-    await monitor.storage.system!.write(samples)
+    await monitor.storage.system!.write(systemSamples(now))
     server = await mountOnExpress(express, monitor, { auth: { token: TOKEN }, liveIntervalMs: 300 }, (a) => a.use(apimeter(monitor)))
     context = await browser.newContext({ timezoneId: 'Asia/Kolkata', locale: 'en-GB', viewport: { width: 1280, height: 900 }, extraHTTPHeaders: { authorization: `Bearer ${TOKEN}` } })
     page = await context.newPage()
