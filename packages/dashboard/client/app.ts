@@ -32,6 +32,7 @@ const utc = (): boolean => field<HTMLSelectElement>('tz').value === 'utc'
 const num = (v: number): string => (Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(1)}k` : v.toLocaleString('en-US', { maximumFractionDigits: 2 }))
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(2)}%`)
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`)
+const small = (v: number): string => (v !== 0 && Math.abs(v) < 0.01 ? v.toPrecision(3) : num(v))
 const usd = (v: number): string => `$${v === 0 || v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4) : v.toFixed(6).replace(/0+$/, '')}`
 const bytes = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v / 1048576).toFixed(1)} MiB`)
 function when(t: number | string | null | undefined): string {
@@ -328,7 +329,8 @@ function renderReliability(data: Json): void {
     ['at', 'At', (r) => when(r.at as string), (r) => String(r.at)],
     ['rule', 'Rule', (r) => String(r.rule), (r) => String(r.rule)],
     ['state', 'State', (r) => String(r.state), (r) => String(r.state)],
-    ['value', 'Value', (r) => (r.value === null ? '–' : num(r.value as number))],
+    // history entries carry no kind: a small value (a cost in USD, a share) keeps 3 significant digits
+    ['value', 'Value', (r) => (r.value === null ? '–' : small(r.value as number))],
   ], undefined, 'at'))
   main.append(table('probes', 'Probes', data.probes as Json[], [
     ['name', 'Probe', (r) => String(r.name), (r) => String(r.name)],
