@@ -38,6 +38,7 @@ const TIME_SENSITIVE = [
   'packages/core/test/system.test.ts',
   'packages/dashboard/test/handler.test.ts',
   'packages/core/test/metrics/metrics.test.ts',
+  'packages/core/test/stored.test.ts',
 ]
 
 export default defineConfig({

@@ -105,7 +105,8 @@ export type { SystemOptions } from './monitor/system-sampler.js'
 export type { GaugeStats, SystemBucket, SystemSample } from './storage/system-store.js'
 
 // Alerts
-export type { ActiveAlert, AlertHealth, AlertHistoryEntry, MonitorAlerts } from './alerts/alert-manager.js'
+export type { ActiveAlert, AlertHealth, AlertHistoryEntry, CostBudget, MonitorAlerts } from './alerts/alert-manager.js'
+export { readStored, type StoredExcept, type StoredProblem, type StoredReader } from './monitor/stored.js'
 export { type AlertEvent, SIGNATURE_HEADER, signWebhookBody } from './alerts/notifiers.js'
 export {
   ALERT_KINDS,

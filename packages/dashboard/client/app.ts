@@ -32,6 +32,7 @@ const utc = (): boolean => field<HTMLSelectElement>('tz').value === 'utc'
 const num = (v: number): string => (Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(1)}k` : v.toLocaleString('en-US', { maximumFractionDigits: 2 }))
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(2)}%`)
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`)
+const small = (v: number): string => (v !== 0 && Math.abs(v) < 0.01 ? v.toPrecision(3) : num(v))
 const usd = (v: number): string => `$${v === 0 || v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4) : v.toFixed(6).replace(/0+$/, '')}`
 const bytes = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${(v / 1048576).toFixed(1)} MiB`)
 function when(t: number | string | null | undefined): string {
@@ -160,23 +161,26 @@ function renderOverview(data: Json): void {
     ['Cost (USD)', [['cost', '#7c3aed']]],
     ['Tokens', [['tokens', '#0891b2']]],
   ]
-  for (const [title, measures] of specs) {
-    const box = h('figure', { class: 'chart' }, h('figcaption', {}, title))
-    grid.append(box)
-    const opts: uPlot.Options = {
-      width: chartWidth(grid),
-      height: 180,
-      ms: 1,
-      tzDate: (ts) => (utc() ? uPlot.tzDate(new Date(ts), 'Etc/UTC') : new Date(ts)),
-      series: [{}, ...measures.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false } }))],
-      axes: [{}, { size: 60 }],
-      legend: { live: false },
-      cursor: { drag: { x: false, y: false } },
-    }
-    const chart = new uPlot(opts, chartData(data, measures.map((m) => m[0])), box)
-    chart.root.setAttribute('data-measures', measures.map((m) => m[0]).join(','))
-    charts.push(chart)
+  for (const [title, measures] of specs) lineChart(grid, title, measures, data.series as Json)
+}
+
+/** A uPlot line chart of some measures of a series (`t` and one array per measure) in `grid`. */
+function lineChart(grid: HTMLElement, title: string, measures: [string, string][], series: Json): void {
+  const box = h('figure', { class: 'chart' }, h('figcaption', {}, title))
+  grid.append(box)
+  const opts: uPlot.Options = {
+    width: chartWidth(grid),
+    height: 180,
+    ms: 1,
+    tzDate: (ts) => (utc() ? uPlot.tzDate(new Date(ts), 'Etc/UTC') : new Date(ts)),
+    series: [{}, ...measures.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false } }))],
+    axes: [{}, { size: 60 }],
+    legend: { live: false },
+    cursor: { drag: { x: false, y: false } },
   }
+  const chart = new uPlot(opts, chartData(series, measures.map((m) => m[0])), box)
+  chart.root.setAttribute('data-measures', measures.map((m) => m[0]).join(','))
+  charts.push(chart)
 }
 
 function updateCards(data: Json): void {
@@ -189,13 +193,12 @@ function updateCards(data: Json): void {
   }
 }
 
-function chartData(data: Json, measures: string[]): uPlot.AlignedData {
-  const s = data.series as Json
+function chartData(s: Json, measures: string[]): uPlot.AlignedData {
   return [s.t as number[], ...measures.map((m) => s[m] as (number | null)[])]
 }
 
 function setChartData(data: Json): void {
-  for (const chart of charts) chart.setData(chartData(data, chart.root.getAttribute('data-measures')!.split(',')))
+  for (const chart of charts) chart.setData(chartData(data.series as Json, chart.root.getAttribute('data-measures')!.split(',')))
 }
 
 function chartWidth(container: HTMLElement): number {
@@ -206,7 +209,7 @@ function chartWidth(container: HTMLElement): number {
 // ---------- tables ----------
 type Column = [key: string, label: string, format: (row: Json) => string | Node, value?: (row: Json) => number | string]
 
-function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void, by = columns[1]?.[0] ?? 'key'): HTMLElement {
+function table(id: string, caption: string, rows: Json[], columns: Column[], onPick?: (row: Json) => void, by = columns[1]?.[0] ?? 'key', empty = 'Nothing in this range.'): HTMLElement {
   const sort = state.sort[id] ?? { key: by, desc: true }
   const valueOf = (row: Json, key: string) => {
     const col = columns.find((c) => c[0] === key)
@@ -228,7 +231,7 @@ function table(id: string, caption: string, rows: Json[], columns: Column[], onP
     return h('th', { scope: 'col', 'aria-sort': sort.key === key ? (sort.desc ? 'descending' : 'ascending') : null }, button)
   }))
   const body = h('tbody')
-  if (sorted.length === 0) body.append(h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, 'Nothing in this range.')))
+  if (sorted.length === 0) body.append(h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty)))
   for (const row of sorted) {
     const cells = columns.map(([key, , format], i) => {
       const content = format(row)
@@ -296,29 +299,38 @@ function renderLlm(data: Json): void {
   main.append(h('h2', {}, 'LLM spend'))
   main.append(table('models', 'Spend by model', data.models as Json[], cols('Model')))
   main.append(table('llm-tenants', 'Spend by tenant (LLM calls)', data.tenants as Json[], cols('Tenant')))
-  main.append(table('budgets', 'Cost budgets pending or firing', data.budgets as Json[], [
+  // each budget's spend is over its own window (this day, this month, the last hour), not the page's range
+  main.append(table('budgets', 'Cost budgets (spend in each budget\'s current window)', data.budgets as Json[], [
     ['rule', 'Rule', (r) => `${String(r.rule)}${r.group ? ` (${String(r.group)})` : ''}`, (r) => String(r.rule)],
-    ['state', 'State', (r) => String(r.state), (r) => String(r.state)],
-    ['value', 'Spent', (r) => (r.value === null ? '–' : usd(r.value as number))],
+    ['window', 'Window', (r) => `${String(r.window)} from ${when(r.from as string)}`, (r) => String(r.from)],
+    ['spent', 'Spent', (r) => usd(r.spent as number)],
     ['threshold', 'Budget', (r) => usd(r.threshold as number)],
-    ['burn', 'Burnt', (r) => pct(r.burn as number | null)],
-  ]))
+    ['burn', 'Used', (r) => h('span', { class: `burn${(r.burn as number) >= 1 ? ' over' : ''}` }, pct(r.burn as number)), (r) => r.burn as number],
+    ['state', 'State', (r) => h('span', { class: `state ${String(r.state)}` }, `${String(r.state)}${r.severity ? ` · ${String(r.severity)}` : ''}`), (r) => String(r.state)],
+  ], undefined, 'burn', 'No cost budgets: no kind: \'cost\' alert rule is defined here or stored in the database.'))
 }
 
 function renderReliability(data: Json): void {
   main.append(h('h2', {}, 'Alerts, probes and SLOs'))
+  // definitions stored in the database that this version cannot read are named, never dropped silently
+  const problems = (data.problems as Json[] | undefined) ?? []
+  if (problems.length > 0) {
+    main.append(h('div', { class: 'notes', role: 'note', id: 'stored-problems' }, h('p', {}, 'Some stored definitions cannot be shown:'),
+      h('ul', {}, ...problems.map((p) => h('li', {}, `${String(p.what).replace('_', ' ')} ${p.name === '*' ? '(all)' : `'${String(p.name)}'`}: ${String(p.message)}`)))))
+  }
   main.append(table('active-alerts', 'Active alerts', data.active as Json[], [
     ['rule', 'Rule', (r) => `${String(r.rule)}${r.group ? ` (${String(r.group)})` : ''}`, (r) => String(r.rule)],
     ['state', 'State', (r) => `${String(r.state)} · ${String(r.severity)}`, (r) => String(r.state)],
     ['value', 'Value', (r) => (r.value === null ? 'no data' : r.kind === 'cost' ? usd(r.value as number) : num(r.value as number))],
     ['threshold', 'Threshold', (r) => (r.kind === 'cost' ? usd(r.threshold as number) : num(r.threshold as number))],
     ['since', 'Since', (r) => when(r.since as string), (r) => String(r.since)],
-  ]))
+  ], undefined, undefined, 'No alert is pending or firing.'))
   main.append(table('alert-history', 'Alert history in the range', data.history as Json[], [
     ['at', 'At', (r) => when(r.at as string), (r) => String(r.at)],
     ['rule', 'Rule', (r) => String(r.rule), (r) => String(r.rule)],
     ['state', 'State', (r) => String(r.state), (r) => String(r.state)],
-    ['value', 'Value', (r) => (r.value === null ? '–' : num(r.value as number))],
+    // history entries carry no kind: a small value (a cost in USD, a share) keeps 3 significant digits
+    ['value', 'Value', (r) => (r.value === null ? '–' : small(r.value as number))],
   ], undefined, 'at'))
   main.append(table('probes', 'Probes', data.probes as Json[], [
     ['name', 'Probe', (r) => String(r.name), (r) => String(r.name)],
@@ -326,7 +338,7 @@ function renderReliability(data: Json): void {
     ['uptime', 'Uptime', (r) => pct((r.uptime as Json | null)?.timeRatio as number | null), (r) => ((r.uptime as Json | null)?.timeRatio as number) ?? -1],
     ['incidents', 'Incidents', (r) => String((r.incidents as Json[]).length), (r) => (r.incidents as Json[]).length],
     ['bar', 'Recent checks', (r) => uptimeBar(r.bar as Json[])],
-  ]))
+  ], undefined, undefined, 'No probes are defined here or stored in the database.'))
   main.append(table('slos', 'SLOs', data.slos as Json[], [
     ['name', 'SLO', (r) => String(r.name), (r) => String(r.name)],
     ['objective', 'Objective', (r) => `${pct(r.objective as number)} / ${String(r.window)}`, (r) => r.objective as number],
@@ -334,7 +346,7 @@ function renderReliability(data: Json): void {
     ['budget', 'Budget left', (r) => pct((r.budget as Json).remaining as number), (r) => (r.budget as Json).remaining as number],
     ['burn', 'Burn 1h / 6h / 3d', (r) => ['1h', '6h', '3d'].map((w) => `${((r.burnRates as Json)[w] as number).toFixed(2)}×`).join(' · '), (r) => (r.burnRates as Json)['1h'] as number],
     ['alert', 'Alert', (r) => String(r.alert), (r) => String(r.alert)],
-  ]))
+  ], undefined, undefined, 'No SLOs are defined here or stored in the database.'))
 }
 
 function uptimeBar(checks: Json[]): Node {
@@ -367,6 +379,16 @@ function renderHealth(data: Json): void {
     h('div', { class: 'card' }, h('span', { class: 'label' }, 'Event-loop p99'), h('strong', {}, latest ? ms((latest.eventLoopDelayUs as Json).p99 / 1000) : '–')),
   ))
   if (!latest) main.append(h('p', { class: 'hint' }, 'No process metrics in this range (createMonitor({ system: true }) samples them).'))
+  else {
+    // the stored samples over the range, per bucket (every instance that samples: the fleet's peaks)
+    const grid = h('section', { class: 'charts', id: 'process-charts', 'aria-label': 'Process metrics over time' })
+    main.append(grid)
+    const series = sys.series as Json
+    const mib = { ...series, rss: (series.rss as (number | null)[]).map((v) => (v === null ? null : v / 1048576)), heap: (series.heap as (number | null)[]).map((v) => (v === null ? null : v / 1048576)) }
+    lineChart(grid, 'CPU (%)', [['cpu', '#2563eb']], series)
+    lineChart(grid, 'Memory (MiB, max)', [['rss', '#7c3aed'], ['heap', '#0891b2']], mib)
+    lineChart(grid, 'Event-loop delay p99 (ms)', [['loopP99', '#dc2626']], series)
+  }
   main.append(table('unhealthy', 'Routes not healthy in the range', data.routes as Json[], [
     ['key', 'Route', (r) => String(r.key), (r) => String(r.key)],
     ['status', 'Status', (r) => h('span', { class: `state ${String(r.status)}` }, String(r.status)), (r) => String(r.status)],

@@ -1,4 +1,5 @@
-import { ApimeterError, type AuthCheck, createAuthCheck, type Monitor, sendUnauthorized, skipMetering } from '@apimeter/core'
+import { ApimeterError, type AuthCheck, createAuthCheck, type Monitor, readStored, sendUnauthorized, skipMetering, type StoredReader } from '@apimeter/core'
+import { reportToMonitor } from '@apimeter/core/inbound'
 import { errorMessage } from '@apimeter/core/sql'
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -63,11 +64,11 @@ export function createDashboardHandler(monitor: Monitor, options: DashboardOptio
     throw new ApimeterError('INVALID_OPTIONS', `${prefix}: monitor must be a monitor from createMonitor(), got ${monitor === null ? 'null' : typeof monitor}`, { prefix })
   }
   const resolved = resolveOptions(options, root)
-  const report = (error: ApimeterError): void => (monitor as Partial<{ report(e: ApimeterError): void }>).report?.(error)
+  const report = (error: ApimeterError): void => void reportToMonitor(monitor, error)
   const auth = (options as Partial<DashboardOptions>).auth
   const allowed = createAuthCheck(auth, { prefix, path: `${root}.auth`, onError: report })
   const sessions = typeof auth === 'object' && auth !== null ? new Sessions(Array.isArray(auth.token) ? auth.token : [auth.token]) : undefined
-  const server = new Dashboard(monitor, resolved, allowed, sessions, report)
+  const server = new Dashboard(monitor, resolved, allowed, sessions, report, readStored(monitor.storage, { clock: resolved.clock }))
   const handler = ((req, res, route) => server.serve(req, res, route)) as DashboardHandler
   handler.close = () => server.close()
   return handler
@@ -93,11 +94,15 @@ class Dashboard {
     private readonly allowed: AuthCheck,
     private readonly sessions: Sessions | undefined,
     private readonly report: (error: ApimeterError) => void,
+    private readonly stored: StoredReader,
   ) {}
 
   close(): void {
     for (const end of [...this.streams]) end()
   }
+
+  /** Live feeds by view and query: every page open on the same view and filters shares one read per interval. */
+  private readonly feeds = new Map<string, Feed>()
 
   async serve(req: IncomingMessage, res: ServerResponse, route: DashboardRoute): Promise<void> {
     skipMetering(req)
@@ -155,10 +160,10 @@ class Dashboard {
     if (api[1] === 'stream') {
       const view = url.searchParams.get('view') ?? 'overview'
       if (!isView(view)) return send(res, 400, JSON_TYPE, JSON.stringify({ error: `view must be one of ${VIEWS.join(', ')}` }))
-      return this.stream(req, res, view, query)
+      return this.stream(req, res, view, url.searchParams, query)
     }
     if (!isView(api[1]!)) return send(res, 404, JSON_TYPE, JSON.stringify({ error: 'not found' }))
-    send(res, 200, JSON_TYPE, JSON.stringify(await viewData(this.monitor, api[1], query())), req)
+    send(res, 200, JSON_TYPE, await this.viewJson(api[1], query()), req)
   }
 
   /** Checks the form's token; a sign-in (or a wrong token) is written to the audit log. */
@@ -218,43 +223,43 @@ class Dashboard {
 
   /**
    * The page's one live stream (server-sent events): the view's data now, then again whenever a read every
-   * `liveIntervalMs` finds it changed. It reads the storage, so calls any instance wrote show up.
+   * `liveIntervalMs` finds it changed. It reads the storage, so calls any instance wrote show up. Streams of the
+   * same view and query share one feed: one read per interval, however many pages are open.
    */
-  private stream(req: IncomingMessage, res: ServerResponse, view: ViewName, query: () => ReturnType<typeof parseViewQuery>): void {
+  private stream(req: IncomingMessage, res: ServerResponse, view: ViewName, search: URLSearchParams, query: () => ReturnType<typeof parseViewQuery>): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' })
     res.write(`retry: ${Math.max(1000, this.options.liveIntervalMs)}\n\n`)
-    let last = ''
-    let busy = false
-    let open = true
-    const tick = async (): Promise<void> => {
-      if (busy || !open) return
-      busy = true
-      try {
-        const json = JSON.stringify(await viewData(this.monitor, view, query()))
-        if (!open) return
-        if (json !== last) res.write(`event: data\ndata: ${json}\n\n`)
-        else res.write(': unchanged\n\n')
-        last = json
-      } catch (error) {
-        this.report(new ApimeterError('CALLBACK_FAILED', `${PACKAGE}: the ${view} view could not be read: ${errorMessage(error)}`, { prefix: PACKAGE, cause: error }))
-        if (open) res.write(`event: problem\ndata: ${JSON.stringify({ error: 'the data could not be read; retrying' })}\n\n`)
-      } finally {
-        busy = false
-      }
+    const params = [...search].filter(([k]) => k !== 'view').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    const key = JSON.stringify([view, params])
+    let feed = this.feeds.get(key)
+    if (!feed) {
+      feed = new Feed(
+        () => this.viewJson(view, query()),
+        (error) => this.report(new ApimeterError('CALLBACK_FAILED', `${PACKAGE}: the ${view} view could not be read: ${errorMessage(error)}`, { prefix: PACKAGE, cause: error })),
+        this.options.liveIntervalMs,
+        () => this.feeds.delete(key),
+      )
+      this.feeds.set(key, feed)
     }
-    const timer = setInterval(() => void tick(), this.options.liveIntervalMs)
-    timer.unref()
+    let open = true
+    const unsubscribe = feed.subscribe((chunk) => {
+      if (open) res.write(chunk)
+    })
     const end = (): void => {
       if (!open) return
       open = false
-      clearInterval(timer)
+      unsubscribe()
       this.streams.delete(end)
       res.end()
     }
     this.streams.add(end)
     req.on('close', end)
     res.on('close', end)
-    void tick()
+  }
+
+  /** One view's data as JSON (what the JSON endpoints answer and the live streams send). */
+  private async viewJson(view: ViewName, query: ReturnType<typeof parseViewQuery>): Promise<string> {
+    return JSON.stringify(await viewData(this.monitor, view, query, this.stored))
   }
 
   private asset(req: IncomingMessage, res: ServerResponse, name: string): void {
@@ -284,6 +289,59 @@ class Dashboard {
     }
     this.assets = assets
     return assets
+  }
+}
+
+/**
+ * One view and query's live data, shared by the streams that show it: read every `intervalMs` (never two reads at
+ * once) and sent to every subscriber when it changed; a new subscriber gets the last data at once. The timer is
+ * unref'd and stops with the last subscriber.
+ */
+class Feed {
+  private readonly subscribers = new Set<(chunk: string) => void>()
+  private readonly timer: NodeJS.Timeout
+  private last: string | undefined
+  private busy = false
+  private stopped = false
+
+  constructor(
+    private readonly read: () => Promise<string>,
+    private readonly onError: (error: unknown) => void,
+    intervalMs: number,
+    private readonly onStop: () => void,
+  ) {
+    this.timer = setInterval(() => void this.tick(), intervalMs)
+    this.timer.unref()
+  }
+
+  subscribe(write: (chunk: string) => void): () => void {
+    this.subscribers.add(write)
+    if (this.last !== undefined) write(`event: data\ndata: ${this.last}\n\n`)
+    else void this.tick()
+    return () => {
+      this.subscribers.delete(write)
+      if (this.subscribers.size > 0) return
+      this.stopped = true
+      clearInterval(this.timer)
+      this.onStop()
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.busy || this.stopped) return
+    this.busy = true
+    let chunk: string
+    try {
+      const json = await this.read()
+      chunk = json !== this.last ? `event: data\ndata: ${json}\n\n` : ': unchanged\n\n'
+      this.last = json
+    } catch (error) {
+      this.onError(error)
+      chunk = `event: problem\ndata: ${JSON.stringify({ error: 'the data could not be read; retrying' })}\n\n`
+    } finally {
+      this.busy = false
+    }
+    for (const write of [...this.subscribers]) write(chunk)
   }
 }
 

@@ -1,4 +1,4 @@
-import { type BreakdownRow, type Dimension, type Monitor, NO_VALUE_KEY, type StatsFilter, type StatsSummary, type TimeseriesPoint } from '@apimeter/core'
+import { type BreakdownRow, type Dimension, type Monitor, NO_VALUE_KEY, type StatsFilter, type StatsSummary, type StoredReader, type TimeseriesPoint } from '@apimeter/core'
 import { bucketStart, nextBucket } from '@apimeter/core/sql'
 import { statsFilter, type ViewQuery } from './query.js'
 
@@ -26,8 +26,12 @@ export interface TableRow {
 
 const ROWS = 50
 
-/** Reads one view's data for a query, through `monitor.stats` and the monitor's alerts, probes, SLOs and health. */
-export async function viewData(monitor: Monitor, view: ViewName, q: ViewQuery): Promise<Record<string, unknown>> {
+/**
+ * Reads one view's data for a query, through `monitor.stats` and the monitor's alerts, probes, SLOs and health.
+ * Alert rules, probes and SLOs the monitor does not define itself but the storage holds (written by other instances,
+ * or by the app when the CLI serves the page) come from `stored`, marked `source: 'stored'`.
+ */
+export async function viewData(monitor: Monitor, view: ViewName, q: ViewQuery, stored: StoredReader): Promise<Record<string, unknown>> {
   const filter = statsFilter(q)
   const query = { range: q.range, from: q.from, to: q.to, interval: q.interval, service: q.service ?? null, tenant: q.tenant ?? null, route: q.route ?? null, api: q.api ?? null }
   switch (view) {
@@ -36,9 +40,9 @@ export async function viewData(monitor: Monitor, view: ViewName, q: ViewQuery): 
     case 'traffic':
       return { view, query, ...(await traffic(monitor, filter, q)) }
     case 'llm':
-      return { view, query, ...(await llm(monitor, filter)) }
+      return { view, query, ...(await llm(monitor, filter, stored)) }
     case 'reliability':
-      return { view, query, ...(await reliability(monitor, q)) }
+      return { view, query, ...(await reliability(monitor, q, stored)) }
     case 'health':
       return { view, query, ...(await health(monitor, q)) }
   }
@@ -76,35 +80,60 @@ async function traffic(monitor: Monitor, filter: StatsFilter, q: ViewQuery) {
   return { routes, apis }
 }
 
-async function llm(monitor: Monitor, filter: StatsFilter) {
+async function llm(monitor: Monitor, filter: StatsFilter, stored: StoredReader) {
   // one breakdown by model: its top rows are the table, all of its keys scope the per-tenant spend to LLM calls
-  const [byModel, active] = await Promise.all([monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: 1000 }), monitor.alerts.active()])
+  const ownRules = { except: monitor.alerts.rules }
+  const [byModel, own, others] = await Promise.all([monitor.stats.breakdown({ ...filter, by: 'model', orderBy: 'cost', limit: 1000 }), monitor.alerts.budgets(), stored.alerts.budgets(ownRules)])
   const models = byModel.filter((r) => r.key !== NO_VALUE_KEY).slice(0, ROWS)
   const tenants = await monitor.stats.breakdown({ ...filter, model: modelsOnly(byModel), by: 'tenant', orderBy: 'cost', limit: ROWS })
   const spend = (rows: BreakdownRow[]) =>
     rows.map((r) => ({ key: r.key, requests: r.requests, cost: r.cost, input: r.tokens.input, output: r.tokens.output, cachedInput: r.tokens.cachedInput, cacheHitRate: r.cacheHitRate }))
-  // budgets: the cost rules, with how much of each is burnt (last evaluated value over its threshold)
-  const budgets = active.filter((a) => a.kind === 'cost').map((a) => ({ rule: a.rule, group: a.group ?? null, state: a.state, severity: a.severity, value: a.value, threshold: a.threshold, burn: a.value === null || a.threshold === 0 ? null : a.value / a.threshold }))
-  return { models: spend(models), tenants: spend(tenants), budgets, costRules: monitor.alerts.rules }
+  // budgets: every cost rule, whatever its state, with its spend in its own window (not the page's range)
+  const budgets = merge(own, others)
+  return { models: spend(models), tenants: spend(tenants), budgets }
 }
 
-async function reliability(monitor: Monitor, q: ViewQuery) {
+async function reliability(monitor: Monitor, q: ViewQuery, stored: StoredReader) {
   const range = { from: q.from, to: q.to }
-  const [active, history, probes, slos] = await Promise.all([monitor.alerts.active(), monitor.alerts.history(range), monitor.probes.status(), monitor.slos.status()])
+  // the stored definitions the monitor has itself are read through the monitor only
+  const slos = await monitor.slos.status()
+  const [active, storedActive, history, probes, storedProbes, storedSlos, problems] = await Promise.all([
+    monitor.alerts.active(),
+    stored.alerts.active({ except: monitor.alerts.rules }),
+    monitor.alerts.history(range),
+    monitor.probes.status(),
+    stored.probes.status({ except: monitor.probes.names }),
+    stored.slos.status({ except: slos.map((s) => s.name) }),
+    stored.problems(),
+  ])
   const configured = new Set(monitor.probes.names)
   const probeRows = await Promise.all(
-    probes.map(async (p) => {
+    merge(probes, storedProbes).map(async (p) => {
       const [checks, incidents, uptime] = await Promise.all([
         monitor.probes.checks({ name: p.name, ...range }),
         monitor.probes.incidents({ name: p.name, ...range }),
-        configured.has(p.name) ? monitor.probes.uptime({ name: p.name, ...range }) : Promise.resolve(null),
+        configured.has(p.name) ? monitor.probes.uptime({ name: p.name, ...range }) : stored.probes.uptime({ name: p.name, ...range }),
       ])
       // the bar: the newest checks, oldest first
       const bar = checks.slice(-90).map((c) => ({ at: c.at, ok: c.ok }))
       return { ...p, uptime, incidents, bar }
     }),
   )
-  return { active, history: history.slice(-200).reverse(), probes: probeRows, slos }
+  return {
+    active: merge(active, storedActive),
+    history: history.slice(-200).reverse(),
+    probes: probeRows,
+    slos: merge(slos, storedSlos),
+    problems,
+  }
+}
+
+/**
+ * The monitor's own rows (`source: 'configured'`), then the stored ones of definitions it does not have
+ * (`source: 'stored'`, read without the monitor's own names): what other instances of the fleet, or the app behind the CLI's database, defined.
+ */
+function merge<T extends object>(own: readonly T[], stored: readonly T[]): (T & { source: 'configured' | 'stored' })[] {
+  return [...own.map((r) => ({ ...r, source: 'configured' as const })), ...stored.map((r) => ({ ...r, source: 'stored' as const }))]
 }
 
 async function health(monitor: Monitor, q: ViewQuery) {

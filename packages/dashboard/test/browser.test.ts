@@ -5,7 +5,6 @@ import { createServer, type Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { createMonitor, type Monitor, type StatsFilter } from '@apimeter/core'
-import { dashboard } from '@apimeter/dashboard'
 import { apimeter } from '@apimeter/express'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
@@ -15,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CHROMIUM_ARGS, chromiumPath } from '../../../scripts/chromium.js'
 import { close, listen } from '../../../test/support/http.js'
 import { freshSchema, testUrl } from '../../storage-postgres/test/helpers.js'
-import { sampleCalls, seed, tempDir } from './fixtures.js'
+import { mountOnExpress, sampleCalls, seed, systemSamples, tempDir } from './fixtures.js'
 
 // The dashboard in a real headless Chromium (Debian's package, installed by the test setup when missing), against
 // real storages and real HTTP servers. Every run takes the screenshots; they land in docs/ for docs/dashboard.md
@@ -33,20 +32,8 @@ const DOCS = process.env.APIMETER_SCREENSHOTS === 'docs' ? fileURLToPath(new URL
 const LIVE_MS = 300
 
 /** An Express app metering itself, with the dashboard at /apimeter. */
-async function app(monitor: Monitor): Promise<{ base: string; stop: () => Promise<void> }> {
-  const a = express()
-  a.use(apimeter(monitor))
-  const handle = dashboard(monitor, { auth: { token: TOKEN }, liveIntervalMs: LIVE_MS })
-  a.use('/apimeter', handle)
-  const server: Server = createServer(a)
-  const base = await listen(server)
-  return {
-    base,
-    stop: async () => {
-      handle.close()
-      await close(server)
-    },
-  }
+function app(monitor: Monitor): Promise<{ base: string; stop: () => Promise<void> }> {
+  return mountOnExpress(express, monitor, { auth: { token: TOKEN }, liveIntervalMs: LIVE_MS }, (a) => a.use(apimeter(monitor)))
 }
 
 /** The overview as the page shows it, read in one go (a live update between two reads cannot mix ranges). */
@@ -109,6 +96,7 @@ describe('the dashboard in headless Chromium', () => {
         ],
       })
       await seed(monitor, sampleCalls(Date.now()))
+      await monitor.storage.system!.write(systemSamples(Date.now())) // so the health view charts process metrics
       await monitor.probes.runOnce('orders-api')
       await monitor.probes.heartbeat('nightly-export')
       await monitor.alerts.evaluate()

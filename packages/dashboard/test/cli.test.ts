@@ -3,17 +3,9 @@ import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli } from '../../core/src/cli/main.js'
 import { waitFor } from '../../../test/support/http.js'
-import { sampleCalls, seed, tempDir } from './fixtures.js'
+import { sampleCalls, seed, startDashboardCli, tempDir } from './fixtures.js'
 
-/** Starts `apimeter dashboard …` in this process; `stop()` ends it like Ctrl-C and resolves its exit code. */
-function start(...argv: string[]) {
-  let out = ''
-  let err = ''
-  let stop!: () => void
-  const stopped = new Promise<void>((resolve) => (stop = resolve))
-  const code = runCli(['dashboard', ...argv], { out: (t) => (out += t), err: (t) => (err += t), stopped })
-  return { code, stop: () => (stop(), code), out: () => out, err: () => err }
-}
+const start = startDashboardCli
 
 describe('apimeter dashboard', () => {
   const tmp = tempDir()

@@ -1,7 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { CallInput, Monitor } from '@apimeter/core'
+import { createServer } from 'node:http'
+import type { CallInput, Monitor, SystemSample } from '@apimeter/core'
+import { dashboard, type DashboardOptions } from '@apimeter/dashboard'
+import type express from 'express'
+import type { Express } from 'express'
+import { runCli } from '../../core/src/cli/main.js'
+import { close, listen } from '../../../test/support/http.js'
 
 /** A temporary directory for SQLite files, and its removal. */
 export function tempDir(): { dir: string; remove: () => void } {
@@ -38,4 +44,61 @@ export function sampleCalls(now: number): CallInput[] {
 export async function seed(monitor: Monitor, calls: readonly CallInput[]): Promise<void> {
   for (const call of calls) monitor.record(call)
   await monitor.flush()
+}
+
+/**
+ * The dashboard mounted at /apimeter on an Express app (`lib`: Express 4 or 5), after the app's own middleware
+ * (`setup`), listening on a free loopback port. `stop()` ends its streams and the server.
+ */
+export async function mountOnExpress(lib: typeof express, monitor: Monitor, options: DashboardOptions, setup: (app: Express) => void = () => undefined): Promise<{ base: string; stop: () => Promise<void> }> {
+  const app = lib()
+  setup(app)
+  const handle = dashboard(monitor, options)
+  app.use('/apimeter', handle)
+  const server = createServer(app)
+  const base = await listen(server)
+  return {
+    base,
+    stop: async () => {
+      handle.close()
+      await close(server)
+    },
+  }
+}
+
+/** Starts `apimeter dashboard …` in this process; `stop()` ends it like Ctrl-C and resolves its exit code. */
+export function startDashboardCli(...argv: string[]) {
+  let out = ''
+  let err = ''
+  let stop!: () => void
+  const stopped = new Promise<void>((resolve) => (stop = resolve))
+  const code = runCli(['dashboard', ...argv], { out: (t) => (out += t), err: (t) => (err += t), stopped })
+  return { code, stop: () => (stop(), code), out: () => out, err: () => err }
+}
+
+/**
+ * Process samples as the sampler stores them (`system: true`), one every 10 minutes over the 6 hours before `now`,
+ * with RSS and CPU varying so their charts have a shape.
+ */
+export function systemSamples(now: number): SystemSample[] {
+  const samples: SystemSample[] = []
+  for (let t = now - 6 * HOUR; t < now; t += 10 * 60_000) {
+    samples.push({
+      at: t,
+      service: 'shop',
+      instance: 'web-1:42',
+      intervalMs: 10_000,
+      eventLoopDelayP50Us: 300,
+      eventLoopDelayP99Us: 4000 + ((t / 60_000) % 7) * 500,
+      eventLoopDelayMaxUs: 9000,
+      eventLoopUtilization: 0.3,
+      cpuUserUs: 1_000_000 + ((t / 1000) % 3_000_000),
+      cpuSystemUs: 500_000,
+      rssBytes: (150 + ((t / 60_000) % 40)) * 1048576,
+      heapUsedBytes: 60 * 1048576,
+      heapTotalBytes: 90 * 1048576,
+      handles: 12,
+    })
+  }
+  return samples
 }

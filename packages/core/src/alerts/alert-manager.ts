@@ -3,7 +3,7 @@ import { settledWithin } from '../settle.js'
 import type { StorageAdapter } from '../storage/adapter.js'
 import { auditDefinitions, parseJson, type RuleAudit } from './definition-audit.js'
 import { queryTime, type TimeInput } from '../time.js'
-import { countsZero, groupValues, measure } from './measure.js'
+import { countsZero, groupValues, measure, windowStart } from './measure.js'
 import { type AlertEvent, alertText, deliverWebhook } from './notifiers.js'
 import { type AlertKind, notifierLabel, type ResolvedNotifier, type ResolvedRule } from './rules.js'
 import { boundOf, inactiveInstance, levelOf, type Observation, step } from './state-machine.js'
@@ -12,6 +12,7 @@ import {
   type AlertInstanceRecord,
   type AlertRuleRecord,
   type AlertSeverity,
+  type AlertState,
   type AlertStore,
   memoryAlertStore,
   type NotificationAttemptRecord,
@@ -97,6 +98,16 @@ export interface MonitorAlerts {
    */
   history(range?: { from?: TimeInput; to?: TimeInput }): Promise<AlertHistoryEntry[]>
   /**
+   * Every `cost` rule (each group of a grouped one that has spend in its window) with its threshold, the spend so
+   * far in its current window and the share of the threshold used, whatever its alert state. Reads the stats
+   * aggregates, as an evaluation does, but changes no state and notifies nobody.
+   * @example
+   * ```ts
+   * for (const b of await monitor.alerts.budgets()) console.log(b.rule, b.group, `${Math.round(b.burn * 100)}%`)
+   * ```
+   */
+  budgets(): Promise<CostBudget[]>
+  /**
    * Evaluates every rule now (the timer does this every `alertIntervalMs`) and resolves with the notified events
    * once their notifications are delivered or given up on. Never rejects: problems go to `health()` and `error`.
    * @example
@@ -114,6 +125,98 @@ export interface MonitorAlerts {
    * ```
    */
   notifications(eventId?: number): Promise<NotificationAttemptRecord[]>
+}
+
+/** One cost budget (a `cost` alert rule, or one group of it), from `monitor.alerts.budgets()`. */
+export interface CostBudget {
+  rule: string
+  /** Set for a grouped rule's group. */
+  group?: string
+  groups?: Record<string, string>
+  /** The rule's threshold (USD in the window). */
+  threshold: number
+  /** The warning bound (threshold × warn), when the rule has `warn`. */
+  warnAt: number | null
+  /** The window: `'day'` or `'month'` (calendar, UTC) or a rolling duration such as `'1h'`. */
+  window: string
+  /** Start of the current window. */
+  from: Date
+  /** Spend in the window so far (estimated costs left out when the rule says `estimates: 'exclude'`). */
+  spent: number
+  /** spent / threshold (1: the budget is used up). */
+  burn: number
+  /** The stored alert state of this budget (`inactive` when it never fired or has resolved). */
+  state: AlertState
+  severity: AlertSeverity | null
+  enabled: boolean
+}
+
+/** The pending or firing instances of `rules`, as stored. */
+export async function activeAlerts(store: AlertStore, rules: readonly ResolvedRule[]): Promise<ActiveAlert[]> {
+  const out: ActiveAlert[] = []
+  for (const rule of rules) {
+    for (const s of await store.instances(rule.name)) {
+      if (s.state === 'inactive') continue
+      const severity = s.severity ?? 'critical'
+      const entry: ActiveAlert = {
+        rule: rule.name,
+        kind: rule.kind,
+        state: s.state,
+        severity,
+        value: s.value,
+        threshold: boundOf(rule, severity),
+        since: new Date((s.state === 'firing' ? s.firingSince : s.pendingSince) ?? s.lastEvaluatedAt ?? 0),
+        lastEvaluatedAt: s.lastEvaluatedAt === null ? null : new Date(s.lastEvaluatedAt),
+      }
+      if (rule.groupBy.length > 0) Object.assign(entry, { group: s.group, groups: groupValues(rule, s.group) })
+      out.push(entry)
+    }
+  }
+  return out
+}
+
+/** Stored transitions in a range, oldest first (they need no rule definitions). */
+export async function alertHistory(store: AlertStore, range: { from?: TimeInput; to?: TimeInput }, now: number): Promise<AlertHistoryEntry[]> {
+  const events = await store.events({ from: queryTime(range?.from, now, 'history.from'), to: queryTime(range?.to, now, 'history.to') })
+  return events.map((e) => {
+    const entry: AlertHistoryEntry = { id: e.id, rule: e.rule, state: e.state, severity: e.severity, value: e.value, threshold: e.threshold, repeated: e.repeated, at: new Date(e.at) }
+    if (e.group !== '') entry.group = e.group
+    return entry
+  })
+}
+
+/** The cost rules among `rules`, each measured now, as an evaluation would, without changing any state. */
+export async function costBudgets(rules: readonly ResolvedRule[], storage: StorageAdapter, store: AlertStore, now: number): Promise<CostBudget[]> {
+  const out: CostBudget[] = []
+  for (const rule of rules) {
+    if (rule.kind !== 'cost') continue
+    const [measured, instances] = await Promise.all([measure(rule, storage, store, now), store.instances(rule.name)])
+    const states = new Map(instances.map((s) => [s.group, s]))
+    // an ungrouped budget is always shown, at 0 before its first spend
+    if (rule.groupBy.length === 0 && measured.length === 0) measured.push({ group: '', keys: [], value: 0 })
+    const window = 'calendar' in rule.window ? rule.window.calendar : typeof rule.definition.window === 'string' ? rule.definition.window : `${rule.window.rollingMs}ms`
+    for (const m of measured) {
+      const spent = m.value ?? 0
+      // a grouped budget shows the groups that spent something in the window (calls without cost are not spend)
+      if (rule.groupBy.length > 0 && spent === 0 && states.get(m.group)?.state !== 'firing') continue
+      const s = states.get(m.group)
+      const budget: CostBudget = {
+        rule: rule.name,
+        threshold: rule.threshold,
+        warnAt: rule.warn === undefined ? null : rule.threshold * rule.warn,
+        window,
+        from: new Date(windowStart(rule, now)),
+        spent,
+        burn: rule.threshold === 0 ? (spent > 0 ? Infinity : 0) : spent / rule.threshold,
+        state: s?.state ?? 'inactive',
+        severity: s?.severity ?? null,
+        enabled: rule.enabled,
+      }
+      if (rule.groupBy.length > 0) Object.assign(budget, { group: m.group, groups: groupValues(rule, m.group) })
+      out.push(budget)
+    }
+  }
+  return out.sort((a, b) => b.burn - a.burn)
 }
 
 /** What the alert manager needs from its monitor. */
@@ -186,37 +289,16 @@ export class AlertManager implements MonitorAlerts {
     }
   }
 
-  async active(): Promise<ActiveAlert[]> {
-    const out: ActiveAlert[] = []
-    for (const rule of this.config.rules) {
-      for (const s of await this.store.instances(rule.name)) {
-        if (s.state === 'inactive') continue
-        const severity = s.severity ?? 'critical'
-        const entry: ActiveAlert = {
-          rule: rule.name,
-          kind: rule.kind,
-          state: s.state,
-          severity,
-          value: s.value,
-          threshold: boundOf(rule, severity),
-          since: new Date((s.state === 'firing' ? s.firingSince : s.pendingSince) ?? s.lastEvaluatedAt ?? 0),
-          lastEvaluatedAt: s.lastEvaluatedAt === null ? null : new Date(s.lastEvaluatedAt),
-        }
-        if (rule.groupBy.length > 0) Object.assign(entry, { group: s.group, groups: groupValues(rule, s.group) })
-        out.push(entry)
-      }
-    }
-    return out
+  active(): Promise<ActiveAlert[]> {
+    return activeAlerts(this.store, this.config.rules)
   }
 
-  async history(range: { from?: TimeInput; to?: TimeInput } = {}): Promise<AlertHistoryEntry[]> {
-    const now = this.config.now()
-    const events = await this.store.events({ from: queryTime(range?.from, now, 'history.from'), to: queryTime(range?.to, now, 'history.to') })
-    return events.map((e) => {
-      const entry: AlertHistoryEntry = { id: e.id, rule: e.rule, state: e.state, severity: e.severity, value: e.value, threshold: e.threshold, repeated: e.repeated, at: new Date(e.at) }
-      if (e.group !== '') entry.group = e.group
-      return entry
-    })
+  history(range: { from?: TimeInput; to?: TimeInput } = {}): Promise<AlertHistoryEntry[]> {
+    return alertHistory(this.store, range, this.config.now())
+  }
+
+  budgets(): Promise<CostBudget[]> {
+    return costBudgets(this.config.rules, this.config.storage, this.store, this.config.now())
   }
 
   notifications(eventId?: number): Promise<NotificationAttemptRecord[]> {

@@ -179,8 +179,9 @@ const DASHBOARD_HELP = `Usage:
   apimeter dashboard --db <database> [--port <port>] [--host <address>] [--token <token>]
 
 Serves apimeter's dashboard (the @apimeter/dashboard package, installed beside @apimeter/core) for a database alone,
-and prints its URL. It reads the stored calls, so a database shared by a fleet shows the whole fleet. Runs until
-Ctrl-C (SIGINT) or SIGTERM.
+and prints its URL. It reads the stored calls, so a database shared by a fleet shows the whole fleet, and the alert
+rules, probes, SLOs and budgets your monitors stored, with their state, without evaluating or running them. Runs
+until Ctrl-C (SIGINT) or SIGTERM.
 
 Without a token it listens only on a loopback address and serves only this machine; with one (--token or
 APIMETER_TOKEN; the variable keeps it out of the process list) it may listen anywhere, and a browser signs in with
@@ -574,7 +575,8 @@ async function dashboardCommand(argv: readonly string[], io: CliIO): Promise<num
   if (typeof mod.serveDashboard !== 'function') throw new CliError('@apimeter/dashboard does not export serveDashboard()', EXIT.unavailable)
   const storage = (await openStorage(target, true)) as MigratableStorage & StorageAdapter
   await storage.init?.()
-  // a reading monitor: no rules, probes or SLOs of its own, so it notifies nothing and checks nothing
+  // a reading monitor: no rules, probes or SLOs of its own, so it notifies nothing and checks nothing; the dashboard
+  // shows the stored ones through readStored()
   const monitor = createMonitor({ storage, service: 'apimeter-dashboard', logger: false })
   let served
   try {

@@ -9,6 +9,7 @@ import { type IncidentEvent, type MonitorProbes, type ProbeHealth, ProbeManager 
 import type { CallHandle, CallRecorder, CallStart, CallUpdate } from '../call/handle.js'
 import type { CallInput } from '../call/types.js'
 import { MONITOR_CLOCK, type ResolvedClock, resolveClock } from '../clock.js'
+import { MONITOR_REPORT } from './report.js'
 import { SafeEmitter } from './emitter.js'
 import { ApimeterError, type ApimeterErrorCode, describeValue, errorMessage, isApimeterError, PACKAGE_NAME } from '../errors.js'
 import type { ApimeterPlugin } from '../plugins/plugin.js'
@@ -508,6 +509,11 @@ class MonitorImpl implements Monitor {
     this.pipeline.flush(this.closeTimeoutMs).catch(() => {
       this.warn('DROPPED', `the process is exiting with ${this.pipeline.queued} of ${queued} calls unwritten (storage did not accept them within closeTimeoutMs); call monitor.close() before exit to be sure`)
     })
+  }
+
+  /** How apimeter's own packages report on this monitor's `error` event (see `reportToMonitor`). */
+  [MONITOR_REPORT](error: ApimeterError): void {
+    this.report(error)
   }
 
   /** Emits an `error` event, or, when nobody listens, warns once per error code. */

@@ -18,7 +18,7 @@ import {
 } from '../storage/probe-store.js'
 import { queryTime, type TimeInput } from '../time.js'
 import { httpCheck } from './http-check.js'
-import { lengthOutside } from './maintenance.js'
+import { lengthOutside, type ResolvedMaintenance } from './maintenance.js'
 import type { ResolvedProbe } from './options.js'
 
 /**
@@ -555,23 +555,7 @@ export class ProbeManager implements MonitorProbes {
     if (!probe) throw new ApimeterError('INVALID_QUERY', `uptime() needs the name of a configured probe (${this.names.join(', ') || 'none configured'}), got ${String(range?.name)}`)
     const { from } = this.range(range, 'uptime()')
     const to = Math.min(this.range(range, 'uptime()').to, this.config.clock.now())
-    const [checks, incidents, states] = await Promise.all([this.store.checks({ probe: probe.name, from, to }), this.store.incidents({ probe: probe.name, from, to }), this.store.states()])
-    const counted = checks.filter((c) => !probe.maintenance.covers(c.at))
-    const ok = counted.filter((c) => c.ok).length
-    const first = states.find((s) => s.probe === probe.name)?.firstCheckAt ?? null
-    const start = first === null ? to : Math.max(from, first)
-    const observedMs = lengthOutside(probe.maintenance, start, to)
-    let downtimeMs = 0
-    for (const i of incidents) downtimeMs += lengthOutside(probe.maintenance, Math.max(i.openedAt, start), Math.min(i.resolvedAt ?? to, to))
-    return {
-      checks: counted.length,
-      ok,
-      ratio: counted.length === 0 ? null : ok / counted.length,
-      timeRatio: observedMs > 0 ? (observedMs - downtimeMs) / observedMs : null,
-      downtimeMs,
-      observedMs,
-      incidents: incidents.length,
-    }
+    return probeUptime(this.store, probe, from, to)
   }
 
   private fail(code: 'PROBE_FAILED' | 'PROBE_NOTIFICATION_FAILED', message: string, cause: unknown, counter?: 'failedRounds' | 'failedNotifications'): void {
@@ -589,6 +573,27 @@ function formatDuration(ms: number): string {
   const m = Math.floor(s / 60)
   if (m < 60) return `${m} min ${s % 60} s`
   return `${Math.floor(m / 60)} h ${m % 60} min`
+}
+
+/** Uptime of one probe over `[from, to)` from a probe store (`monitor.probes.uptime()` and the stored reader). */
+export async function probeUptime(store: ProbeStore, probe: { name: string; maintenance: ResolvedMaintenance }, from: number, to: number): Promise<ProbeUptime> {
+  const [checks, incidents, states] = await Promise.all([store.checks({ probe: probe.name, from, to }), store.incidents({ probe: probe.name, from, to }), store.states()])
+  const counted = checks.filter((c) => !probe.maintenance.covers(c.at))
+  const ok = counted.filter((c) => c.ok).length
+  const first = states.find((s) => s.probe === probe.name)?.firstCheckAt ?? null
+  const start = first === null ? to : Math.max(from, first)
+  const observedMs = lengthOutside(probe.maintenance, start, to)
+  let downtimeMs = 0
+  for (const i of incidents) downtimeMs += lengthOutside(probe.maintenance, Math.max(i.openedAt, start), Math.min(i.resolvedAt ?? to, to))
+  return {
+    checks: counted.length,
+    ok,
+    ratio: counted.length === 0 ? null : ok / counted.length,
+    timeRatio: observedMs > 0 ? (observedMs - downtimeMs) / observedMs : null,
+    downtimeMs,
+    observedMs,
+    incidents: incidents.length,
+  }
 }
 
 /**
