@@ -84,10 +84,6 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
-      if (source.tail && dialect.joinLatencyBuckets) {
-        await tailWithLists(ctx, query, source, source.tail.at, groups)
-        continue
-      }
       await aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups })
       continue
     }
@@ -155,33 +151,6 @@ async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: {
     mergeAggregate(groups.get(query.interval === undefined ? null : bucketStart(start, query.interval), keys).state, row.state)
   }
   return true
-}
-
-/**
- * At most this many calls of the tail are read in one grouping with every call's latency bucket listed (see
- * {@link tailWithLists}): about 5 bytes a call reach the application, half a megabyte here.
- */
-export const LISTED_TAIL_CALLS = 100_000
-
-/**
- * Adds the not-yet-rolled tail from the raw calls where the dialect lists latency buckets (PostgreSQL): its first
- * {@link LISTED_TAIL_CALLS} calls, as far as a rollup run would take them, in one grouping with each group's
- * buckets as a list — as a rollup run reads its stretch, about 1.5× faster than the two-level grouping for the tens of
- * thousands of calls a burst leaves (measured on 50,000) — and the rest of a larger backlog in the two-level grouping,
- * whose rows stay bounded by the number of sketch buckets. The two parts split the tail exactly: the rest is the tail
- * outside the bounded stretch.
- */
-async function tailWithLists(ctx: RollupContext, query: AggregateQuery, source: Extract<Source, { kind: 'raw' }>, at: CursorPosition, groups: AggregateGroups): Promise<void> {
-  const { db, dialect } = ctx
-  const q = { ...query, filter: source.filter }
-  const tail = dialect.cursor.tail(at)
-  const stretch = await dialect.cursor.next(db, at, LISTED_TAIL_CALLS)
-  if (stretch === null) {
-    await aggregateCalls(db, dialect, q, { where: tail, time: source.time, into: groups })
-    return
-  }
-  await aggregateCalls(db, dialect, q, { where: sql<boolean>`${tail} AND ${stretch.batch}`, time: source.time, into: groups, listBuckets: true })
-  await aggregateCalls(db, dialect, q, { where: sql<boolean>`${tail} AND NOT ${stretch.batch}`, time: source.time, into: groups })
 }
 
 /** The columns a rollup read groups by: the bucket when the query has an interval, and the query's group keys. */
