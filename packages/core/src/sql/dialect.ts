@@ -48,6 +48,11 @@ export interface SqlDialect {
    */
   readSnapshot<T>(db: Kysely<unknown>, fn: (db: Kysely<unknown>) => Promise<T>, exclusive: <R>(work: () => Promise<R>) => Promise<R>): Promise<T>
   /**
+   * Runs `read`, the raw read of a query's not-yet-rolled tail, inside a snapshot of {@link readSnapshot}, with planner
+   * settings fit for it where the database needs them (PostgreSQL). @default runs `read` as it is
+   */
+  readTail?<T>(db: Kysely<unknown>, read: () => Promise<T>): Promise<T>
+  /**
    * Runs a migration run (`go`): SQLite wraps it in one `BEGIN IMMEDIATE` transaction (kysely runs SQLite migrations
    * without one); PostgreSQL's kysely adapter locks and transacts by itself. Returns the run's outcome.
    */

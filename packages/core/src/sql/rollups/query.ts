@@ -84,7 +84,8 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
-      await aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups })
+      const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups })
+      await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
     }
     // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value
