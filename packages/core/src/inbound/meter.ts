@@ -6,6 +6,7 @@ import type { CallInput } from '../call/types.js'
 import { MONITOR_CLOCK, type ResolvedClock, systemClock } from '../clock.js'
 import { ApimeterError, describeValue, errorMessage } from '../errors.js'
 import { isMeteringSkipped } from '../http/unmetered.js'
+import { reportToMonitor } from '../monitor/report.js'
 import { parseOrThrow } from '../validation.js'
 import { ByteCounter } from './bytes.js'
 import { subscribeCompletion } from './completion.js'
@@ -145,9 +146,7 @@ class Meter<Req> implements InboundMeter<Req> {
 
 /** Sends an error down the monitor's error path (its `error` event, or one warning per code). */
 function reportTo(monitor: InboundMonitor, error: ApimeterError): void {
-  const report = (monitor as { report?: (error: ApimeterError) => void }).report
-  if (typeof report === 'function') report.call(monitor, error)
-  else process.emitWarning(error.message, { type: 'ApimeterWarning', code: error.code })
+  if (!reportToMonitor(monitor, error)) process.emitWarning(error.message, { type: 'ApimeterWarning', code: error.code })
 }
 
 /**
