@@ -68,7 +68,8 @@ let contextKey: symbol | null | undefined
  */
 function routeConfig(request: FastifyRequest): RouteConfig {
   const held = request as unknown as Record<symbol, { config?: RouteConfig } | undefined>
-  contextKey ??= Object.getOwnPropertySymbols(request).find((key) => key.description === 'fastify.context') ?? null
+  // looked for once (null, when absent, is remembered too: `??=` would search again on every request)
+  if (contextKey === undefined) contextKey = Object.getOwnPropertySymbols(request).find((key) => key.description === 'fastify.context') ?? null
   const context = contextKey === null ? undefined : held[contextKey]
   if (context !== undefined) return context.config
   const route = request.routeOptions

@@ -201,8 +201,8 @@ export function readStored(storage: StorageAdapter, options: { clock?: Clock } =
     },
     problems: async () => {
       const problems: StoredProblem[] = []
-      await Promise.all([rules(problems), slos(problems), probeDefinitions(problems)])
-      for (const d of (await probeDefinitions()) ?? []) {
+      const [, , probes] = await Promise.all([rules(problems), slos(problems), probeDefinitions(problems)])
+      for (const d of probes ?? []) {
         try {
           resolveMaintenance(maintenanceOf(d.definition))
         } catch (error) {
