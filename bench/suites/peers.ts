@@ -1,11 +1,15 @@
 // The peers suite: apimeter beside the tools a user would pick instead, on the same hello-world route, in one run.
-// Inbound: one server process per tool (bench/servers/hello.ts), loaded one after the other in alternating rounds;
-// outbound: plain fetch, monitor.fetch, instrument() and OpenTelemetry's undici instrumentation in this process.
+// Inbound: one server process per tool (bench/servers/hello.ts); outbound: one client process per tool
+// (bench/servers/fetch-client.ts: plain fetch, monitor.fetch, instrument(), OpenTelemetry's undici instrumentation).
+// Each is measured in pairs, loaded at the same time as a bare partner of its own.
 // PEERS_ROUNDS and PEERS_SECONDS shrink (or grow) the run; PEERS_ONLY=express5,express4,fastify,outbound picks parts.
-import { createMonitor } from '@apimeter/core'
-import { discardStorage, type Figure, fmt, median, type SuiteResult } from '../lib.js'
+import type { ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { type Figure, fmt, median, spawnListening, type SuiteResult } from '../lib.js'
 import { freeHelperThreads, LOAD as HTTP_LOAD, load, report, type Server, serverPinning, startServer } from '../throughput.js'
-import { lastCpuPerRequest, LOAD as FETCH_LOAD, startUpstream, throughput } from './outbound.js'
+import { LOAD as FETCH_LOAD, startUpstream } from './outbound.js'
+
+const CLIENT = fileURLToPath(new URL('../servers/fetch-client.ts', import.meta.url))
 
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 5)
 const SECONDS = Number(process.env.PEERS_SECONDS ?? 2)
@@ -63,88 +67,14 @@ const GROUPS: Group[] = [
   },
 ]
 
-interface Measured {
-  name: string
-  apimeter: boolean
-  offThread?: boolean
-  floor?: boolean
-  rps: number[]
-  /** CPU µs per request, every thread of the process. */
-  cpu: number[]
-  /** CPU µs per request of the main thread (outbound: the same as `cpu`). */
-  main: number[]
-  /** 99th percentile latency per round, ms (inbound; NaN outbound). */
-  p99: number[]
-}
-
-/**
- * Rounds of `measure(line)` for every line, the order rotated each round so that no line always runs first (or
- * right after a GC-heavy one); one warm-up pass first.
- */
-async function alternate<L>(lines: readonly L[], warmup: (line: L) => Promise<unknown>, measure: (line: L) => Promise<Sample>): Promise<Omit<Measured, 'name' | 'apimeter'>[]> {
-  for (const line of lines) await warmup(line)
-  const results = lines.map(() => ({ rps: [] as number[], cpu: [] as number[], main: [] as number[], p99: [] as number[] }))
-  for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < lines.length; i++) {
-      const at = (round + i) % lines.length
-      const { rps, cpu, main, p99 } = await measure(lines[at]!)
-      results[at]!.rps.push(rps)
-      results[at]!.cpu.push(cpu)
-      results[at]!.main.push(main)
-      results[at]!.p99.push(p99)
-    }
-  }
-  return results
-}
-
 interface Sample {
   rps: number
+  /** CPU µs per request, every thread of the process. */
   cpu: number
+  /** CPU µs per request of the main thread (outbound: the same as `cpu`). */
   main: number
+  /** 99th percentile latency, ms (inbound; NaN outbound). */
   p99: number
-}
-
-/**
- * One figure per line: bare as CPU µs per request; every other line as bare's CPU per request over its own. A line
- * whose storage works off the host's thread gets a second figure, its main thread's (and its target there).
- */
-function figures(label: string, target: number | undefined, measured: Measured[]): Figure[] {
-  const [bare, ...rest] = measured as [Measured, ...Measured[]]
-  const bareCpu = median(bare.cpu)
-  const bareMain = median(bare.main)
-  const rpsRatios = (m: Measured) => m.rps.map((r, i) => r / bare.rps[i]!)
-  const p99 = (m: Measured) => (m.p99.some(Number.isFinite) ? `; p99 latency ${median(m.p99).toFixed(0)} ms` : '')
-  const out: Figure[] = [
-    { name: `${label} ${bare.name}`, value: bareCpu, unit: 'µs/request', note: `${fmt(median(bare.rps))} req/s; main thread ${bareMain.toFixed(1)} µs/request${p99(bare)}` },
-  ]
-  const peers = rest.filter((m) => !m.apimeter && m.floor !== true)
-  const bestPeer = Math.min(...peers.map((m) => median(m.cpu)))
-  const bestPeerMain = Math.min(...peers.map((m) => median(m.main)))
-  const goal = (met: boolean) => (target === undefined ? {} : { target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met })
-  for (const m of rest) {
-    const cpuRatio = bareCpu / median(m.cpu)
-    const rpsRatio = median(rpsRatios(m))
-    const throughputNote = `${fmt(median(m.rps))} req/s, ${rpsRatio.toFixed(2)} of bare (per round: ${rpsRatios(m).map((r) => r.toFixed(2)).join(', ')})${p99(m)}`
-    const judgedHere = m.apimeter && m.offThread !== true
-    out.push({
-      name: `${label} ${m.name}`,
-      value: cpuRatio,
-      unit: 'ratio',
-      ...(judgedHere ? goal(cpuRatio >= (target ?? 0) && rpsRatio >= (target ?? 0) && (peers.length === 0 || median(m.cpu) < bestPeer)) : {}),
-      note: `CPU ${median(m.cpu).toFixed(1)} µs/request, every thread${m.offThread ? ' (storage thread included)' : ''}; ${throughputNote}`,
-    })
-    if (m.apimeter && m.offThread === true) {
-      const mainRatio = bareMain / median(m.main)
-      out.push({
-        name: `${label} ${m.name}, host thread`,
-        value: mainRatio,
-        unit: 'ratio',
-        ...goal(mainRatio >= (target ?? 0) && rpsRatio >= (target ?? 0) && (peers.length === 0 || median(m.main) < bestPeerMain)),
-        note: `main thread ${median(m.main).toFixed(1)} µs/request (bare ${bareMain.toFixed(1)}); ${throughputNote}`,
-      })
-    }
-  }
-  return out
 }
 
 /**
@@ -202,23 +132,23 @@ async function inbound(group: Group): Promise<Figure[]> {
  * median over the rounds of *bare's CPU per request ÷ the line's*, both measured in the same interval. A line whose
  * storage works off the host's thread gets a second figure, its main thread's (and its target there).
  */
-function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair[][]): Figure[] {
+function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair[][], bareName = 'bare'): Figure[] {
   const allBare = pairs.flat().map((p) => p.bare)
   const ratios = (at: number, of: (s: Sample) => number, inverse = false) =>
     pairs[at]!.map((p) => (inverse ? of(p.line) / of(p.bare) : of(p.bare) / of(p.line)))
   const list = (values: number[]) => values.map((r) => r.toFixed(2)).join(', ')
-  const p99 = (samples: Sample[]) => `; p99 latency ${median(samples.map((s) => s.p99)).toFixed(0)} ms`
+  const p99 = (samples: Sample[]) => (samples.some((s) => Number.isFinite(s.p99)) ? `; p99 latency ${median(samples.map((s) => s.p99)).toFixed(0)} ms` : '')
   const out: Figure[] = [
     {
-      name: `${label} bare`,
+      name: `${label} ${bareName}`,
       value: median(allBare.map((s) => s.cpu)),
       unit: 'µs/request',
-      note: `${fmt(median(allBare.map((s) => s.rps)))} req/s beside its partner; main thread ${median(allBare.map((s) => s.main)).toFixed(1)} µs/request${p99(allBare)}`,
+      note: `${fmt(median(allBare.map((s) => s.rps)))} req/s beside its partner${allBare.some((s) => s.main !== s.cpu) ? `; main thread ${median(allBare.map((s) => s.main)).toFixed(1)} µs/request` : ''}${p99(allBare)}`,
     },
   ]
   const cpuRatio = lines.map((_, at) => median(ratios(at, (s) => s.cpu)))
   const mainRatio = lines.map((_, at) => median(ratios(at, (s) => s.main)))
-  const peers = lines.map((line, at) => ({ line, at })).filter(({ line }) => !line.apimeter && line.floor !== true && line.mode !== 'without')
+  const peers = lines.map((line, at) => ({ line, at })).filter(({ line, at }) => !line.apimeter && line.floor !== true && at !== 0)
   const bestPeer = Math.max(...peers.map(({ at }) => cpuRatio[at]!))
   const bestPeerMain = Math.max(...peers.map(({ at }) => mainRatio[at]!))
   const goal = (met: boolean) => ({ target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met })
@@ -226,7 +156,7 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
     const samples = pairs[at]!.map((p) => p.line)
     const rpsRatios = ratios(at, (s) => s.rps, true)
     const rpsRatio = median(rpsRatios)
-    const name = line.mode === 'without' ? `${label} bare beside bare (the method's noise)` : `${label} ${line.name}`
+    const name = at === 0 ? `${label} ${bareName} beside ${bareName} (the method's noise)` : `${label} ${line.name}`
     const throughputNote = `${fmt(median(samples.map((s) => s.rps)))} req/s, ${rpsRatio.toFixed(2)} of bare beside it (per round: ${list(rpsRatios)})${p99(samples)}`
     const judgedHere = line.apimeter === true && line.offThread !== true
     out.push({
@@ -249,56 +179,76 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
   return out
 }
 
-type FetchMode = 'plain fetch' | '`monitor.fetch`' | 'plain fetch with `instrument()`' | 'plain fetch with OpenTelemetry undici instrumentation'
+const fetchLines: Line[] = [
+  { name: 'plain fetch', mode: 'plain' },
+  { name: '`monitor.fetch`', mode: 'monitor-fetch', apimeter: true },
+  { name: 'plain fetch with `instrument()`', mode: 'instrument', apimeter: true },
+  { name: 'plain fetch with OpenTelemetry undici instrumentation', mode: 'otel' },
+]
 
+/** A fetching client process (`bench/servers/fetch-client.ts`) and the upstream it fetches from. */
+interface Client {
+  child: ChildProcess
+  url: string
+}
+
+async function startClient(mode: string, upstream: string): Promise<Client> {
+  // pinned like the inbound servers: the clients share the measured core, their upstreams run on the other
+  const { child } = await spawnListening([...serverPinning(), process.execPath, '--import', 'tsx', CLIENT, mode], `${mode} client`, ['ignore', 'pipe', 'inherit', 'ipc'])
+  return { child, url: upstream }
+}
+
+interface ClientRun {
+  rps: number
+  cpuPerRequest: number
+  recorded: number
+  spans: number
+}
+
+function runClient(client: Client, seconds: number): Promise<ClientRun> {
+  return new Promise((resolve) => {
+    client.child.once('message', (message) => resolve(message as ClientRun))
+    client.child.send({ url: client.url, ms: seconds * 1000 })
+  })
+}
+
+/**
+ * Outbound in pairs, like inbound: each line's client process and a plain-fetch client of its own fetch at the same
+ * time, both on the measured core, each from an upstream of its own on the other core.
+ */
 async function outbound(): Promise<Figure[]> {
-  const upstream = await startUpstream(serverPinning())
-  // monitor.fetch subscribes to undici's diagnostics channels until its monitor closes: a monitor per run, so
-  // that the other modes' rounds (plain fetch above all) run with no subscriber of apimeter's.
-  let fetchedCalls = 0
-  const instrumented = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
-  const { discardingTracer } = await import('../otel.js')
-  const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici')
-  const { provider, spans } = discardingTracer()
-  // Constructed enabled (its config decides whether spans are made at all), then switched off between its rounds.
-  const otel = new UndiciInstrumentation()
-  otel.setTracerProvider(provider)
-  otel.disable()
-  const plain = (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init)
-  const modes: FetchMode[] = ['plain fetch', '`monitor.fetch`', 'plain fetch with `instrument()`', 'plain fetch with OpenTelemetry undici instrumentation']
-  const run = async (mode: FetchMode, ms: number): Promise<Sample> => {
-    if (mode === 'plain fetch with `instrument()`') instrumented.instrument()
-    const traced = mode === 'plain fetch with OpenTelemetry undici instrumentation'
-    if (traced) otel.enable()
-    try {
-      if (mode === '`monitor.fetch`') {
-        const fetching = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage })
-        try {
-          const rps = await throughput(fetching.fetch, upstream.url, ms)
-          return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest, p99: Number.NaN }
-        } finally {
-          await fetching.close()
-          fetchedCalls += fetching.health().written
-        }
-      }
-      const rps = await throughput(plain, upstream.url, ms)
-      return { rps, cpu: lastCpuPerRequest, main: lastCpuPerRequest, p99: Number.NaN }
-    } finally {
-      instrumented.uninstrument()
-      if (traced) otel.disable()
-    }
-  }
+  serverPinning()
+  const upstreams = [await startUpstream(), await startUpstream()]
+  const clients = new Map<string, Client>()
+  const partners = new Map<string, Client>()
   try {
-    const results = await alternate(modes, (mode) => run(mode, 1000), (mode) => run(mode, SECONDS * 1000))
-    await provider.forceFlush()
-    if (fetchedCalls === 0 || instrumented.health().written + instrumented.health().queued === 0) throw new Error('peers: a metered fetch mode recorded nothing')
-    if (spans() === 0) throw new Error('peers: the undici instrumentation exported no span')
-    const measured = modes.map((mode, i) => ({ name: mode, apimeter: mode.includes('monitor') || mode.includes('instrument()'), ...results[i]! }))
-    return figures('Outbound:', 0.95, measured)
+    for (const line of fetchLines) {
+      partners.set(line.mode, await startClient('plain', upstreams[0]!.url))
+      clients.set(line.mode, await startClient(line.mode, upstreams[1]!.url))
+    }
+    for (const client of [...clients.values(), ...partners.values()]) {
+      await runClient(client, 1)
+      freeHelperThreads({ child: client.child, url: '' })
+    }
+    const sample = (r: ClientRun): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.cpuPerRequest, p99: Number.NaN })
+    const pairs: Pair[][] = fetchLines.map(() => [])
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < fetchLines.length; i++) {
+        const at = (round + i) % fetchLines.length
+        const mode = fetchLines[at]!.mode
+        const [bare, line] = await Promise.all([runClient(partners.get(mode)!, SECONDS), runClient(clients.get(mode)!, SECONDS)])
+        pairs[at]!.push({ bare: sample(bare), line: sample(line) })
+      }
+    }
+    for (const line of fetchLines) {
+      const seen = await runClient(clients.get(line.mode)!, 0.2)
+      if (line.apimeter && seen.recorded === 0) throw new Error(`peers: outbound ${line.name} recorded nothing`)
+      if (line.mode === 'otel' && seen.spans === 0) throw new Error('peers: the undici instrumentation exported no span')
+    }
+    return pairedFigures('Outbound:', 0.95, fetchLines, pairs, 'plain fetch')
   } finally {
-    await instrumented.close()
-    await provider.shutdown()
-    upstream.child.kill()
+    for (const client of [...clients.values(), ...partners.values()]) client.child.kill()
+    for (const upstream of upstreams) upstream.child.kill()
   }
 }
 
@@ -311,9 +261,9 @@ export async function runPeersSuite(): Promise<SuiteResult> {
     title: 'Peers: apimeter beside the tools a user would pick instead',
     method: [
       `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. Inbound lines are measured in pairs: each line's server and a bare server of its own are loaded at the same time by autocannon (${HTTP_LOAD.connections} connections each, one worker thread each) for ${SECONDS} s, so that whatever else the shared machine does in that interval weighs on both halves alike; the lines take turns, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each server. With \`taskset\` the servers' main threads (their event loops) share one core and the load generators run on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops. The *bare beside bare* line pairs two bare servers: how far it lands from 1.00 is the method's own noise in that run.`,
-      `Outbound: one client process, ${FETCH_LOAD.concurrency} concurrent loops fetching a 47-byte JSON answer from a local server on the other core and reading the body, ${SECONDS} s per mode, rotated likewise; apimeter's monitors and OpenTelemetry's span processor discard what they are given.`,
+      `Outbound likewise in pairs: each tool's client process (\`bench/servers/fetch-client.ts\`) and a plain-fetch client of its own run ${FETCH_LOAD.concurrency} concurrent loops each, fetching a 47-byte JSON answer and reading the body, for ${SECONDS} s at the same time; the clients share one core, each fetches from a local server of its own on the other core; apimeter's monitors and OpenTelemetry's span processor discard what they are given. The *plain fetch beside plain fetch* line is that method's noise.`,
       '',
-      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server being the one loaded beside it in the same interval (median of the rounds; outbound, plain fetch in the same round): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
     ].join('\n'),
     figures: figuresOut,
   }

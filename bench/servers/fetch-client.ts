@@ -1,0 +1,43 @@
+// A fetching client for the peers bench's outbound pairs, in a child process of its own so that two clients (a line
+// and its plain-fetch partner) can be loaded at the same time on one core:
+//   node --import tsx bench/servers/fetch-client.ts <plain|monitor-fetch|instrument|otel>
+// Prints `listening 0` when ready (the bench's spawn helper waits for that line). Each IPC message `{ url, ms }` runs
+// the outbound suite's loops (16 concurrent fetches, each reading the body) against `url` for `ms` and answers with the
+// requests per second and the process's CPU time per request, plus what apimeter recorded and OpenTelemetry exported so far
+// (to check the tool really ran).
+import { createMonitor } from '@apimeter/core'
+import { discardStorage } from '../lib.js'
+import { lastCpuPerRequest, throughput } from '../suites/outbound.js'
+
+const MODES = ['plain', 'monitor-fetch', 'instrument', 'otel'] as const
+type Mode = (typeof MODES)[number]
+const mode = process.argv[2] as Mode
+if (!MODES.includes(mode)) {
+  console.error(`usage: fetch-client.ts <${MODES.join('|')}>`)
+  process.exit(2)
+}
+
+// plain and otel fetch with no monitor at all
+const monitor = mode === 'monitor-fetch' || mode === 'instrument' ? createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage }) : undefined
+let spans = (): number => 0
+let fetchImpl: typeof fetch = (input, init) => globalThis.fetch(input, init)
+if (mode === 'monitor-fetch') fetchImpl = monitor!.fetch
+if (mode === 'instrument') monitor!.instrument()
+if (mode === 'otel') {
+  const { discardingTracer } = await import('../otel.js')
+  const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici')
+  const tracer = discardingTracer()
+  spans = tracer.spans
+  const instrumentation = new UndiciInstrumentation()
+  instrumentation.setTracerProvider(tracer.provider)
+  instrumentation.enable()
+}
+
+process.on('message', (message: { url: string; ms: number }) => {
+  void throughput(fetchImpl, message.url, message.ms).then((rps) => {
+    const health = monitor?.health()
+    process.send?.({ rps, cpuPerRequest: lastCpuPerRequest, recorded: health === undefined ? 0 : health.written + health.queued, spans: spans() })
+  })
+})
+process.on('SIGTERM', () => process.exit(0))
+console.log('listening 0')
