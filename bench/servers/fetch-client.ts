@@ -1,6 +1,8 @@
 // A fetching client for the peers bench's outbound pairs, in a child process of its own so that two clients (a line
 // and its plain-fetch partner) can be loaded at the same time on one core:
-//   node --import tsx bench/servers/fetch-client.ts <plain|monitor-fetch|instrument|otel>
+//   node --import tsx bench/servers/fetch-client.ts <plain|empty-channels|monitor-fetch|instrument|otel>
+// (empty-channels: plain fetch with a subscriber that does nothing on each of undici's request channels, the least
+// any observer of fetch through those channels can cost.)
 // Prints `listening 0` when ready (the bench's spawn helper waits for that line). Each IPC message `{ url, ms }` runs
 // the outbound suite's loops (16 concurrent fetches, each reading the body) against `url` for `ms` and answers with the
 // requests per second and the process's CPU time per request, plus what apimeter recorded and OpenTelemetry exported so far
@@ -9,7 +11,7 @@ import { createMonitor } from '@apimeter/core'
 import { discardStorage } from '../lib.js'
 import { lastCpuPerRequest, throughput } from '../suites/outbound.js'
 
-const MODES = ['plain', 'monitor-fetch', 'instrument', 'otel'] as const
+const MODES = ['plain', 'empty-channels', 'monitor-fetch', 'instrument', 'otel'] as const
 type Mode = (typeof MODES)[number]
 const mode = process.argv[2] as Mode
 if (!MODES.includes(mode)) {
@@ -23,6 +25,10 @@ let spans = (): number => 0
 let fetchImpl: typeof fetch = (input, init) => globalThis.fetch(input, init)
 if (mode === 'monitor-fetch') fetchImpl = monitor!.fetch
 if (mode === 'instrument') monitor!.instrument()
+if (mode === 'empty-channels') {
+  const { subscribe } = await import('node:diagnostics_channel')
+  for (const name of ['undici:request:create', 'undici:request:headers', 'undici:request:trailers', 'undici:request:error']) subscribe(name, () => {})
+}
 if (mode === 'otel') {
   const { discardingTracer } = await import('../otel.js')
   const { UndiciInstrumentation } = await import('@opentelemetry/instrumentation-undici')
