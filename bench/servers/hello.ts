@@ -89,7 +89,6 @@ if (framework === 'fastify') {
   const app = express()
   if (metered) app.use(apimeter(monitor))
   if (mode === 'empty-hook') app.use((_req, _res, next) => next())
-  if (process.env.HELLO_EXTRA) app.use(((await import(process.env.HELLO_EXTRA)) as { default: RequestHandler }).default)
   if (mode === 'response-time') app.use((require('response-time') as () => RequestHandler)())
   if (mode === 'prom-bundle') app.use((require('express-prom-bundle') as (o: object) => RequestHandler)({ includeMethod: true, includePath: true }))
   if (mode === 'swagger-stats') app.use((require('swagger-stats') as { getMiddleware(o: object): RequestHandler }).getMiddleware({}))
