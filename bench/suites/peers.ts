@@ -29,6 +29,11 @@ interface Line {
   offThread?: boolean
   /** Not a peer: the least any tool of the kind can cost (a middleware or hook doing nothing), shown for the floor. */
   floor?: boolean
+  /**
+   * Head to head: the mode of the server loaded beside this one instead of a bare one (the nearest peer), so that the
+   * two tools are compared within one interval rather than through two ratios to bare taken in different ones.
+   */
+  versus?: string
 }
 
 interface Group {
@@ -48,6 +53,7 @@ const expressLines: Line[] = [
   { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
   { name: '+ swagger-stats', mode: 'swagger-stats' },
   { name: '+ OpenTelemetry http + express', mode: 'otel' },
+  { name: 'apimeter (SQLite storage) head to head with `response-time`', mode: 'with-sqlite', apimeter: true, offThread: true, versus: 'response-time' },
 ]
 const GROUPS: Group[] = [
   { label: 'Express 5', framework: 'express5', target: 0.95, lines: expressLines },
@@ -96,13 +102,13 @@ async function loadPair(bare: Server, line: Server): Promise<Pair> {
 }
 
 async function inbound(group: Group): Promise<Figure[]> {
-  const servers = new Map<string, Server>()
+  const servers = new Map<number, Server>()
   /** Each line's own bare partner: loaded only in that line's rounds, so both halves of a pair idle alike between them. */
-  const partners = new Map<string, Server>()
+  const partners = new Map<number, Server>()
   try {
-    for (const line of group.lines) {
-      servers.set(line.mode, await startServer(group.framework, line.mode))
-      partners.set(line.mode, await startServer(group.framework, 'without'))
+    for (const [at, line] of group.lines.entries()) {
+      servers.set(at, await startServer(group.framework, line.mode))
+      partners.set(at, await startServer(group.framework, line.versus ?? 'without'))
     }
     for (const server of [...servers.values(), ...partners.values()]) {
       await load(server, 1, PATH)
@@ -112,12 +118,11 @@ async function inbound(group: Group): Promise<Figure[]> {
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < group.lines.length; i++) {
         const at = (round + i) % group.lines.length
-        const mode = group.lines[at]!.mode
-        pairs[at]!.push(await loadPair(partners.get(mode)!, servers.get(mode)!))
+        pairs[at]!.push(await loadPair(partners.get(at)!, servers.get(at)!))
       }
     }
-    for (const line of group.lines) {
-      const seen = await report(servers.get(line.mode)!)
+    for (const [at, line] of group.lines.entries()) {
+      const seen = await report(servers.get(at)!)
       if (line.apimeter && seen.recorded === 0) throw new Error(`${group.label} ${line.name}: nothing was recorded`)
       if (line.mode === 'otel' && seen.spans === 0) throw new Error(`${group.label} ${line.name}: no span was exported`)
     }
@@ -133,7 +138,8 @@ async function inbound(group: Group): Promise<Figure[]> {
  * storage works off the host's thread gets a second figure, its main thread's (and its target there).
  */
 function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair[][], bareName = 'bare'): Figure[] {
-  const allBare = pairs.flat().map((p) => p.bare)
+  const beside = lines.map((line, at) => ({ line, at })).filter(({ line }) => line.versus === undefined)
+  const allBare = beside.flatMap(({ at }) => pairs[at]!.map((p) => p.bare))
   const ratios = (at: number, of: (s: Sample) => number, inverse = false) =>
     pairs[at]!.map((p) => (inverse ? of(p.line) / of(p.bare) : of(p.bare) / of(p.line)))
   const list = (values: number[]) => values.map((r) => r.toFixed(2)).join(', ')
@@ -148,11 +154,15 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
   ]
   const cpuRatio = lines.map((_, at) => median(ratios(at, (s) => s.cpu)))
   const mainRatio = lines.map((_, at) => median(ratios(at, (s) => s.main)))
-  const peers = lines.map((line, at) => ({ line, at })).filter(({ line, at }) => !line.apimeter && line.floor !== true && at !== 0)
-  const bestPeer = Math.max(...peers.map(({ at }) => cpuRatio[at]!))
-  const bestPeerMain = Math.max(...peers.map(({ at }) => mainRatio[at]!))
+  const peers = beside.filter(({ line, at }) => !line.apimeter && line.floor !== true && at !== 0)
+  /** Whether apimeter's line `at` is ahead of every peer: head to head where that pair was measured, else by ratio to bare. */
+  const ahead = (at: number, ratio: number[]) =>
+    peers.every((peer) => {
+      const direct = lines.findIndex((line) => line.versus === peer.line.mode && line.mode === lines[at]!.mode)
+      return direct === -1 ? ratio[at]! > ratio[peer.at]! : ratio[direct]! > 1
+    })
   const goal = (met: boolean) => ({ target: `≥ ${target.toFixed(2)}${peers.length ? ', ahead of every peer' : ''}`, met })
-  lines.forEach((line, at) => {
+  for (const { line, at } of beside) {
     const samples = pairs[at]!.map((p) => p.line)
     const rpsRatios = ratios(at, (s) => s.rps, true)
     const rpsRatio = median(rpsRatios)
@@ -163,7 +173,7 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
       name,
       value: cpuRatio[at]!,
       unit: 'ratio',
-      ...(judgedHere ? goal(cpuRatio[at]! >= target && rpsRatio >= target && cpuRatio[at]! > bestPeer) : {}),
+      ...(judgedHere ? goal(cpuRatio[at]! >= target && rpsRatio >= target && ahead(at, cpuRatio)) : {}),
       note: `CPU ${median(samples.map((s) => s.cpu)).toFixed(1)} µs/request, every thread${line.offThread ? ' (storage thread included)' : ''}; per round: ${list(ratios(at, (s) => s.cpu))}; ${throughputNote}`,
     })
     if (line.apimeter === true && line.offThread === true) {
@@ -171,11 +181,21 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
         name: `${label} ${line.name}, host thread`,
         value: mainRatio[at]!,
         unit: 'ratio',
-        ...goal(mainRatio[at]! >= target && rpsRatio >= target && mainRatio[at]! > bestPeerMain),
+        ...goal(mainRatio[at]! >= target && rpsRatio >= target && ahead(at, mainRatio)),
         note: `main thread ${median(samples.map((s) => s.main)).toFixed(1)} µs/request; per round: ${list(ratios(at, (s) => s.main))}; ${throughputNote}`,
       })
     }
-  })
+  }
+  // Head to head: the peer's CPU per request over apimeter's, in the same interval (above 1: apimeter is cheaper).
+  for (const [at, line] of lines.entries()) {
+    if (line.versus === undefined) continue
+    out.push({
+      name: `${label} ${line.name}: the peer's CPU per request ÷ apimeter's`,
+      value: mainRatio[at]!,
+      unit: 'ratio',
+      note: `host thread (above 1: apimeter is cheaper); per round: ${list(ratios(at, (s) => s.main))}; every thread ${cpuRatio[at]!.toFixed(2)} (per round: ${list(ratios(at, (s) => s.cpu))})`,
+    })
+  }
   return out
 }
 
@@ -261,7 +281,7 @@ export async function runPeersSuite(): Promise<SuiteResult> {
     id: 'peers',
     title: 'Peers: apimeter beside the tools a user would pick instead',
     method: [
-      `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. Inbound lines are measured in pairs: each line's server and a bare server of its own are loaded at the same time by autocannon (${HTTP_LOAD.connections} connections each, one worker thread each) for ${SECONDS} s, so that whatever else the shared machine does in that interval weighs on both halves alike; the lines take turns, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each server. With \`taskset\` the servers' main threads (their event loops) share one core and the load generators run on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops. The *bare beside bare* line pairs two bare servers: how far it lands from 1.00 is the method's own noise in that run.`,
+      `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. Inbound lines are measured in pairs: each line's server and a bare server of its own are loaded at the same time by autocannon (${HTTP_LOAD.connections} connections each, one worker thread each) for ${SECONDS} s, so that whatever else the shared machine does in that interval weighs on both halves alike; the lines take turns, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each server. With \`taskset\` the servers' main threads (their event loops) share one core and the load generators run on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops. The *bare beside bare* line pairs two bare servers: how far it lands from 1.00 is the method's own noise in that run. The *head to head* line pairs apimeter's server with the nearest peer's instead of a bare one, the two tools compared within one interval; where it was measured, it decides whether apimeter is ahead of that peer.`,
       `Outbound likewise in pairs: each tool's client process (\`bench/servers/fetch-client.ts\`) and a plain-fetch client of its own run ${FETCH_LOAD.concurrency} concurrent loops each, fetching a 47-byte JSON answer and reading the body, for ${SECONDS} s at the same time; the clients share one core, each fetches from a local server of its own on the other core; apimeter's monitors and OpenTelemetry's span processor discard what they are given. The *plain fetch beside plain fetch* line is that method's noise; the *empty subscribers* line is no peer but the least any tool observing fetch through undici's diagnostics channels (as \`instrument()\`, \`monitor.fetch\` and OpenTelemetry do) can cost: undici builds and publishes its messages only when a channel has a subscriber.`,
       '',
       "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
