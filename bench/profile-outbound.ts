@@ -5,7 +5,7 @@
 // after a warm-up of a quarter of the time; prints req/s and client CPU µs per request of the measured part.
 import { createMonitor } from '@apimeter/core'
 import { discardStorage } from './lib.js'
-import { lastCpuPerRequest, startUpstream, throughput } from './suites/outbound.js'
+import { lastCpuPerRequest, startUpstream, throughput } from './fetch-load.js'
 
 const mode = process.argv[2] ?? 'fetch'
 const seconds = Number(process.argv[3] ?? 8)

@@ -4,9 +4,6 @@
 import { fileURLToPath } from 'node:url'
 import { fmt, machine, type SuiteResult, writeReport } from './lib.js'
 import { runExportSuite } from './suites/export.js'
-import { runExpressSuite } from './suites/express.js'
-import { runFastifySuite } from './suites/fastify.js'
-import { runOutboundSuite } from './suites/outbound.js'
 import { runPeersSuite } from './suites/peers.js'
 import { runPostgresSuite } from './suites/postgres.js'
 import { runRecordSuite } from './suites/record.js'
@@ -20,9 +17,6 @@ const suites: Record<string, () => Promise<SuiteResult>> = {
   sqlite: runSqliteSuite,
   rollups: runRollupsSuite,
   postgres: runPostgresSuite,
-  express: runExpressSuite,
-  fastify: runFastifySuite,
-  outbound: runOutboundSuite,
   tenants: runTenantsSuite,
   peers: runPeersSuite,
   system: runSystemSuite,

@@ -3,11 +3,11 @@ import { readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { type Figure, median, spawnListening, statCpuUs } from './lib.js'
+import { spawnListening, statCpuUs } from './lib.js'
 
 const SERVER = fileURLToPath(new URL('./servers/hello.ts', import.meta.url))
 
-export const LOAD = { connections: 32, durationS: 5, warmupS: 3, rounds: 9 }
+export const LOAD = { connections: 32 }
 
 export interface Server {
   child: ChildProcess
@@ -121,53 +121,3 @@ export async function load(server: Server, seconds: number, path = ''): Promise<
   return { rps: requests / seconds, cpuPerRequest: (after.all - before.all) / requests, mainCpuPerRequest: (after.main - before.main) / requests, p99Ms: result.latency.p99 }
 }
 
-type Mode = 'without' | 'with' | 'with-memory'
-const MODES: readonly Mode[] = ['without', 'with', 'with-memory']
-
-/**
- * Hello-world throughput of one framework without apimeter, with it (storage discarding batches) and with it on
- * in-memory storage, run side by side: each server in its own child process, all loaded at the same time by
- * autocannon from worker threads, so whatever else the machine is doing slows them alike. Every round gives a ratio
- * to the plain server; the figure is the median of the rounds.
- */
-export async function compareThroughput(framework: string, label: string, target: number): Promise<Figure[]> {
-  const servers: Server[] = []
-  try {
-    for (const mode of MODES) servers.push(await startServer(framework, mode))
-    await Promise.all(servers.map((server) => load(server, LOAD.warmupS)))
-    const rounds: LoadResult[][] = MODES.map(() => [])
-    for (let round = 0; round < LOAD.rounds; round++) {
-      const results = await Promise.all(servers.map((server) => load(server, LOAD.durationS)))
-      results.forEach((result, i) => rounds[i]!.push(result))
-    }
-    const [plain, metered, memory] = rounds as [typeof rounds[0], typeof rounds[0], typeof rounds[0]]
-    const ratiosTo = (runs: typeof plain) => runs.map((r, i) => r.rps / plain[i]!.rps)
-    const cpu = (runs: typeof plain) => median(runs.map((r) => r.cpuPerRequest))
-    const ratio = median(ratiosTo(metered))
-    const figures: Figure[] = [
-      { name: `${label} hello-world without apimeter`, value: median(plain.map((r) => r.rps)), unit: 'req/s', note: `server CPU ${cpu(plain).toFixed(1)} µs/request` },
-      { name: `${label} hello-world with apimeter`, value: median(metered.map((r) => r.rps)), unit: 'req/s', note: `server CPU ${cpu(metered).toFixed(1)} µs/request` },
-      {
-        name: `${label}: with / without`,
-        value: ratio,
-        unit: 'ratio',
-        target: `≥ ${target.toFixed(2)}`,
-        met: ratio >= target,
-        note: `per round: ${ratiosTo(metered).map((r) => r.toFixed(2)).join(', ')}`,
-      },
-      {
-        name: `${label}: with, on in-memory storage / without`,
-        value: median(ratiosTo(memory)),
-        unit: 'ratio',
-        note: `storage work included (server CPU ${cpu(memory).toFixed(1)} µs/request); per round: ${ratiosTo(memory).map((r) => r.toFixed(2)).join(', ')}`,
-      },
-    ]
-    const { recorded } = await report(servers[1]!)
-    if (recorded === 0) throw new Error(`${label}: the metered server recorded nothing`)
-    return figures
-  } finally {
-    for (const server of servers) server.child.kill()
-  }
-}
-
-export const METHOD = `Side by side: three servers, each in its own child process (\`bench/servers/hello.ts\`, one route answering \`{"hello":"world"}\`) — without apimeter, with it, and with it on in-memory storage — loaded at the same time by autocannon (${LOAD.connections} connections each, one worker thread each), so whatever else the shared machine does slows them alike. With \`taskset\` available, the servers are pinned to one core (which the scheduler splits evenly between them) and the load generators to another. "With" registers apimeter first on a monitor whose storage discards each batch it is given: the ratio is what the middleware, \`record()\` and the write pipeline's batching add to a request, not what a storage engine costs (the storage suites measure that); the in-memory line shows the same with storage work included. After a ${LOAD.warmupS} s warm-up, ${LOAD.rounds} rounds of ${LOAD.durationS} s; req/s are medians, ratios are medians of the per-round ratios. Server CPU per request is read from the server process's \`/proc/<pid>/stat\` (every thread).`

@@ -9,7 +9,7 @@
 // (to check the tool really ran).
 import { createMonitor } from '@apimeter/core'
 import { discardStorage } from '../lib.js'
-import { lastCpuPerRequest, throughput } from '../suites/outbound.js'
+import { lastCpuPerRequest, throughput } from '../fetch-load.js'
 
 const MODES = ['plain', 'empty-channels', 'monitor-fetch', 'instrument', 'otel'] as const
 type Mode = (typeof MODES)[number]

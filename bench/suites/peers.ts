@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { type Figure, fmt, median, spawnListening, type SuiteResult } from '../lib.js'
 import { freeHelperThreads, LOAD as HTTP_LOAD, load, report, type Server, serverPinning, startServer } from '../throughput.js'
-import { LOAD as FETCH_LOAD, startUpstream } from './outbound.js'
+import { LOAD as FETCH_LOAD, startUpstream } from '../fetch-load.js'
 
 const CLIENT = fileURLToPath(new URL('../servers/fetch-client.ts', import.meta.url))
 
@@ -29,6 +29,8 @@ interface Line {
   offThread?: boolean
   /** Not a peer: the least any tool of the kind can cost (a middleware or hook doing nothing), shown for the floor. */
   floor?: boolean
+  /** A setting other than the default a user runs (SQLite on its worker thread): shown beside it, not judged. */
+  option?: boolean
   /**
    * Head to head: the mode of the server loaded beside this one instead of a bare one (the nearest peer), so that the
    * two tools are compared within one interval rather than through two ratios to bare taken in different ones.
@@ -49,8 +51,8 @@ const expressLines: Line[] = [
   { name: '+ `response-time` (a minimal timer)', mode: 'response-time' },
   { name: '+ express-prom-bundle', mode: 'prom-bundle' },
   { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
-  { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
-  { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
+  { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true, option: true },
+  { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true, option: true },
   { name: '+ swagger-stats', mode: 'swagger-stats' },
   { name: '+ OpenTelemetry http + express', mode: 'otel' },
   { name: 'apimeter (SQLite storage) head to head with `response-time`', mode: 'with-sqlite', apimeter: true, offThread: true, versus: 'response-time' },
@@ -66,8 +68,8 @@ const GROUPS: Group[] = [
       { name: 'bare', mode: 'without' },
       { name: '+ an empty `onRequest` hook (the floor of any hook)', mode: 'empty-hook', floor: true },
       { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
-      { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true },
-      { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true },
+      { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true, option: true },
+      { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true, option: true },
       { name: '+ fastify-metrics', mode: 'fastify-metrics' },
     ],
   },
@@ -168,7 +170,7 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
     const rpsRatio = median(rpsRatios)
     const name = at === 0 ? `${label} ${bareName} beside ${bareName} (the method's noise)` : `${label} ${line.name}`
     const throughputNote = `${fmt(median(samples.map((s) => s.rps)))} req/s, ${rpsRatio.toFixed(2)} of bare beside it (per round: ${list(rpsRatios)})${p99(samples)}`
-    const judgedHere = line.apimeter === true && line.offThread !== true
+    const judgedHere = line.apimeter === true && line.offThread !== true && line.option !== true
     out.push({
       name,
       value: cpuRatio[at]!,
@@ -284,7 +286,7 @@ export async function runPeersSuite(): Promise<SuiteResult> {
       `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. Inbound lines are measured in pairs: each line's server and a bare server of its own are loaded at the same time by autocannon (${HTTP_LOAD.connections} connections each, one worker thread each) for ${SECONDS} s, so that whatever else the shared machine does in that interval weighs on both halves alike; the lines take turns, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each server. With \`taskset\` the servers' main threads (their event loops) share one core and the load generators run on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops. The *bare beside bare* line pairs two bare servers: how far it lands from 1.00 is the method's own noise in that run. The *head to head* line pairs apimeter's server with the nearest peer's instead of a bare one, the two tools compared within one interval; where it was measured, it decides whether apimeter is ahead of that peer.`,
       `Outbound likewise in pairs: each tool's client process (\`bench/servers/fetch-client.ts\`) and a plain-fetch client of its own run ${FETCH_LOAD.concurrency} concurrent loops each, fetching a 47-byte JSON answer and reading the body, for ${SECONDS} s at the same time; the clients share one core, each fetches from a local server of its own on the other core; apimeter's monitors and OpenTelemetry's span processor discard what they are given. The *plain fetch beside plain fetch* line is that method's noise; the *empty subscribers* line is no peer but the least any tool observing fetch through undici's diagnostics channels (as \`instrument()\`, \`monitor.fetch\` and OpenTelemetry do) can cost: undici builds and publishes its messages only when a channel has a subscriber.`,
       '',
-      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()`. Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group (head to head where that pair was measured). The targets apply to the default a user runs, SQLite storage with its worker thread; the `thread: 'main'` and in-memory lines show the other settings beside it. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
     ].join('\n'),
     figures: figuresOut,
   }
