@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import { createServer, type Server } from 'node:http'
 import { type Monitor, UNMATCHED_ROUTE } from '@apimeter/core'
 import { hashApiKey } from '@apimeter/core/inbound'
@@ -407,6 +408,41 @@ describe.each(MAJORS)('@apimeter/express on %s', (_major, express, features) => 
     await get('/shops/s1/items/9')
     expect(summary(await recorded(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
     expect(summary(await recordedCalls(second.monitor, second.storage)(1))).toEqual(['GET /shops/:shopId/items/:id 200'])
+  })
+
+  it('gives the requests of a metered server their slots when the server hands them over, and no others', async () => {
+    // What the slots are found by: the one symbol of this package on a request (see SLOTS in src/middleware.ts).
+    const hasSlots = (request: object) => Object.getOwnPropertySymbols(request).some((key) => key.description === 'apimeter.express.slots')
+    const early = new Map<string, boolean>()
+    // subscribed after the middleware's own subscriber (created by apimeter() in start()), so it sees what that one did
+    const onStart = (message: unknown) => {
+      const { request } = message as { request: { url?: string } }
+      early.set(request.url ?? '', hasSlots(request))
+    }
+    const { get, recorded } = await start((app) => {
+      const users = express.Router({ mergeParams: true })
+      users.get('/orders/:orderId', (req, res) => {
+        res.send(`${req.baseUrl} ${(req.route as { path: string }).path}`)
+      })
+      app.use('/users/:userId', users)
+    })
+    diagnostics.subscribe('http.server.request.start', onStart)
+    const plain = createServer((_req, res) => res.end('plain'))
+    servers.push(plain)
+    const plainBase = await listen(plain)
+    try {
+      expect((await get('/users/1/orders/9')).body).toBe('/users/1 /orders/:orderId')
+      expect((await get('/users/2/orders/9')).body).toBe('/users/2 /orders/:orderId')
+      expect((await get('/users/3/orders/9')).body).toBe('/users/3 /orders/:orderId')
+      expect(await (await fetch(`${plainBase}/elsewhere`)).text()).toBe('plain')
+    } finally {
+      diagnostics.unsubscribe('http.server.request.start', onStart)
+    }
+    expect(summary(await recorded(3))).toEqual(Array(3).fill('GET /users/:userId/orders/:orderId 200'))
+    // the server was marked by its first metered request; every later one had its slots before Express saw it
+    expect([early.get('/users/2/orders/9'), early.get('/users/3/orders/9')]).toEqual([true, true])
+    // a server no apimeter middleware has seen is left alone
+    expect(early.get('/elsewhere')).toBe(false)
   })
 
   it('works alongside another copy of the package (two versions installed), each recording the template', async () => {
