@@ -21,11 +21,17 @@ const SLOT_RESPONSE = Symbol('apimeter.countedResponse')
 const SLOT_COUNTER = Symbol('apimeter.responseCounter')
 type Connection = Socket & { [SLOT_RESPONSE]?: ServerResponse | null; [SLOT_COUNTER]?: ByteCounter | null }
 
+/**
+ * Whether any counter was ever kept on a response itself (under COUNTER). Until one is, no response can hold one,
+ * and the lookup (a property missing on every response, searched for up its prototype chain) is skipped.
+ */
+let countersOnResponses = false
+
 /** The counter of a response, wherever it is kept. */
 function counterOf(res: Metered<ServerResponse>): ByteCounter | undefined {
   const socket: Connection | null = res.socket
   if (socket !== null && socket[SLOT_RESPONSE] === res) return socket[SLOT_COUNTER] ?? undefined
-  return res[COUNTER]
+  return countersOnResponses ? res[COUNTER] : undefined
 }
 type Write = ServerResponse['write']
 type End = ServerResponse['end']
@@ -78,7 +84,10 @@ export abstract class ByteCounter {
       socket[SLOT_RESPONSE] = res
       socket[SLOT_COUNTER] = this
       this.slot = socket
-    } else res[COUNTER] = this
+    } else {
+      countersOnResponses = true
+      res[COUNTER] = this
+    }
     if (countedBy === undefined) {
       this.write = res.write
       this.end = res.end
