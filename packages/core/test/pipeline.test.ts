@@ -2,6 +2,10 @@ import { describe, expect, it, vi } from 'vitest'
 import { type CallInput, memoryStorage } from '@apimeter/core'
 import { testMonitor, tick } from './helpers/monitor.js'
 import { downStorage, failingFirst, gated, packedStorage, refusingStorage } from './helpers/storages.js'
+import { stagingLimit } from '../src/monitor/pipeline.js'
+
+/** The monitor's write pipeline, to read how many rows its staging columns have room for. */
+const stagingCapacity = (monitor: object): number => (monitor as { pipeline: { stagingCapacity: number } }).pipeline.stagingCapacity
 
 const call = (i = 0): CallInput => ({ direction: 'inbound', method: 'GET', route: '/r', statusCode: 200, durationMs: i % 100, cost: 0.000001 })
 const fastRetry = { initialDelayMs: 1, maxDelayMs: 5, jitter: 0 }
@@ -56,6 +60,46 @@ describe('write pipeline', () => {
     await monitor.flush()
     expect(monitor.health()).toMatchObject({ queued: 0, written: 100, dropped: 100 })
     expect(storage.maxActive).toBeLessThanOrEqual(2)
+    await monitor.close()
+  })
+
+  it('stages at most whole batches of about 4,096 rows, at least one batch, never more than the buffer', () => {
+    expect(stagingLimit(500, 50_000)).toBe(4000)
+    expect(stagingLimit(1000, 50_000)).toBe(4000)
+    expect(stagingLimit(3000, 50_000)).toBe(3000)
+    expect(stagingLimit(5000, 50_000)).toBe(5000)
+    expect(stagingLimit(100, 300)).toBe(300)
+  })
+
+  it('drains a burst that outruns the drain on the spot: the staging columns stay at the limit, every call is written once', async () => {
+    const storage = packedStorage()
+    const { monitor } = testMonitor({ storage, batchSize: 500, flushIntervalMs: 3_600_000 })
+    const t0 = Date.UTC(2026, 0, 1)
+    // one synchronous loop: no drain can run between these calls but the one record() starts itself
+    for (let i = 0; i < 30_000; i++) monitor.record({ ...call(i), timestamp: t0 + i })
+    expect(stagingCapacity(monitor)).toBe(stagingLimit(500, 50_000))
+    expect(monitor.health()).toMatchObject({ queued: 30_000, dropped: 0 })
+    await monitor.flush()
+    expect(stagingCapacity(monitor)).toBe(4000)
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 30_000, dropped: 0 })
+    expect(storage.packed).toBe(30_000)
+    const rows = storage.inner.calls()
+    expect(new Set(rows.map((r) => r.id)).size).toBe(30_000)
+    expect(rows.map((r) => r.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: 30_000 }, (_, i) => t0 + i))
+    await monitor.close()
+  })
+
+  it('keeps overflow exact when a burst past the staging limit fills the buffer (records path)', async () => {
+    const storage = gated(memoryStorage({ maxCalls: Infinity }))
+    const { monitor, errors } = testMonitor({ storage, batchSize: 100, maxBufferSize: 5000, flushIntervalMs: 3_600_000 })
+    for (let i = 0; i < 6000; i++) monitor.record(call(i))
+    expect(stagingCapacity(monitor)).toBe(4000)
+    expect(monitor.health()).toMatchObject({ queued: 5000, dropped: 1000, written: 0 })
+    await tick()
+    expect(errors.filter((e) => e.code === 'BUFFER_OVERFLOW')).toHaveLength(1)
+    storage.open()
+    await monitor.flush()
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 5000, dropped: 1000 })
     await monitor.close()
   })
 

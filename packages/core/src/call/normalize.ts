@@ -80,9 +80,9 @@ class ColumnBuffer {
     this.resize(capacity)
   }
 
-  /** Makes room for at least `min` rows, keeping the rows held. */
-  ensure(min: number): void {
-    if (min > this.capacity) this.resize(Math.max(min, this.capacity * 2))
+  /** Makes room for at least `min` rows (by doubling, but to no more than `max` rows), keeping the rows held. */
+  ensure(min: number, max = Infinity): void {
+    if (min > this.capacity) this.resize(Math.max(min, Math.min(this.capacity * 2, max)))
   }
 
   private resize(capacity: number): void {

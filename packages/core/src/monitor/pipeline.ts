@@ -82,6 +82,22 @@ interface Batch {
 
 type Settlement = 'written' | 'dropped' | 'rejected' | 'invalid'
 
+/** About how many rows the staging columns grow to before a burst is drained into batches on the spot. */
+const STAGING_ROWS = 4096
+
+/**
+ * The most rows the staging columns hold: whole batches, about {@link STAGING_ROWS} (at least one batch).
+ *
+ * Why a limit: the columns cost ~270 bytes a row and never shrink, so a burst of `record()` calls that outran the
+ * drain (a loop recording 50,000 calls before yielding) used to leave them at the burst's size (~17 MiB at the
+ * default `maxBufferSize`) for the life of the process. Past the limit the staged rows are drained at once into
+ * batches, which hold a call in ~45–100 bytes and are freed once written; the buffer bound (`maxBufferSize`) counts
+ * them as before, so overflow and drops stay exact.
+ */
+export function stagingLimit(batchSize: number, maxBufferSize: number): number {
+  return Math.min(maxBufferSize, batchSize * Math.max(1, Math.floor(STAGING_ROWS / batchSize)))
+}
+
 /**
  * The buffered, batched, retrying write path. `push()` is O(1) and allocation-free on the common path; batches go
  * to storage through a p-queue with bounded concurrency; failed batches retry with exponential backoff and jitter
@@ -91,6 +107,8 @@ export class WritePipeline {
   /** Calls accepted since the last drain, column by column (see normalize.ts for why). */
   private readonly staging: CallColumns
   private staged = 0
+  /** See {@link stagingLimit}. */
+  private readonly stagingRows: number
   private readonly idPrefix = randomBytes(6).toString('hex')
   private idSequence = 0
   private pending = 0
@@ -130,7 +148,8 @@ export class WritePipeline {
     private readonly normalize: NormalizeContext,
     private readonly report: (error: ApimeterError) => void,
   ) {
-    this.staging = new CallColumns(Math.min(options.maxBufferSize, 1024))
+    this.stagingRows = stagingLimit(options.batchSize, options.maxBufferSize)
+    this.staging = new CallColumns(Math.min(this.stagingRows, 1024))
     this.queue = new PQueue({ concurrency: options.concurrency })
     this.timer = setInterval(() => this.drain(), options.flushIntervalMs)
     this.timer.unref()
@@ -142,6 +161,11 @@ export class WritePipeline {
 
   get isOpen(): boolean {
     return this.state === 'open'
+  }
+
+  /** Rows the staging columns have room for now (never more than {@link stagingLimit}). */
+  get stagingCapacity(): number {
+    return this.staging.capacity
   }
 
   /**
@@ -157,7 +181,7 @@ export class WritePipeline {
       }
       return
     }
-    const staged = this.staged
+    let staged = this.staged
     if (staged + this.pending >= this.options.maxBufferSize) {
       this.dropped++
       if (!this.overflowing) {
@@ -169,7 +193,14 @@ export class WritePipeline {
       }
       return
     }
-    if (staged === this.staging.capacity) this.staging.ensure(staged + 1)
+    if (staged === this.staging.capacity) {
+      // only a burst that outran the drain gets here: grow the columns up to the limit, then drain them on the spot
+      if (staged < this.stagingRows) this.staging.ensure(staged + 1, this.stagingRows)
+      else {
+        this.drain()
+        staged = 0
+      }
+    }
     normalizeInto(input, this.normalize, this.staging, staged)
     this.staged = staged + 1
     if (staged + 1 >= this.options.batchSize && !this.drainScheduled) {
