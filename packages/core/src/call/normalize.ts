@@ -80,9 +80,14 @@ class ColumnBuffer {
     this.resize(capacity)
   }
 
-  /** Makes room for at least `min` rows (by doubling, but to no more than `max` rows), keeping the rows held. */
-  ensure(min: number, max = Infinity): void {
-    if (min > this.capacity) this.resize(Math.max(min, Math.min(this.capacity * 2, max)))
+  /** Makes room for at least `min` rows, keeping the rows held. */
+  ensure(min: number): void {
+    if (min > this.capacity) this.resize(Math.max(min, this.capacity * 2))
+  }
+
+  /** Gives back the room beyond `capacity` rows, keeping the rows below it. */
+  shrink(capacity: number): void {
+    if (capacity < this.capacity) this.resize(capacity)
   }
 
   private resize(capacity: number): void {
@@ -91,6 +96,11 @@ class ColumnBuffer {
     for (const field of CALL_RECORD_FIELDS) {
       const column = self[field]!
       if (Array.isArray(column)) {
+        if (capacity < this.capacity) {
+          // a new array: V8 keeps a shortened array's backing store
+          self[field] = column.slice(0, capacity)
+          continue
+        }
         column.length = capacity
         if (capacity > this.capacity) column.fill(null, this.capacity)
       } else {

@@ -82,17 +82,17 @@ interface Batch {
 
 type Settlement = 'written' | 'dropped' | 'rejected' | 'invalid'
 
-/** About how many rows the staging columns grow to before a burst is drained into batches on the spot. */
+/** About how many rows the staging columns keep room for between bursts. */
 const STAGING_ROWS = 4096
 
 /**
- * The most rows the staging columns hold: whole batches, about {@link STAGING_ROWS} (at least one batch).
+ * The rows the staging columns shrink back to once bursts are over: whole batches, about {@link STAGING_ROWS} (at
+ * least one batch), never more than the buffer.
  *
- * Why a limit: the columns cost ~270 bytes a row and never shrink, so a burst of `record()` calls that outran the
- * drain (a loop recording 50,000 calls before yielding) used to leave them at the burst's size (~17 MiB at the
- * default `maxBufferSize`) for the life of the process. Past the limit the staged rows are drained at once into
- * batches, which hold a call in ~45–100 bytes and are freed once written; the buffer bound (`maxBufferSize`) counts
- * them as before, so overflow and drops stay exact.
+ * Why: the columns cost ~270 bytes a row and grow by doubling to hold a burst of `record()` calls that outran the
+ * drain (a loop recording 50,000 calls before yielding: 65,536 rows, ~17 MiB). They used to keep that size for the
+ * life of the process. They still grow during a burst — `record()` does no extra work — and are given back on the
+ * flush timer once a whole interval passed without a drain larger than this.
  */
 export function stagingLimit(batchSize: number, maxBufferSize: number): number {
   return Math.min(maxBufferSize, batchSize * Math.max(1, Math.floor(STAGING_ROWS / batchSize)))
@@ -109,6 +109,8 @@ export class WritePipeline {
   private staged = 0
   /** See {@link stagingLimit}. */
   private readonly stagingRows: number
+  /** The most rows one drain took since the flush timer last looked. */
+  private largestDrain = 0
   private readonly idPrefix = randomBytes(6).toString('hex')
   private idSequence = 0
   private pending = 0
@@ -151,7 +153,10 @@ export class WritePipeline {
     this.stagingRows = stagingLimit(options.batchSize, options.maxBufferSize)
     this.staging = new CallColumns(Math.min(this.stagingRows, 1024))
     this.queue = new PQueue({ concurrency: options.concurrency })
-    this.timer = setInterval(() => this.drain(), options.flushIntervalMs)
+    this.timer = setInterval(() => {
+      this.drain()
+      this.trimStaging()
+    }, options.flushIntervalMs)
     this.timer.unref()
   }
 
@@ -163,9 +168,15 @@ export class WritePipeline {
     return this.state === 'open'
   }
 
-  /** Rows the staging columns have room for now (never more than {@link stagingLimit}). */
+  /** Rows the staging columns have room for now. */
   get stagingCapacity(): number {
     return this.staging.capacity
+  }
+
+  /** Shrinks the staging columns to {@link stagingLimit} when no drain of the last interval needed more (see there). */
+  private trimStaging(): void {
+    if (this.largestDrain <= this.stagingRows && this.staged === 0) this.staging.shrink(this.stagingRows)
+    this.largestDrain = 0
   }
 
   /**
@@ -181,7 +192,7 @@ export class WritePipeline {
       }
       return
     }
-    let staged = this.staged
+    const staged = this.staged
     if (staged + this.pending >= this.options.maxBufferSize) {
       this.dropped++
       if (!this.overflowing) {
@@ -193,14 +204,7 @@ export class WritePipeline {
       }
       return
     }
-    if (staged === this.staging.capacity) {
-      // only a burst that outran the drain gets here: grow the columns up to the limit, then drain them on the spot
-      if (staged < this.stagingRows) this.staging.ensure(staged + 1, this.stagingRows)
-      else {
-        this.drain()
-        staged = 0
-      }
-    }
+    if (staged === this.staging.capacity) this.staging.ensure(staged + 1)
     normalizeInto(input, this.normalize, this.staging, staged)
     this.staged = staged + 1
     if (staged + 1 >= this.options.batchSize && !this.drainScheduled) {
@@ -251,6 +255,7 @@ export class WritePipeline {
   drain(): void {
     const count = this.staged
     if (count === 0) return
+    if (count > this.largestDrain) this.largestDrain = count
     if (this.observer !== undefined) {
       this.observeStaged()
       this.observed = 0
