@@ -18,9 +18,10 @@ const mib = () => process.memoryUsage().rss / 2 ** 20
 
 /**
  * Resident memory by kind, in MiB, from /proc/self/smaps (Linux): the host's JavaScript heap in use and its array
- * buffers (from the host's own V8), V8's heap pages of every thread (its 256 KiB mappings), glibc's main malloc heap
- * (the brk heap), the other anonymous memory (the malloc arenas of other threads, where a worker's SQLite allocates,
- * and V8's large objects), and the mapped files (the node binary and libraries, paged in as code runs).
+ * buffers (from the host's own V8), V8's heap pages of every thread (its 256 KiB mappings), glibc's brk heap, the
+ * other anonymous memory (glibc's mmapped arenas — a worker thread's, where its SQLite allocates, and the main
+ * thread's when the brk heap cannot grow in place — and V8's large objects), and the mapped files (the node binary
+ * and libraries, paged in as code runs).
  */
 function parts() {
   const usage = process.memoryUsage()
@@ -84,6 +85,8 @@ for (let i = 0; i < calls; i += burst) {
 }
 await monitor.flush()
 peak = Math.max(peak, mib())
+// two flush intervals (2 s by default) with nothing recorded: the monitor gives back the staging room a burst grew
+await sleep(4500)
 await settle()
 const steady = mib()
 const after = parts()
