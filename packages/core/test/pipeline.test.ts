@@ -2,6 +2,10 @@ import { describe, expect, it, vi } from 'vitest'
 import { type CallInput, memoryStorage } from '@apimeter/core'
 import { testMonitor, tick } from './helpers/monitor.js'
 import { downStorage, failingFirst, gated, packedStorage, refusingStorage } from './helpers/storages.js'
+import { stagingLimit } from '../src/monitor/pipeline.js'
+
+/** The monitor's write pipeline, to read how many rows its staging columns have room for. */
+const stagingCapacity = (monitor: object): number => (monitor as { pipeline: { stagingCapacity: number } }).pipeline.stagingCapacity
 
 const call = (i = 0): CallInput => ({ direction: 'inbound', method: 'GET', route: '/r', statusCode: 200, durationMs: i % 100, cost: 0.000001 })
 const fastRetry = { initialDelayMs: 1, maxDelayMs: 5, jitter: 0 }
@@ -56,6 +60,36 @@ describe('write pipeline', () => {
     await monitor.flush()
     expect(monitor.health()).toMatchObject({ queued: 0, written: 100, dropped: 100 })
     expect(storage.maxActive).toBeLessThanOrEqual(2)
+    await monitor.close()
+  })
+
+  it('stages at most whole batches of about 4,096 rows, at least one batch, never more than the buffer', () => {
+    expect(stagingLimit(500, 50_000)).toBe(4000)
+    expect(stagingLimit(1000, 50_000)).toBe(4000)
+    expect(stagingLimit(3000, 50_000)).toBe(3000)
+    expect(stagingLimit(5000, 50_000)).toBe(5000)
+    expect(stagingLimit(100, 300)).toBe(300)
+  })
+
+  it('gives back the staging columns a burst grew once an interval passes without a larger drain; every call written once', async () => {
+    const storage = packedStorage()
+    const { monitor } = testMonitor({ storage, batchSize: 500, flushIntervalMs: 20 })
+    const t0 = Date.UTC(2026, 0, 1)
+    // one synchronous loop: no drain runs between these calls, so the columns grow to hold them all
+    for (let i = 0; i < 30_000; i++) monitor.record({ ...call(i), timestamp: t0 + i })
+    expect(stagingCapacity(monitor)).toBe(32_768)
+    expect(monitor.health()).toMatchObject({ queued: 30_000, dropped: 0 })
+    await monitor.flush()
+    await vi.waitFor(() => expect(stagingCapacity(monitor)).toBe(stagingLimit(500, 50_000)), { timeout: 2000 })
+    expect(monitor.health()).toMatchObject({ queued: 0, written: 30_000, dropped: 0 })
+    const rows = storage.inner.calls()
+    expect(new Set(rows.map((r) => r.id)).size).toBe(30_000)
+    expect(rows.map((r) => r.timestamp).sort((a, b) => a - b)).toEqual(Array.from({ length: 30_000 }, (_, i) => t0 + i))
+    // shrunk columns stage and write as before, and grow again for the next burst
+    for (let i = 0; i < 10_000; i++) monitor.record({ ...call(i), route: '/after', timestamp: t0 + i })
+    expect(stagingCapacity(monitor)).toBe(16_000)
+    await monitor.flush()
+    expect(storage.inner.calls().filter((r) => r.route === '/after').map((r) => r.timestamp)).toEqual(Array.from({ length: 10_000 }, (_, i) => t0 + i))
     await monitor.close()
   })
 

@@ -85,12 +85,22 @@ class ColumnBuffer {
     if (min > this.capacity) this.resize(Math.max(min, this.capacity * 2))
   }
 
+  /** Gives back the room beyond `capacity` rows, keeping the rows below it. */
+  shrink(capacity: number): void {
+    if (capacity < this.capacity) this.resize(capacity)
+  }
+
   private resize(capacity: number): void {
     const self = this as unknown as Record<string, Float64Array | Uint8Array | (string | null)[]>
     const kept = Math.min(this.capacity, capacity)
     for (const field of CALL_RECORD_FIELDS) {
       const column = self[field]!
       if (Array.isArray(column)) {
+        if (capacity < this.capacity) {
+          // a new array: V8 keeps a shortened array's backing store
+          self[field] = column.slice(0, capacity)
+          continue
+        }
         column.length = capacity
         if (capacity > this.capacity) column.fill(null, this.capacity)
       } else {

@@ -82,6 +82,22 @@ interface Batch {
 
 type Settlement = 'written' | 'dropped' | 'rejected' | 'invalid'
 
+/** About how many rows the staging columns keep room for between bursts. */
+const STAGING_ROWS = 4096
+
+/**
+ * The rows the staging columns shrink back to once bursts are over: whole batches, about {@link STAGING_ROWS} (at
+ * least one batch), never more than the buffer.
+ *
+ * Why: the columns cost ~270 bytes a row and grow by doubling to hold a burst of `record()` calls that outran the
+ * drain (a loop recording 50,000 calls before yielding: 65,536 rows, ~17 MiB). They used to keep that size for the
+ * life of the process. They still grow during a burst — `record()` does no extra work — and are given back on the
+ * flush timer once a whole interval passed without a drain larger than this.
+ */
+export function stagingLimit(batchSize: number, maxBufferSize: number): number {
+  return Math.min(maxBufferSize, batchSize * Math.max(1, Math.floor(STAGING_ROWS / batchSize)))
+}
+
 /**
  * The buffered, batched, retrying write path. `push()` is O(1) and allocation-free on the common path; batches go
  * to storage through a p-queue with bounded concurrency; failed batches retry with exponential backoff and jitter
@@ -91,6 +107,10 @@ export class WritePipeline {
   /** Calls accepted since the last drain, column by column (see normalize.ts for why). */
   private readonly staging: CallColumns
   private staged = 0
+  /** See {@link stagingLimit}. */
+  private readonly stagingRows: number
+  /** The most rows one drain took since the flush timer last looked. */
+  private largestDrain = 0
   private readonly idPrefix = randomBytes(6).toString('hex')
   private idSequence = 0
   private pending = 0
@@ -130,9 +150,13 @@ export class WritePipeline {
     private readonly normalize: NormalizeContext,
     private readonly report: (error: ApimeterError) => void,
   ) {
-    this.staging = new CallColumns(Math.min(options.maxBufferSize, 1024))
+    this.stagingRows = stagingLimit(options.batchSize, options.maxBufferSize)
+    this.staging = new CallColumns(Math.min(this.stagingRows, 1024))
     this.queue = new PQueue({ concurrency: options.concurrency })
-    this.timer = setInterval(() => this.drain(), options.flushIntervalMs)
+    this.timer = setInterval(() => {
+      this.drain()
+      this.trimStaging()
+    }, options.flushIntervalMs)
     this.timer.unref()
   }
 
@@ -142,6 +166,17 @@ export class WritePipeline {
 
   get isOpen(): boolean {
     return this.state === 'open'
+  }
+
+  /** Rows the staging columns have room for now. */
+  get stagingCapacity(): number {
+    return this.staging.capacity
+  }
+
+  /** Shrinks the staging columns to {@link stagingLimit} when no drain of the last interval needed more (see there). */
+  private trimStaging(): void {
+    if (this.largestDrain <= this.stagingRows && this.staged === 0) this.staging.shrink(this.stagingRows)
+    this.largestDrain = 0
   }
 
   /**
@@ -220,6 +255,7 @@ export class WritePipeline {
   drain(): void {
     const count = this.staged
     if (count === 0) return
+    if (count > this.largestDrain) this.largestDrain = count
     if (this.observer !== undefined) {
       this.observeStaged()
       this.observed = 0
