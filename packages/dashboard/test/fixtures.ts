@@ -24,6 +24,10 @@ const HOUR = 3_600_000
 export function sampleCalls(now: number): CallInput[] {
   const calls: CallInput[] = []
   const at = (msAgo: number) => now - msAgo
+  // The LLM calls 10 minutes apart, closer together early in a UTC day: all six stay in the current UTC day, which the
+  // daily cost budgets sum (at 00:20 UTC calls 55 minutes old belonged to the day before, and the budgets' expected
+  // states were wrong for the first hour of every day).
+  const llmStep = Math.min(10 * 60_000, Math.floor((now % 86_400_000) / 7))
   for (let i = 0; i < 12; i++) {
     calls.push({ direction: 'inbound', method: 'GET', route: '/orders/:id', statusCode: i % 4 === 0 ? 500 : 200, durationMs: 5 + i, timestamp: at(60_000 * (i + 1)), tenantId: i % 3 === 0 ? 'globex' : 'acme' })
   }
@@ -32,7 +36,7 @@ export function sampleCalls(now: number): CallInput[] {
   }
   for (let i = 0; i < 6; i++) {
     calls.push({
-      direction: 'outbound', api: 'openai', method: 'POST', route: '/v1/chat/completions', statusCode: 200, durationMs: 300 + i * 10, timestamp: at(10 * 60_000 * (i + 1) - 5 * 60_000),
+      direction: 'outbound', api: 'openai', method: 'POST', route: '/v1/chat/completions', statusCode: 200, durationMs: 300 + i * 10, timestamp: at(llmStep * (i + 1) - llmStep / 2),
       tenantId: i % 2 === 0 ? 'acme' : 'globex', model: i < 4 ? 'gpt-4o-mini' : 'gpt-4o', inputTokens: 1000 + i, outputTokens: 100, cost: 0.000125 * (i + 1), cached: i === 5,
     })
   }
