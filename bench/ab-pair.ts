@@ -1,9 +1,12 @@
-// A/B of two builds of this checkout, measured the way the peers suite pairs its servers (not part of `npm run bench`):
-//   node --import tsx bench/ab-pair.ts <express5|express4|fastify> <mode> <rounds> '<shell command that builds B>'
-// Starts server A (`bench/servers/hello.ts`) on the packages as built now, runs the command (which changes the source
-// and rebuilds, e.g. `git stash && npm run build`), starts server B on the new build, and then loads both at the same
-// time, on one core, for 2 s per round: each round's ratio is A's CPU per request over B's in the same interval
-// (above 1: B is cheaper). Run it again with the builds swapped, to see that the order of starting them does not decide.
+// A/B of two versions of this checkout's source, measured the way the peers suite pairs its servers (not part of
+// `npm run bench`):
+//   node --import tsx bench/ab-pair.ts <express5|express4|fastify> <mode> <rounds> '<shell command that makes B>'
+// Starts server A (`bench/servers/hello.ts`) on the source as it is now, runs the command (which changes the source,
+// e.g. `git stash` or a patch), starts server B on the changed source, and then loads both at the same time, on one
+// core, for 2 s per round: each round's ratio is A's CPU per request over B's in the same interval (above 1: B is
+// cheaper). The servers run under tsx, which resolves `@apimeter/*` to the packages' source through tsconfig.json's
+// paths: the built dist/ folders play no part, so a command that only rebuilds compares a version with itself. Run it
+// again with the versions swapped, to see that the order of starting them does not decide.
 import { execSync } from 'node:child_process'
 import { median } from './lib.js'
 import { freeHelperThreads, load, startServer } from './throughput.js'
