@@ -141,6 +141,8 @@ class RouteState implements Completable {
 
 /** The values behind the prototype accessors, and the state of a metered request: one object per request. */
 class Slots {
+  /** Given when the server handed the request over (its server is marked already); see {@link subscribeEarlySlots}. */
+  constructor(readonly early = false) {}
   baseUrl: unknown = undefined
   route: unknown = undefined
   /** The state of a request watched through the prototype accessors. */
@@ -173,6 +175,7 @@ function slotsOf(req: Tracked<Request>): Slots {
 
 /** Set on an HTTP server once a request it received reached this middleware: its requests get slots early. */
 const SERVES_METERED = Symbol('apimeter.express.servesMetered')
+type MeteredServer = Server & { [SERVES_METERED]?: true }
 let earlySubscribed = false
 
 /**
@@ -187,21 +190,25 @@ function subscribeEarlySlots(): void {
   if (earlySubscribed) return
   earlySubscribed = true
   channel('http.server.request.start').subscribe((message) => {
-    const { request, server } = message as { request: Tracked<IncomingMessage>; server?: Server & { [SERVES_METERED]?: true } }
-    if (server?.[SERVES_METERED] === true) request[SLOTS] = new Slots()
+    const { request, server } = message as { request: Tracked<IncomingMessage>; server?: MeteredServer }
+    if (server?.[SERVES_METERED] === true) request[SLOTS] = new Slots(true)
   })
+}
+
+/** Marks the server of a request whose slots did not come early, so that its later requests' do. */
+function markServer(req: Request): void {
+  const server = (req.socket as { server?: MeteredServer | null } | null | undefined)?.server
+  if (server === undefined || server === null || server[SERVES_METERED] === true) return
+  try {
+    server[SERVES_METERED] = true
+  } catch {
+    // a frozen server: its requests get their slots at the router's first write
+  }
 }
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
   const slots = req[SLOTS]
-  const server = (req.socket as { server?: (Server & { [SERVES_METERED]?: true }) | null } | null | undefined)?.server
-  if (server !== undefined && server !== null && server[SERVES_METERED] !== true) {
-    try {
-      server[SERVES_METERED] = true
-    } catch {
-      // a frozen server: its requests get their slots at the router's first write
-    }
-  }
+  if (slots?.early !== true) markServer(req)
   const existing = slots?.state ?? slots?.own
   if (existing !== undefined) {
     existing.calls.push(call)
