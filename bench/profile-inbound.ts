@@ -34,7 +34,7 @@ const port = await new Promise<number>((resolve, reject) => {
 })
 // a warm-up, then (as in the peers bench) the server's helper threads (a storage worker, GC helpers) may use either core
 await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: 1, workers: 1 })
-freeHelperThreads({ child, url: '' })
+freeHelperThreads({ child })
 // The window measured, on the monotonic clock the profile's timestamps use: start-up and warm-up are left out.
 const loadFrom = Number(process.hrtime.bigint() / 1000n)
 const result = await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: seconds, workers: 1 })

@@ -83,7 +83,7 @@ export async function cpuUs(server: Server): Promise<CpuUse> {
  * with more cores than busy event loops, as they would in production. Applied alike to every server of a
  * comparison, after its warm-up (threads start lazily, inheriting the main thread's core). No-op when unpinned.
  */
-export function freeHelperThreads(server: Server): void {
+export function freeHelperThreads(server: Pick<Server, 'child'>): void {
   if (pins?.pinned !== true) return
   const pid = server.child.pid
   let tids: string[]

@@ -18,14 +18,14 @@ const mib = () => process.memoryUsage().rss / 2 ** 20
 
 /**
  * Resident memory by kind, in MiB, from /proc/self/smaps (Linux): the host's JavaScript heap in use and its array
- * buffers (from the host's own V8), V8's heap pages of every thread (its 256 KiB mappings), glibc's brk heap, the
- * other anonymous memory (glibc's mmapped arenas — a worker thread's, where its SQLite allocates, and the main
- * thread's when the brk heap cannot grow in place — and V8's large objects), and the mapped files (the node binary
- * and libraries, paged in as code runs).
+ * buffers (from the host's own V8), V8's heap pages of every thread (its 256 KiB mappings), native memory (glibc's
+ * brk heap and its mmapped arenas — a worker thread's, where its SQLite allocates, and the main thread's when the brk
+ * heap cannot grow in place — and V8's large objects: one pool, since where a thread's allocations land varies from
+ * run to run), and the mapped files (the node binary and libraries, paged in as code runs).
  */
 function parts() {
   const usage = process.memoryUsage()
-  const out = { jsHeap: usage.heapUsed, arrayBuffers: usage.arrayBuffers, v8Pages: 0, mallocHeap: 0, otherAnonymous: 0, files: 0 }
+  const out = { jsHeap: usage.heapUsed, arrayBuffers: usage.arrayBuffers, v8Pages: 0, native: 0, files: 0 }
   let size = 0
   let name = ''
   for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
@@ -38,10 +38,9 @@ function parts() {
     const rss = /^Rss:\s+(\d+) kB/.exec(line)
     if (!rss) continue
     const bytes = Number(rss[1]) * 1024
-    if (name === '[heap]') out.mallocHeap += bytes
-    else if (name.startsWith('/')) out.files += bytes
+    if (name.startsWith('/')) out.files += bytes
     else if (name === '' && size === 256 * 1024) out.v8Pages += bytes
-    else if (name === '') out.otherAnonymous += bytes
+    else if (name === '' || name === '[heap]') out.native += bytes
   }
   for (const key of Object.keys(out)) out[key] /= 2 ** 20
   return out

@@ -97,6 +97,18 @@ interface Pair {
   line: Sample
 }
 
+/** {@link ROUNDS} rounds of `measure(at)` for each of `count` lines, the order rotated each round; the pairs per line. */
+async function rotatedPairs(count: number, measure: (at: number) => Promise<Pair>): Promise<Pair[][]> {
+  const pairs: Pair[][] = Array.from({ length: count }, () => [])
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < count; i++) {
+      const at = (round + i) % count
+      pairs[at]!.push(await measure(at))
+    }
+  }
+  return pairs
+}
+
 async function loadPair(bare: Server, line: Server): Promise<Pair> {
   const [b, l] = await Promise.all([load(bare, SECONDS, PATH), load(line, SECONDS, PATH)])
   const sample = (r: typeof b): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.mainCpuPerRequest, p99: r.p99Ms })
@@ -116,13 +128,7 @@ async function inbound(group: Group): Promise<Figure[]> {
       await load(server, 1, PATH)
       freeHelperThreads(server)
     }
-    const pairs: Pair[][] = group.lines.map(() => [])
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < group.lines.length; i++) {
-        const at = (round + i) % group.lines.length
-        pairs[at]!.push(await loadPair(partners.get(at)!, servers.get(at)!))
-      }
-    }
+    const pairs = await rotatedPairs(group.lines.length, (at) => loadPair(partners.get(at)!, servers.get(at)!))
     for (const [at, line] of group.lines.entries()) {
       const seen = await report(servers.get(at)!)
       if (line.apimeter && seen.recorded === 0) throw new Error(`${group.label} ${line.name}: nothing was recorded`)
@@ -251,18 +257,14 @@ async function outbound(): Promise<Figure[]> {
     }
     for (const client of [...clients.values(), ...partners.values()]) {
       await runClient(client, 1)
-      freeHelperThreads({ child: client.child, url: '' })
+      freeHelperThreads(client)
     }
     const sample = (r: ClientRun): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.cpuPerRequest, p99: Number.NaN })
-    const pairs: Pair[][] = fetchLines.map(() => [])
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < fetchLines.length; i++) {
-        const at = (round + i) % fetchLines.length
-        const mode = fetchLines[at]!.mode
-        const [bare, line] = await Promise.all([runClient(partners.get(mode)!, SECONDS), runClient(clients.get(mode)!, SECONDS)])
-        pairs[at]!.push({ bare: sample(bare), line: sample(line) })
-      }
-    }
+    const pairs = await rotatedPairs(fetchLines.length, async (at) => {
+      const mode = fetchLines[at]!.mode
+      const [bare, line] = await Promise.all([runClient(partners.get(mode)!, SECONDS), runClient(clients.get(mode)!, SECONDS)])
+      return { bare: sample(bare), line: sample(line) }
+    })
     for (const line of fetchLines) {
       const seen = await runClient(clients.get(line.mode)!, 0.2)
       if (line.apimeter && seen.recorded === 0) throw new Error(`peers: outbound ${line.name} recorded nothing`)

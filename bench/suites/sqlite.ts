@@ -102,16 +102,15 @@ interface MemoryParts {
   jsHeap: number
   arrayBuffers: number
   v8Pages: number
-  mallocHeap: number
-  otherAnonymous: number
+  /** glibc's brk heap and mmapped arenas, and V8's large objects (see rss-child.mjs). */
+  native: number
   files: number
 }
 
 /** The parts of a memory figure, for its note. */
 function partsNote(parts: MemoryParts): string {
   const f = (v: number) => v.toFixed(0)
-  // glibc's brk heap and its mmapped arenas are one pool here: which one a thread's allocations land in varies from run to run
-  return `grown: V8 heap pages of both threads ${f(parts.v8Pages)} (host JS heap in use ${f(parts.jsHeap)}, its array buffers ${f(parts.arrayBuffers)}), malloc and other native memory ${f(parts.mallocHeap + parts.otherAnonymous)}, code paged in ${f(parts.files)} MiB`
+  return `grown: V8 heap pages of both threads ${f(parts.v8Pages)} (host JS heap in use ${f(parts.jsHeap)}, its array buffers ${f(parts.arrayBuffers)}), malloc and other native memory ${f(parts.native)}, code paged in ${f(parts.files)} MiB`
 }
 
 /**
