@@ -3,8 +3,10 @@
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { spawnListening } from './lib.js'
+import { serverPinning } from './throughput.js'
 
 const SERVER = fileURLToPath(new URL('./servers/upstream.ts', import.meta.url))
+const CLIENT = fileURLToPath(new URL('./servers/fetch-client.ts', import.meta.url))
 /** How the outbound benches load an upstream: this many concurrent fetch loops. */
 export const LOAD = { concurrency: 16 }
 
@@ -34,4 +36,30 @@ export async function throughput(fetchImpl: typeof fetch, url: string, ms: numbe
   const used = process.cpuUsage(cpu)
   lastCpuPerRequest = (used.user + used.system) / count
   return (count / (performance.now() - started)) * 1000
+}
+
+/** A fetching client process (`bench/servers/fetch-client.ts`) and the upstream it fetches from. */
+export interface Client {
+  child: ChildProcess
+  url: string
+}
+
+export async function startClient(mode: string, upstream: string): Promise<Client> {
+  // pinned like the inbound servers: the clients share the measured core, their upstreams run on the other
+  const { child } = await spawnListening([...serverPinning(), process.execPath, '--import', 'tsx', CLIENT, mode], `${mode} client`, ['ignore', 'pipe', 'inherit', 'ipc'])
+  return { child, url: upstream }
+}
+
+export interface ClientRun {
+  rps: number
+  cpuPerRequest: number
+  recorded: number
+  spans: number
+}
+
+export function runClient(client: Client, seconds: number): Promise<ClientRun> {
+  return new Promise((resolve) => {
+    client.child.once('message', (message) => resolve(message as ClientRun))
+    client.child.send({ url: client.url, ms: seconds * 1000 })
+  })
 }

@@ -3,13 +3,9 @@
 // (bench/servers/fetch-client.ts: plain fetch, monitor.fetch, instrument(), OpenTelemetry's undici instrumentation).
 // Each is measured in pairs, loaded at the same time as a bare partner of its own.
 // PEERS_ROUNDS and PEERS_SECONDS shrink (or grow) the run; PEERS_ONLY=express5,express4,fastify,outbound picks parts.
-import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { type Figure, fmt, median, spawnListening, type SuiteResult } from '../lib.js'
+import { type Figure, fmt, median, type SuiteResult } from '../lib.js'
 import { freeHelperThreads, LOAD as HTTP_LOAD, load, report, type Server, serverPinning, startServer } from '../throughput.js'
-import { LOAD as FETCH_LOAD, startUpstream } from '../fetch-load.js'
-
-const CLIENT = fileURLToPath(new URL('../servers/fetch-client.ts', import.meta.url))
+import { type Client, type ClientRun, LOAD as FETCH_LOAD, runClient, startClient, startUpstream } from '../fetch-load.js'
 
 const ROUNDS = Number(process.env.PEERS_ROUNDS ?? 5)
 const SECONDS = Number(process.env.PEERS_SECONDS ?? 2)
@@ -214,32 +210,6 @@ const fetchLines: Line[] = [
   { name: 'plain fetch with `instrument()`', mode: 'instrument', apimeter: true },
   { name: 'plain fetch with OpenTelemetry undici instrumentation', mode: 'otel' },
 ]
-
-/** A fetching client process (`bench/servers/fetch-client.ts`) and the upstream it fetches from. */
-interface Client {
-  child: ChildProcess
-  url: string
-}
-
-async function startClient(mode: string, upstream: string): Promise<Client> {
-  // pinned like the inbound servers: the clients share the measured core, their upstreams run on the other
-  const { child } = await spawnListening([...serverPinning(), process.execPath, '--import', 'tsx', CLIENT, mode], `${mode} client`, ['ignore', 'pipe', 'inherit', 'ipc'])
-  return { child, url: upstream }
-}
-
-interface ClientRun {
-  rps: number
-  cpuPerRequest: number
-  recorded: number
-  spans: number
-}
-
-function runClient(client: Client, seconds: number): Promise<ClientRun> {
-  return new Promise((resolve) => {
-    client.child.once('message', (message) => resolve(message as ClientRun))
-    client.child.send({ url: client.url, ms: seconds * 1000 })
-  })
-}
 
 /**
  * Outbound in pairs, like inbound: each line's client process and a plain-fetch client of its own fetch at the same
