@@ -24,6 +24,8 @@ export class ObjectHeaders implements HeaderSource {
   /** Undici's raw list, decoded into `store` on first use. */
   private raw: readonly unknown[] | undefined = undefined
   private found = -1
+  /** Single headers read from the raw list so far, by a scan of its names (decoded whole after a few). */
+  private scans = 0
 
   /** `lowerCased`: `headers` is already a null-prototype object of lower-case names and text values (kept as is). */
   constructor(headers: Record<string, HeaderValue> | null | undefined, lowerCased = false, signals = -1) {
@@ -46,15 +48,13 @@ export class ObjectHeaders implements HeaderSource {
   }
 
   /**
-   * A view over undici's raw list (`[name, value, …]` of Buffers or strings), decoded only when a header is read:
-   * most responses are recorded without reading any ({@link signals} looks at the names alone).
+   * A view over undici's raw list (`[name, value, …]` of Buffers or strings), never decoded whole unless many headers
+   * are read: most calls read two or three request headers and no response header ({@link signals} looks at the
+   * names alone). The list is kept as undici gave it; its Buffers are not reused.
    */
   static fromRaw(raw: readonly unknown[]): ObjectHeaders {
     const view = new ObjectHeaders(undefined, true)
     view.raw = raw
-    // A response with cache or rate-limit headers has them read when it is recorded: decoded now, while the list is
-    // fresh. Names are read either way.
-    if (view.signals() !== 0) view.store = decodeRaw(raw)
     return view
   }
 
@@ -63,6 +63,7 @@ export class ObjectHeaders implements HeaderSource {
   }
 
   get(name: string): string | null {
+    if (this.store === undefined && this.raw !== undefined && this.scans++ < RAW_SCANS) return findRaw(this.raw, name)
     return this.values[name] ?? null
   }
 
@@ -76,7 +77,10 @@ export class ObjectHeaders implements HeaderSource {
     let found = 0
     const raw = this.raw
     if (this.store === undefined && raw !== undefined) {
-      for (let i = 0; i + 1 < raw.length; i += 2) found |= nameSignals(headerText(raw[i]).toLowerCase())
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const name = raw[i]
+        found |= name instanceof Uint8Array ? byteNameSignals(name) : nameSignals(headerText(name).toLowerCase())
+      }
     } else for (const name of Object.keys(this.values)) found |= nameSignals(name)
     this.found = found
     return found
@@ -91,6 +95,27 @@ export class ObjectHeaders implements HeaderSource {
 /** A {@link HeaderSource} over undici's raw header list, decoded when first read. */
 export function rawHeaders(raw: readonly unknown[] | null | undefined): ObjectHeaders {
   return ObjectHeaders.fromRaw(raw ?? [])
+}
+
+/** How many single headers a raw view reads by scanning the names before it decodes the whole list. */
+const RAW_SCANS = 4
+
+/** The value of one header (`name` lower-case) in undici's raw list, repeated names joined; no other is decoded. */
+function findRaw(raw: readonly unknown[], name: string): string | null {
+  let found: string | null = null
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const entry = raw[i]
+    const matches =
+      typeof entry === 'string'
+        ? entry.length === name.length && (entry === name || entry.toLowerCase() === name)
+        : entry instanceof Uint8Array
+          ? entry.length === name.length && holdsAt(entry, 0, name)
+          : headerText(entry).toLowerCase() === name
+    if (!matches) continue
+    const value = headerText(raw[i + 1])
+    found = found === null ? value : `${found}, ${value}`
+  }
+  return found
 }
 
 /** Undici's raw list as lower-case names to values (repeated names joined the way HTTP folds them). */
@@ -112,6 +137,36 @@ function nameSignals(name: string): number {
   let found = 0
   if (name === 'age' || name.includes('cache')) found |= CACHE_SIGNAL
   if (name === 'retry-after' || name.includes('ratelimit')) found |= RATE_LIMIT_SIGNAL
+  return found
+}
+
+const AGE = 'age'
+const RETRY_AFTER = 'retry-after'
+const CACHE = 'cache'
+const RATELIMIT = 'ratelimit'
+
+/**
+ * Whether the bytes of `name` hold the lower-case `text` at `at`, ASCII letters compared without case (0x20 is their
+ * case bit; header names are ASCII tokens).
+ */
+function holdsAt(name: Uint8Array, at: number, text: string): boolean {
+  if (at + text.length > name.length) return false
+  for (let j = 0; j < text.length; j++) if ((name[at + j]! | 0x20) !== text.charCodeAt(j)) return false
+  return true
+}
+
+/**
+ * {@link nameSignals} of a name undici gives as bytes, read without making a string of it: most responses are
+ * recorded without any header being read, and a string per name would be work for nothing.
+ */
+function byteNameSignals(name: Uint8Array): number {
+  if (name.length === AGE.length && holdsAt(name, 0, AGE)) return CACHE_SIGNAL
+  if (name.length === RETRY_AFTER.length && holdsAt(name, 0, RETRY_AFTER)) return RATE_LIMIT_SIGNAL
+  let found = 0
+  for (let at = 0; at + CACHE.length <= name.length; at++) {
+    if (holdsAt(name, at, CACHE)) found |= CACHE_SIGNAL
+    if (holdsAt(name, at, RATELIMIT)) found |= RATE_LIMIT_SIGNAL
+  }
   return found
 }
 

@@ -91,6 +91,31 @@ describe('rate-limit headroom', () => {
     expect(calls[3]!.outcome).toBe('rate_limited')
     await monitor.close()
   })
+
+  it('finds cache and rate-limit headers whatever the letter case of their names, through monitor.fetch and instrument()', async () => {
+    const { monitor, storage } = testMonitor()
+    const urls = [
+      withHeaders({ 'X-RateLimit-Limit': '60', 'X-RateLimit-Remaining': '3', 'X-RATELIMIT-RESET': '30' }),
+      withHeaders({ status: '429', 'Retry-After': '2' }),
+      withHeaders({ AGE: '40' }),
+      withHeaders({ 'X-Cache': 'HIT' }),
+      // near misses: names that only look like the signals
+      withHeaders({ Ages: '40', 'X-Cach': 'HIT', 'Rate-Limit': '5', 'Retry-Afterwards': '2' }),
+    ]
+    const expected = [
+      [false, 60, 3, 'requests'],
+      [false, null, 0, 'retry-after'],
+      [true, null, null, null],
+      [true, null, null, null],
+      [false, null, null, null],
+    ]
+    for (const url of urls) await (await monitor.fetch(url)).text()
+    monitor.instrument()
+    for (const url of urls) await (await fetch(url)).text()
+    const calls = await recordedCalls(monitor, storage)(urls.length * 2)
+    expect(calls.map((c) => [c.cached, c.rateLimitLimit, c.rateLimitRemaining, c.rateLimitScope])).toEqual([...expected, ...expected])
+    await monitor.close()
+  })
 })
 
 describe('privacy', () => {
