@@ -2,7 +2,7 @@
 // peers suite's fetching clients and bench/profile-outbound.ts).
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { spawnListening } from './lib.js'
+import { spawnListening, statCpuUs } from './lib.js'
 import { serverPinning } from './throughput.js'
 
 const SERVER = fileURLToPath(new URL('./servers/upstream.ts', import.meta.url))
@@ -18,10 +18,14 @@ export async function startUpstream(prefix: readonly string[] = []): Promise<{ c
 
 /** Client CPU microseconds per request of the last throughput() run (less disturbed by a busy machine than req/s). */
 export let lastCpuPerRequest = 0
+/** The same for the main thread alone (the event loop the fetches run on; a storage worker's thread left out). */
+export let lastMainCpuPerRequest = 0
+const MAIN_THREAD_STAT = `/proc/${process.pid}/task/${process.pid}/stat`
 
 /** Requests per second of `concurrency` loops each fetching and reading the body, for `ms`. */
 export async function throughput(fetchImpl: typeof fetch, url: string, ms: number): Promise<number> {
   const cpu = process.cpuUsage()
+  const main = statCpuUs(MAIN_THREAD_STAT)
   let count = 0
   const deadline = performance.now() + ms
   const loop = async (): Promise<void> => {
@@ -35,6 +39,7 @@ export async function throughput(fetchImpl: typeof fetch, url: string, ms: numbe
   await Promise.all(Array.from({ length: LOAD.concurrency }, loop))
   const used = process.cpuUsage(cpu)
   lastCpuPerRequest = (used.user + used.system) / count
+  lastMainCpuPerRequest = (statCpuUs(MAIN_THREAD_STAT) - main) / count
   return (count / (performance.now() - started)) * 1000
 }
 
@@ -52,7 +57,10 @@ export async function startClient(mode: string, upstream: string): Promise<Clien
 
 export interface ClientRun {
   rps: number
+  /** CPU µs per request, every thread of the client process. */
   cpuPerRequest: number
+  /** CPU µs per request of its main thread. */
+  mainCpuPerRequest: number
   recorded: number
   spans: number
 }

@@ -3,13 +3,17 @@
 //   node --import tsx bench/servers/fetch-client.ts <plain|empty-channels|monitor-fetch|instrument|otel>
 // (empty-channels: plain fetch with a subscriber that does nothing on each of undici's request channels, the least
 // any observer of fetch through those channels can cost.)
-// Prints `listening 0` when ready (the bench's spawn helper waits for that line). Each IPC message `{ url, ms }` runs
-// the outbound suite's loops (16 concurrent fetches, each reading the body) against `url` for `ms` and answers with the
-// requests per second and the process's CPU time per request, plus what apimeter recorded and OpenTelemetry exported so far
-// (to check the tool really ran).
+// apimeter's modes write to SQLite storage in a temporary file, the default a user runs (its worker thread does the
+// writes). Prints `listening 0` when ready (the bench's spawn helper waits for that line). Each IPC message
+// `{ url, ms }` runs the outbound loops (16 concurrent fetches, each reading the body) against `url` for `ms` and
+// answers with the requests per second and the CPU time per request of the process and of its main thread, plus what
+// apimeter recorded and OpenTelemetry exported so far (to check the tool really ran).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createMonitor } from '@apimeter/core'
-import { discardStorage } from '../lib.js'
-import { lastCpuPerRequest, throughput } from '../fetch-load.js'
+import { sqliteStorage } from '@apimeter/storage-sqlite'
+import { lastCpuPerRequest, lastMainCpuPerRequest, throughput } from '../fetch-load.js'
 
 const MODES = ['plain', 'empty-channels', 'monitor-fetch', 'instrument', 'otel'] as const
 type Mode = (typeof MODES)[number]
@@ -20,7 +24,8 @@ if (!MODES.includes(mode)) {
 }
 
 // plain and otel fetch with no monitor at all
-const monitor = mode === 'monitor-fetch' || mode === 'instrument' ? createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: discardStorage }) : undefined
+const dir = mode === 'monitor-fetch' || mode === 'instrument' ? mkdtempSync(join(tmpdir(), 'apimeter-bench-')) : undefined
+const monitor = dir === undefined ? undefined : createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: sqliteStorage({ filename: join(dir, 'bench.db') }) })
 let spans = (): number => 0
 let fetchImpl: typeof fetch = (input, init) => globalThis.fetch(input, init)
 if (mode === 'monitor-fetch') fetchImpl = monitor!.fetch
@@ -42,8 +47,11 @@ if (mode === 'otel') {
 process.on('message', (message: { url: string; ms: number }) => {
   void throughput(fetchImpl, message.url, message.ms).then((rps) => {
     const health = monitor?.health()
-    process.send?.({ rps, cpuPerRequest: lastCpuPerRequest, recorded: health === undefined ? 0 : health.written + health.queued, spans: spans() })
+    process.send?.({ rps, cpuPerRequest: lastCpuPerRequest, mainCpuPerRequest: lastMainCpuPerRequest, recorded: health === undefined ? 0 : health.written + health.queued, spans: spans() })
   })
 })
-process.on('SIGTERM', () => process.exit(0))
+process.on('SIGTERM', () => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  process.exit(0)
+})
 console.log('listening 0')
