@@ -144,6 +144,8 @@ const AGE = 'age'
 const RETRY_AFTER = 'retry-after'
 const CACHE = 'cache'
 const RATELIMIT = 'ratelimit'
+const C = CACHE.charCodeAt(0)
+const R = RATELIMIT.charCodeAt(0)
 
 /**
  * Whether the bytes of `name` hold the lower-case `text` at `at`, ASCII letters compared without case (0x20 is their
@@ -164,8 +166,9 @@ function byteNameSignals(name: Uint8Array): number {
   if (name.length === RETRY_AFTER.length && holdsAt(name, 0, RETRY_AFTER)) return RATE_LIMIT_SIGNAL
   let found = 0
   for (let at = 0; at + CACHE.length <= name.length; at++) {
-    if (holdsAt(name, at, CACHE)) found |= CACHE_SIGNAL
-    if (holdsAt(name, at, RATELIMIT)) found |= RATE_LIMIT_SIGNAL
+    const letter = name[at]! | 0x20
+    if (letter === C && holdsAt(name, at, CACHE)) found |= CACHE_SIGNAL
+    else if (letter === R && holdsAt(name, at, RATELIMIT)) found |= RATE_LIMIT_SIGNAL
   }
   return found
 }

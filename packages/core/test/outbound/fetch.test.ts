@@ -70,6 +70,26 @@ describe('monitor.fetch', () => {
     await monitor.close()
   })
 
+  it("times calls on the monitor's clock, an injected one included (monitor.fetch and instrument())", async () => {
+    // a clock far from the system's: a call timed on the system clock at either end would be ~1e9 ms long
+    let ticks = 1e9
+    const clock = { now: () => Date.UTC(2026, 0, 2, 3, 4, 5), monotonic: () => (ticks += 5) }
+    const { monitor, storage } = testMonitor({ clock })
+    await (await monitor.fetch(`${provider.url}/v1/items/1`)).text()
+    monitor.instrument()
+    await (await fetch(`${provider.url}/v1/items/2`)).text()
+    const calls = await recordedCalls(monitor, storage)(2)
+    for (const call of calls) {
+      expect(call.timestamp).toBe(Date.UTC(2026, 0, 2, 3, 4, 5))
+      expect(call.durationMs).toBeGreaterThan(0)
+      expect(call.durationMs).toBeLessThan(1000)
+      expect(call.durationMs % 5).toBe(0)
+      expect(call.ttfbMs).toBeGreaterThan(0)
+      expect(call.ttfbMs).toBeLessThanOrEqual(call.durationMs)
+    }
+    await monitor.close()
+  })
+
   it('finishes a body nobody reads after bodyTimeoutMs and marks it', async () => {
     const { monitor, storage } = testMonitor({ outbound: { bodyTimeoutMs: 150 } })
     // a body that has not arrived by the bound (a small body that arrives whole is complete, read or not: see below)
