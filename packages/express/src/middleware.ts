@@ -78,8 +78,9 @@ function clientIp(req: Request): string | undefined {
  *
  * The watching costs almost nothing per request where it can: `baseUrl` and `route` become accessors once, on the
  * request prototype of the Express copy the app uses (`express.request`, which every app's and sub-app's request
- * inherits from), keeping their values in one small object per request ({@link Slots}, created by the router's first
- * write, which also holds the state once the request is metered). Express 5 sets the prototype before
+ * inherits from), keeping their values in one small object per request ({@link Slots}: given as the server hands the
+ * request over, else at the router's first write; it also holds the routing state and the call once the request is
+ * metered). Express 5 sets the prototype before
  * its router writes anything, so every write goes through them. Where a request already holds its own `baseUrl`
  * (Express 4's router writes it before the prototype is set; the first request of an app; a request another copy
  * of this package watches the old way), the accessors are defined on that one request instead.
@@ -93,27 +94,26 @@ interface Mount {
   readonly params: Readonly<Record<string, unknown>> | undefined
 }
 
-/** What is known of a metered request's routing; told by the server when its response is done (watchCompletion). */
-class RouteState implements Completable {
-  /** The calls to record when the response is done (one per apimeter middleware on the app, usually one). */
-  readonly calls: InboundCall[]
-  mount: Mount | null
-  route: { path?: unknown } | undefined = undefined
+/**
+ * One object per request: the values behind the `baseUrl` and `route` accessors and, once the request is metered,
+ * what is known of its routing and the call to record; told by the server when its response is done
+ * (watchCompletion).
+ */
+class Slots implements Completable {
+  /** Given when the server handed the request over (its server is marked already); see {@link subscribeEarlySlots}. */
+  constructor(readonly early = false) {}
+  baseUrl: unknown = undefined
+  route: unknown = undefined
+  /** The call to record when the response is done; undefined while the request is not metered. */
+  call: InboundCall | undefined = undefined
+  /** The calls of further apimeter middleware on the same app (rare). */
+  more: InboundCall[] | undefined = undefined
+  /** Accessors found already defined on the request (by another copy of this package), chained to. */
+  prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined = undefined
+  mount: Mount | null = null
   routeMount: Mount | null = null
   routeParams: Readonly<Record<string, unknown>> | undefined = undefined
   routeUrl = '/'
-
-  constructor(
-    call: InboundCall,
-    /** Values of the accessors defined on the request itself (the fallback); unused on the prototype path. */
-    public baseUrl: string,
-    params: Readonly<Record<string, unknown>> | undefined,
-    /** Accessors found already defined on the request (by another copy of this package), chained to. */
-    readonly prev: { baseUrl?: PropertyDescriptor; route?: PropertyDescriptor } | undefined,
-  ) {
-    this.calls = [call]
-    this.mount = baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params }
-  }
 
   finish(statusCode: number): void {
     this.settle(statusCode)
@@ -131,25 +131,17 @@ class RouteState implements Completable {
     } catch {
       route = UNMATCHED_ROUTE // never let an unexpected routing shape throw out of the server's completion
     }
-    for (const call of this.calls) {
-      call.route = route
-      if (statusCode === undefined) call.abort()
-      else call.finish(statusCode)
-    }
+    settleCall(this.call!, route, statusCode)
+    if (this.more !== undefined) for (const call of this.more) settleCall(call, route, statusCode)
   }
 }
 
-/** The values behind the prototype accessors, and the state of a metered request: one object per request. */
-class Slots {
-  /** Given when the server handed the request over (its server is marked already); see {@link subscribeEarlySlots}. */
-  constructor(readonly early = false) {}
-  baseUrl: unknown = undefined
-  route: unknown = undefined
-  /** The state of a request watched through the prototype accessors. */
-  state: RouteState | undefined = undefined
-  /** The state of a request watched through accessors defined on itself. */
-  own: RouteState | undefined = undefined
+function settleCall(call: InboundCall, route: string, statusCode: number | undefined): void {
+  call.route = route
+  if (statusCode === undefined) call.abort()
+  else call.finish(statusCode)
 }
+
 /** Set on a request prototype this copy has put its accessors on (or failed to: then `false`). */
 const PROTO_WATCHED = Symbol('apimeter.express.prototype')
 /** Set on a request by every copy of this package that watches it, so another copy knows to chain. */
@@ -207,44 +199,43 @@ function markServer(req: Request): void {
 }
 
 function track(req: Tracked<Request>, res: Tracked<Response>, call: InboundCall): void {
-  const slots = req[SLOTS]
+  let slots = req[SLOTS]
   if (slots?.early !== true) markServer(req)
-  const existing = slots?.state ?? slots?.own
-  if (existing !== undefined) {
-    existing.calls.push(call)
+  if (slots?.call !== undefined) {
+    ;(slots.more ??= []).push(call)
     return
   }
   if (req[PROTO_WATCHED] === undefined) watchPrototypes(req, res)
   const onPrototype = req[PROTO_WATCHED] === true && !Object.hasOwn(req, 'baseUrl') && !Object.hasOwn(req, 'route')
   const baseUrl = req.baseUrl ?? ''
-  let prev: RouteState['prev']
-  if (!onPrototype && req[WATCHED] === true) {
-    const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
-    const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
-    prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
-  }
-  const state = new RouteState(call, baseUrl, req.params, prev)
-  if (onPrototype) (slots ?? slotsOf(req)).state = state
-  else {
-    ;(slots ?? slotsOf(req)).own = state
+  slots ??= slotsOf(req)
+  if (!onPrototype) {
+    if (req[WATCHED] === true) {
+      const prevBase = Object.getOwnPropertyDescriptor(req, 'baseUrl')
+      const prevRoute = Object.getOwnPropertyDescriptor(req, 'route')
+      slots.prev = { baseUrl: prevBase?.set ? prevBase : undefined, route: prevRoute?.set ? prevRoute : undefined }
+    }
+    slots.baseUrl = baseUrl
+    slots.route = undefined
     req[WATCHED] = true
     Object.defineProperty(req, 'baseUrl', OWN_BASE_URL)
     Object.defineProperty(req, 'route', OWN_ROUTE)
   }
-  watchCompletion(req, res, state)
+  slots.mount = baseUrl === '' ? null : { parent: null, url: baseUrl, piece: baseUrl, params: req.params }
+  slots.call = call
+  watchCompletion(req, res, slots)
 }
 
 /** What the router's writes tell: a mount entered or left, a route matched or dispatched. */
-function baseUrlSet(state: RouteState, value: unknown, req: Request): void {
-  state.mount = enter(state.mount, typeof value === 'string' ? value : '', req.params)
+function baseUrlSet(slots: Slots, value: unknown, req: Request): void {
+  slots.mount = enter(slots.mount, typeof value === 'string' ? value : '', req.params)
 }
 
 // Set when a route matches and again when it dispatches (params are final by then): the last one counts.
-function routeSet(state: RouteState, value: unknown, req: Request): void {
-  state.route = value as RouteState['route']
-  state.routeMount = state.mount
-  state.routeParams = req.params
-  state.routeUrl = req.url ?? '/'
+function routeSet(slots: Slots, _value: unknown, req: Request): void {
+  slots.routeMount = slots.mount
+  slots.routeParams = req.params
+  slots.routeUrl = req.url ?? '/'
 }
 
 /** The prototype of `object` whose own prototype is `base` (`express.request` above `http.IncomingMessage`). */
@@ -327,7 +318,7 @@ function baseUrlAccessor(prev: PropertyDescriptor | undefined): PropertyDescript
       if (prevSet !== undefined) prevSet.call(this, value)
       const slots = slotsOf(this)
       slots.baseUrl = value
-      if (slots.state !== undefined) baseUrlSet(slots.state, value, this)
+      if (slots.call !== undefined) baseUrlSet(slots, value, this)
     },
   }
 }
@@ -345,7 +336,7 @@ function routeAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor
       if (prevSet !== undefined) prevSet.call(this, value)
       const slots = slotsOf(this)
       slots.route = value
-      if (slots.state !== undefined) routeSet(slots.state, value, this)
+      if (slots.call !== undefined) routeSet(slots, value, this)
     },
   }
 }
@@ -354,20 +345,20 @@ function routeAccessor(prev: PropertyDescriptor | undefined): PropertyDescriptor
  * An accessor for `req[name]` defined on one request: keeps the value (or defers to an accessor found there
  * before) and tells `onSet` of every assignment. Shared by all requests: the state is found in the request's slots.
  */
-function ownAccessor(name: 'baseUrl' | 'route', onSet: (state: RouteState, value: unknown, req: Request) => void): PropertyDescriptor {
+function ownAccessor(name: 'baseUrl' | 'route', onSet: (slots: Slots, value: unknown, req: Request) => void): PropertyDescriptor {
   return {
     configurable: true,
     enumerable: true,
     get(this: Tracked<Request>) {
-      const state = this[SLOTS]!.own!
-      const prev = state.prev?.[name]
-      return prev ? (prev.get!.call(this) as unknown) : state[name]
+      const slots = this[SLOTS]!
+      const prev = slots.prev?.[name]
+      return prev ? (prev.get!.call(this) as unknown) : slots[name]
     },
     set(this: Tracked<Request>, value: never) {
-      const state = this[SLOTS]!.own!
-      state.prev?.[name]?.set!.call(this, value)
-      if (name === 'baseUrl') state.baseUrl = value
-      onSet(state, value, this)
+      const slots = this[SLOTS]!
+      slots.prev?.[name]?.set!.call(this, value)
+      slots[name] = value
+      onSet(slots, value, this)
     },
   }
 }
@@ -399,8 +390,8 @@ function fromPath(path: string, params: Readonly<Record<string, unknown>> | unde
   return /[A-Z]/.test(template) ? template.replace(/(^|\/)([^/:*][^/]*)/g, (_, slash: string, word: string) => slash + word.toLowerCase()) : template
 }
 
-function routeTemplate(state: RouteState): string {
-  const route = state.route
+function routeTemplate(state: Slots): string {
+  const route = state.route as { path?: unknown } | null | undefined
   if (route === undefined || route === null) {
     // Answered by middleware inside a mount (express.static under '/assets'): the mount, and everything below it.
     return state.mount === null ? UNMATCHED_ROUTE : joinRoute(mountTemplate(state.mount, new Set()), '/*')
