@@ -3,7 +3,8 @@
 // Prints `listening <port>` when ready. Two routes answer `{"hello":"world"}`: `GET /` and `GET /hello/:id`.
 //
 // Modes: "without" (the bare framework); "empty-hook" (a middleware / onRequest hook that only calls next(): the
-// least any per-request tool costs); "with" registers apimeter first on a monitor whose storage accepts and
+// least any per-request tool costs); "minimal-timer" (Fastify: onRequest and onResponse hooks that keep each request's
+// method, route, status and duration in arrays, the least any meter built on hooks costs); "with" registers apimeter first on a monitor whose storage accepts and
 // discards every batch (the cost measured is the middleware, record() and the write pipeline's batching, not a
 // storage engine); "with-memory" writes to in-memory storage (capped at 10,000 calls); "with-sqlite" writes to
 // SQLite storage in a temporary file, the default a user runs; "with-sqlite-system" adds process metrics sampled every
@@ -29,11 +30,11 @@ import { discardStorage } from '../lib.js'
 
 const require = createRequire(import.meta.url)
 const FRAMEWORKS = ['express5', 'express4', 'fastify'] as const
-const MODES = ['without', 'empty-hook', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-system', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
+const MODES = ['without', 'empty-hook', 'minimal-timer', 'with', 'with-memory', 'with-sqlite', 'with-sqlite-system', 'with-sqlite-main', 'response-time', 'prom-bundle', 'swagger-stats', 'otel', 'fastify-metrics'] as const
 type Mode = (typeof MODES)[number]
 
 const [framework, mode] = process.argv.slice(2) as [(typeof FRAMEWORKS)[number], Mode]
-if (!FRAMEWORKS.includes(framework) || !MODES.includes(mode) || (mode === 'fastify-metrics') !== (framework === 'fastify' && mode === 'fastify-metrics')) {
+if (!FRAMEWORKS.includes(framework) || !MODES.includes(mode) || ((mode === 'fastify-metrics' || mode === 'minimal-timer') && framework !== 'fastify')) {
   console.error(`usage: hello.ts <${FRAMEWORKS.join('|')}> <${MODES.join('|')}>`)
   process.exit(2)
 }
@@ -75,6 +76,22 @@ if (framework === 'fastify') {
   const app = (require('fastify') as typeof Fastify)()
   if (metered) await app.register(apimeterFastify, { monitor })
   if (mode === 'empty-hook') app.addHook('onRequest', (_request, _reply, next) => next())
+  if (mode === 'minimal-timer') {
+    // the least a meter built on Fastify's hooks does: a start time per request, and at the response its method,
+    // route, status and duration kept (in plain arrays, emptied now and then)
+    const kStarted = Symbol('started')
+    app.decorateRequest(kStarted, 0)
+    const kept: unknown[] = []
+    app.addHook('onRequest', (request, _reply, next) => {
+      ;(request as unknown as Record<symbol, number>)[kStarted] = performance.now()
+      next()
+    })
+    app.addHook('onResponse', (request, reply, next) => {
+      if (kept.length > 40_000) kept.length = 0
+      kept.push(request.method, request.routeOptions.url, reply.statusCode, performance.now() - (request as unknown as Record<symbol, number>)[kStarted]!)
+      next()
+    })
+  }
   if (mode === 'fastify-metrics') await app.register((await import('fastify-metrics')).default, { endpoint: '/metrics' })
   app.get('/', (_request, reply) => {
     reply.send(hello)

@@ -63,6 +63,11 @@ const GROUPS: Group[] = [
     lines: [
       { name: 'bare', mode: 'without' },
       { name: '+ an empty `onRequest` hook (the floor of any hook)', mode: 'empty-hook', floor: true },
+      {
+        name: '+ a minimal timer: `onRequest` and `onResponse` hooks keeping method, route, status and duration in arrays (the floor of any meter built on hooks)',
+        mode: 'minimal-timer',
+        floor: true,
+      },
       { name: '+ apimeter (SQLite storage)', mode: 'with-sqlite', apimeter: true, offThread: true },
       { name: "+ apimeter (SQLite storage, `thread: 'main'`)", mode: 'with-sqlite-main', apimeter: true, option: true },
       { name: '+ apimeter (in-memory storage)', mode: 'with-memory', apimeter: true, option: true },
