@@ -97,6 +97,22 @@ export function rawHeaders(raw: readonly unknown[] | null | undefined): ObjectHe
   return ObjectHeaders.fromRaw(raw ?? [])
 }
 
+/**
+ * Whether a header name as undici or a caller gives it (text or bytes, any letter case) is `lower`, a lower-case
+ * name; compared in place, without making a lower-cased copy (ASCII letters differ from their capitals only in bit
+ * 0x20; header names are ASCII tokens).
+ */
+export function isHeaderName(name: unknown, lower: string): boolean {
+  if (typeof name === 'string') {
+    if (name.length !== lower.length) return false
+    if (name === lower) return true
+    for (let j = 0; j < lower.length; j++) if ((name.charCodeAt(j) | 0x20) !== lower.charCodeAt(j)) return false
+    return true
+  }
+  if (name instanceof Uint8Array) return name.length === lower.length && holdsAt(name, 0, lower)
+  return headerText(name).toLowerCase() === lower
+}
+
 /** How many single headers a raw view reads by scanning the names before it decodes the whole list. */
 const RAW_SCANS = 4
 
@@ -105,13 +121,7 @@ function findRaw(raw: readonly unknown[], name: string): string | null {
   let found: string | null = null
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const entry = raw[i]
-    const matches =
-      typeof entry === 'string'
-        ? entry.length === name.length && (entry === name || entry.toLowerCase() === name)
-        : entry instanceof Uint8Array
-          ? entry.length === name.length && holdsAt(entry, 0, name)
-          : headerText(entry).toLowerCase() === name
-    if (!matches) continue
+    if (!isHeaderName(entry, name)) continue
     const value = headerText(raw[i + 1])
     found = found === null ? value : `${found}, ${value}`
   }

@@ -32,9 +32,12 @@ type UndiciRequest = {
   method?: string
   headers?: unknown
   onData?: (chunk: Uint8Array) => unknown
-  [CALLS]?: OutboundCall[]
+  [CALLS]?: Calls
   [WATCHER]?: RequestWatcher
 }
+
+/** The calls of one request: one (a single metering monitor, the usual case: no array per request) or several. */
+type Calls = OutboundCall | OutboundCall[]
 
 /**
  * What one `monitor.fetch` call hears of the undici request its fetch created, through the same channels: the
@@ -160,11 +163,14 @@ export function isInstrumented(meter: OutboundMeter): boolean {
   return meters.has(meter)
 }
 
-function startAll(method: string, url: string, headers: ObjectHeaders, requestBytes: number | null): OutboundCall[] | undefined {
-  let calls: OutboundCall[] | undefined
+function startAll(method: string, url: string, headers: ObjectHeaders, requestBytes: number | null): Calls | undefined {
+  let calls: Calls | undefined
   for (const meter of meters) {
     const call = meter.start({ method, url, headers, requestBytes, requestBody: null, options: undefined })
-    if (call !== undefined) (calls ??= []).push(call)
+    if (call === undefined) continue
+    if (calls === undefined) calls = call
+    else if (Array.isArray(calls)) calls.push(call)
+    else calls = [calls, call]
   }
   return calls
 }
@@ -203,16 +209,48 @@ function instrumentedCreate(request: UndiciRequest): void {
   }
   const view = Array.isArray(headers) ? rawHeaders(headers) : new ObjectHeaders(undefined)
   const length = view.get('content-length')
-  const calls = startAll((request.method ?? 'GET').toUpperCase(), `${request.origin ?? ''}${request.path ?? '/'}`, view, length === null ? null : Number.parseInt(length, 10) || 0)
+  const method = request.method ?? 'GET'
+  const calls = startAll(UPPER_METHODS[method] ?? method.toUpperCase(), urlOf(request.origin ?? '', request.path ?? '/'), view, length === null ? null : Number.parseInt(length, 10) || 0)
   if (calls === undefined) return
   request[CALLS] = calls
   if (typeof request.onData === 'function' && request.onData !== meteredOnData) request.onData = meteredOnData
 }
 
+/** Methods as undici usually gives them, already upper-case: looked up instead of upper-casing a copy per request. */
+const UPPER_METHODS: Readonly<Record<string, string>> = Object.assign(
+  Object.create(null) as Record<string, string>,
+  Object.fromEntries(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => [m, m])),
+)
+
+/** The URLs of requests seen lately, by origin and path: one string per URL, not a new one per request. */
+const urls = new Map<string, Map<string, string>>()
+let urlCount = 0
+const MAX_URLS = 1000
+
+function urlOf(origin: string, path: string): string {
+  let paths = urls.get(origin)
+  if (paths === undefined) urls.set(origin, (paths = new Map<string, string>()))
+  let url = paths.get(path)
+  if (url === undefined) {
+    url = origin + path
+    if (path.length > 512) return url // a long one-off (a query string full of data): not kept
+    if (urlCount >= MAX_URLS) {
+      urls.clear()
+      urlCount = 0
+      urls.set(origin, paths)
+      paths.clear()
+    }
+    paths.set(path, url)
+    urlCount++
+  }
+  return url
+}
+
 function meteredOnData(this: UndiciRequest, chunk: Uint8Array): unknown {
   this[WATCHER]?.data(chunk)
   const calls = this[CALLS]
-  if (calls !== undefined) for (const call of calls) call.chunk(chunk)
+  if (Array.isArray(calls)) for (const call of calls) call.chunk(chunk)
+  else calls?.chunk(chunk)
   // The class method, found on the prototype past the own property.
   return (Object.getPrototypeOf(this) as UndiciRequest).onData!.call(this, chunk)
 }
@@ -222,22 +260,29 @@ const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: 
   const calls = request[CALLS]
   if (calls === undefined) return
   const headers = rawHeaders(response.headers as unknown[])
-  for (const call of calls) {
-    call.response(response.statusCode, headers)
-    call.watchBody()
+  if (Array.isArray(calls)) {
+    for (const call of calls) {
+      call.response(response.statusCode, headers)
+      call.watchBody()
+    }
+  } else {
+    calls.response(response.statusCode, headers)
+    calls.watchBody()
   }
 })
 
 const onUndiciTrailers = guard<{ request: UndiciRequest }>(({ request }) => {
   request[WATCHER]?.trailers()
   const calls = request[CALLS]
-  if (calls !== undefined) for (const call of calls) call.end()
+  if (Array.isArray(calls)) for (const call of calls) call.end()
+  else calls?.end()
 })
 
 const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ request, error }) => {
   request[WATCHER]?.error(error)
   const calls = request[CALLS]
-  if (calls !== undefined) for (const call of calls) call.fail(error)
+  if (Array.isArray(calls)) for (const call of calls) call.fail(error)
+  else calls?.fail(error)
 })
 
 // ---- node:http ---------------------------------------------------------------------------------------------------
@@ -252,8 +297,9 @@ const onHttpStart = guard<{ request: HttpRequest }>(({ request }) => {
   const url = `${request.protocol ?? 'http:'}//${String(host)}${request.path}`
   const headers = new ObjectHeaders(request.getHeaders())
   const length = headers.get('content-length')
-  const calls = startAll(request.method.toUpperCase(), url, headers, length === null ? null : Number.parseInt(length, 10) || 0)
-  if (calls === undefined) return
+  const started = startAll(request.method.toUpperCase(), url, headers, length === null ? null : Number.parseInt(length, 10) || 0)
+  if (started === undefined) return
+  const calls = Array.isArray(started) ? started : [started]
   request[CALLS] = calls
   // A request that closes without a response and without an error event on the channel (older Node versions).
   request.once('close', () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { headerText } from './headers.js'
+import { headerText, isHeaderName } from './headers.js'
 
 /**
  * Counting a call once when several outbound layers are active (`monitor.fetch` over an undici dispatcher that has
@@ -138,5 +138,5 @@ export function stripMarkerInPlace(headers: unknown[]): void {
 }
 
 function isMarkerName(name: unknown): boolean {
-  return headerText(name).toLowerCase() === MARKER_HEADER
+  return isHeaderName(name, MARKER_HEADER)
 }

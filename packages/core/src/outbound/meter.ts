@@ -34,6 +34,7 @@ export interface OutboundRequest {
 type BodyEnd = 'cancelled' | 'unread' | 'stalled'
 
 const MAX_RETRY_LINKS = 1000
+const FIRST_ATTEMPT = Object.freeze({ attempt: 1, operationId: null })
 const MAX_REMEMBERED_URLS = 1000
 const MAX_REMEMBERED_URL = 512
 const METADATA_BUDGET = 7_600
@@ -46,6 +47,8 @@ export class OutboundMeter {
   readonly cacheDetector: OutboundOptions['cacheDetector']
   /** The monitor's clock (an injected one in tests), read by each call directly. */
   readonly clock: ResolvedClock
+  /** The record object calls are written into before record() copies them (see OutboundCall.record). */
+  scratch: OutboundRecord | undefined = emptyRecord()
   /** Operation ids of SDK requests that may be retried, by method + URL (bounded, oldest dropped first). */
   private readonly retryLinks = new Map<string, string>()
   private readonly idPrefix = Math.random().toString(36).slice(2, 8)
@@ -53,7 +56,12 @@ export class OutboundMeter {
   private readonly resolved = new Map<string, Resolved | null>()
   private operations = 0
   /** Calls whose response arrived and whose body is still being waited for. */
-  readonly watching = new Set<OutboundCall>()
+  /**
+   * The calls whose bodies are watched for stalls, each holding its own index here (see {@link OutboundCall.watchIndex}):
+   * adding and removing one allocates nothing, where a Set's table was reallocated as it grew and shrank around a
+   * few calls in flight.
+   */
+  private readonly watching: OutboundCall[] = []
   /**
    * One timer for all of them, while there are any: it looks at each call's progress a few times per `bodyTimeoutMs`,
    * so a call costs a set insertion instead of a timer of its own (armed, unref'd and cleared per call).
@@ -122,6 +130,8 @@ export class OutboundMeter {
     let attempt = options?.attempt ?? 1
     let operationId = options?.operationId ?? null
     const idempotencyKey = request.headers.get('idempotency-key')
+    // the usual call: a first attempt of no operation (one shared answer, no object per call)
+    if (options === undefined && idempotencyKey === null && request.headers.get('x-stainless-retry-count') === null) return FIRST_ATTEMPT
     if (operationId === null && idempotencyKey !== null) {
       operationId = `idem-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 16)}`
     }
@@ -159,16 +169,30 @@ export class OutboundMeter {
 
   /** Watches a call's body for progress (see {@link OutboundCall.watchBody}). */
   watch(call: OutboundCall): void {
-    this.watching.add(call)
+    call.watchIndex = this.watching.length
+    this.watching.push(call)
     if (this.sweeper !== undefined) return
     // a body is finished between bodyTimeoutMs and 9/8 of it after its last progress (at least 25 ms after)
     this.sweeper = setInterval(() => this.sweep(), Math.max(25, Math.min(1000, Math.floor(this.bodyTimeoutMs / 8))))
     this.sweeper.unref()
   }
 
+  /** Stops watching a call (it has ended). */
+  unwatch(call: OutboundCall): void {
+    const at = call.watchIndex
+    if (at < 0) return
+    call.watchIndex = -1
+    const last = this.watching.pop()!
+    if (last !== call) {
+      this.watching[at] = last
+      last.watchIndex = at
+    }
+  }
+
   private sweep(): void {
-    for (const call of this.watching) call.checkProgress()
-    if (this.watching.size === 0) this.stopSweeping()
+    // from the end: a call that finishes here moves the last one into its place, which has been checked already
+    for (let at = this.watching.length - 1; at >= 0; at--) this.watching[at]?.checkProgress()
+    if (this.watching.length === 0) this.stopSweeping()
   }
 
   private stopSweeping(): void {
@@ -200,6 +224,8 @@ export class OutboundCall {
   private scanner: UsageScanner | null = null
   private bodyPrefix: BodyPrefix | null = null
   /** Whether its body is watched for progress (by the meter's sweeper). */
+  /** Where the meter keeps this call while its body is watched for stalls; -1 while it is not. */
+  watchIndex = -1
   private watched = false
   private readonly attempt: number
   private readonly operationId: string | null
@@ -310,15 +336,24 @@ export class OutboundCall {
 
   private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs?: number): void {
     this.done = true
-    if (this.watched) this.meter.watching.delete(this)
+    if (this.watched) this.meter.unwatch(this)
+    const meter = this.meter
+    // record() copies the call before it returns, so one object per meter serves every call (unless something below
+    // records a call of this meter meanwhile: then that one gets its own).
+    const out = meter.scratch ?? emptyRecord()
+    meter.scratch = undefined
     try {
-      this.meter.monitor.record(this.build(error, bodyEnd, complete, atMs))
+      this.fill(out, error, bodyEnd, complete, atMs)
+      meter.monitor.record(out)
     } catch (err) {
-      this.meter.failed('an outbound call could not be recorded', err)
+      meter.failed('an outbound call could not be recorded', err)
+    } finally {
+      meter.scratch = out
     }
   }
 
-  private build(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): CallInput & { [KNOWN_KEYS]: true } {
+  /** Writes the finished call into `out`, every field of it. */
+  private fill(out: OutboundRecord, error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs: number | undefined): void {
     const meter = this.meter
     const request = this.request
     const statusCode = this.statusCode
@@ -352,39 +387,34 @@ export class OutboundCall {
     }
     const priced = this.price(complete, bodyEnd === undefined && error == null)
     const options = request.options
-    return {
-      direction: 'outbound',
-      method: request.method,
-      route: this.route,
-      url: request.url,
-      api: this.api,
-      host: this.host,
-      timestamp: this.timestamp,
-      durationMs,
-      ttfbMs: this.ttfbMs,
-      statusCode,
-      outcome,
-      errorType,
-      errorMessage: errorMessageText,
-      requestBytes: request.requestBytes,
-      responseBytes: statusCode === null ? null : this.responseBytes,
-      cached,
-      cacheSignal,
-      cost: priced?.cost ?? null,
-      costSource: priced?.costSource ?? null,
-      model: priced?.model ?? null,
-      inputTokens: priced?.inputTokens ?? null,
-      outputTokens: priced?.outputTokens ?? null,
-      cachedInputTokens: priced?.cachedInputTokens ?? null,
-      tenantId: options?.tenantId ?? null,
-      userId: options?.userId ?? null,
-      rateLimit,
-      attempt: this.attempt,
-      operationId: this.operationId,
-      metadata: this.metadata(bodyEnd),
-      // a fixed literal of known fields; the computed key comes last, so that V8 builds the object from one template
-      [KNOWN_KEYS]: true,
-    }
+    out.method = request.method
+    out.route = this.route
+    out.url = request.url
+    out.api = this.api
+    out.host = this.host
+    out.timestamp = this.timestamp
+    out.durationMs = durationMs
+    out.ttfbMs = this.ttfbMs
+    out.statusCode = statusCode
+    out.outcome = outcome
+    out.errorType = errorType
+    out.errorMessage = errorMessageText
+    out.requestBytes = request.requestBytes
+    out.responseBytes = statusCode === null ? null : this.responseBytes
+    out.cached = cached
+    out.cacheSignal = cacheSignal
+    out.cost = priced?.cost ?? null
+    out.costSource = priced?.costSource ?? null
+    out.model = priced?.model ?? null
+    out.inputTokens = priced?.inputTokens ?? null
+    out.outputTokens = priced?.outputTokens ?? null
+    out.cachedInputTokens = priced?.cachedInputTokens ?? null
+    out.tenantId = options?.tenantId ?? null
+    out.userId = options?.userId ?? null
+    out.rateLimit = rateLimit
+    out.attempt = this.attempt
+    out.operationId = this.operationId
+    out.metadata = this.metadata(bodyEnd)
   }
 
   private price(complete: boolean, clean: boolean): PricedCall | null {
@@ -438,6 +468,45 @@ export class OutboundCall {
       }
     }
     return out
+  }
+}
+
+/** An outbound record with every field in place (one object shape for all of them), filled by {@link OutboundCall}. */
+type OutboundRecord = CallInput & { [KNOWN_KEYS]: true }
+
+function emptyRecord(): OutboundRecord {
+  return {
+    direction: 'outbound',
+    method: 'GET',
+    route: '/',
+    url: '',
+    api: null,
+    host: null,
+    timestamp: 0,
+    durationMs: 0,
+    ttfbMs: null,
+    statusCode: null,
+    outcome: undefined,
+    errorType: null,
+    errorMessage: null,
+    requestBytes: null,
+    responseBytes: null,
+    cached: false,
+    cacheSignal: null,
+    cost: null,
+    costSource: null,
+    model: null,
+    inputTokens: null,
+    outputTokens: null,
+    cachedInputTokens: null,
+    tenantId: null,
+    userId: null,
+    rateLimit: null,
+    attempt: 1,
+    operationId: null,
+    metadata: null,
+    // a fixed literal of known fields; the computed key comes last, so that V8 builds the object from one template
+    [KNOWN_KEYS]: true,
   }
 }
 

@@ -106,6 +106,24 @@ describe('monitor.fetch', () => {
     await monitor.close()
   })
 
+  it('among many bodies in flight at once, finishes just the stalled ones at the bound, each once', async () => {
+    const { monitor, storage } = testMonitor({ outbound: { bodyTimeoutMs: 150 } })
+    // 12 bodies in flight together, so that the watched calls are added and removed in every order: the even ones
+    // trickle in (a 1,000-byte chunk every 20 ms: complete), the odd ones are held past the bound (unread)
+    const url = (i: number) => (i % 2 === 0 ? `${provider.url}/bytes?n=${4 + i}&gap=20` : `${provider.url}/held?n=${1000 + i}&ms=400`)
+    const responses = await Promise.all(Array.from({ length: 12 }, (_, i) => monitor.fetch(url(i))))
+    const calls = await recordedCalls(monitor, storage)(12)
+    for (let i = 0; i < 12; i++) {
+      const call = calls.find((c) => c.url === url(i))!
+      if (i % 2 === 0) expect(call).toMatchObject({ responseBytes: (4 + i) * 1000, metadata: null })
+      else expect(call).toMatchObject({ responseBytes: 0, metadata: JSON.stringify({ body: 'unread' }) })
+    }
+    await Promise.all(responses.map((res) => res.arrayBuffer()))
+    await monitor.flush()
+    expect(storage.calls()).toHaveLength(12)
+    await monitor.close()
+  })
+
   it('close() records a call whose body nobody read yet, instead of losing it', async () => {
     const written: CallRecord[] = []
     const inner = memoryStorage()
