@@ -126,7 +126,8 @@ const CALL_INPUT_KEY_LOOKUP: Readonly<Record<string, true>> = Object.assign(
   Object.create(null) as Record<string, true>,
   Object.fromEntries(CALL_INPUT_KEYS.map((k) => [k, true])),
 )
-const UPPER_METHODS: Readonly<Record<string, string>> = Object.assign(
+/** The usual HTTP methods, in either case, to their upper-case form (looked up instead of upper-casing a copy). */
+export const UPPER_METHODS: Readonly<Record<string, string>> = Object.assign(
   Object.create(null) as Record<string, string>,
   Object.fromEntries(
     ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'CONNECT', 'TRACE'].flatMap((m) => [

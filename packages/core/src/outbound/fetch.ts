@@ -1,3 +1,4 @@
+import { UPPER_METHODS } from '../call/normalize.js'
 import { meterResponse } from './body.js'
 import { type HeaderSource, rawHeaders, toHeaderSource } from './headers.js'
 import { expectRequest, listenForFetch, type RequestWatcher, requestExpected } from './instrument.js'
@@ -167,7 +168,8 @@ export function createMeteredFetch<F extends FetchLike>(meter: OutboundMeter, fe
     try {
       const request = typeof input === 'object' && input !== null && !(input instanceof URL) ? (input as RequestLike) : undefined
       const url = request !== undefined ? request.url : String(input)
-      const method = (init?.method ?? request?.method ?? 'GET').toUpperCase()
+      const given = init?.method ?? request?.method ?? 'GET'
+      const method = UPPER_METHODS[given] ?? given.toUpperCase()
       const headers = requestHeaders(input, init)
       const body = init?.body
       const options = init?.apimeter === undefined ? defaults : defaults === undefined ? init.apimeter : { ...defaults, ...init.apimeter }

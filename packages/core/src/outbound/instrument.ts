@@ -4,6 +4,7 @@ import { tapNodeStream } from './body.js'
 import { ObjectHeaders, rawHeaders } from './headers.js'
 import { findMarker, instrumentationChanged, MARKER_HEADER, outerCall, stripMarkerInPlace } from './marker.js'
 import { isInternalTraffic } from './internal.js'
+import { UPPER_METHODS } from '../call/normalize.js'
 import type { OutboundCall, OutboundMeter } from './meter.js'
 
 /**
@@ -215,12 +216,6 @@ function instrumentedCreate(request: UndiciRequest): void {
   request[CALLS] = calls
   if (typeof request.onData === 'function' && request.onData !== meteredOnData) request.onData = meteredOnData
 }
-
-/** Methods as undici usually gives them, already upper-case: looked up instead of upper-casing a copy per request. */
-const UPPER_METHODS: Readonly<Record<string, string>> = Object.assign(
-  Object.create(null) as Record<string, string>,
-  Object.fromEntries(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => [m, m])),
-)
 
 /** The URLs of requests seen lately, by origin and path: one string per URL, not a new one per request. */
 const urls = new Map<string, Map<string, string>>()
