@@ -396,9 +396,11 @@ function routeTemplate(state: Slots): string {
     // Answered by middleware inside a mount (express.static under '/assets'): the mount, and everything below it.
     return state.mount === null ? UNMATCHED_ROUTE : joinRoute(mountTemplate(state.mount, new Set()), '/*')
   }
+  const path = route.path
+  // a route of the app itself (no mount): its path as declared, with no set of parameter names to keep
+  if (state.routeMount === null && typeof path === 'string') return joinRoute('', path)
   const used = new Set<string>()
   const mount = mountTemplate(state.routeMount, used)
-  const path = route.path
   if (typeof path === 'string') return joinRoute(mount, path)
   if (Array.isArray(path) && path.every((p) => typeof p === 'string')) {
     // app.get(['/a', '/b/:id'], …): the element that matched, rebuilt from the path and its parameters.
