@@ -223,21 +223,18 @@ let urlCount = 0
 const MAX_URLS = 1000
 
 function urlOf(origin: string, path: string): string {
+  const known = urls.get(origin)?.get(path)
+  if (known !== undefined) return known
+  const url = origin + path
+  if (path.length > 512) return url // a long one-off (a query string full of data): not kept
+  if (urlCount >= MAX_URLS) {
+    urls.clear()
+    urlCount = 0
+  }
   let paths = urls.get(origin)
   if (paths === undefined) urls.set(origin, (paths = new Map<string, string>()))
-  let url = paths.get(path)
-  if (url === undefined) {
-    url = origin + path
-    if (path.length > 512) return url // a long one-off (a query string full of data): not kept
-    if (urlCount >= MAX_URLS) {
-      urls.clear()
-      urlCount = 0
-      urls.set(origin, paths)
-      paths.clear()
-    }
-    paths.set(path, url)
-    urlCount++
-  }
+  paths.set(path, url)
+  urlCount++
   return url
 }
 
