@@ -112,10 +112,12 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
     }
-    // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value
-    const groupColumns = rollupGroupColumns(query)
+    // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value — except an hourly
+    // series by route over the route-by-hour table, whose rows are its groups already: read as they are
+    const asStored = source.routeHour === true && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
+    const groupColumns = asStored ? [] : rollupGroupColumns(query)
     const table = source.routeHour ? ROUTE_HOUR.table : ROLLUP_TABLES[source.unit]
-    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.routeHour === true)} FROM ${sql.table(table)}
+    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.routeHour === true, !asStored)} FROM ${sql.table(table)}
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
@@ -190,18 +192,21 @@ function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
  * {@link addPackedSums}) and the joined sketches. One text column rather than twenty numeric ones: a grouped
  * timeseries returns thousands of groups, and building a row's columns on the JavaScript side (an object property
  * per column on SQLite, a parsed field per column on PostgreSQL) cost more than the database's grouping did.
- * `outcomeColumns`: the table keeps the requests per outcome in columns (route by hour), not in its key.
+ * `outcomeColumns`: the table keeps the requests per outcome in columns (route by hour), not in its key; `grouped`
+ * false: each row is a group already (its columns are read as they are).
  */
-function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean): RawBuilder<unknown> {
+function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean, grouped: boolean): RawBuilder<unknown> {
+  const sum = (c: RawBuilder<unknown>): RawBuilder<unknown> => (grouped ? sql`SUM(${c})` : c)
   const numbers = [
-    ...SUM_COLUMNS.map((c) => sql`SUM(${sql.ref(c)})`),
+    ...SUM_COLUMNS.map((c) => sum(sql.ref(c))),
     ...(outcomeColumns
-      ? OUTCOME_COLUMNS.map((c) => sql`SUM(${sql.ref(c)})`)
+      ? OUTCOME_COLUMNS.map((c) => sum(sql.ref(c)))
       : OUTCOMES.map((o) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN requests ELSE 0 END)`)),
-    sql`MIN(duration_min_us)`,
-    sql`MAX(duration_max_us)`,
+    grouped ? sql`MIN(duration_min_us)` : sql`duration_min_us`,
+    grouped ? sql`MAX(duration_max_us)` : sql`duration_max_us`,
   ].map((n) => sql`CAST(${n} AS TEXT)`)
-  return sql.join([...rollupGroupColumns(query), sql`${sql.join(numbers, sql` || ',' || `)} AS sums`, sql`${dialect.joinSketches()} AS sketch`])
+  const sketch = grouped ? dialect.joinSketches() : sql`latency_sketch`
+  return sql.join([...rollupGroupColumns(query), sql`${sql.join(numbers, sql` || ',' || `)} AS sums`, sql`${sketch} AS sketch`])
 }
 
 /** The aggregate's field behind each sum column. */
