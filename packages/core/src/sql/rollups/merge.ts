@@ -59,8 +59,20 @@ function keyValue(row: RollupRow, column: RollupTableShape['keys'][number]): str
   return column === 'level' ? row.level : column === 'bucket_start' ? row.bucketStart : row.key[column]
 }
 
-/** Merges rows into a rollup table: read the existing rows, add, write back (the caller holds the write lock). */
+/**
+ * Merges rows into a rollup table: read the existing rows, add, write back (the caller holds the write lock). The
+ * rows are written in primary-key order (sorted here, in place): calls written out of time order leave a run with
+ * rows all over the table, and in key order each page of it is reached once, in turn, instead of at random.
+ */
 export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape, rows: RollupRow[]): Promise<void> {
+  rows.sort((a, b) => {
+    for (const c of shape.keys) {
+      const x = keyValue(a, c)
+      const y = keyValue(b, c)
+      if (x !== y) return x < y ? -1 : 1
+    }
+    return 0
+  })
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
     const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge)
