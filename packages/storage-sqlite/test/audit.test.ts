@@ -30,6 +30,7 @@ describe('audit log (SQLite)', () => {
   it('a migration run by the CLI is recorded (and a run that removes the log cannot record itself)', async () => {
     const file = tmp.file()
     expect((await cli('migrate', 'latest', '--db', file)).code).toBe(0)
+    expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // 0009_storage_limits
     expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // drops the audit log itself
     expect((await cli('migrate', 'up', '--db', file)).code).toBe(0)
     const rows = JSON.parse((await cli('audit', '--db', file, '--json')).out) as { kind: string; detail: string; after: { current: string } }[]
