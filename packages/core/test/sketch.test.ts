@@ -21,6 +21,36 @@ describe('LatencySketch', () => {
     expect(sketch.quantile(1, 0, 10)).toBe(10)
   })
 
+  it('answers quantiles asked in any order, with zero durations, dense or read from stored encodings, each within the accuracy', () => {
+    const random = seededRandom(5)
+    const values: number[] = []
+    const dense = new LatencySketch()
+    // few enough values that the stored encoding is read from its pairs (the sparse path)
+    for (let i = 0; i < 300; i++) {
+      const x = i % 10 === 0 ? 0 : Math.exp(random() * 8)
+      values.push(x)
+      dense.add(x)
+    }
+    const stored = new LatencySketch()
+    LatencySketch.decodeInto(dense.encode(), stored) // read from its pairs, without laying out counts
+    const min = Math.min(...values)
+    const max = Math.max(...values)
+    const qs = [0.99, 0.05, 0.5, 1, 0.1, 0.9, 0]
+    const ascending = [...qs].sort((a, b) => a - b)
+    for (const sketch of [dense, stored]) {
+      const answers = sketch.quantiles(qs, min, max)
+      // the same answers as when asked in ascending order, each in its place
+      expect(answers).toEqual(qs.map((q) => sketch.quantiles(ascending, min, max)[ascending.indexOf(q)]))
+      qs.forEach((q, i) => {
+        const exact = exactQuantile(values, q)
+        if (exact === 0) expect(answers[i]).toBe(0)
+        else expect(Math.abs(answers[i]! - exact) / exact).toBeLessThanOrEqual(RELATIVE_ACCURACY + 1e-12)
+      })
+      expect(answers[qs.indexOf(1)]).toBe(max)
+    }
+    expect(new LatencySketch().quantiles([0.5, 0.1])).toEqual([Number.NaN, Number.NaN])
+  })
+
   it('merges sketches built separately into the same answer as one sketch', () => {
     const random = seededRandom(99)
     const whole = new LatencySketch()

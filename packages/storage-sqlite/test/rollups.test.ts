@@ -41,6 +41,34 @@ async function rows(storage: ReturnType<typeof sqliteStorage>, query: string): P
   return (await sql.raw<Record<string, unknown>>(query).execute(storage.db)).rows
 }
 
+/**
+ * A database whose calls were rolled up before a rollup table existed: three days of calls written and rolled up,
+ * migrated back to `before` and forward again (the table is empty, its horizon the hour after the newest call), then
+ * a day of calls after the horizon rolled up into the table too. Returns the storage and the stats of it and of the
+ * same calls in memory.
+ */
+async function rolledUpBefore(file: string, before: string, horizonRow: string, table: string) {
+  const storage = sqliteStorage({ filename: file, retention: FOREVER, now: () => NOW })
+  const reference = memoryStorage({ maxCalls: Infinity })
+  const calls = workload(3, 400)
+  await reference.writeCalls(calls)
+  await storage.writeCalls(calls)
+  await storage.maintain()
+  expect((await storage.migrate(before)).error).toBeUndefined()
+  expect((await storage.migrate('latest')).error).toBeUndefined()
+  const newest = Math.max(...calls.map((c) => c.timestamp))
+  const [horizon] = await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = '${horizonRow}'`)
+  expect(Number(horizon!.value)).toBe(newest - (newest % HOUR) + HOUR)
+  expect(await rows(storage, `SELECT * FROM ${table}`)).toEqual([])
+  const later = workload(1, 300, 7).map((c) => ({ ...c, timestamp: c.timestamp + DAY + 2 * HOUR }))
+  await reference.writeCalls(later)
+  await storage.writeCalls(later)
+  await storage.maintain()
+  const [filled] = await rows(storage, `SELECT COUNT(*) AS n FROM ${table}`)
+  expect(Number(filled!.n)).toBeGreaterThan(0)
+  return { storage, stats: createStats(storage, { clock: { now: () => NOW } }), truth: createStats(reference, { clock: { now: () => NOW } }) }
+}
+
 describe('rollups and retention on SQLite', () => {
   let tmp: ReturnType<typeof tempDir>
   beforeEach(() => {
@@ -117,6 +145,8 @@ describe('rollups and retention on SQLite', () => {
     expect(Number(rawLeft[0]!.n)).toBeLessThan(calls.length * 0.35)
     const hourLeft = await rows(storage, `SELECT MIN(bucket_start) AS oldest FROM apimeter_rollups_hour`)
     expect(Number(hourLeft[0]!.oldest)).toBeGreaterThanOrEqual(Math.floor((NOW - 60 * DAY) / DAY) * DAY)
+    const routeHourLeft = await rows(storage, `SELECT MIN(bucket_start) AS oldest FROM apimeter_rollups_route_hour`)
+    expect(Number(routeHourLeft[0]!.oldest)).toBe(Number(hourLeft[0]!.oldest))
 
     const clock = { now: () => NOW }
     const stats = createStats(storage, { clock })
@@ -193,28 +223,7 @@ describe('rollups and retention on SQLite', () => {
   })
 
   it('reads sub-hour edges raw where calls were rolled up before the 5-minute level existed (migration 0005), exactly', async () => {
-    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
-    const reference = memoryStorage({ maxCalls: Infinity })
-    const calls = workload(3, 400)
-    await reference.writeCalls(calls)
-    await storage.writeCalls(calls)
-    await storage.maintain()
-    // back to before the level and forward again: the calls rolled up already have no 5-minute rows
-    expect((await storage.migrate('0004_cost_estimated')).error).toBeUndefined()
-    expect((await storage.migrate('latest')).error).toBeUndefined()
-    const newest = Math.max(...calls.map((c) => c.timestamp))
-    const [horizon] = await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = 'fine_horizon'`)
-    expect(Number(horizon!.value)).toBe(newest - (newest % HOUR) + HOUR)
-    expect(await rows(storage, 'SELECT * FROM apimeter_rollups_5m')).toEqual([])
-    // calls after the horizon are rolled up into 5-minute rows too
-    const later = workload(1, 300, 7).map((c) => ({ ...c, timestamp: c.timestamp + DAY + 2 * HOUR }))
-    await reference.writeCalls(later)
-    await storage.writeCalls(later)
-    await storage.maintain()
-    const [fine] = await rows(storage, 'SELECT COUNT(*) AS n FROM apimeter_rollups_5m')
-    expect(Number(fine!.n)).toBeGreaterThan(0)
-    const stats = createStats(storage, { clock: { now: () => NOW } })
-    const truth = createStats(reference, { clock: { now: () => NOW } })
+    const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0004_cost_estimated', 'fine_horizon', 'apimeter_rollups_5m')
     // edges off the 5-minute grid, before the horizon, across it, and after it
     const windows: StatsFilter[] = [
       { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
@@ -225,6 +234,64 @@ describe('rollups and retention on SQLite', () => {
       expect(await stats.summary(window)).toEqual(await truth.summary(window))
       expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
       expect(await stats.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 })).toEqual(await truth.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 }))
+    }
+    await storage.close()
+  })
+
+  it('keeps one route-by-hour row per (hour, route) with its outcomes as columns, and answers hourly route series from it exactly', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const calls = workload(3, 400, 5)
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    const stored = await rows(storage, 'SELECT * FROM apimeter_rollups_route_hour ORDER BY bucket_start, route')
+    const hours = new Set(calls.map((c) => `${c.timestamp - (c.timestamp % HOUR)}|${c.route}`))
+    expect(stored.map((r) => `${Number(r.bucket_start)}|${String(r.route)}`)).toEqual([...hours].sort((a, b) => (a < b ? -1 : 1)))
+    for (const r of stored) {
+      const inRow = calls.filter((c) => c.route === r.route && c.timestamp - (c.timestamp % HOUR) === r.bucket_start)
+      expect(Number(r.requests)).toBe(inRow.length)
+      expect(Number(r.outcome_success)).toBe(inRow.filter((c) => c.outcome === 'success').length)
+      expect(Number(r.outcome_server_error)).toBe(inRow.filter((c) => c.outcome === 'server_error').length)
+    }
+    // late calls merge into the stored rows
+    const late = workload(1, 200, 9).map((c) => ({ ...c, timestamp: c.timestamp - DAY }))
+    await reference.writeCalls(late)
+    await storage.writeCalls(late)
+    await storage.maintain()
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    const windows: StatsFilter[] = [{ from: '-3d' }, { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 }, { from: '-2d', route: '/a' }]
+    for (const window of windows) {
+      expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+      expect(await stats.timeseries({ ...window, interval: 'day', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'day', groupBy: 'route' }))
+      expect(await stats.summary(window)).toEqual(await truth.summary(window))
+    }
+    // rebuilt with the hour rollups
+    const merged = await rows(storage, 'SELECT * FROM apimeter_rollups_route_hour ORDER BY bucket_start, route')
+    await sql`DELETE FROM apimeter_rollups_route_hour`.execute(storage.db)
+    await storage.rebuildRollups({ from: new Date(NOW - 5 * DAY), to: new Date(NOW + DAY) })
+    expect(await rows(storage, 'SELECT * FROM apimeter_rollups_route_hour ORDER BY bucket_start, route')).toEqual(merged)
+    // the hourly series by route is read from these rows (one more success in each shows in each point)
+    await sql`UPDATE apimeter_rollups_route_hour SET requests = requests + 1, outcome_success = outcome_success + 1`.execute(storage.db)
+    const hourly = { interval: 'hour', from: '-2d', to: new Date(NOW - DAY), groupBy: 'route' } as const
+    const expected = await truth.timeseries(hourly)
+    expect((await stats.timeseries(hourly)).map((p) => p.requests)).toEqual(expected.map((p) => p.requests + 1))
+    await storage.close()
+  })
+
+  it('reads hours by route from the route level where calls were rolled up before the route-by-hour table existed (migration 0009), exactly', async () => {
+    const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0008_plugins_audit_system', 'route_hour_horizon', 'apimeter_rollups_route_hour')
+    // before the horizon, across it, after it
+    const windows: StatsFilter[] = [
+      { from: NOW - 2 * DAY - 7 * 60_000, to: NOW - 5 * HOUR + 11 * 60_000 },
+      { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 },
+      { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, route: '/b/:id' },
+    ]
+    for (const window of windows) {
+      expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+      expect(await stats.summary(window)).toEqual(await truth.summary(window))
+      expect(await stats.breakdown({ ...window, by: 'route', orderBy: 'requests', limit: 1 })).toEqual(await truth.breakdown({ ...window, by: 'route', orderBy: 'requests', limit: 1 }))
     }
     await storage.close()
   })

@@ -182,6 +182,39 @@ function rollupTable(d: SqlDialect, name: string): string {
 /** `0004_cost_estimated`'s column of a rollup table. */
 const costEstimatedColumn = (d: SqlDialect, table: string): string => `ALTER TABLE ${table} ADD COLUMN cost_estimated_nanos ${d.types.bigint} NOT NULL DEFAULT 0`
 
+/**
+ * `0009_storage_limits`' route-by-hour rollups: one row per (hour, route) with the requests of each outcome as
+ * columns, so an hourly timeseries by route reads one row per point instead of grouping a row per (api, status,
+ * outcome, method) of every route and hour. Complete from `route_hour_horizon` on (the hour after the newest call when
+ * the table was added; no row: everywhere), as 0005's 5-minute rows are from `fine_horizon`.
+ */
+function routeHourTable(d: SqlDialect): string[] {
+  const t = d.types
+  return [
+    `CREATE TABLE ${TABLES.rollupRouteHour} (
+    bucket_start ${t.bigint} NOT NULL,
+    route TEXT NOT NULL,
+${[...ROUTE_HOUR_SUMS, ...OUTCOME_COLUMNS].map((c) => `    ${c} ${t.bigint} NOT NULL,`).join('\n')}
+    duration_min_us ${t.bigint} NOT NULL,
+    duration_max_us ${t.bigint} NOT NULL,
+    latency_sketch ${t.blob} NOT NULL,
+    PRIMARY KEY (bucket_start, route)
+)${d.ddl.rollupTableOptions}`,
+    `INSERT INTO ${TABLES.rollupState} (name, value)
+    SELECT 'route_hour_horizon', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
+  ]
+}
+
+/** The sum columns of a rollup table, in its column order (0004 added `cost_estimated_nanos` last). */
+const ROUTE_HOUR_SUMS = [
+  'requests', 'cached', 'cost_nanos', 'cost_unknown', 'cost_estimated_nanos', 'input_tokens', 'output_tokens', 'cached_input_tokens',
+  'request_bytes', 'response_bytes', 'duration_sum_us',
+] as const
+/** The requests of each outcome, as 0009 created them (written out: a migration's tables do not follow later code). */
+const OUTCOME_COLUMNS = [
+  'outcome_success', 'outcome_client_error', 'outcome_server_error', 'outcome_rate_limited', 'outcome_timeout', 'outcome_network_error', 'outcome_aborted',
+] as const
+
 /** Hour, day and month rollups (one table each), the rollup cursor and retention horizons. */
 function rollupTables(d: SqlDialect): string[] {
   const t = d.types
@@ -437,6 +470,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       },
       async down(db) {
         await run(db, [`DROP TABLE ${TABLES.systemSamples}`, `DROP TABLE ${TABLES.auditLog}`])
+      },
+    },
+    {
+      // Route-by-hour rollups with the outcomes as columns (an hourly timeseries by route without a big GROUP BY).
+      name: '0009_storage_limits',
+      async up(db) {
+        await run(db, routeHourTable(dialect))
+      },
+      async down(db) {
+        await run(db, [`DROP TABLE ${TABLES.rollupRouteHour}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_hour_horizon'`])
       },
     },
   ]

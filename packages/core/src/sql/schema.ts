@@ -20,6 +20,7 @@ export const TABLES = {
   rollupHour: 'apimeter_rollups_hour',
   rollupDay: 'apimeter_rollups_day',
   rollupMonth: 'apimeter_rollups_month',
+  rollupRouteHour: 'apimeter_rollups_route_hour',
   rollupState: 'apimeter_rollup_state',
   apiProviders: 'apimeter_api_providers',
   apiEndpoints: 'apimeter_api_endpoints',

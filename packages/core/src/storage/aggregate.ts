@@ -153,6 +153,9 @@ export function copyAggregate(state: AggregateState): AggregateState {
   return copy
 }
 
+/** The percentiles of a summary's latency. */
+const SUMMARY_QUANTILES = [0.5, 0.9, 0.95, 0.99]
+
 /** Turns an aggregate into the public summary shape. */
 export function toSummary(state: AggregateState, resolution: Resolution = 'raw'): StatsSummary {
   const requests = state.requests
@@ -160,7 +163,7 @@ export function toSummary(state: AggregateState, resolution: Resolution = 'raw')
   const errors = requests - successes
   let latency: StatsSummary['latency'] = null
   if (requests > 0) {
-    const [p50, p90, p95, p99] = state.sketch.quantiles([0.5, 0.9, 0.95, 0.99], state.durationMin, state.durationMax)
+    const [p50, p90, p95, p99] = state.sketch.quantiles(SUMMARY_QUANTILES, state.durationMin, state.durationMax)
     latency = {
       avg: state.durationSumUs / requests / 1000,
       min: state.durationMin,

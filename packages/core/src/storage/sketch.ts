@@ -164,31 +164,42 @@ export class LatencySketch {
       this.settle()
       count = this.settled
     }
-    if (count === 0) return qs.map(() => Number.NaN)
-    const ranks = qs.map((q) => quantileRank(q, count))
-    const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
     const out = new Array<number>(qs.length).fill(Number.NaN)
+    if (count === 0) return out
+    // ranks in ascending order (the quantiles usually come sorted: then no sort), read in one pass over the buckets
+    const ranks = qs.map((q) => quantileRank(q, count))
+    let sorted = true
+    for (let i = 1; i < ranks.length; i++) if (ranks[i]! < ranks[i - 1]!) sorted = false
+    const order = sorted ? null : ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
     let next = 0
     let cumulative = 0
-    const add = (bucket: number, c: number): void => {
+    const last = sparse >= 0 ? sparse : this.counts.length + (this.zero > 0 ? 1 : 0)
+    for (let i = 0; i < last && next < ranks.length; i++) {
+      let bucket: number
+      let c: number
+      if (sparse >= 0) {
+        bucket = sparseBuckets[i]!
+        c = sparseCounts[i]!
+      } else if (this.zero > 0 && i === 0) {
+        bucket = ZERO_BUCKET
+        c = this.zero
+      } else {
+        const k = this.zero > 0 ? i - 1 : i
+        c = this.counts[k]!
+        bucket = k + this.offset
+      }
+      if (c === 0) continue
       cumulative += c
-      while (next < order.length && ranks[order[next]!]! <= cumulative) {
-        const rank = ranks[order[next]!]!
+      while (next < ranks.length) {
+        const at = order === null ? next : order[next]!
+        const rank = ranks[at]!
+        if (rank > cumulative) break
         // The first and last ranks are the exact min and max when those are known.
-        if (rank === count && Number.isFinite(max)) out[order[next]!] = max
-        else if (rank === 1 && Number.isFinite(min)) out[order[next]!] = min
-        else out[order[next]!] = Math.min(max, Math.max(min, bucketValue(bucket)))
+        if (rank === count && Number.isFinite(max)) out[at] = max
+        else if (rank === 1 && Number.isFinite(min)) out[at] = min
+        else out[at] = Math.min(max, Math.max(min, bucketValue(bucket)))
         next++
       }
-    }
-    if (sparse >= 0) {
-      for (let i = 0; i < sparse && next < order.length; i++) add(sparseBuckets[i]!, sparseCounts[i]!)
-      return out
-    }
-    if (this.zero > 0) add(ZERO_BUCKET, this.zero)
-    for (let i = 0; i < this.counts.length && next < order.length; i++) {
-      const c = this.counts[i]!
-      if (c !== 0) add(i + this.offset, c)
     }
     return out
   }

@@ -1,6 +1,7 @@
 import { type RawBuilder, sql } from 'kysely'
 import { copyAggregate, mergeAggregate, type AggregateRow, type AggregateState } from '../../storage/aggregate.js'
 import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
+import { OUTCOMES } from '../../call/outcome.js'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 
@@ -78,7 +79,39 @@ export const SUM_COLUMNS = [
   'requests', 'cached', 'cost_nanos', 'cost_unknown', 'cost_estimated_nanos', 'input_tokens', 'output_tokens', 'cached_input_tokens',
   'request_bytes', 'response_bytes', 'duration_sum_us',
 ] as const
-export const ALL_COLUMNS = ['level', 'bucket_start', ...KEY_COLUMNS, ...SUM_COLUMNS, 'duration_min_us', 'duration_max_us', 'latency_sketch'] as const
+/** The route-by-hour table's columns holding the requests of each outcome, in {@link OUTCOMES} order. */
+export const OUTCOME_COLUMNS = OUTCOMES.map((o) => `outcome_${o}`)
+
+/**
+ * How a rollup table is keyed and where it keeps the requests per outcome: the level tables key a row by every
+ * dimension of its level, the outcome among them; the route-by-hour table (`0009_storage_limits`) keys a row by its
+ * hour and route alone and keeps the requests of each outcome in columns of their own ({@link OUTCOME_COLUMNS}).
+ */
+export interface RollupTableShape {
+  table: string
+  /** The primary key's columns: `level`, `bucket_start` and {@link KEY_COLUMNS} (a row's values for them). */
+  keys: readonly ('level' | 'bucket_start' | KeyColumn)[]
+  /** Whether the requests of each outcome are columns; otherwise the outcome is part of the key. */
+  outcomeColumns: boolean
+}
+
+/** The level tables, one per resolution. */
+const levelTable = (table: string): RollupTableShape => ({ table, keys: ['level', 'bucket_start', ...KEY_COLUMNS], outcomeColumns: false })
+export const ROLLUP_SHAPES: Record<RollupResolution, RollupTableShape> = {
+  '5m': levelTable(ROLLUP_TABLES['5m']),
+  hour: levelTable(ROLLUP_TABLES.hour),
+  day: levelTable(ROLLUP_TABLES.day),
+  month: levelTable(ROLLUP_TABLES.month),
+}
+
+/**
+ * The route-by-hour table: what an hourly timeseries by route (or of one route) reads, one row per point. Complete from
+ * the `route_hour_horizon` state row on (see `Horizons.routeHour`).
+ */
+export const ROUTE_HOUR: RollupTableShape = { table: TABLES.rollupRouteHour, keys: ['bucket_start', 'route'], outcomeColumns: true }
+
+/** The dimensions the route-by-hour table keeps. */
+export const ROUTE_HOUR_DIMS: readonly Dimension[] = ['route']
 
 /** One rollup row in memory. */
 export interface RollupRow {
@@ -109,16 +142,19 @@ export interface GrainRows {
   fine: readonly AggregateRow[]
 }
 
+/** A run's rows for each level table (by resolution) and for the route-by-hour table, by row id. */
+export type FoldedRows = Record<RollupResolution, Map<string, RollupRow>> & { routeHour: Map<string, RollupRow> }
+
 /**
- * Folds a run's aggregates into every level and resolution.
+ * Folds a run's aggregates into every level and resolution, and into the route-by-hour table.
  *
  * A run folds as many hourly rows as it has distinct (hour, key) pairs — about one per call when history is written
  * out of order — so this avoids per-target work: a row's key id is built once per level, its day and month once per
  * row, and a target that receives a single row shares that row's state instead of copying it (it gets its own copy
  * only when a second row is added into it; the grain rows are not used after folding).
  */
-export function foldToLevels({ hourly, fine }: GrainRows): Record<RollupResolution, Map<string, RollupRow>> {
-  const out: Record<RollupResolution, Map<string, RollupRow>> = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map() }
+export function foldToLevels({ hourly, fine }: GrainRows): FoldedRows {
+  const out: FoldedRows = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map(), routeHour: new Map() }
   const shared = new Set<RollupRow>()
   const fold = (into: Map<string, RollupRow>, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
     const target = into.get(id)
@@ -145,6 +181,8 @@ export function foldToLevels({ hourly, fine }: GrainRows): Record<RollupResoluti
       fold(out.hour, `${hour}|${id}`, level.id, hour, key, row.state)
       fold(out.day, `${day}|${id}`, level.id, day, key, row.state)
       fold(out.month, `${month}|${id}`, level.id, month, key, row.state)
+      // the route level's key has the route: the route-by-hour row takes its hour and route from it
+      if (level.id === 1) fold(out.routeHour, `${hour}|${key.route}`, level.id, hour, key, row.state)
     }
   }
   return out

@@ -34,10 +34,15 @@ export interface Horizons {
   day: number
   /** 5-minute rollups are complete from this instant on (hour-aligned); absent or `-Infinity`: everywhere. */
   fine?: number
+  /**
+   * Route-by-hour rollups (`0009_storage_limits`) are complete from this instant on (hour-aligned); absent or
+   * `-Infinity`: everywhere. Before it, hour buckets by route are read from the route level's rows.
+   */
+  routeHour?: number
 }
 
 /** No retention has run. */
-export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity }
+export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity, routeHour: -Infinity }
 
 /** One piece of a plan: a time range read at one level. */
 export interface Segment {

@@ -1,7 +1,7 @@
 import { type RawBuilder, sql } from 'kysely'
 import { AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, mergeAggregate, type Resolution } from '../../storage/aggregate.js'
 import type { AggregateQuery } from '../../storage/adapter.js'
-import { type CallFilter, FILTER_FIELDS } from '../../storage/filter.js'
+import { type CallFilter, type Dimension, FILTER_FIELDS } from '../../storage/filter.js'
 import { bucketStart, HOUR } from '../../time.js'
 import { keyText, num } from '../num.js'
 import { OUTCOMES } from '../../call/outcome.js'
@@ -14,11 +14,14 @@ import {
   DIMENSION_KEY_COLUMN,
   FILTER_DIMENSION,
   FINE_GRAIN,
+  OUTCOME_COLUMNS,
   ROLLUP_GRAIN,
   ROLLUP_TABLES,
   SUM_COLUMNS,
   type RollupResolution,
   rollupFilterExpression,
+  ROUTE_HOUR,
+  ROUTE_HOUR_DIMS,
 } from './levels.js'
 import { FINE_MS, planQuery } from './plan.js'
 import { readPlanState } from './state.js'
@@ -26,13 +29,23 @@ import { TABLES } from '../schema.js'
 
 /** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
 export type Source =
-  | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number }
+  | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number; routeHour?: boolean }
   | { kind: 'raw'; filter: CallFilter; where?: RawBuilder<boolean>; time?: RawBuilder<number>; tail?: { at: CursorPosition; start: number; end: number } }
 
-/** The sources of a query: the plan's segments, plus the raw tail inside the rollup range. */
-export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Promise<{ sources: Source[]; resolution: Resolution }> {
+/** The dimensions a query groups by or filters on. */
+function neededDimensions(query: AggregateQuery): Dimension[] {
+  return [...query.groupBy, ...FILTER_FIELDS.filter((f) => query.filter[f] !== undefined).map((f) => FILTER_DIMENSION[f])]
+}
+
+/**
+ * The sources of a query: the plan's segments, plus the raw tail inside the rollup range. Hour buckets of a query
+ * needing no dimension but the route come from the route-by-hour table where it is complete (`routeHour: false`
+ * leaves them on the route level's rows, for readers that only know the level tables).
+ */
+export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, options: { routeHour?: boolean } = {}): Promise<{ sources: Source[]; resolution: Resolution }> {
   const { db, dialect } = ctx
   const level = chooseLevel(query.filter, query.groupBy)
+  const byRoute = options.routeHour !== false && level?.id === 1 && neededDimensions(query).every((d) => ROUTE_HOUR_DIMS.includes(d))
   const { at, horizons } = await readPlanState(db)
   // a level without 5-minute rows: as if they existed nowhere (sub-hour edges raw)
   const plan = planQuery(query.filter.from, query.filter.to, query.interval, level?.fine ? horizons : { ...horizons, fine: Infinity }, level !== null)
@@ -51,6 +64,13 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Prom
     }
     rollupStart = Math.min(rollupStart, segment.start)
     rollupEnd = Math.max(rollupEnd, segment.end)
+    if (byRoute && segment.unit === 'hour') {
+      // split where the route-by-hour rows begin
+      const cut = Math.min(Math.max(horizons.routeHour ?? -Infinity, segment.start), segment.end)
+      if (segment.start < cut) sources.push({ kind: 'rollup', unit: 'hour', level: level.id, start: segment.start, end: cut })
+      if (cut < segment.end) sources.push({ kind: 'rollup', unit: 'hour', level: level.id, start: cut, end: segment.end, routeHour: true })
+      continue
+    }
     sources.push({ kind: 'rollup', unit: segment.unit, level: level!.id, start: segment.start, end: segment.end })
   }
   if (rollupStart < rollupEnd) {
@@ -65,12 +85,16 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery): Prom
   return { sources, resolution: plan.resolution }
 }
 
-/** The WHERE clause of a rollup source: level, bucket range, and the query's filter on the key columns. */
+/**
+ * The WHERE clause of a rollup source: level (the route-by-hour table has none), bucket range, and the query's filter
+ * on the key columns.
+ */
 export function rollupWhere(source: Extract<Source, { kind: 'rollup' }>, filter: CallFilter): RawBuilder<boolean> {
-  const bounds: RawBuilder<unknown>[] = [sql`level = ${source.level}`]
+  const bounds: RawBuilder<unknown>[] = source.routeHour ? [] : [sql`level = ${source.level}`]
   if (Number.isFinite(source.start)) bounds.push(sql`bucket_start >= ${source.start}`)
   if (Number.isFinite(source.end)) bounds.push(sql`bucket_start < ${source.end}`)
-  return sql<boolean>`${sql.join(bounds, sql` AND `)} AND ${rollupFilterExpression(filter)}`
+  bounds.push(rollupFilterExpression(filter))
+  return sql<boolean>`${sql.join(bounds, sql` AND `)}`
 }
 
 /**
@@ -88,9 +112,12 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
     }
-    // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value
-    const groupColumns = rollupGroupColumns(query)
-    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect)} FROM ${sql.table(ROLLUP_TABLES[source.unit])}
+    // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value — except an hourly
+    // series by route over the route-by-hour table, whose rows are its groups already: read as they are
+    const asStored = source.routeHour === true && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
+    const groupColumns = asStored ? [] : rollupGroupColumns(query)
+    const table = source.routeHour ? ROUTE_HOUR.table : ROLLUP_TABLES[source.unit]
+    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.routeHour === true, !asStored)} FROM ${sql.table(table)}
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
@@ -126,7 +153,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
  */
 async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: { at: CursorPosition; start: number; end: number }, groups: AggregateGroups): Promise<boolean> {
   const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0
-  const needed = [...query.groupBy, ...FILTER_FIELDS.filter((f) => query.filter[f] !== undefined).map((f) => FILTER_DIMENSION[f])]
+  const needed = neededDimensions(query)
   const fine = needed.every((d) => FINE_GRAIN.includes(d)) && aligned(tail.start, FINE_MS) && aligned(tail.end, FINE_MS)
   if (!fine && !(aligned(tail.start, HOUR) && aligned(tail.end, HOUR))) return false
   // the ids above the cursor, and how many of them there are: a raw call deleted by hand before it was rolled up
@@ -165,15 +192,21 @@ function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
  * {@link addPackedSums}) and the joined sketches. One text column rather than twenty numeric ones: a grouped
  * timeseries returns thousands of groups, and building a row's columns on the JavaScript side (an object property
  * per column on SQLite, a parsed field per column on PostgreSQL) cost more than the database's grouping did.
+ * `outcomeColumns`: the table keeps the requests per outcome in columns (route by hour), not in its key; `grouped`
+ * false: each row is a group already (its columns are read as they are).
  */
-function rollupAggregates(query: AggregateQuery, dialect: SqlDialect): RawBuilder<unknown> {
+function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean, grouped: boolean): RawBuilder<unknown> {
+  const sum = (c: RawBuilder<unknown>): RawBuilder<unknown> => (grouped ? sql`SUM(${c})` : c)
   const numbers = [
-    ...SUM_COLUMNS.map((c) => sql`SUM(${sql.ref(c)})`),
-    ...OUTCOMES.map((o) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN requests ELSE 0 END)`),
-    sql`MIN(duration_min_us)`,
-    sql`MAX(duration_max_us)`,
+    ...SUM_COLUMNS.map((c) => sum(sql.ref(c))),
+    ...(outcomeColumns
+      ? OUTCOME_COLUMNS.map((c) => sum(sql.ref(c)))
+      : OUTCOMES.map((o) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN requests ELSE 0 END)`)),
+    grouped ? sql`MIN(duration_min_us)` : sql`duration_min_us`,
+    grouped ? sql`MAX(duration_max_us)` : sql`duration_max_us`,
   ].map((n) => sql`CAST(${n} AS TEXT)`)
-  return sql.join([...rollupGroupColumns(query), sql`${sql.join(numbers, sql` || ',' || `)} AS sums`, sql`${dialect.joinSketches()} AS sketch`])
+  const sketch = grouped ? dialect.joinSketches() : sql`latency_sketch`
+  return sql.join([...rollupGroupColumns(query), sql`${sql.join(numbers, sql` || ',' || `)} AS sums`, sql`${sketch} AS sketch`])
 }
 
 /** The aggregate's field behind each sum column. */

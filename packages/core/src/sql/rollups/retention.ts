@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 import type { RollupContext } from './context.js'
-import { LEVEL_IDS, ROLLUP_TABLES } from './levels.js'
+import { LEVEL_IDS, ROLLUP_TABLES, ROUTE_HOUR } from './levels.js'
 import { readCursor, readHorizons, writeState } from './state.js'
 
 /** How long each level is kept, in milliseconds (`Infinity` = forever). */
@@ -79,6 +79,11 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       const table = ROLLUP_TABLES[resolution]
       const r = await sql`DELETE FROM ${sql.table(table)} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${cut}`.execute(trx)
       run.rollups += Number(r.numAffectedRows ?? 0)
+      if (resolution === 'hour') {
+        // the route-by-hour rows are hour rollups too
+        const routeHours = await sql`DELETE FROM ${sql.table(ROUTE_HOUR.table)} WHERE bucket_start < ${cut}`.execute(trx)
+        run.rollups += Number(routeHours.numAffectedRows ?? 0)
+      }
     }
     run.deleted = run.calls + run.rollups + run.systemSamples + run.probeChecks
     return run

@@ -2,7 +2,7 @@ import type { RawBuilder } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
 import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
-import { FINE_GRAIN, foldToLevels, ROLLUP_GRAIN, ROLLUP_TABLES, type RollupResolution, type RollupRow } from './levels.js'
+import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_HOUR } from './levels.js'
 import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
 import { readCursor, writeCursor } from './state.js'
@@ -23,7 +23,7 @@ import { readCursor, writeCursor } from './state.js'
  * Aggregates the raw calls matching `where` into rollup rows of every level and resolution. `bounded`: `where` holds
  * at most a run's worth of calls (see `aggregateCalls`' `listBuckets`).
  */
-export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>, bounded = false): Promise<Record<RollupResolution, Map<string, RollupRow>>> {
+export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<boolean>, bounded = false): Promise<FoldedRows> {
   const hourly = await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: ROLLUP_GRAIN, interval: 'hour' }, { where, listBuckets: bounded })
   const fine = await aggregateCalls(ctx.db, ctx.dialect, { filter: {}, groupBy: FINE_GRAIN }, { where, bucketMs: FINE_MS, listBuckets: bounded })
   return foldToLevels({ hourly, fine })
@@ -39,7 +39,7 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
     const inTrx: RollupContext = { ...ctx, db: trx }
     const from = await readCursor(trx)
     let to: CursorPosition
-    let rows: Record<RollupResolution, Map<string, RollupRow>>
+    let rows: FoldedRows
     // the accumulator exists only where ids grow in commit order, so "everything above the cursor" is one id range
     const all = ctx.accumulator ? await cursor.next(trx, from, Infinity) : null
     const fast = all ? ctx.accumulator!.rowsFor(from.upto, all.to.upto) : null
@@ -56,9 +56,10 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
       rows = await aggregateForRollup(inTrx, next.batch, Number.isFinite(maxRows))
     }
     ctx.accumulator?.reset()
-    for (const resolution of Object.keys(ROLLUP_TABLES) as RollupResolution[]) {
-      await mergeIntoTable(inTrx, ROLLUP_TABLES[resolution], [...rows[resolution].values()])
+    for (const resolution of Object.keys(ROLLUP_SHAPES) as RollupResolution[]) {
+      await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], [...rows[resolution].values()])
     }
+    await mergeIntoTable(inTrx, ROUTE_HOUR, [...rows.routeHour.values()])
     await writeCursor(trx, to, from)
     let count = 0
     for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests

@@ -58,10 +58,10 @@ export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {
   return horizonsOf(r.rows)
 }
 
-const HORIZON_ROWS: Record<string, keyof Horizons> = { raw_horizon: 'raw', hour_horizon: 'hour', day_horizon: 'day', fine_horizon: 'fine' }
+const HORIZON_ROWS: Record<string, keyof Horizons> = { raw_horizon: 'raw', hour_horizon: 'hour', day_horizon: 'day', fine_horizon: 'fine', route_hour_horizon: 'routeHour' }
 
 function horizonsOf(rows: readonly { name: string; value: unknown }[]): Horizons {
-  const h: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity }
+  const h: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity, routeHour: -Infinity }
   for (const row of rows) {
     const field = HORIZON_ROWS[row.name]
     if (field) h[field] = num(row.value)

@@ -77,7 +77,7 @@ function metric(order: TopGroups['order']): RawBuilder<unknown> {
 export async function topKeys(ctx: RollupContext, query: AggregateQuery): Promise<CallFilter | null> {
   const top = query.top
   if (!top || query.groupBy.length !== 1 || query.interval !== undefined) return null
-  const { sources } = await sourcesOf(ctx, query)
+  const { sources } = await sourcesOf(ctx, query, { routeHour: false })
   if (sources.length === 0) return null
   const union = sql.join(sources.map((source) => sums(source, query)), sql` UNION ALL `)
   const totals = sql`SELECT k, SUM(requests) AS requests, SUM(errors) AS errors, SUM(cost) AS cost, SUM(cached) AS cached,
