@@ -263,18 +263,33 @@ const onUndiciHeaders = guard<{ request: UndiciRequest; response: { statusCode: 
   }
 })
 
+// The end of a request lets go of what it held for metering: undici keeps a finished request object alive for a
+// while, and a call (with the response's raw header list) held from it would survive young-generation GCs with it and
+// be promoted to the old generation — about 2 KB of promoted objects per request, measured, for nothing.
 const onUndiciTrailers = guard<{ request: UndiciRequest }>(({ request }) => {
-  request[WATCHER]?.trailers()
+  const watcher = request[WATCHER]
+  if (watcher !== undefined) {
+    request[WATCHER] = undefined
+    watcher.trailers()
+  }
   const calls = request[CALLS]
+  if (calls === undefined) return
+  request[CALLS] = undefined
   if (Array.isArray(calls)) for (const call of calls) call.end()
-  else calls?.end()
+  else calls.end()
 })
 
 const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ request, error }) => {
-  request[WATCHER]?.error(error)
+  const watcher = request[WATCHER]
+  if (watcher !== undefined) {
+    request[WATCHER] = undefined
+    watcher.error(error)
+  }
   const calls = request[CALLS]
+  if (calls === undefined) return
+  request[CALLS] = undefined
   if (Array.isArray(calls)) for (const call of calls) call.fail(error)
-  else calls?.fail(error)
+  else calls.fail(error)
 })
 
 // ---- node:http ---------------------------------------------------------------------------------------------------

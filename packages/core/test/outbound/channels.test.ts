@@ -111,4 +111,40 @@ describe('monitor.fetch through the diagnostics channels', () => {
     await monitor.close()
     expect(undiciChannelsHeard()).toBe(false)
   })
+
+  it("lets go of a request's metering state once undici ends it (instrument() and monitor.fetch, ended or failed)", async () => {
+    // undici keeps a finished request object alive for a while: state left on it would be kept (and promoted to the
+    // old generation) with it. Heard after apimeter's own handlers, which subscribed first.
+    const held = (request: object) =>
+      Object.getOwnPropertySymbols(request)
+        .filter((key) => key.description?.startsWith('apimeter.'))
+        .map((key) => [key.description, (request as Record<symbol, unknown>)[key]])
+    const seen: { at: string; state: unknown[] }[] = []
+    const onEnd = (at: string) => (message: unknown) => seen.push({ at, state: held((message as { request: object }).request) })
+    const trailers = onEnd('trailers')
+    const failed = onEnd('error')
+    const { monitor, storage } = testMonitor()
+    monitor.instrument()
+    await (await monitor.fetch(`${provider.url}/v1/items/7`)).text() // subscribes the channels for monitor.fetch too
+    diagnostics.subscribe('undici:request:trailers', trailers)
+    diagnostics.subscribe('undici:request:error', failed)
+    try {
+      await (await fetch(`${provider.url}/v1/items/8`)).text() // instrument()
+      await (await monitor.fetch(`${provider.url}/v1/items/9`)).text() // monitor.fetch
+      const controller = new AbortController()
+      const res = await fetch(`${provider.url}/bytes?n=4&gap=200`, { signal: controller.signal })
+      controller.abort() // fails mid-body
+      await res.arrayBuffer().catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    } finally {
+      diagnostics.unsubscribe('undici:request:trailers', trailers)
+      diagnostics.unsubscribe('undici:request:error', failed)
+    }
+    expect(seen.map((s) => s.at)).toEqual(['trailers', 'trailers', 'error'])
+    // the requests were metered (the state existed), and none still holds a call or a watcher
+    for (const { state } of seen) for (const [, value] of state as [string, unknown][]) expect(value).toBeUndefined()
+    expect(seen.flatMap((s) => (s.state as [string][]).map(([name]) => name))).toEqual(expect.arrayContaining(['apimeter.calls', 'apimeter.watcher']))
+    expect((await recordedCalls(monitor, storage)(4)).map((c) => c.outcome)).toEqual(['success', 'success', 'success', expect.stringMatching(/.+/)])
+    await monitor.close()
+  })
 })
