@@ -2,7 +2,7 @@
 // peers suite's fetching clients and bench/profile-outbound.ts).
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { spawnListening, statCpuUs } from './lib.js'
+import { spawnListening, statCpuSplitUs } from './lib.js'
 import { serverPinning } from './throughput.js'
 
 const SERVER = fileURLToPath(new URL('./servers/upstream.ts', import.meta.url))
@@ -20,12 +20,14 @@ export async function startUpstream(prefix: readonly string[] = []): Promise<{ c
 export let lastCpuPerRequest = 0
 /** The same for the main thread alone (the event loop the fetches run on; a storage worker's thread left out). */
 export let lastMainCpuPerRequest = 0
+/** The kernel's part of {@link lastMainCpuPerRequest} (system calls: socket reads and writes, epoll). */
+export let lastMainSystemPerRequest = 0
 const MAIN_THREAD_STAT = `/proc/${process.pid}/task/${process.pid}/stat`
 
 /** Requests per second of `concurrency` loops each fetching and reading the body, for `ms`. */
 export async function throughput(fetchImpl: typeof fetch, url: string, ms: number): Promise<number> {
   const cpu = process.cpuUsage()
-  const main = statCpuUs(MAIN_THREAD_STAT)
+  const main = statCpuSplitUs(MAIN_THREAD_STAT)
   let count = 0
   const deadline = performance.now() + ms
   const loop = async (): Promise<void> => {
@@ -39,7 +41,9 @@ export async function throughput(fetchImpl: typeof fetch, url: string, ms: numbe
   await Promise.all(Array.from({ length: LOAD.concurrency }, loop))
   const used = process.cpuUsage(cpu)
   lastCpuPerRequest = (used.user + used.system) / count
-  lastMainCpuPerRequest = (statCpuUs(MAIN_THREAD_STAT) - main) / count
+  const mainAfter = statCpuSplitUs(MAIN_THREAD_STAT)
+  lastMainCpuPerRequest = (mainAfter.user + mainAfter.system - main.user - main.system) / count
+  lastMainSystemPerRequest = (mainAfter.system - main.system) / count
   return (count / (performance.now() - started)) * 1000
 }
 
@@ -61,6 +65,8 @@ export interface ClientRun {
   cpuPerRequest: number
   /** CPU µs per request of its main thread. */
   mainCpuPerRequest: number
+  /** The kernel's part of it. */
+  mainSystemPerRequest: number
   recorded: number
   spans: number
 }

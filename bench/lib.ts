@@ -6,9 +6,15 @@ import { type CallInput, createMonitor, type StorageAdapter } from '@apimeter/co
 const TICK_US = 1_000_000 / 100 // USER_HZ is 100 on Linux
 /** CPU time (user + system) in µs from a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` file (Linux). */
 export function statCpuUs(path: string): number {
+  const { user, system } = statCpuSplitUs(path)
+  return user + system
+}
+
+/** The same, user and kernel time apart (utime and stime, fields 14 and 15 of the line), in µs. */
+export function statCpuSplitUs(path: string): { user: number; system: number } {
   const stat = readFileSync(path, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US // utime and stime, fields 14 and 15 of the line
+  return { user: Number(fields[11]) * TICK_US, system: Number(fields[12]) * TICK_US }
 }
 
 /** A node of a V8 `.cpuprofile` (as `node --cpu-prof` writes it). */

@@ -89,6 +89,8 @@ interface Sample {
   main: number
   /** 99th percentile latency, ms (inbound; NaN outbound). */
   p99: number
+  /** The kernel's part of `main` (outbound: socket reads and writes, epoll); undefined inbound. */
+  kernel?: number
 }
 
 /**
@@ -163,7 +165,7 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
       name: `${label} ${bareName}`,
       value: median(allBare.map((s) => s.cpu)),
       unit: 'µs/request',
-      note: `${fmt(median(allBare.map((s) => s.rps)))} req/s beside its partner${allBare.some((s) => s.main !== s.cpu) ? `; main thread ${median(allBare.map((s) => s.main)).toFixed(1)} µs/request` : ''}${p99(allBare)}`,
+      note: `${fmt(median(allBare.map((s) => s.rps)))} req/s beside its partner${allBare.some((s) => s.main !== s.cpu) ? `; main thread ${median(allBare.map((s) => s.main)).toFixed(1)} µs/request${kernelNote(allBare)}` : ''}${p99(allBare)}`,
     },
   ]
   const cpuRatio = lines.map((_, at) => median(ratios(at, (s) => s.cpu)))
@@ -196,7 +198,7 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
         value: mainRatio[at]!,
         unit: 'ratio',
         ...goal(mainRatio[at]! >= target && rpsRatio >= target && ahead(at, mainRatio)),
-        note: `main thread ${median(samples.map((s) => s.main)).toFixed(1)} µs/request; per round: ${list(ratios(at, (s) => s.main))}; ${throughputNote}`,
+        note: `main thread ${median(samples.map((s) => s.main)).toFixed(1)} µs/request${kernelNote(samples)}; per round: ${list(ratios(at, (s) => s.main))}; ${throughputNote}`,
       })
     }
   }
@@ -213,9 +215,25 @@ function pairedFigures(label: string, target: number, lines: Line[], pairs: Pair
   return out
 }
 
+/** The kernel's part of the main thread's CPU per request, where it was read (outbound clients). */
+function kernelNote(samples: Sample[]): string {
+  const kernel = samples.flatMap((s) => (s.kernel === undefined ? [] : [s.kernel]))
+  return kernel.length === 0 ? '' : ` (${median(kernel).toFixed(1)} of it in the kernel)`
+}
+
 const fetchLines: Line[] = [
   { name: 'plain fetch', mode: 'plain' },
   { name: "plain fetch with empty subscribers on undici's request channels (the floor of any observer)", mode: 'empty-channels', floor: true },
+  {
+    name: "plain fetch with a minimal timer on undici's request channels: start time, status and bytes per request, method, URL, status and duration kept in arrays at the end (the floor of a meter built that way)",
+    mode: 'minimal-timer',
+    floor: true,
+  },
+  {
+    name: 'the same minimal timer recording each call with `monitor.record()` onto SQLite storage (the floor of a meter writing through apimeter\'s write path)',
+    mode: 'minimal-record',
+    floor: true,
+  },
   { name: '`monitor.fetch` (SQLite storage)', mode: 'monitor-fetch', apimeter: true, offThread: true },
   { name: 'plain fetch with `instrument()` (SQLite storage)', mode: 'instrument', apimeter: true, offThread: true },
   { name: 'plain fetch with OpenTelemetry undici instrumentation', mode: 'otel' },
@@ -223,36 +241,48 @@ const fetchLines: Line[] = [
 
 /**
  * Outbound in pairs, like inbound: each line's client process and a plain-fetch client of its own fetch at the same
- * time, both on the measured core, each from an upstream of its own on the other core.
+ * time, both on the measured core, each from an upstream of its own on the other core. Both clients are fresh
+ * processes in every round, and the two upstreams trade places from one round to the next: a client process keeps
+ * what its JIT made of fetch for its life, and two processes of the same code differed by up to 10% for that alone
+ * (a minimal timer once read 1.10 of its plain partner), which rounds of the same two processes never average out.
  */
 async function outbound(): Promise<Figure[]> {
   serverPinning()
   const upstreams = [await startUpstream(), await startUpstream()]
-  const clients = new Map<string, Client>()
-  const partners = new Map<string, Client>()
+  const live = new Set<Client>()
+  const start = async (mode: string, upstream: string) => {
+    const client = await startClient(mode, upstream)
+    live.add(client)
+    return client
+  }
+  const stop = (client: Client) => {
+    client.child.kill()
+    live.delete(client)
+  }
+  let turn = 0
   try {
-    for (const line of fetchLines) {
-      partners.set(line.mode, await startClient('plain', upstreams[0]!.url))
-      clients.set(line.mode, await startClient(line.mode, upstreams[1]!.url))
-    }
-    for (const client of [...clients.values(), ...partners.values()]) {
-      await runClient(client, 1)
-      freeHelperThreads(client)
-    }
-    const sample = (r: ClientRun): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.mainCpuPerRequest, p99: Number.NaN })
+    const sample = (r: ClientRun): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.mainCpuPerRequest, p99: Number.NaN, kernel: r.mainSystemPerRequest })
     const pairs = await rotatedPairs(fetchLines.length, async (at) => {
-      const mode = fetchLines[at]!.mode
-      const [bare, line] = await Promise.all([runClient(partners.get(mode)!, SECONDS), runClient(clients.get(mode)!, SECONDS)])
-      return { bare: sample(bare), line: sample(line) }
+      const line = fetchLines[at]!
+      const swap = Math.floor(turn++ / fetchLines.length) % 2
+      const partner = await start('plain', upstreams[swap]!.url)
+      const client = await start(line.mode, upstreams[1 - swap]!.url)
+      try {
+        await Promise.all([runClient(partner, 1), runClient(client, 1)])
+        freeHelperThreads(partner)
+        freeHelperThreads(client)
+        const [bare, measured] = await Promise.all([runClient(partner, SECONDS), runClient(client, SECONDS)])
+        if (line.apimeter && measured.recorded === 0) throw new Error(`peers: outbound ${line.name} recorded nothing`)
+        if (line.mode === 'otel' && measured.spans === 0) throw new Error('peers: the undici instrumentation exported no span')
+        return { bare: sample(bare), line: sample(measured) }
+      } finally {
+        stop(partner)
+        stop(client)
+      }
     })
-    for (const line of fetchLines) {
-      const seen = await runClient(clients.get(line.mode)!, 0.2)
-      if (line.apimeter && seen.recorded === 0) throw new Error(`peers: outbound ${line.name} recorded nothing`)
-      if (line.mode === 'otel' && seen.spans === 0) throw new Error('peers: the undici instrumentation exported no span')
-    }
     return pairedFigures('Outbound:', 0.95, fetchLines, pairs, 'plain fetch')
   } finally {
-    for (const client of [...clients.values(), ...partners.values()]) client.child.kill()
+    for (const client of live) client.child.kill()
     for (const upstream of upstreams) upstream.child.kill()
   }
 }
@@ -266,9 +296,9 @@ export async function runPeersSuite(): Promise<SuiteResult> {
     title: 'Peers: apimeter beside the tools a user would pick instead',
     method: [
       `Every server answers \`GET /hello/:id\` with \`{"hello":"world"}\` (\`bench/servers/hello.ts\`), each tool set up in its own child process the way its README shows; apimeter writes to SQLite storage in a temporary file (the default a user runs) or to in-memory storage. Inbound lines are measured in pairs: each line's server and a bare server of its own are loaded at the same time by autocannon (${HTTP_LOAD.connections} connections each, one worker thread each) for ${SECONDS} s, so that whatever else the shared machine does in that interval weighs on both halves alike; the lines take turns, the order rotated each round, ${ROUNDS} rounds after a 1 s warm-up of each server. With \`taskset\` the servers' main threads (their event loops) share one core and the load generators run on the other; after the warm-up, every other thread of a server (V8's GC helpers, libuv's pool, a storage worker) may run on either core, as on a production machine with more cores than busy event loops. The *bare beside bare* line pairs two bare servers: how far it lands from 1.00 is the method's own noise in that run. The *head to head* line pairs apimeter's server with the nearest peer's instead of a bare one, the two tools compared within one interval; where it was measured, it decides whether apimeter is ahead of that peer.`,
-      `Outbound likewise in pairs: each tool's client process (\`bench/servers/fetch-client.ts\`) and a plain-fetch client of its own run ${FETCH_LOAD.concurrency} concurrent loops each, fetching a 47-byte JSON answer and reading the body, for ${SECONDS} s at the same time; the clients share one core, each fetches from a local server of its own on the other core; apimeter's monitors write to SQLite storage (the default, its worker thread) and OpenTelemetry's span processor discards what it is given. The *plain fetch beside plain fetch* line is that method's noise; the *empty subscribers* line is no peer but the least any tool observing fetch through undici's diagnostics channels (as \`instrument()\`, \`monitor.fetch\` and OpenTelemetry do) can cost: undici builds and publishes its messages only when a channel has a subscriber.`,
+      `Outbound likewise in pairs: each tool's client process (\`bench/servers/fetch-client.ts\`) and a plain-fetch client of its own run ${FETCH_LOAD.concurrency} concurrent loops each, fetching a 47-byte JSON answer and reading the body, for ${SECONDS} s at the same time; the clients share one core, each fetches from a local server of its own on the other core (the two servers trade places each round), and both clients are new processes in every round, warmed up for 1 s before they are measured, so that no line keeps one process's luck with the JIT for the whole run; apimeter's monitors write to SQLite storage (the default, its worker thread) and OpenTelemetry's span processor discards what it is given. The *plain fetch beside plain fetch* line is that method's noise; the *empty subscribers* line is no peer but the least any tool observing fetch through undici's diagnostics channels (as \`instrument()\`, \`monitor.fetch\` and OpenTelemetry do) can cost: undici builds and publishes its messages only when a channel has a subscriber.`,
       '',
-      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()` (its main thread from `/proc/self/task/<pid>/stat`). Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group (head to head where that pair was measured). The targets apply to the default a user runs, SQLite storage with its worker thread; the `thread: 'main'` and in-memory lines show the other settings beside it. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under; the *minimal timer* lines are the floor of a meter built the usual way (a start time per request, and method, route, status and duration kept when the response is done: at its `finish` event in Express, in `onResponse` in Fastify). `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
+      "**How to read this.** The first line of each group is the bare framework's (or plain fetch's) CPU time per request, read from `/proc/<pid>/stat` of the server process (every thread: SQLite's work included) or, outbound, from the client process's `process.cpuUsage()` (its main thread from `/proc/self/task/<pid>/stat`). Every other line is *bare CPU per request ÷ that line's CPU per request*, the bare server (outbound, the plain-fetch client) being the one loaded beside it in the same interval (median of the rounds): 1.00 is free, 0.50 doubles the cost. apimeter on SQLite does its writes, rollups and retention on a thread of its own: its line gives the process's CPU (every thread, the storage work included) and a second line, *host thread*, the same ratio for the main thread alone, the event loop a request waits for; that line carries its target. CPU per request is what a busy shared machine disturbs least; the note beside it gives the throughput and its ratio to bare in the same round, and the 99th percentile of request latency under 32 connections, where storage work on the event loop shows (medians). A target is met when both ratios reach it and apimeter uses less CPU per request than every peer of its group (head to head where that pair was measured). The targets apply to the default a user runs, SQLite storage with its worker thread; the `thread: 'main'` and in-memory lines show the other settings beside it. The *empty middleware / empty hook* line is no peer: it is the least any per-request tool can cost in that framework (one more layer that only calls `next()`), so the ratio at or below it is the floor a metering tool works under; the *minimal timer* lines are the floor of a meter built the usual way (a start time per request, and method, route, status and duration kept when the response is done: at its `finish` event in Express, in `onResponse` in Fastify; outbound, at the end of the body on undici's channels), and outbound a second floor line has that timer record each call with `monitor.record()` onto SQLite storage: what writing through apimeter's own write path costs a meter that does nothing else. `PEERS_ROUNDS`, `PEERS_SECONDS` and `PEERS_ONLY` (`express5,express4,fastify,outbound`) shrink the run.",
     ].join('\n'),
     figures: figuresOut,
   }
