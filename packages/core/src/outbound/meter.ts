@@ -206,6 +206,9 @@ export class OutboundMeter {
   }
 }
 
+/** The reason undici's fetch gives when it cancels the body of a Response that was garbage-collected unread. */
+const RESPONSE_COLLECTED = 'Response object has been garbage collected'
+
 /**
  * One outbound call in flight. Layers report what they see — `response()`, `chunk()`, then one of `end()`,
  * `fail()`, `cancel()` — and the call is recorded once, with one `record()` of an object built at the end.
@@ -324,9 +327,15 @@ export class OutboundCall {
     if (!this.done) this.record(null, undefined, true, atMs)
   }
 
-  /** The request or the body failed. */
+  /**
+   * The request or the body failed. Undici's fetch cancels the body of a Response the application let go of unread
+   * (garbage-collected before its body ended) with {@link RESPONSE_COLLECTED}: that call did not fail, its body was
+   * not read, and it is recorded as such (`metadata.body: 'unread'`, the status deciding the outcome).
+   */
   fail(error: unknown): void {
-    if (!this.done) this.record(error, undefined, false)
+    if (this.done) return
+    if (error === RESPONSE_COLLECTED) this.record(null, 'unread', false)
+    else this.record(error, undefined, false)
   }
 
   /** The application cancelled the body before its end. */

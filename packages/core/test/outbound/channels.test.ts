@@ -1,4 +1,6 @@
 import diagnostics from 'node:diagnostics_channel'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { fetch as undiciFetch } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { recordedCalls } from '../../../../test/support/calls.js'
@@ -145,6 +147,31 @@ describe('monitor.fetch through the diagnostics channels', () => {
     for (const { state } of seen) for (const [, value] of state as [string, unknown][]) expect(value).toBeUndefined()
     expect(seen.flatMap((s) => (s.state as [string][]).map(([name]) => name))).toEqual(expect.arrayContaining(['apimeter.calls', 'apimeter.watcher']))
     expect((await recordedCalls(monitor, storage)(4)).map((c) => c.outcome)).toEqual(['success', 'success', 'success', expect.stringMatching(/.+/)])
+    await monitor.close()
+  })
+
+  it('records a call whose Response the application dropped unread (garbage-collected mid-body) as unread, not as a failure', async () => {
+    // undici's fetch cancels the body of a Response that is garbage-collected before its body ended, with the reason
+    // "Response object has been garbage collected": a fire-and-forget call, not a network error
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const { monitor, storage, errors } = testMonitor()
+    monitor.instrument()
+    const collect = setInterval(gc, 2)
+    try {
+      await monitor.fetch(`${provider.url}/bytes?n=4&gap=40`) // monitor.fetch, the Response dropped at once
+      await fetch(`${provider.url}/bytes?n=4&gap=40`) // instrument()
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    } finally {
+      clearInterval(collect)
+    }
+    const calls = await recordedCalls(monitor, storage)(2)
+    expect(calls.map((c) => [c.route, c.statusCode, c.outcome, c.errorType, c.metadata])).toEqual([
+      ['/bytes', 200, 'success', null, '{"body":"unread"}'],
+      ['/bytes', 200, 'success', null, '{"body":"unread"}'],
+    ])
+    expect(calls.every((c) => c.responseBytes! >= 1000 && c.responseBytes! < 4000)).toBe(true)
+    expect(errors).toEqual([])
     await monitor.close()
   })
 })
