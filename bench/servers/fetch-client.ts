@@ -46,7 +46,7 @@ if (mode === 'minimal-timer' || mode === 'minimal-record') {
   const urls: string[] = []
   const statuses: number[] = []
   const durations: number[] = []
-  const record = mode === 'minimal-record' ? monitor! : undefined
+  const recorder = mode === 'minimal-record' ? monitor! : undefined
   function onData(this: UndiciRequest, chunk: Uint8Array): unknown {
     const timing = held.get(this)
     if (timing !== undefined) timing.bytes += chunk.byteLength
@@ -68,8 +68,8 @@ if (mode === 'minimal-timer' || mode === 'minimal-record') {
     if (timing === undefined) return
     const url = request.origin + request.path
     const durationMs = performance.now() - timing.start
-    if (record !== undefined) {
-      record.record({ direction: 'outbound', method: request.method, api: 'upstream', route: '/v1/items/:id', url, statusCode: timing.status, durationMs, responseBytes: timing.bytes })
+    if (recorder !== undefined) {
+      recorder.record({ direction: 'outbound', method: request.method, api: 'upstream', route: '/v1/items/:id', url, statusCode: timing.status, durationMs, responseBytes: timing.bytes })
       return
     }
     if (methods.length === 10_000) methods.length = urls.length = statuses.length = durations.length = 0

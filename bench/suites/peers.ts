@@ -105,13 +105,13 @@ interface Pair {
   line: Sample
 }
 
-/** {@link ROUNDS} rounds of `measure(at)` for each of `count` lines, the order rotated each round; the pairs per line. */
-async function rotatedPairs(count: number, measure: (at: number) => Promise<Pair>): Promise<Pair[][]> {
+/** {@link ROUNDS} rounds of `measure(at, round)` for each of `count` lines, the order rotated each round; the pairs per line. */
+async function rotatedPairs(count: number, measure: (at: number, round: number) => Promise<Pair>): Promise<Pair[][]> {
   const pairs: Pair[][] = Array.from({ length: count }, () => [])
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < count; i++) {
       const at = (round + i) % count
-      pairs[at]!.push(await measure(at))
+      pairs[at]!.push(await measure(at, round))
     }
   }
   return pairs
@@ -249,25 +249,16 @@ const fetchLines: Line[] = [
 async function outbound(): Promise<Figure[]> {
   serverPinning()
   const upstreams = [await startUpstream(), await startUpstream()]
-  const live = new Set<Client>()
-  const start = async (mode: string, upstream: string) => {
-    const client = await startClient(mode, upstream)
-    live.add(client)
-    return client
-  }
-  const stop = (client: Client) => {
-    client.child.kill()
-    live.delete(client)
-  }
-  let turn = 0
   try {
     const sample = (r: ClientRun): Sample => ({ rps: r.rps, cpu: r.cpuPerRequest, main: r.mainCpuPerRequest, p99: Number.NaN, kernel: r.mainSystemPerRequest })
-    const pairs = await rotatedPairs(fetchLines.length, async (at) => {
+    const pairs = await rotatedPairs(fetchLines.length, async (at, round) => {
       const line = fetchLines[at]!
-      const swap = Math.floor(turn++ / fetchLines.length) % 2
-      const partner = await start('plain', upstreams[swap]!.url)
-      const client = await start(line.mode, upstreams[1 - swap]!.url)
+      const swap = round % 2
+      let partner: Client | undefined
+      let client: Client | undefined
       try {
+        partner = await startClient('plain', upstreams[swap]!.url)
+        client = await startClient(line.mode, upstreams[1 - swap]!.url)
         await Promise.all([runClient(partner, 1), runClient(client, 1)])
         freeHelperThreads(partner)
         freeHelperThreads(client)
@@ -276,13 +267,12 @@ async function outbound(): Promise<Figure[]> {
         if (line.mode === 'otel' && measured.spans === 0) throw new Error('peers: the undici instrumentation exported no span')
         return { bare: sample(bare), line: sample(measured) }
       } finally {
-        stop(partner)
-        stop(client)
+        partner?.child.kill()
+        client?.child.kill()
       }
     })
     return pairedFigures('Outbound:', 0.95, fetchLines, pairs, 'plain fetch')
   } finally {
-    for (const client of live) client.child.kill()
     for (const upstream of upstreams) upstream.child.kill()
   }
 }
