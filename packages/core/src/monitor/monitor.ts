@@ -436,7 +436,7 @@ class MonitorImpl implements Monitor {
   health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] } {
     const p = this.pipeline
     return {
-      queued: p.queued,
+      queued: p.queued + this.outbound.endedWaiting,
       written: p.written,
       dropped: p.dropped,
       invalid: p.invalid,
@@ -451,6 +451,7 @@ class MonitorImpl implements Monitor {
   }
 
   flush(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.outbound.recordEnded() // outbound calls that ended in this turn
     return this.pipeline.flush(options.timeoutMs)
   }
 
@@ -482,6 +483,7 @@ class MonitorImpl implements Monitor {
     await Promise.all([this.alerts.close(this.closeTimeoutMs), this.probes.close(this.closeTimeoutMs), this.slos.close(this.closeTimeoutMs)])
     await this.system?.stop()
     await this.audit.drain()
+    this.outbound.recordEnded() // a call that ended while the above was awaited
     await this.pipeline.close()
     await this.plugins?.close(this.closeTimeoutMs)
   }
@@ -503,6 +505,7 @@ class MonitorImpl implements Monitor {
 
   /** Called from the shared `beforeExit` hook: one bounded attempt to write what is still buffered. */
   flushBeforeExit(): void {
+    this.outbound.recordEnded()
     if (this.exitFlushAttempted || this.pipeline.queued === 0 || !this.pipeline.isOpen) return
     this.exitFlushAttempted = true
     const queued = this.pipeline.queued

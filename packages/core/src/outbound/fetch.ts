@@ -106,7 +106,7 @@ class ChannelWatch implements RequestWatcher {
 
   trailers(): void {
     if (this.detached) return
-    if (this.settled) this.call.end()
+    if (this.settled) this.call.endSoon()
     else this.endedAtMs = this.call.elapsedMs()
   }
 

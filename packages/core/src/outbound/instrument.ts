@@ -281,8 +281,8 @@ function takeCalls(request: UndiciRequest): Calls | undefined {
 const onUndiciTrailers = guard<{ request: UndiciRequest }>(({ request }) => {
   takeWatcher(request)?.trailers()
   const calls = takeCalls(request)
-  if (Array.isArray(calls)) for (const call of calls) call.end()
-  else calls?.end()
+  if (Array.isArray(calls)) for (const call of calls) call.endSoon()
+  else calls?.endSoon()
 })
 
 const onUndiciError = guard<{ request: UndiciRequest; error: unknown }>(({ request, error }) => {

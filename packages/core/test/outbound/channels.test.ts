@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { memoryStorage } from '@apimeter/core'
 import { fetch as undiciFetch } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { recordedCalls } from '../../../../test/support/calls.js'
@@ -65,9 +66,11 @@ describe('monitor.fetch through the diagnostics channels', () => {
     expect(call!.durationMs - call!.ttfbMs!).toBeGreaterThanOrEqual(150) // to the end of the body, gaps longer than the bound included
     expect((await res.arrayBuffer()).byteLength).toBe(4000) // still whole for a late reader
     // a small body nobody reads that arrives whole is a complete call, not an unread one
-    await monitor.fetch(`${provider.url}/bytes?n=3`)
+    // (held until the call is recorded: a Response garbage-collected before its body ended is an unread call)
+    const smallResponse = await monitor.fetch(`${provider.url}/bytes?n=3`)
     const [, small] = await recordedCalls(monitor, storage)(2)
     expect(small).toMatchObject({ statusCode: 200, outcome: 'success', responseBytes: 3000, metadata: null })
+    expect(smallResponse.bodyUsed).toBe(false)
     await monitor.close()
   })
 
@@ -173,5 +176,32 @@ describe('monitor.fetch through the diagnostics channels', () => {
     expect(calls.every((c) => c.responseBytes! >= 1000 && c.responseBytes! < 4000)).toBe(true)
     expect(errors).toEqual([])
     await monitor.close()
+  })
+
+  it('records a call that ended this turn when flush() or close() is called before the turn is over, counted in health().queued until then', async () => {
+    // A call ends in undici's trailers callback and is recorded at the end of the turn; flush() and close() called
+    // right then (here from a subscriber heard after apimeter's handlers) must not miss it.
+    for (const finish of ['flush', 'close'] as const) {
+      // memory storage that keeps its rows through close() (its own close empties them)
+      const { monitor, storage } = testMonitor({ storage: { ...memoryStorage({ maxCalls: Infinity }), close: async () => {} } })
+      monitor.instrument()
+      let queuedAtEnd = -1
+      let done: Promise<void> | undefined
+      const onTrailers = () => {
+        if (done !== undefined) return
+        queuedAtEnd = monitor.health().queued
+        done = finish === 'flush' ? monitor.flush() : monitor.close()
+      }
+      diagnostics.subscribe('undici:request:trailers', onTrailers)
+      try {
+        await (await fetch(`${provider.url}/v1/items/5`)).text()
+      } finally {
+        diagnostics.unsubscribe('undici:request:trailers', onTrailers)
+      }
+      await done
+      expect(queuedAtEnd, finish).toBe(1)
+      expect(storage.calls().map((c) => [c.route, c.statusCode, c.outcome]), finish).toEqual([['/v1/items/:id', 200, 'success']])
+      if (finish === 'flush') await monitor.close()
+    }
   })
 })
