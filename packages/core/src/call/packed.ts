@@ -126,9 +126,17 @@ function packCodes(codes: Uint8Array, start: number, n: number, table: readonly 
   return { dict: table, index: codes.slice(start, end) }
 }
 
-/** A slice of a staging column of strings. */
+/**
+ * A slice of a staging column of strings. Most of a batch's string columns hold one value (the service, an API, a
+ * client's user agent, no tenant): that is found by one scan of the slice itself, the rest packed as any column.
+ */
 function packStrings(values: readonly (string | null)[], start: number, n: number): PackedColumn {
-  for (let j = 0; j < n; j++) scratch[j] = values[start + j]!
+  const first = values[start]!
+  const end = start + n
+  let j = start + 1
+  while (j < end && values[j] === first) j++
+  if (j === end) return { same: first }
+  for (let k = 0; k < n; k++) scratch[k] = values[start + k]!
   return packColumn(scratch, n)
 }
 
