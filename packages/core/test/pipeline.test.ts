@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
-import { type CallInput, memoryStorage } from '@apimeter/core'
+import { type CallInput, type CallRecord, memoryStorage } from '@apimeter/core'
+import type { PackedCalls } from '@apimeter/core/sql'
 import { testMonitor, tick } from './helpers/monitor.js'
 import { downStorage, failingFirst, gated, packedStorage, refusingStorage } from './helpers/storages.js'
 import { stagingLimit } from '../src/monitor/pipeline.js'
@@ -180,6 +181,40 @@ describe('write pipeline', () => {
     expect(rows.map((r) => [r.tenantId, r.timestamp, r.durationMs])).toEqual(Array.from({ length: 250 }, (_, i) => [`t${i % 3}`, Date.UTC(2026, 0, 1) + i, i % 100]))
     expect(monitor.health()).toMatchObject({ written: 250, rejected: 0, dropped: 0 })
     await monitor.close()
+  })
+
+  it('a full batch drains whole batches only: the calls staged after it wait for the next batch or a flush, each written and counted once', async () => {
+    for (const kind of ['packed', 'records'] as const) {
+      const packed = packedStorage()
+      // records: a storage without writePacked; packed: with it
+      const storage = kind === 'packed' ? packed : { ...memoryStorage({ maxCalls: Infinity }), name: 'records' }
+      const sizes: number[] = []
+      const writePacked = packed.writePacked!.bind(packed)
+      const writeCalls = storage.writeCalls.bind(storage)
+      const writes = kind === 'packed'
+        ? { writePacked: async (batch: PackedCalls) => { sizes.push(batch.count); await writePacked(batch) } }
+        : { writeCalls: async (calls: readonly CallRecord[]) => { sizes.push(calls.length); await writeCalls(calls) } }
+      const { monitor } = testMonitor({ storage: { ...storage, ...writes }, batchSize: 100, flushIntervalMs: 3_600_000, metrics: true })
+      // 100 fill a batch; the 3 after it are staged before the drain the full batch scheduled runs
+      for (let i = 0; i < 103; i++) monitor.record({ ...call(i), timestamp: Date.UTC(2026, 0, 1) + i })
+      await vi.waitFor(() => expect(sizes, kind).toEqual([100]))
+      await tick()
+      expect(sizes, kind).toEqual([100])
+      expect(monitor.health().queued, kind).toBe(3)
+      // the next batch takes the 3 that waited first; of the 150 staged when its drain runs, 50 wait again
+      for (let i = 103; i < 250; i++) monitor.record({ ...call(i), timestamp: Date.UTC(2026, 0, 1) + i })
+      await vi.waitFor(() => expect(sizes, kind).toEqual([100, 100]))
+      expect(monitor.health().queued, kind).toBe(50)
+      await monitor.flush()
+      expect(sizes, kind).toEqual([100, 100, 50])
+      const rows = kind === 'packed' ? packed.inner.calls() : (storage as ReturnType<typeof memoryStorage>).calls()
+      expect(rows.map((r) => r.timestamp), kind).toEqual(Array.from({ length: 250 }, (_, i) => Date.UTC(2026, 0, 1) + i))
+      expect(new Set(rows.map((r) => r.id)).size, kind).toBe(250)
+      // the live metrics saw each call once, the ones that waited included
+      const histogram = (await monitor.metrics.collect()).families.find((f) => f.name === 'http.server.request.duration')!
+      expect(histogram.points.reduce((n, p) => n + p.histogram!.count, 0), kind).toBe(250)
+      await monitor.close()
+    }
   })
 
   it('isolates a call a packed batch was refused for, writing the rest of the batch as records', async () => {

@@ -64,7 +64,8 @@ export interface MonitorOptions {
    */
   flushIntervalMs?: number
   /**
-   * Calls per write batch (1 … 50,000); a full batch is written right away.
+   * Calls per write batch (1 … 50,000); a full batch is written right away, and calls beyond whole batches wait for
+   * the next batch or the flush interval (`flush()` writes everything).
    * @default 500
    * @example
    * ```ts

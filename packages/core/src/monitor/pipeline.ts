@@ -211,7 +211,7 @@ export class WritePipeline {
       this.drainScheduled = true
       setImmediate(() => {
         this.drainScheduled = false
-        this.drain()
+        this.drain(true)
       })
     }
   }
@@ -251,16 +251,19 @@ export class WritePipeline {
     this.setLastError(error.code, error.message)
   }
 
-  /** Turns everything staged into records and puts them, in batches, on the write queue. */
-  drain(): void {
-    const count = this.staged
+  /**
+   * Turns what is staged into records and puts them, in batches, on the write queue: everything, or (`wholeBatches`,
+   * the drain a full batch scheduled) whole batches only. The calls staged after a batch filled and before its drain
+   * ran stay staged for the next batch or the flush timer, rather than crossing to storage as a batch of their own —
+   * one more hand-over and one more transaction per full batch.
+   */
+  drain(wholeBatches = false): void {
+    const staged = this.staged
+    const size = this.options.batchSize
+    const count = wholeBatches ? staged - (staged % size) : staged
     if (count === 0) return
     if (count > this.largestDrain) this.largestDrain = count
-    if (this.observer !== undefined) {
-      this.observeStaged()
-      this.observed = 0
-    }
-    const size = this.options.batchSize
+    if (this.observer !== undefined) this.observeStaged()
     if (this.storage.writePacked !== undefined && this.stage === undefined) {
       // straight from the staging columns: no record object per call (plugins' call hooks need the records)
       for (let start = 0; start < count; start += size) {
@@ -268,19 +271,22 @@ export class WritePipeline {
         this.submit(packStaged(this.staging, start, n, this.idPrefix, this.idSequence))
         this.idSequence += n
       }
-      this.staged = 0
-      return
-    }
-    let batch: CallRecord[] = []
-    for (let i = 0; i < count; i++) {
-      batch.push(this.staging.read(i, this.idPrefix + (this.idSequence++).toString(36)))
-      if (batch.length === size) {
-        this.submit(batch)
-        batch = []
+    } else {
+      let batch: CallRecord[] = []
+      for (let i = 0; i < count; i++) {
+        batch.push(this.staging.read(i, this.idPrefix + (this.idSequence++).toString(36)))
+        if (batch.length === size) {
+          this.submit(batch)
+          batch = []
+        }
       }
+      if (batch.length > 0) this.submit(batch)
     }
-    this.staged = 0
-    if (batch.length > 0) this.submit(batch)
+    // the rows left (seen by the observer already) move to the front
+    const left = staged - count
+    if (left > 0) this.staging.moveToFront(count, left)
+    this.staged = left
+    this.observed = this.observer === undefined ? 0 : left
   }
 
   private submit(calls: Calls): void {
