@@ -9,7 +9,8 @@
 // upstream of its own on the other core, compared by CPU per request the same way. The servers and clients run under
 // tsx, which resolves `@apimeter/*` to the packages' source through tsconfig.json's paths: the built dist/ folders
 // play no part, so a command that only rebuilds compares a version with itself. Run it again with the versions
-// swapped, to see that the order of starting them does not decide.
+// swapped, to see that the order of starting them does not decide. Its two processes live through every round, so what
+// their JITs made of the hot path stays in the result: bench/compare-checkouts.ts starts fresh ones every round.
 import { execSync } from 'node:child_process'
 import { median } from './lib.js'
 import { freeHelperThreads, load, startServer } from './throughput.js'

@@ -1,57 +1,79 @@
-// The same hello-world server mode from two checkouts of this repository, side by side (not part of `npm run bench`):
+// The same server (or fetching client) mode from two checkouts of this repository, side by side (not part of
+// `npm run bench`):
 //   node --import tsx bench/compare-checkouts.ts <before-checkout> <after-checkout> <express5|express4|fastify> <mode> [rounds]
-// Starts `bench/servers/hello.ts` bare (from the second checkout) and in `mode` from each checkout, pinned to core 1
-// when taskset is there, warms each up, then loads them one at a time in rotated order for `rounds` rounds of 3 s
-// (5 by default) with autocannon (32 connections), reading each server's CPU time from /proc. Prints the median CPU
-// µs per request of each and its ratio to bare: what a change did, measured on one machine in one run.
-import { type ChildProcess, spawn } from 'node:child_process'
-import autocannon from 'autocannon'
-import { median, statCpuUs } from './lib.js'
-import { serverPinning } from './throughput.js'
+//   node --import tsx bench/compare-checkouts.ts <before-checkout> <after-checkout> outbound <client mode> [rounds]
+// Every round starts a fresh process of `mode` from each checkout (`bench/servers/hello.ts`, or outbound
+// `bench/servers/fetch-client.ts`, each fetching from an upstream of its own), pinned to one core when taskset is
+// there, warms both up, then loads both at the same time for 3 s, as the peers suite pairs its lines: each round's
+// ratio is before's CPU per request over after's, in the same interval (above 1: after is cheaper). Fresh processes
+// every round, started in alternating order (outbound, the two upstreams trade places too), because one process keeps
+// what its JIT made of the hot path for its whole life: rounds of the same two processes never average that out.
+// Each checkout runs its own source (tsx resolves `@apimeter/*` through that checkout's tsconfig.json paths); a git
+// worktree of another commit, with node_modules linked to this one's, makes a second checkout.
+import type { ChildProcess } from 'node:child_process'
+import { median, spawnListening } from './lib.js'
+import { type Client, runClient, startUpstream } from './fetch-load.js'
+import { freeHelperThreads, load, type Server, serverPinning } from './throughput.js'
 
 const [before, after, framework, mode, roundsText] = process.argv.slice(2)
 if (before === undefined || after === undefined || framework === undefined || mode === undefined) {
-  throw new Error('usage: compare-checkouts.ts <before-checkout> <after-checkout> <express5|express4|fastify> <mode> [rounds]')
+  throw new Error('usage: compare-checkouts.ts <before-checkout> <after-checkout> <express5|express4|fastify|outbound> <mode> [rounds]')
 }
-const rounds = Number(roundsText ?? 5)
+const rounds = Number(roundsText ?? 9)
+const outbound = framework === 'outbound'
 
-const cpuUs = (pid: number): number => statCpuUs(`/proc/${pid}/stat`)
-
-async function start(checkout: string, serverMode: string): Promise<{ child: ChildProcess; port: number }> {
-  const command = [...serverPinning(), process.execPath, '--import', 'tsx', 'bench/servers/hello.ts', framework!, serverMode]
-  const child = spawn(command[0]!, command.slice(1), { cwd: checkout, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (data: Buffer) => {
-      const match = /listening (\d+)/.exec(String(data))
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`${checkout}: server exited with ${code}`)))
-  })
-  return { child, port }
+/** Starts `mode` from a checkout: a hello-world server, or outbound a fetching client. */
+async function start(checkout: string): Promise<{ child: ChildProcess; port: number }> {
+  const script = outbound ? `bench/servers/fetch-client.ts ${mode}` : `bench/servers/hello.ts ${framework} ${mode}`
+  const command = ['sh', '-c', `cd '${checkout}' && exec ${serverPinning().join(' ')} '${process.execPath}' --import tsx ${script}`]
+  return spawnListening(command, `${checkout}: ${mode}`, ['ignore', 'pipe', 'inherit', 'ipc'])
 }
 
-const servers = { bare: await start(after, 'without'), before: await start(before, mode), after: await start(after, mode) }
-const names = Object.keys(servers) as (keyof typeof servers)[]
-const cpu: Record<string, number[]> = { bare: [], before: [], after: [] }
-const run = async (name: keyof typeof servers, seconds: number) => {
-  const { child, port } = servers[name]
-  const used = cpuUs(child.pid!)
-  const result = await autocannon({ url: `http://127.0.0.1:${port}/hello/42`, connections: 32, duration: seconds, workers: 1 })
-  return (cpuUs(child.pid!) - used) / result.requests.total
+interface Run {
+  main: number
+  all: number
+  rps: number
 }
-try {
-  for (const name of names) await run(name, 2)
-  for (let round = 0; round < rounds; round++) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(round + i) % names.length]!
-      cpu[name]!.push(await run(name, 3))
+
+const upstreams = outbound ? [await startUpstream(), await startUpstream()] : []
+/** One round: both fresh, warmed up, then loaded together; [before, after]. */
+async function round(index: number): Promise<[Run, Run]> {
+  const order = index % 2 === 0 ? [before!, after!] : [after!, before!]
+  const started: { child: ChildProcess; port: number }[] = []
+  try {
+    for (const checkout of order) started.push(await start(checkout))
+    const [b, a] = order[0] === before ? started : [started[1]!, started[0]!]
+    if (outbound) {
+      const clients: Client[] = [b!, a!].map(({ child }, i) => ({ child, url: upstreams[(i + index) % 2]!.url }))
+      await Promise.all(clients.map((client) => runClient(client, 1)))
+      for (const client of clients) freeHelperThreads(client)
+      const runs = await Promise.all(clients.map((client) => runClient(client, 3)))
+      return runs.map((r) => ({ main: r.mainCpuPerRequest, all: r.cpuPerRequest, rps: r.rps })) as [Run, Run]
     }
+    const servers: Server[] = [b!, a!].map(({ child, port }) => ({ child, url: `http://127.0.0.1:${port}/` }))
+    for (const server of servers) {
+      await load(server, 2, 'hello/42')
+      freeHelperThreads(server)
+    }
+    const runs = await Promise.all(servers.map((server) => load(server, 3, 'hello/42')))
+    return runs.map((r) => ({ main: r.mainCpuPerRequest, all: r.cpuPerRequest, rps: r.rps })) as [Run, Run]
+  } finally {
+    for (const { child } of started) child.kill()
   }
-  const bare = median(cpu.bare!)
-  for (const name of names) {
-    const value = median(cpu[name]!)
-    console.log(`${framework} ${name === 'bare' ? 'without' : mode} (${name}): ${value.toFixed(1)} µs/request, ${(bare / value).toFixed(2)} of bare (per round: ${cpu[name]!.map((v) => v.toFixed(1)).join(', ')})`)
+}
+
+const main: number[] = []
+const all: number[] = []
+const rps: number[] = []
+try {
+  for (let i = 0; i < rounds; i++) {
+    const [b, a] = await round(i)
+    main.push(b.main / a.main)
+    all.push(b.all / a.all)
+    rps.push(a.rps / b.rps)
+    console.log(`round ${i + 1}: main thread µs/request before ${b.main.toFixed(1)}, after ${a.main.toFixed(1)} (${main.at(-1)!.toFixed(3)}); every thread ${all.at(-1)!.toFixed(3)}; throughput after/before ${rps.at(-1)!.toFixed(3)}`)
   }
+  console.log(`${framework} ${mode}, median of ${rounds} rounds, before ÷ after (above 1: after is cheaper): main thread ${median(main).toFixed(3)}, every thread ${median(all).toFixed(3)}; throughput after ÷ before ${median(rps).toFixed(3)}`)
 } finally {
-  for (const { child } of Object.values(servers)) child.kill()
+  for (const upstream of upstreams) upstream.child.kill()
 }
