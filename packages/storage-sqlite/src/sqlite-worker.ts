@@ -1,7 +1,7 @@
 // The SQLite worker thread: owns the connection and runs the whole storage (writes, rollups, retention, queries,
 // migrations, alert state) off the host's event loop. `sqliteStorage()` starts it; see worker-storage.ts.
 import { parentPort, workerData } from 'node:worker_threads'
-import { type AlertStore, markValidated, type ProbeStore, unpackCalls } from '@apimeter/core/sql'
+import { type AggregateQuery, type AlertStore, markValidated, type ProbeStore, unpackCalls } from '@apimeter/core/sql'
 import { openSqliteStorage, type SqliteSettings } from './sqlite-connection.js'
 import { type Reply, type Request, rowsToWire, toWire } from './worker-protocol.js'
 
@@ -21,7 +21,8 @@ const operations: Record<Request['op'], (args: Args) => Promise<unknown>> = {
     markValidated(calls)
     return storage.writeCalls(calls)
   },
-  aggregate: async ([query]) => rowsToWire(await storage.aggregate(query)),
+  // asked for summaries only, the rows' percentiles are read here and their sketches stay (see rowsToWire)
+  aggregate: async ([query]) => rowsToWire(await storage.aggregate(query), (query as AggregateQuery).summariesOnly === true),
   migrate: async ([to]) => {
     const report = await storage.migrate(to)
     return report.error ? { ...report, error: toWire(report.error) } : report

@@ -1,5 +1,5 @@
 import { ApimeterError, type ApimeterErrorCode, OUTCOMES, type Resolution } from '@apimeter/core'
-import { type AggregateRow, type AggregateState, emptyAggregate, LatencySketch, type StorageErrorClass } from '@apimeter/core/sql'
+import { type AggregateRow, type AggregateState, emptyAggregate, LatencySketch, type StorageErrorClass, SUMMARY_PERCENTILES, summaryPercentiles } from '@apimeter/core/sql'
 
 /**
  * What the host thread and the SQLite worker thread say to each other. Requests carry an id; each gets one reply.
@@ -141,6 +141,12 @@ export interface WireAggregateRows {
   sketchEnds: Uint32Array
   /** Per row; absent when no row has one. */
   resolutions?: (Resolution | undefined)[]
+  /**
+   * Asked for summaries only (`AggregateQuery.summariesOnly`): each row's summary percentiles,
+   * {@link SUMMARY_PERCENTILES} per row (NaN for a row without requests), read here from the sketches, which then do
+   * not cross (`sketches` is empty).
+   */
+  percentiles?: Float64Array
 }
 
 /** The number fields of an aggregate, in wire order; the outcomes follow them, in {@link OUTCOMES} order. */
@@ -150,13 +156,20 @@ const NUMBER_FIELDS = [
 ] as const satisfies readonly (keyof AggregateState)[]
 const STRIDE = NUMBER_FIELDS.length + OUTCOMES.length
 
-export function rowsToWire(rows: AggregateRow[]): WireAggregateRows {
+export function rowsToWire(rows: AggregateRow[], summariesOnly = false): WireAggregateRows {
   const count = rows.length
   const width = count === 0 ? 0 : rows[0]!.keys.length
   const starts = new Float64Array(count)
   const keys: (string | null)[] = []
   const numbers = new Float64Array(count * STRIDE)
-  const encoded = rows.map((row) => row.state.sketch.encodeJoined())
+  let percentiles: Float64Array | undefined
+  if (summariesOnly) {
+    percentiles = new Float64Array(count * SUMMARY_PERCENTILES).fill(Number.NaN)
+    rows.forEach((row, i) => {
+      if (row.state.requests > 0) summaryPercentiles(row.state, percentiles!, i * SUMMARY_PERCENTILES)
+    })
+  }
+  const encoded = rows.map((row) => (summariesOnly ? EMPTY : row.state.sketch.encodeJoined()))
   const sketches = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0))
   const sketchEnds = new Uint32Array(count)
   let resolutions: (Resolution | undefined)[] | undefined
@@ -173,24 +186,63 @@ export function rowsToWire(rows: AggregateRow[]): WireAggregateRows {
     sketchEnds[i] = at
     if (row.resolution !== undefined) (resolutions ??= new Array<Resolution | undefined>(count))[i] = row.resolution
   })
-  return { count, starts, keys, width, numbers, sketches, sketchEnds, ...(resolutions ? { resolutions } : {}) }
+  return { count, starts, keys, width, numbers, sketches, sketchEnds, ...(resolutions ? { resolutions } : {}), ...(percentiles ? { percentiles } : {}) }
+}
+const EMPTY = new Uint8Array(0)
+
+/** Where each number field of a row is, from the row's first number ({@link NUMBER_FIELDS}, then the outcomes). */
+const AT = Object.fromEntries([...NUMBER_FIELDS, ...OUTCOMES].map((field, i) => [field, i])) as Record<(typeof NUMBER_FIELDS)[number] | (typeof OUTCOMES)[number], number>
+
+/**
+ * The state of row `i`: fields written one by one, by name (a grouped timeseries reads thousands of rows; a loop
+ * over the field names would be a lookup by name for each of them).
+ */
+function stateFromWire(numbers: Float64Array, i: number): AggregateState {
+  const k = i * STRIDE
+  const state = emptyAggregate()
+  state.requests = numbers[k + AT.requests]!
+  state.cached = numbers[k + AT.cached]!
+  state.costNanos = numbers[k + AT.costNanos]!
+  state.costUnknown = numbers[k + AT.costUnknown]!
+  state.costEstimatedNanos = numbers[k + AT.costEstimatedNanos]!
+  state.inputTokens = numbers[k + AT.inputTokens]!
+  state.outputTokens = numbers[k + AT.outputTokens]!
+  state.cachedInputTokens = numbers[k + AT.cachedInputTokens]!
+  state.requestBytes = numbers[k + AT.requestBytes]!
+  state.responseBytes = numbers[k + AT.responseBytes]!
+  state.durationSumUs = numbers[k + AT.durationSumUs]!
+  state.durationMin = numbers[k + AT.durationMin]!
+  state.durationMax = numbers[k + AT.durationMax]!
+  const outcomes = state.outcomes
+  outcomes.success = numbers[k + AT.success]!
+  outcomes.client_error = numbers[k + AT.client_error]!
+  outcomes.server_error = numbers[k + AT.server_error]!
+  outcomes.rate_limited = numbers[k + AT.rate_limited]!
+  outcomes.timeout = numbers[k + AT.timeout]!
+  outcomes.network_error = numbers[k + AT.network_error]!
+  outcomes.aborted = numbers[k + AT.aborted]!
+  return state
 }
 
 export function rowsFromWire(wire: WireAggregateRows): AggregateRow[] {
   const rows: AggregateRow[] = []
+  const { width, percentiles } = wire
   let from = 0
   for (let i = 0; i < wire.count; i++) {
-    const state = emptyAggregate()
-    let k = i * STRIDE
-    for (const field of NUMBER_FIELDS) state[field] = wire.numbers[k++]!
-    for (const outcome of OUTCOMES) state.outcomes[outcome] = wire.numbers[k++]!
+    const state = stateFromWire(wire.numbers, i)
     const end = wire.sketchEnds[i]!
-    LatencySketch.decodeInto(wire.sketches.subarray(from, end), state.sketch) // read when a quantile is asked for
+    if (end > from) LatencySketch.decodeInto(wire.sketches.subarray(from, end), state.sketch) // read when a quantile is asked for
     from = end
     const start = wire.starts[i]!
-    const row: AggregateRow = { start: Number.isNaN(start) ? null : start, keys: wire.keys.slice(i * wire.width, (i + 1) * wire.width), state }
+    const keys = width === 1 ? [wire.keys[i]!] : wire.keys.slice(i * width, (i + 1) * width)
+    const row: AggregateRow = { start: Number.isNaN(start) ? null : start, keys, state }
     const resolution = wire.resolutions?.[i]
     if (resolution !== undefined) row.resolution = resolution
+    if (percentiles !== undefined) {
+      const list: number[] = []
+      for (let k = i * SUMMARY_PERCENTILES; k < (i + 1) * SUMMARY_PERCENTILES; k++) list.push(percentiles[k]!)
+      row.percentiles = list
+    }
     rows.push(row)
   }
   return rows

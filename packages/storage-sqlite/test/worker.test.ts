@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type CallRecord, createMonitor, createStats, isApimeterError } from '@apimeter/core'
+import { type AggregateRow, toSummary } from '@apimeter/core/sql'
 import { recordFactory } from '@apimeter/core/testing'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { runFixture } from '../../../test/support/run-fixture.js'
@@ -73,6 +74,40 @@ describe('sqliteStorage() in its worker thread', () => {
     expect((await storage.migrate('latest')).error).toBeUndefined()
     const failed = await storage.migrate('no-such-migration')
     expect(isApimeterError(failed.error)).toBe(true)
+    await storage.close()
+  })
+
+  it('hands aggregate rows over exactly; asked for summaries only, with the percentiles the host would read and no sketches', async () => {
+    const file = tmp.file()
+    const storage = sqliteStorage({ filename: file, retention: FOREVER, thread: 'worker' })
+    // every number field differs from call to call; two routes, three tenants, a few hours, some unrolled
+    const varied = Array.from({ length: 600 }, (_, i) =>
+      make({
+        direction: i % 3 ? 'outbound' : 'inbound', api: i % 3 ? 'x' : null, method: 'GET', route: `/r${i % 2}`, statusCode: [200, 404, 500, 429][i % 4]!,
+        durationMs: i % 7 === 0 ? 0 : 0.5 + ((i * 7919) % 5000) / 7, cost: i % 5 ? (i % 13) / 1e6 : undefined, cached: i % 6 === 0, tenantId: `t${i % 3}`,
+        inputTokens: i, outputTokens: 2 * i, requestBytes: 10 + i, responseBytes: 1000 + i, timestamp: Date.UTC(2026, 0, 1) + i * 37_000,
+      }))
+    await storage.writeCalls(varied)
+    await storage.maintain()
+    await storage.writeCalls(calls(30)) // the tail, not rolled up yet
+    const host = sqliteStorage({ filename: file, retention: FOREVER, thread: 'main' })
+    const filter = { from: Date.UTC(2026, 0, 1, 0, 13), to: Date.UTC(2026, 0, 1, 5, 41) }
+    const queries = [
+      { filter, groupBy: ['route'] as const, interval: 'hour' as const },
+      { filter: {}, groupBy: ['tenant', 'status'] as const },
+      { filter, groupBy: [] as const, interval: 'minute' as const },
+    ]
+    const ordered = (rows: AggregateRow[]) => [...rows].sort((a, b) => (a.start ?? 0) - (b.start ?? 0) || String(a.keys).localeCompare(String(b.keys)))
+    for (const query of queries) {
+      const here = ordered(await host.aggregate({ ...query, groupBy: [...query.groupBy] }))
+      const crossed = ordered(await storage.aggregate({ ...query, groupBy: [...query.groupBy] }))
+      const summaries = ordered(await storage.aggregate({ ...query, groupBy: [...query.groupBy], summariesOnly: true }))
+      expect(here.length).toBeGreaterThan(0)
+      expect(crossed.map((r) => ({ ...r, state: { ...r.state, sketch: r.state.sketch.buckets } }))).toEqual(here.map((r) => ({ ...r, state: { ...r.state, sketch: r.state.sketch.buckets } })))
+      expect(summaries.map((r) => toSummary(r.state, r.resolution, r.percentiles))).toEqual(here.map((r) => toSummary(r.state, r.resolution)))
+      expect(summaries.every((r) => r.state.sketch.count === 0 && r.percentiles!.length === 4)).toBe(true)
+    }
+    await host.close()
     await storage.close()
   })
 

@@ -35,7 +35,7 @@ export type {
 } from '../storage/probe-store.js'
 export { AUDIT_KINDS, type AuditQuery, type AuditRecord, type AuditRecordInput, type AuditStore, memoryAuditStore } from '../storage/audit-store.js'
 export { memorySystemStore, type SystemSample, type SystemSampleQuery, type SystemStore } from '../storage/system-store.js'
-export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, toSummary } from '../storage/aggregate.js'
+export { addCall, AggregateGroups, type AggregateRow, type AggregateState, coarserResolution, emptyAggregate, mergeAggregate, SUMMARY_PERCENTILES, summaryPercentiles, toSummary } from '../storage/aggregate.js'
 export { bucketValue, LatencySketch, latencyBucket, mergeEncodedSketches, RELATIVE_ACCURACY, SKETCH_SEPARATOR, ZERO_BUCKET } from '../storage/sketch.js'
 export type { AggregateQuery, StorageHooks } from '../storage/adapter.js'
 export { defaultErrorClass, type StorageErrorClass, type StorageErrorKind } from '../storage/error-kind.js'

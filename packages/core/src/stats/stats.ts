@@ -365,9 +365,9 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
         }
       }
       await ensureStorageReady(storage)
-      const rows = await storage.aggregate({ filter: resolved, groupBy: groupBy ? [groupBy] : [], interval })
+      const rows = await storage.aggregate({ filter: resolved, groupBy: groupBy ? [groupBy] : [], interval, summariesOnly: true })
       const points: TimeseriesPoint[] = rows.map((row) => {
-        const point: TimeseriesPoint = { start: new Date(row.start!), ...toSummary(row.state, row.resolution) }
+        const point: TimeseriesPoint = { start: new Date(row.start!), ...toSummary(row.state, row.resolution, row.percentiles) }
         if (groupBy) point.group = keyOf(row.keys[0] ?? null)
         return point
       })
@@ -396,8 +396,8 @@ export function createStats(storage: StorageAdapter, options: CreateStatsOptions
       const top = parsed.limit !== undefined && (SUM_ORDERS as readonly string[]).includes(orderBy)
         ? { order: orderBy as TopGroups['order'], descending: direction === -1, limit: parsed.limit }
         : undefined
-      const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by], ...(top ? { top } : {}) })
-      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state, row.resolution) }))
+      const rows = await storage.aggregate({ filter: resolved, groupBy: [parsed.by], summariesOnly: true, ...(top ? { top } : {}) })
+      const out: BreakdownRow[] = rows.map((row) => ({ key: keyOf(row.keys[0] ?? null), ...toSummary(row.state, row.resolution, row.percentiles) }))
       out.sort((a, b) => {
         const va = orderValue(a, orderBy)
         const vb = orderValue(b, orderBy)

@@ -22,6 +22,13 @@ export interface AggregateQuery {
    * tenants builds ten. A storage may also ignore it and return every group (the stats layer orders and cuts).
    */
   top?: TopGroups
+  /**
+   * The caller reads each row only through `toSummary()` (stats timeseries and breakdowns): a storage may then give
+   * each row its summary percentiles in `AggregateRow.percentiles` and leave its sketch empty. The SQLite storage
+   * does, so that the sketches of thousands of groups need not cross from its worker thread: their percentiles are
+   * read where the groups are made, by the same code. A storage may also ignore it.
+   */
+  summariesOnly?: boolean
 }
 
 /** Orders a storage can rank groups by from sums alone (percentiles need the sketches, so they are not here). */

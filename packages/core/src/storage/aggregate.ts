@@ -155,23 +155,45 @@ export function copyAggregate(state: AggregateState): AggregateState {
 
 /** The percentiles of a summary's latency. */
 const SUMMARY_QUANTILES = [0.5, 0.9, 0.95, 0.99]
+/** Where {@link toSummary} reads them (no array per summary). */
+const summaryQuantiles = new Float64Array(SUMMARY_QUANTILES.length)
 
-/** Turns an aggregate into the public summary shape. */
-export function toSummary(state: AggregateState, resolution: Resolution = 'raw'): StatsSummary {
+/** How many percentiles a summary has (p50, p90, p95, p99). */
+export const SUMMARY_PERCENTILES = SUMMARY_QUANTILES.length
+
+/**
+ * The p50, p90, p95 and p99 a summary of `state` shows, written into `out` from index `at`: what a storage hands
+ * over as {@link AggregateRow.percentiles}.
+ */
+export function summaryPercentiles(state: AggregateState, out: { [i: number]: number }, at = 0): void {
+  const q = summaryQuantiles
+  state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, q)
+  for (let i = 0; i < q.length; i++) out[at + i] = q[i]!
+}
+
+/**
+ * Turns an aggregate into the public summary shape. `percentiles`: those {@link summaryPercentiles} gave for it
+ * (where the aggregate was made), read instead of its sketch.
+ */
+export function toSummary(state: AggregateState, resolution: Resolution = 'raw', percentiles?: ArrayLike<number>): StatsSummary {
   const requests = state.requests
   const successes = state.outcomes.success
   const errors = requests - successes
   let latency: StatsSummary['latency'] = null
   if (requests > 0) {
-    const [p50, p90, p95, p99] = state.sketch.quantiles(SUMMARY_QUANTILES, state.durationMin, state.durationMax)
+    let q = percentiles
+    if (q === undefined) {
+      state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, summaryQuantiles)
+      q = summaryQuantiles
+    }
     latency = {
       avg: state.durationSumUs / requests / 1000,
       min: state.durationMin,
       max: state.durationMax,
-      p50: p50!,
-      p90: p90!,
-      p95: p95!,
-      p99: p99!,
+      p50: q[0]!,
+      p90: q[1]!,
+      p95: q[2]!,
+      p99: q[3]!,
     }
   }
   return {
@@ -215,27 +237,58 @@ export interface AggregateRow {
   state: AggregateState
   /** How precisely this group honours the time range; absent means `raw`. */
   resolution?: Resolution
+  /**
+   * The summary's p50, p90, p95 and p99 ({@link summaryPercentiles}), given by a storage asked for summaries only
+   * (`AggregateQuery.summariesOnly`); its `state.sketch` is then empty.
+   */
+  percentiles?: readonly number[]
 }
 
 /** Collects aggregate rows by (bucket start, keys), creating each group on first use. */
 export class AggregateGroups {
   private readonly groups = new Map<string, AggregateRow>()
+  /**
+   * Groups of at most one key, by bucket start then key: a grouped timeseries looks up thousands of groups, and
+   * building a string id for each cost more than the lookup.
+   */
+  private readonly byStart = new Map<number | null, Map<string | null | undefined, AggregateRow>>()
+  /** Every group, in the order they were created. */
+  private readonly list: AggregateRow[] = []
 
   /** The group of a bucket and key list (created empty when new). */
   get(start: number | null, keys: (string | null)[]): AggregateRow {
+    if (keys.length <= 1) {
+      let inner = this.byStart.get(start)
+      if (inner === undefined) {
+        inner = new Map()
+        this.byStart.set(start, inner)
+      }
+      const key = keys.length === 0 ? undefined : keys[0]
+      let row = inner.get(key)
+      if (row === undefined) {
+        row = this.add(start, keys)
+        inner.set(key, row)
+      }
+      return row
+    }
     let id = start === null ? '' : String(start)
     for (const k of keys) id += k === null ? '\u0001\u0000' : `\u0001${k}`
     let row = this.groups.get(id)
     if (row === undefined) {
-      row = { start, keys, state: emptyAggregate() }
+      row = this.add(start, keys)
       this.groups.set(id, row)
     }
     return row
   }
 
+  private add(start: number | null, keys: (string | null)[]): AggregateRow {
+    const row: AggregateRow = { start, keys, state: emptyAggregate() }
+    this.list.push(row)
+    return row
+  }
+
   /** Every group collected. */
   rows(): AggregateRow[] {
-    return [...this.groups.values()]
+    return [...this.list]
   }
 }
-

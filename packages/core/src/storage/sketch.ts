@@ -155,6 +155,16 @@ export class LatencySketch {
    * empty sketch.
    */
   quantiles(qs: readonly number[], min = -Infinity, max = Infinity): number[] {
+    const out = new Array<number>(qs.length)
+    this.quantilesInto(qs, min, max, out)
+    return out
+  }
+
+  /**
+   * {@link LatencySketch.quantiles} written into `out` (index i for `qs[i]`), allocating nothing when the quantiles
+   * are sorted: a grouped timeseries reads the percentiles of thousands of sketches.
+   */
+  quantilesInto(qs: readonly number[], min: number, max: number, out: { [i: number]: number }): void {
     // a sketch made only of a few stored encodings (a group of a grouped query) is read from their pairs, without
     // laying out its counts: thousands of groups then cost no dense arrays
     const sparse = this.settled === 0 && this.pending !== null ? sparsePairs(this.pending) : -1
@@ -164,44 +174,36 @@ export class LatencySketch {
       this.settle()
       count = this.settled
     }
-    const out = new Array<number>(qs.length).fill(Number.NaN)
-    if (count === 0) return out
-    // ranks in ascending order (the quantiles usually come sorted: then no sort), read in one pass over the buckets
-    const ranks = qs.map((q) => quantileRank(q, count))
-    let sorted = true
-    for (let i = 1; i < ranks.length; i++) if (ranks[i]! < ranks[i - 1]!) sorted = false
-    const order = sorted ? null : ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!)
-    let next = 0
-    let cumulative = 0
-    const last = sparse >= 0 ? sparse : this.counts.length + (this.zero > 0 ? 1 : 0)
-    for (let i = 0; i < last && next < ranks.length; i++) {
-      let bucket: number
-      let c: number
-      if (sparse >= 0) {
-        bucket = sparseBuckets[i]!
-        c = sparseCounts[i]!
-      } else if (this.zero > 0 && i === 0) {
-        bucket = ZERO_BUCKET
-        c = this.zero
-      } else {
-        const k = this.zero > 0 ? i - 1 : i
-        c = this.counts[k]!
-        bucket = k + this.offset
+    for (let i = 0; i < qs.length; i++) out[i] = Number.NaN
+    if (count === 0) return
+    // the quantiles in ascending order (they usually come sorted: then no sort), read in one pass over the buckets
+    let order: number[] | null = null
+    for (let i = 1; i < qs.length && order === null; i++) {
+      if (quantileRank(qs[i]!, count) < quantileRank(qs[i - 1]!, count)) {
+        order = qs.map((_, k) => k).sort((a, b) => quantileRank(qs[a]!, count) - quantileRank(qs[b]!, count))
       }
+    }
+    let next = 0
+    let at = order === null ? 0 : order[0]!
+    let rank = qs.length === 0 ? Infinity : quantileRank(qs[at]!, count)
+    let cumulative = 0
+    // sparse: the pairs read; dense: the zero bucket (position -1 when it has values), then the counts
+    const first = sparse < 0 && this.zero > 0 ? -1 : 0
+    const last = sparse >= 0 ? sparse : this.counts.length
+    for (let i = first; i < last && next < qs.length; i++) {
+      const c = sparse >= 0 ? sparseCounts[i]! : i < 0 ? this.zero : this.counts[i]!
       if (c === 0) continue
       cumulative += c
-      while (next < ranks.length) {
-        const at = order === null ? next : order[next]!
-        const rank = ranks[at]!
-        if (rank > cumulative) break
+      while (rank <= cumulative) {
         // The first and last ranks are the exact min and max when those are known.
         if (rank === count && Number.isFinite(max)) out[at] = max
         else if (rank === 1 && Number.isFinite(min)) out[at] = min
-        else out[at] = Math.min(max, Math.max(min, bucketValue(bucket)))
-        next++
+        else out[at] = Math.min(max, Math.max(min, bucketValue(sparse >= 0 ? sparseBuckets[i]! : i < 0 ? ZERO_BUCKET : i + this.offset)))
+        if (++next === qs.length) break
+        at = order === null ? next : order[next]!
+        rank = quantileRank(qs[at]!, count)
       }
     }
-    return out
   }
 
   /** One quantile; see {@link LatencySketch.quantiles}. */

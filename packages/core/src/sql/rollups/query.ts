@@ -224,21 +224,58 @@ const SUM_FIELD = {
   duration_sum_us: 'durationSumUs',
 } as const satisfies Record<(typeof SUM_COLUMNS)[number], keyof AggregateState>
 
+/** The fields behind the sum columns, in {@link SUM_COLUMNS} order. */
+const SUM_FIELDS = SUM_COLUMNS.map((c) => SUM_FIELD[c])
+/** How many numbers a rollup read's `sums` holds. */
+const PACKED_SUMS = SUM_COLUMNS.length + OUTCOMES.length + 2
+/** The numbers of one `sums` value, parsed (read at once by {@link addPackedSums}). */
+const packedSums = new Float64Array(PACKED_SUMS)
+
 /**
  * Adds a rollup read's `sums` into an aggregate: the {@link SUM_COLUMNS}, the requests per outcome in
- * {@link OUTCOMES} order, the smallest and the largest duration (µs), comma-separated integers.
+ * {@link OUTCOMES} order, the smallest and the largest duration (µs), comma-separated integers. Read character by
+ * character (thousands of rows: no substrings, no array); a number that is not a short plain integer is left to
+ * `Number()`, which then gives it exactly as before.
  */
 function addPackedSums(state: AggregateState, sums: string): void {
-  const v = sums.split(',')
-  const n = (i: number): number => Number(v[i])
-  for (let i = 0; i < SUM_COLUMNS.length; i++) state[SUM_FIELD[SUM_COLUMNS[i]!]] += n(i)
-  const at = SUM_COLUMNS.length
-  for (let i = 0; i < OUTCOMES.length; i++) state.outcomes[OUTCOMES[i]!] += n(at + i)
-  const min = n(at + OUTCOMES.length) / 1000
-  const max = n(at + OUTCOMES.length + 1) / 1000
+  parsePackedSums(sums)
+  for (let i = 0; i < SUM_FIELDS.length; i++) state[SUM_FIELDS[i]!] += packedSums[i]!
+  const at = SUM_FIELDS.length
+  for (let i = 0; i < OUTCOMES.length; i++) state.outcomes[OUTCOMES[i]!] += packedSums[at + i]!
+  const min = packedSums[at + OUTCOMES.length]! / 1000
+  const max = packedSums[at + OUTCOMES.length + 1]! / 1000
   if (min < state.durationMin) state.durationMin = min
   if (max > state.durationMax) state.durationMax = max
 }
+
+/** Parses `sums` into {@link packedSums}: what `Number()` gives each comma-separated part (NaN for a missing one). */
+export function parsePackedSums(sums: string): Float64Array {
+  packedSums.fill(Number.NaN)
+  let field = 0
+  let start = 0
+  let value = 0
+  let negative = false
+  let plain = true
+  for (let i = 0; i <= sums.length; i++) {
+    const c = i < sums.length ? sums.charCodeAt(i) : COMMA
+    if (c === COMMA) {
+      // up to 15 digits the running value is exact; longer ones round as Number() rounds
+      const n = plain && i - start <= 15 ? (negative ? -value : value) : Number(sums.slice(start, i))
+      if (field < PACKED_SUMS) packedSums[field] = n
+      field++
+      start = i + 1
+      value = 0
+      negative = false
+      plain = true
+    } else if (c >= DIGIT_0 && c <= DIGIT_0 + 9) value = value * 10 + (c - DIGIT_0)
+    else if (c === MINUS && i === start && i + 1 < sums.length && sums.charCodeAt(i + 1) !== COMMA) negative = true
+    else plain = false
+  }
+  return packedSums
+}
+const COMMA = 44
+const MINUS = 45
+const DIGIT_0 = 48
 
 function rankOf(unit: string): number {
   return ['minute', '5m', 'hour', 'day', 'month'].indexOf(unit === 'raw' ? 'minute' : unit)
