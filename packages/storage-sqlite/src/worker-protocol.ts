@@ -162,41 +162,62 @@ export function rowsToWire(rows: AggregateRow[], summariesOnly = false): WireAgg
   const starts = new Float64Array(count)
   const keys: (string | null)[] = []
   const numbers = new Float64Array(count * STRIDE)
-  let percentiles: Float64Array | undefined
-  if (summariesOnly) {
-    percentiles = new Float64Array(count * SUMMARY_PERCENTILES).fill(Number.NaN)
-    rows.forEach((row, i) => {
-      if (row.state.requests > 0) summaryPercentiles(row.state, percentiles!, i * SUMMARY_PERCENTILES)
-    })
-  }
-  const encoded = rows.map((row) => (summariesOnly ? EMPTY : row.state.sketch.encodeJoined()))
+  const percentiles = summariesOnly ? new Float64Array(count * SUMMARY_PERCENTILES).fill(Number.NaN) : undefined
+  const encoded = summariesOnly ? [] : rows.map((row) => row.state.sketch.encodeJoined())
   const sketches = new Uint8Array(encoded.reduce((n, e) => n + e.length, 0))
   const sketchEnds = new Uint32Array(count)
   let resolutions: (Resolution | undefined)[] | undefined
   let at = 0
-  rows.forEach((row, i) => {
+  for (let i = 0; i < count; i++) {
+    const row = rows[i]!
     starts[i] = row.start ?? Number.NaN
     for (const key of row.keys) keys.push(key)
-    const state = row.state
-    let k = i * STRIDE
-    for (const field of NUMBER_FIELDS) numbers[k++] = state[field]
-    for (const outcome of OUTCOMES) numbers[k++] = state.outcomes[outcome]
-    sketches.set(encoded[i]!, at)
-    at += encoded[i]!.length
+    stateToWire(row.state, numbers, i)
+    if (percentiles !== undefined) {
+      if (row.state.requests > 0) summaryPercentiles(row.state, percentiles, i * SUMMARY_PERCENTILES)
+    } else {
+      sketches.set(encoded[i]!, at)
+      at += encoded[i]!.length
+    }
     sketchEnds[i] = at
     if (row.resolution !== undefined) (resolutions ??= new Array<Resolution | undefined>(count))[i] = row.resolution
-  })
+  }
   return { count, starts, keys, width, numbers, sketches, sketchEnds, ...(resolutions ? { resolutions } : {}), ...(percentiles ? { percentiles } : {}) }
 }
-const EMPTY = new Uint8Array(0)
 
 /** Where each number field of a row is, from the row's first number ({@link NUMBER_FIELDS}, then the outcomes). */
 const AT = Object.fromEntries([...NUMBER_FIELDS, ...OUTCOMES].map((field, i) => [field, i])) as Record<(typeof NUMBER_FIELDS)[number] | (typeof OUTCOMES)[number], number>
 
 /**
- * The state of row `i`: fields written one by one, by name (a grouped timeseries reads thousands of rows; a loop
- * over the field names would be a lookup by name for each of them).
+ * Writes the numbers of row `i`, field by field by name (a grouped timeseries hands over thousands of rows; a loop
+ * over the field names would look each of them up by name); {@link stateFromWire} reads them back.
  */
+function stateToWire(state: AggregateState, numbers: Float64Array, i: number): void {
+  const k = i * STRIDE
+  numbers[k + AT.requests] = state.requests
+  numbers[k + AT.cached] = state.cached
+  numbers[k + AT.costNanos] = state.costNanos
+  numbers[k + AT.costUnknown] = state.costUnknown
+  numbers[k + AT.costEstimatedNanos] = state.costEstimatedNanos
+  numbers[k + AT.inputTokens] = state.inputTokens
+  numbers[k + AT.outputTokens] = state.outputTokens
+  numbers[k + AT.cachedInputTokens] = state.cachedInputTokens
+  numbers[k + AT.requestBytes] = state.requestBytes
+  numbers[k + AT.responseBytes] = state.responseBytes
+  numbers[k + AT.durationSumUs] = state.durationSumUs
+  numbers[k + AT.durationMin] = state.durationMin
+  numbers[k + AT.durationMax] = state.durationMax
+  const outcomes = state.outcomes
+  numbers[k + AT.success] = outcomes.success
+  numbers[k + AT.client_error] = outcomes.client_error
+  numbers[k + AT.server_error] = outcomes.server_error
+  numbers[k + AT.rate_limited] = outcomes.rate_limited
+  numbers[k + AT.timeout] = outcomes.timeout
+  numbers[k + AT.network_error] = outcomes.network_error
+  numbers[k + AT.aborted] = outcomes.aborted
+}
+
+/** The state of row `i`, read field by field as {@link stateToWire} wrote it. */
 function stateFromWire(numbers: Float64Array, i: number): AggregateState {
   const k = i * STRIDE
   const state = emptyAggregate()

@@ -121,15 +121,12 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
+    const keyColumns = query.groupBy.map((d) => DIMENSION_KEY_COLUMN[d]!)
     for (const row of rows.rows) {
       if (typeof row.sums !== 'string') continue // an ungrouped aggregate over no rows
       const start = query.interval === undefined ? null : coarser ? num(row.bucket_start) : bucketStart(num(row.bucket_start), query.interval)
-      const keys = query.groupBy.map((d) => {
-        const column = DIMENSION_KEY_COLUMN[d]!
-        const v = row[column]
-        if (column === 'status_code') return num(v) === 0 ? null : String(num(v))
-        return v === '' ? null : keyText(v)
-      })
+      const keys: (string | null)[] = []
+      for (const column of keyColumns) keys.push(keyOf(column, row[column]))
       const group = groups.get(start, keys)
       addPackedSums(group.state, row.sums)
       if (row.sketch) LatencySketch.decodeInto(row.sketch as Uint8Array, group.state.sketch)
@@ -276,6 +273,12 @@ export function parsePackedSums(sums: string): Float64Array {
 const COMMA = 44
 const MINUS = 45
 const DIGIT_0 = 48
+
+/** A group key as a rollup row holds it in `column`: the empty value (status 0, '') is null. */
+function keyOf(column: string, v: unknown): string | null {
+  if (column === 'status_code') return num(v) === 0 ? null : String(num(v))
+  return v === '' ? null : keyText(v)
+}
 
 function rankOf(unit: string): number {
   return ['minute', '5m', 'hour', 'day', 'month'].indexOf(unit === 'raw' ? 'minute' : unit)
