@@ -27,4 +27,10 @@ describe('parsePackedSums', () => {
     const long = Array.from(parsePackedSums(Array.from({ length: 30 }, (_, i) => String(i)).join(',')))
     expect(long).toEqual(Array.from({ length: WIDTH }, (_, i) => i))
   })
+
+  it('reads one row of several joined by semicolons (a packed read of stored rows)', () => {
+    const joined = '1,-2,30;4,5;-6'
+    const rows = [[0, 7], [8, 11], [12, 14]].map(([from, to]) => Array.from(parsePackedSums(joined, from, to)).filter((n) => !Number.isNaN(n)))
+    expect(rows).toEqual([[1, -2, 30], [4, 5], [-6]])
+  })
 })

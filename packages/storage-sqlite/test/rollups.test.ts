@@ -238,6 +238,24 @@ describe('rollups and retention on SQLite', () => {
     await storage.close()
   })
 
+  it('reads an hourly series by route as one packed row whatever the routes hold (separators, quotes, JSON, non-ASCII)', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const odd = ['/a;b,c', '/"quoted"\\', '/ünï/😀', '/tab\there', '/[1,2]', "/it's"]
+    const calls = workload(2, 300, 3).map((c, i) => ({ ...c, route: odd[i % odd.length]! }))
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    for (const window of [{ from: '-2d' }, { from: NOW - DAY - 17 * 60_000, to: NOW - 3 * HOUR + 1 }] as StatsFilter[]) {
+      const series = await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })
+      expect(new Set(series.map((p) => p.group))).toEqual(new Set(odd))
+      expect(series).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+    }
+    await storage.close()
+  })
+
   it('keeps one route-by-hour row per (hour, route) with its outcomes as columns, and answers hourly route series from it exactly', async () => {
     const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
     const reference = memoryStorage({ maxCalls: Infinity })

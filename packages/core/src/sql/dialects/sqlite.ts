@@ -34,6 +34,11 @@ export const sqliteDialect: SqlDialect = {
   joinSketchPairs: () => sql<string>`group_concat(lb || ':' || requests, ',')`,
   // group_concat treats the blobs as text but keeps their bytes (the database is UTF-8); CAST gives the blob back
   joinSketches: () => sql<Uint8Array>`CAST(group_concat(latency_sketch, X'0000') AS BLOB)`,
+  packRows: {
+    texts: (column) => sql<string>`json_group_array(${sql.ref(column)})`,
+    joined: (expression) => sql<string>`group_concat(${expression}, ';')`,
+    blobs: (column) => sql<Uint8Array>`CAST(group_concat(${sql.ref(column)}, '') AS BLOB)`,
+  },
   async tableExists(db, table) {
     const r = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ${table}`.execute(db)
     return Number(r.rows[0]?.n ?? 0) > 0

@@ -115,6 +115,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
     // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value — except an hourly
     // series by route over the route-by-hour table, whose rows are its groups already: read as they are
     const asStored = source.routeHour === true && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
+    if (asStored && dialect.packRows && (await readPackedRouteHours(ctx, dialect.packRows, source, query, groups))) continue
     const groupColumns = asStored ? [] : rollupGroupColumns(query)
     const table = source.routeHour ? ROUTE_HOUR.table : ROLLUP_TABLES[source.unit]
     const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.routeHour === true, !asStored)} FROM ${sql.table(table)}
@@ -193,6 +194,12 @@ function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
  * false: each row is a group already (its columns are read as they are).
  */
 function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean, grouped: boolean): RawBuilder<unknown> {
+  const sketch = grouped ? dialect.joinSketches() : sql`latency_sketch`
+  return sql.join([...rollupGroupColumns(query), sql`${packedNumbers(outcomeColumns, grouped)} AS sums`, sql`${sketch} AS sketch`])
+}
+
+/** The `sums` text of a rollup read (see {@link addPackedSums}): of each group (`grouped`), or of each row as stored. */
+function packedNumbers(outcomeColumns: boolean, grouped: boolean, extra: RawBuilder<unknown>[] = []): RawBuilder<string> {
   const sum = (c: RawBuilder<unknown>): RawBuilder<unknown> => (grouped ? sql`SUM(${c})` : c)
   const numbers = [
     ...SUM_COLUMNS.map((c) => sum(sql.ref(c))),
@@ -201,9 +208,53 @@ function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeCol
       : OUTCOMES.map((o) => sql`SUM(CASE WHEN outcome = ${sql.lit(o)} THEN requests ELSE 0 END)`)),
     grouped ? sql`MIN(duration_min_us)` : sql`duration_min_us`,
     grouped ? sql`MAX(duration_max_us)` : sql`duration_max_us`,
+    ...extra,
   ].map((n) => sql`CAST(${n} AS TEXT)`)
-  const sketch = grouped ? dialect.joinSketches() : sql`latency_sketch`
-  return sql.join([...rollupGroupColumns(query), sql`${sql.join(numbers, sql` || ',' || `)} AS sums`, sql`${sketch} AS sketch`])
+  return sql<string>`${sql.join(numbers, sql` || ',' || `)}`
+}
+
+/** Stored rows an hourly series by route reads as one packed row at most (bounding the size of its values). */
+const PACKED_ROWS = 50_000
+
+/**
+ * Reads an hourly series by route from the route-by-hour rows as one row ({@link SqlDialect.packRows}): the routes
+ * as a JSON array, each row's sums with its bucket start and sketch length, and the sketches end to end. Returns false
+ * (nothing read) when the range holds more than {@link PACKED_ROWS} rows: those are read row by row.
+ */
+async function readPackedRouteHours(
+  ctx: RollupContext,
+  packRows: NonNullable<SqlDialect['packRows']>,
+  source: Extract<Source, { kind: 'rollup' }>,
+  query: AggregateQuery,
+  groups: AggregateGroups,
+): Promise<boolean> {
+  const where = rollupWhere(source, query.filter)
+  const table = sql.table(ROUTE_HOUR.table)
+  const counted = await sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`.execute(ctx.db)
+  const count = num(counted.rows[0]?.n)
+  if (count > PACKED_ROWS) return false
+  if (count === 0) return true
+  const each = packedNumbers(true, false, [sql`bucket_start`, sql`length(latency_sketch)`])
+  const r = await sql<{ routes: unknown; sums: unknown; sketches: unknown }>`SELECT ${packRows.texts('route')} AS routes, ${packRows.joined(each)} AS sums,
+    ${packRows.blobs('latency_sketch')} AS sketches FROM ${table} WHERE ${where}`.execute(ctx.db)
+  const row = r.rows[0]
+  if (row === undefined || typeof row.sums !== 'string') return true // the rows went between the two reads (retention)
+  const routes = (typeof row.routes === 'string' ? JSON.parse(row.routes) : row.routes) as unknown[]
+  const sketches = row.sketches as Uint8Array
+  const sums = row.sums
+  let from = 0
+  let at = 0
+  for (let i = 0; i < routes.length; i++) {
+    const end = sums.indexOf(';', from)
+    const packed = parsePackedSums(sums, from, end < 0 ? sums.length : end)
+    from = end + 1
+    const group = groups.get(bucketStart(packed[PACKED_SUMS]!, 'hour'), [keyOf('route', routes[i])])
+    addParsedSums(group.state)
+    const length = packed[PACKED_SUMS + 1]!
+    if (length > 0) LatencySketch.decodeInto(sketches.subarray(at, at + length), group.state.sketch)
+    at += length
+  }
+  return true
 }
 
 /** The aggregate's field behind each sum column. */
@@ -225,8 +276,8 @@ const SUM_FIELD = {
 const SUM_FIELDS = SUM_COLUMNS.map((c) => SUM_FIELD[c])
 /** How many numbers a rollup read's `sums` holds. */
 const PACKED_SUMS = SUM_COLUMNS.length + OUTCOMES.length + 2
-/** The numbers of one `sums` value, parsed (read at once by {@link addPackedSums}). */
-const packedSums = new Float64Array(PACKED_SUMS)
+/** The numbers of one `sums` value, parsed; a packed read of stored rows adds two (bucket start, sketch length). */
+const packedSums = new Float64Array(PACKED_SUMS + 2)
 
 /**
  * Adds a rollup read's `sums` into an aggregate: the {@link SUM_COLUMNS}, the requests per outcome in
@@ -236,6 +287,11 @@ const packedSums = new Float64Array(PACKED_SUMS)
  */
 function addPackedSums(state: AggregateState, sums: string): void {
   parsePackedSums(sums)
+  addParsedSums(state)
+}
+
+/** Adds the sums {@link parsePackedSums} read last into an aggregate. */
+function addParsedSums(state: AggregateState): void {
   for (let i = 0; i < SUM_FIELDS.length; i++) state[SUM_FIELDS[i]!] += packedSums[i]!
   const at = SUM_FIELDS.length
   for (let i = 0; i < OUTCOMES.length; i++) state.outcomes[OUTCOMES[i]!] += packedSums[at + i]!
@@ -245,27 +301,30 @@ function addPackedSums(state: AggregateState, sums: string): void {
   if (max > state.durationMax) state.durationMax = max
 }
 
-/** Parses `sums` into {@link packedSums}: what `Number()` gives each comma-separated part (NaN for a missing one). */
-export function parsePackedSums(sums: string): Float64Array {
+/**
+ * Parses `sums` (from `from` to `to`) into {@link packedSums}: what `Number()` gives each comma-separated part (NaN
+ * for a missing one).
+ */
+export function parsePackedSums(sums: string, from = 0, to = sums.length): Float64Array {
   packedSums.fill(Number.NaN)
   let field = 0
-  let start = 0
+  let start = from
   let value = 0
   let negative = false
   let plain = true
-  for (let i = 0; i <= sums.length; i++) {
-    const c = i < sums.length ? sums.charCodeAt(i) : COMMA
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? sums.charCodeAt(i) : COMMA
     if (c === COMMA) {
       // up to 15 digits the running value is exact; longer ones round as Number() rounds
       const n = plain && i - start <= 15 ? (negative ? -value : value) : Number(sums.slice(start, i))
-      if (field < PACKED_SUMS) packedSums[field] = n
+      if (field < packedSums.length) packedSums[field] = n
       field++
       start = i + 1
       value = 0
       negative = false
       plain = true
     } else if (c >= DIGIT_0 && c <= DIGIT_0 + 9) value = value * 10 + (c - DIGIT_0)
-    else if (c === MINUS && i === start && i + 1 < sums.length && sums.charCodeAt(i + 1) !== COMMA) negative = true
+    else if (c === MINUS && i === start && i + 1 < to && sums.charCodeAt(i + 1) !== COMMA) negative = true
     else plain = false
   }
   return packedSums
