@@ -256,6 +256,30 @@ describe('rollups and retention on SQLite', () => {
     await storage.close()
   })
 
+  it('reads an hourly series by route over more than 50,000 stored route-by-hour rows row by row, exactly as the packed read would', async () => {
+    // one call per (route, hour): 300 routes over 7 days are 50,400 stored rows, past the packed read's bound
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const make = recordFactory({ service: 'shop' })
+    const calls: CallRecord[] = []
+    for (let hour = 1; hour <= 7 * 24; hour++) {
+      for (let r = 0; r < 300; r++) {
+        calls.push(make({ direction: 'inbound', method: 'GET', route: `/r${r}`, statusCode: r % 13 === 0 ? 500 : 200, durationMs: 1 + ((hour * 7 + r) % 900), timestamp: NOW - hour * HOUR + (r % 60) * 1000 }))
+      }
+    }
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    const [stored] = await rows(storage, `SELECT COUNT(*) AS n FROM apimeter_rollups_route_hour WHERE bucket_start >= ${NOW - 7 * DAY}`)
+    expect(Number(stored!.n)).toBeGreaterThan(50_000)
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    const series = await stats.timeseries({ from: '-7d', interval: 'hour', groupBy: 'route' })
+    expect(series).toHaveLength(50_400)
+    expect(series).toEqual(await truth.timeseries({ from: '-7d', interval: 'hour', groupBy: 'route' }))
+    await storage.close()
+  }, 60_000)
+
   it('keeps one route-by-hour row per (hour, route) with its outcomes as columns, and answers hourly route series from it exactly', async () => {
     const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
     const reference = memoryStorage({ maxCalls: Infinity })
