@@ -10,10 +10,9 @@
 // what its JIT made of the hot path for its whole life: rounds of the same two processes never average that out.
 // Each checkout runs its own source (tsx resolves `@apimeter/*` through that checkout's tsconfig.json paths); a git
 // worktree of another commit, with node_modules linked to this one's, makes a second checkout.
-import type { ChildProcess } from 'node:child_process'
-import { median, spawnListening } from './lib.js'
-import { type Client, runClient, startUpstream } from './fetch-load.js'
-import { freeHelperThreads, load, type Server, serverPinning } from './throughput.js'
+import { median } from './lib.js'
+import { type Client, runClient, startClient, startUpstream } from './fetch-load.js'
+import { freeHelperThreads, load, type Server, startServer } from './throughput.js'
 
 const [before, after, framework, mode, roundsText] = process.argv.slice(2)
 if (before === undefined || after === undefined || framework === undefined || mode === undefined) {
@@ -21,13 +20,6 @@ if (before === undefined || after === undefined || framework === undefined || mo
 }
 const rounds = Number(roundsText ?? 9)
 const outbound = framework === 'outbound'
-
-/** Starts `mode` from a checkout: a hello-world server, or outbound a fetching client. */
-async function start(checkout: string): Promise<{ child: ChildProcess; port: number }> {
-  const script = outbound ? `bench/servers/fetch-client.ts ${mode}` : `bench/servers/hello.ts ${framework} ${mode}`
-  const command = ['sh', '-c', `cd '${checkout}' && exec ${serverPinning().join(' ')} '${process.execPath}' --import tsx ${script}`]
-  return spawnListening(command, `${checkout}: ${mode}`, ['ignore', 'pipe', 'inherit', 'ipc'])
-}
 
 interface Run {
   main: number
@@ -38,27 +30,28 @@ interface Run {
 const upstreams = outbound ? [await startUpstream(), await startUpstream()] : []
 /** One round: both fresh, warmed up, then loaded together; [before, after]. */
 async function round(index: number): Promise<[Run, Run]> {
-  const order = index % 2 === 0 ? [before!, after!] : [after!, before!]
-  const started: { child: ChildProcess; port: number }[] = []
+  const pair: (Server | Client)[] = []
   try {
-    for (const checkout of order) started.push(await start(checkout))
-    const [b, a] = order[0] === before ? started : [started[1]!, started[0]!]
+    // started in alternating order; outbound, the two upstreams trade places every round too
+    for (const at of index % 2 === 0 ? [0, 1] : [1, 0]) {
+      const checkout = at === 0 ? before! : after!
+      const upstream = upstreams[at ^ (index % 2)]
+      pair[at] = upstream === undefined ? await startServer(framework!, mode!, checkout) : await startClient(mode!, upstream.url, checkout)
+    }
     if (outbound) {
-      const clients: Client[] = [b!, a!].map(({ child }, i) => ({ child, url: upstreams[(i + index) % 2]!.url }))
-      await Promise.all(clients.map((client) => runClient(client, 1)))
-      for (const client of clients) freeHelperThreads(client)
-      const runs = await Promise.all(clients.map((client) => runClient(client, 3)))
+      await Promise.all(pair.map((client) => runClient(client, 1)))
+      for (const client of pair) freeHelperThreads(client)
+      const runs = await Promise.all(pair.map((client) => runClient(client, 3)))
       return runs.map((r) => ({ main: r.mainCpuPerRequest, all: r.cpuPerRequest, rps: r.rps })) as [Run, Run]
     }
-    const servers: Server[] = [b!, a!].map(({ child, port }) => ({ child, url: `http://127.0.0.1:${port}/` }))
-    for (const server of servers) {
+    for (const server of pair) {
       await load(server, 2, 'hello/42')
       freeHelperThreads(server)
     }
-    const runs = await Promise.all(servers.map((server) => load(server, 3, 'hello/42')))
+    const runs = await Promise.all(pair.map((server) => load(server, 3, 'hello/42')))
     return runs.map((r) => ({ main: r.mainCpuPerRequest, all: r.cpuPerRequest, rps: r.rps })) as [Run, Run]
   } finally {
-    for (const { child } of started) child.kill()
+    for (const started of pair) started?.child.kill()
   }
 }
 

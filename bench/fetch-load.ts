@@ -1,6 +1,7 @@
 // The outbound benches' load: an upstream API in a child process and concurrent fetch loops against it (used by the
 // peers suite's fetching clients and bench/profile-outbound.ts).
 import type { ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnListening, statCpuSplitUs } from './lib.js'
 import { serverPinning } from './throughput.js'
@@ -53,9 +54,11 @@ export interface Client {
   url: string
 }
 
-export async function startClient(mode: string, upstream: string): Promise<Client> {
+/** Starts a fetching client of `mode`: this checkout's, or another `checkout`'s (run there, on its own source). */
+export async function startClient(mode: string, upstream: string, checkout?: string): Promise<Client> {
   // pinned like the inbound servers: the clients share the measured core, their upstreams run on the other
-  const { child } = await spawnListening([...serverPinning(), process.execPath, '--import', 'tsx', CLIENT, mode], `${mode} client`, ['ignore', 'pipe', 'inherit', 'ipc'])
+  const script = checkout === undefined ? CLIENT : join(checkout, 'bench/servers/fetch-client.ts')
+  const { child } = await spawnListening([...serverPinning(), process.execPath, '--import', 'tsx', script, mode], `${mode} client`, ['ignore', 'pipe', 'inherit', 'ipc'], checkout)
   return { child, url: upstream }
 }
 

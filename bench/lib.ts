@@ -75,11 +75,11 @@ export const discardStorage: StorageAdapter = {
 }
 
 /**
- * Spawns a server process that prints `listening <port>` once ready; resolves with the child and the port, rejects
- * when it exits first.
+ * Spawns a server process that prints `listening <port>` once ready (in `cwd`, when given); resolves with the child
+ * and the port, rejects when it exits first.
  */
-export async function spawnListening(command: readonly string[], label: string, stdio: StdioOptions = ['ignore', 'pipe', 'inherit']): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(command[0]!, command.slice(1), { stdio })
+export async function spawnListening(command: readonly string[], label: string, stdio: StdioOptions = ['ignore', 'pipe', 'inherit'], cwd?: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(command[0]!, command.slice(1), { stdio, cwd })
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
     child.stdout!.on('data', (chunk: Buffer) => {

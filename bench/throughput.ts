@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { spawnListening, statCpuUs } from './lib.js'
@@ -40,11 +41,15 @@ export function serverPinning(): string[] {
   return pins.server
 }
 
-/** Starts `bench/servers/hello.ts` for one framework and mode in a child process, pinned to the server core. */
-export async function startServer(framework: string, mode: string): Promise<Server> {
+/**
+ * Starts `bench/servers/hello.ts` for one framework and mode in a child process, pinned to the server core: this
+ * checkout's, or another `checkout`'s (run there, on its own source).
+ */
+export async function startServer(framework: string, mode: string, checkout?: string): Promise<Server> {
   serverPinning()
-  const command = [...pins!.server, process.execPath, '--import', 'tsx', SERVER, framework, mode]
-  const { child, port } = await spawnListening(command, `${framework} ${mode} server`, ['ignore', 'pipe', 'inherit', 'ipc'])
+  const script = checkout === undefined ? SERVER : join(checkout, 'bench/servers/hello.ts')
+  const command = [...pins!.server, process.execPath, '--import', 'tsx', script, framework, mode]
+  const { child, port } = await spawnListening(command, `${framework} ${mode} server`, ['ignore', 'pipe', 'inherit', 'ipc'], checkout)
   return { child, url: `http://127.0.0.1:${port}/` }
 }
 
