@@ -339,6 +339,7 @@ class MonitorImpl implements Monitor {
     const observer = this.metrics.observer
     if (observer !== undefined) this.pipeline.setObserver(observer)
     this.outbound = new OutboundMeter(this, (error) => this.report(error), [...(parsed.apis ?? []), ...(this.plugins?.apis ?? [])], parsed.outbound ?? {}, parsed.redact?.paths)
+    this.pipeline.holdBy(this.outbound) // calls that ended in undici's callbacks, recorded at the end of the turn
     if (parsed.system !== undefined) {
       this.system = new SystemSampler({
         intervalMs: parsed.system.intervalMs ?? SYSTEM_INTERVAL_MS,
@@ -436,7 +437,7 @@ class MonitorImpl implements Monitor {
   health(): MonitorHealth & { alerts: AlertHealth; probes: ProbeHealth; plugins: PluginHealth[] } {
     const p = this.pipeline
     return {
-      queued: p.queued + this.outbound.endedWaiting,
+      queued: p.queued,
       written: p.written,
       dropped: p.dropped,
       invalid: p.invalid,
@@ -451,7 +452,6 @@ class MonitorImpl implements Monitor {
   }
 
   flush(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.outbound.recordEnded() // outbound calls that ended in this turn
     return this.pipeline.flush(options.timeoutMs)
   }
 
@@ -483,7 +483,6 @@ class MonitorImpl implements Monitor {
     await Promise.all([this.alerts.close(this.closeTimeoutMs), this.probes.close(this.closeTimeoutMs), this.slos.close(this.closeTimeoutMs)])
     await this.system?.stop()
     await this.audit.drain()
-    this.outbound.recordEnded() // a call that ended while the above was awaited
     await this.pipeline.close()
     await this.plugins?.close(this.closeTimeoutMs)
   }
@@ -505,7 +504,6 @@ class MonitorImpl implements Monitor {
 
   /** Called from the shared `beforeExit` hook: one bounded attempt to write what is still buffered. */
   flushBeforeExit(): void {
-    this.outbound.recordEnded()
     if (this.exitFlushAttempted || this.pipeline.queued === 0 || !this.pipeline.isOpen) return
     this.exitFlushAttempted = true
     const queued = this.pipeline.queued

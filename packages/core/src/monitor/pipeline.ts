@@ -98,6 +98,14 @@ export function stagingLimit(batchSize: number, maxBufferSize: number): number {
   return Math.min(maxBufferSize, batchSize * Math.max(1, Math.floor(STAGING_ROWS / batchSize)))
 }
 
+/** A recorder that holds calls back for a moment (see {@link WritePipeline.holdBy}). */
+export interface CallHolder {
+  /** Calls held back, not recorded yet. */
+  readonly held: number
+  /** Records the calls held back now. */
+  recordHeld(): void
+}
+
 /**
  * The buffered, batched, retrying write path. `push()` is O(1) and allocation-free on the common path; batches go
  * to storage through a p-queue with bounded concurrency; failed batches retry with exponential backoff and jitter
@@ -136,6 +144,8 @@ export class WritePipeline {
   private observer: ((columns: CallColumns, from: number, to: number) => void) | undefined
   /** Staged rows the observer has seen. */
   private observed = 0
+  /** Calls a recorder holds back until the end of the event loop's turn (see {@link holdBy}). */
+  private holder: CallHolder | undefined
 
   written = 0
   dropped = 0
@@ -161,7 +171,15 @@ export class WritePipeline {
   }
 
   get queued(): number {
-    return this.staged + this.pending
+    return this.staged + this.pending + (this.holder?.held ?? 0)
+  }
+
+  /**
+   * Counts the calls `holder` holds back as queued, and has them recorded before every flush and before closing:
+   * nothing recorded before a `flush()` or `close()` is missed because it waited for the end of a turn.
+   */
+  holdBy(holder: CallHolder): void {
+    this.holder = holder
   }
 
   get isOpen(): boolean {
@@ -522,6 +540,7 @@ export class WritePipeline {
   /** Resolves when everything pushed before the call is written (or given up on). */
   async flush(timeoutMs?: number): Promise<void> {
     if (this.state === 'closed') return
+    this.holder?.recordHeld()
     this.drain()
     const waitFor = [...this.inflight]
     if (waitFor.length === 0) return
@@ -562,6 +581,7 @@ export class WritePipeline {
 
   private async doClose(): Promise<void> {
     const started = performance.now()
+    this.holder?.recordHeld() // while calls are still accepted
     this.state = 'closing'
     clearInterval(this.timer)
     this.closeDeadline = started + this.options.closeTimeoutMs

@@ -74,11 +74,12 @@ export class OutboundMeter {
    * there and waiting to be recorded at the end of the event loop's turn. Recording a call inside that callback cost
    * the fetch more than the recording itself: paired with plain fetch, a minimal timer calling `record()` there read
    * 0.92 of its CPU and 0.95 recording from one `setImmediate` per turn; `instrument()` went from 0.83 to 0.87 and
-   * `monitor.fetch` from 0.82 to 0.85 with this queue (same run). `flush()`, `close()` and `health().queued` count them.
+   * `monitor.fetch` from 0.82 to 0.85 with this queue (same run). The monitor's write pipeline counts them as queued
+   * and has them recorded before a flush or close (it is held by this meter: `WritePipeline.holdBy`).
    */
   private ended: OutboundCall[] = []
   private endedScheduled = false
-  private readonly recordEndedNow = () => this.recordEnded()
+  private readonly recordHeldNow = () => this.recordHeld()
 
   constructor(
     readonly monitor: CallRecorder,
@@ -169,7 +170,6 @@ export class OutboundMeter {
    * `monitor.fetch` also stops listening to undici's channels.
    */
   finishWatched(): void {
-    this.recordEnded()
     for (const call of [...this.watching]) call.finishNow()
     this.stopSweeping()
     if (this.listensForFetch) {
@@ -183,11 +183,11 @@ export class OutboundMeter {
     this.ended.push(call)
     if (this.endedScheduled) return
     this.endedScheduled = true
-    setImmediate(this.recordEndedNow)
+    setImmediate(this.recordHeldNow)
   }
 
   /** Records the ended calls waiting now (the turn's end, or a flush or close that cannot wait for it). */
-  recordEnded(): void {
+  recordHeld(): void {
     this.endedScheduled = false
     const calls = this.ended
     if (calls.length === 0) return
@@ -196,7 +196,7 @@ export class OutboundMeter {
   }
 
   /** Ended calls not recorded yet. */
-  get endedWaiting(): number {
+  get held(): number {
     return this.ended.length
   }
 
@@ -368,9 +368,8 @@ export class OutboundCall {
    */
   endSoon(): void {
     if (this.done) return
-    this.done = true
+    this.done = true // the sweeper and later events leave it alone; record() unwatches it
     this.endedAtMs = this.elapsedMs()
-    if (this.watched) this.meter.unwatch(this)
     this.meter.endLater(this)
   }
 
@@ -398,7 +397,6 @@ export class OutboundCall {
   private record(error: unknown, bodyEnd: BodyEnd | undefined, complete: boolean, atMs?: number): void {
     this.done = true
     if (this.watched) this.meter.unwatch(this)
-    this.watched = false
     const meter = this.meter
     // record() copies the call before it returns, so one object per meter serves every call (unless something below
     // records a call of this meter meanwhile: then that one gets its own).
