@@ -93,11 +93,7 @@ class ColumnBuffer {
   /** Moves rows `from … from + n` to rows `0 … n` (what stays staged after a drain of the rows before them). */
   moveToFront(from: number, n: number): void {
     const self = this as unknown as Record<string, Float64Array | Uint8Array | (string | null)[]>
-    for (const field of CALL_RECORD_FIELDS) {
-      const column = self[field]!
-      if (Array.isArray(column)) for (let i = 0; i < n; i++) column[i] = column[from + i]!
-      else column.copyWithin(0, from, from + n)
-    }
+    for (const field of CALL_RECORD_FIELDS) self[field]!.copyWithin(0, from, from + n)
   }
 
   private resize(capacity: number): void {
