@@ -1,5 +1,5 @@
 import { ApimeterError, type ApimeterErrorCode, OUTCOMES, type Resolution } from '@apimeter/core'
-import { type AggregateRow, type AggregateState, emptyAggregate, LatencySketch, type StorageErrorClass, SUMMARY_PERCENTILES, summaryPercentiles } from '@apimeter/core/sql'
+import { type AggregateRow, type AggregateState, compileFunction, emptyAggregate, LatencySketch, type StorageErrorClass, SUMMARY_PERCENTILES, summaryPercentiles } from '@apimeter/core/sql'
 
 /**
  * What the host thread and the SQLite worker thread say to each other. Requests carry an id; each gets one reply.
@@ -185,65 +185,28 @@ export function rowsToWire(rows: AggregateRow[], summariesOnly = false): WireAgg
   return { count, starts, keys, width, numbers, sketches, sketchEnds, ...(resolutions ? { resolutions } : {}), ...(percentiles ? { percentiles } : {}) }
 }
 
-/** Where each number field of a row is, from the row's first number ({@link NUMBER_FIELDS}, then the outcomes). */
-const AT = Object.fromEntries([...NUMBER_FIELDS, ...OUTCOMES].map((field, i) => [field, i])) as Record<(typeof NUMBER_FIELDS)[number] | (typeof OUTCOMES)[number], number>
+/** The fields of a row's numbers, in wire order: {@link NUMBER_FIELDS}, then the outcomes. */
+const WIRE_FIELDS = [...NUMBER_FIELDS.map((f) => `state.${f}`), ...OUTCOMES.map((o) => `state.outcomes.${o}`)]
 
 /**
- * Writes the numbers of row `i`, field by field by name (a grouped timeseries hands over thousands of rows; a loop
- * over the field names would look each of them up by name); {@link stateFromWire} reads them back.
+ * Writes the numbers of row `i` into `numbers`, and {@link stateFromWire} reads them back: straight-line code per
+ * field, generated from the field lists (a grouped timeseries hands over thousands of rows, and a loop over the field
+ * names would look each of them up by name; see `compileFunction`).
  */
-function stateToWire(state: AggregateState, numbers: Float64Array, i: number): void {
-  const k = i * STRIDE
-  numbers[k + AT.requests] = state.requests
-  numbers[k + AT.cached] = state.cached
-  numbers[k + AT.costNanos] = state.costNanos
-  numbers[k + AT.costUnknown] = state.costUnknown
-  numbers[k + AT.costEstimatedNanos] = state.costEstimatedNanos
-  numbers[k + AT.inputTokens] = state.inputTokens
-  numbers[k + AT.outputTokens] = state.outputTokens
-  numbers[k + AT.cachedInputTokens] = state.cachedInputTokens
-  numbers[k + AT.requestBytes] = state.requestBytes
-  numbers[k + AT.responseBytes] = state.responseBytes
-  numbers[k + AT.durationSumUs] = state.durationSumUs
-  numbers[k + AT.durationMin] = state.durationMin
-  numbers[k + AT.durationMax] = state.durationMax
-  const outcomes = state.outcomes
-  numbers[k + AT.success] = outcomes.success
-  numbers[k + AT.client_error] = outcomes.client_error
-  numbers[k + AT.server_error] = outcomes.server_error
-  numbers[k + AT.rate_limited] = outcomes.rate_limited
-  numbers[k + AT.timeout] = outcomes.timeout
-  numbers[k + AT.network_error] = outcomes.network_error
-  numbers[k + AT.aborted] = outcomes.aborted
-}
+const stateToWire = compileFunction<(state: AggregateState, numbers: Float64Array, i: number) => void>(
+  'stateToWire',
+  'state, numbers, i',
+  ['const k = i * STRIDE;', ...WIRE_FIELDS.map((field, at) => `numbers[k + ${at}] = ${field};`)].join('\n'),
+  { STRIDE },
+)
 
-/** The state of row `i`, read field by field as {@link stateToWire} wrote it. */
-function stateFromWire(numbers: Float64Array, i: number): AggregateState {
-  const k = i * STRIDE
-  const state = emptyAggregate()
-  state.requests = numbers[k + AT.requests]!
-  state.cached = numbers[k + AT.cached]!
-  state.costNanos = numbers[k + AT.costNanos]!
-  state.costUnknown = numbers[k + AT.costUnknown]!
-  state.costEstimatedNanos = numbers[k + AT.costEstimatedNanos]!
-  state.inputTokens = numbers[k + AT.inputTokens]!
-  state.outputTokens = numbers[k + AT.outputTokens]!
-  state.cachedInputTokens = numbers[k + AT.cachedInputTokens]!
-  state.requestBytes = numbers[k + AT.requestBytes]!
-  state.responseBytes = numbers[k + AT.responseBytes]!
-  state.durationSumUs = numbers[k + AT.durationSumUs]!
-  state.durationMin = numbers[k + AT.durationMin]!
-  state.durationMax = numbers[k + AT.durationMax]!
-  const outcomes = state.outcomes
-  outcomes.success = numbers[k + AT.success]!
-  outcomes.client_error = numbers[k + AT.client_error]!
-  outcomes.server_error = numbers[k + AT.server_error]!
-  outcomes.rate_limited = numbers[k + AT.rate_limited]!
-  outcomes.timeout = numbers[k + AT.timeout]!
-  outcomes.network_error = numbers[k + AT.network_error]!
-  outcomes.aborted = numbers[k + AT.aborted]!
-  return state
-}
+/** The state of row `i`, read as {@link stateToWire} wrote it. */
+const stateFromWire = compileFunction<(numbers: Float64Array, i: number) => AggregateState>(
+  'stateFromWire',
+  'numbers, i',
+  ['const k = i * STRIDE;', 'const state = emptyAggregate();', ...WIRE_FIELDS.map((field, at) => `${field} = numbers[k + ${at}];`), 'return state;'].join('\n'),
+  { STRIDE, emptyAggregate },
+)
 
 export function rowsFromWire(wire: WireAggregateRows): AggregateRow[] {
   const rows: AggregateRow[] = []

@@ -152,7 +152,15 @@ const nn = (n: number): number | null => (n !== n ? null : n) // NaN stands for 
 
 /**
  * Compiles a generated function body: `name(params) { body }`, closing over `bindings` (helpers and tables it calls
- * by name). The reason for generating code at all is at the top of this file.
+ * by name). The reason for generating code at all is at the top of this file. Exported on `@apimeter/core/sql` for
+ * storages with hot paths of their own over a field list.
+ *
+ * @example
+ * ```ts
+ * const fields = ['requests', 'cached']
+ * const write = compileFunction<(state: AggregateState, out: Float64Array) => void>(
+ *   'write', 'state, out', fields.map((f, i) => `out[${i}] = state.${f};`).join('\n'))
+ * ```
  */
 export function compileFunction<F>(name: string, params: string, body: string, bindings: Record<string, unknown> = {}): F {
   // eslint-disable-next-line @typescript-eslint/no-implied-eval

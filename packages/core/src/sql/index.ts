@@ -7,6 +7,7 @@ export { assertCallRecords, checkCallRecord, isValidated, markValidated } from '
 export { CALL_FIELDS, CALL_RECORD_FIELDS, type CallField, type FieldKind, type FieldSpec } from '../call/fields.js'
 export { nanosToUsd, usdToNanos } from '../call/types.js'
 export { type PackedCalls, type PackedColumn, packCalls, unpackCalls } from '../call/packed.js'
+export { compileFunction } from '../call/compile.js'
 
 // The storage interface and the aggregates it returns
 export { memoryAlertStore } from '../storage/alert-store.js'
