@@ -142,34 +142,51 @@ export interface GrainRows {
   fine: readonly AggregateRow[]
 }
 
-/** A run's rows for each level table (by resolution) and for the route-by-hour table, by row id. */
-export type FoldedRows = Record<RollupResolution, Map<string, RollupRow>> & { routeHour: Map<string, RollupRow> }
+/** A run's rows for each level table (by resolution) and for the route-by-hour table, one per stored row. */
+export type FoldedRows = Record<RollupResolution, RollupRow[]> & { routeHour: RollupRow[] }
+
+/** A folded row, and whether its state is still a grain row's own (shared, not copied yet). */
+interface FoldTarget {
+  row: RollupRow
+  shared: boolean
+}
 
 /**
  * Folds a run's aggregates into every level and resolution, and into the route-by-hour table.
  *
  * A run folds as many hourly rows as it has distinct (hour, key) pairs — about one per call when history is written
- * out of order — so this avoids per-target work: a row's key id is built once per level, its day and month once per
- * row, and a target that receives a single row shares that row's state instead of copying it (it gets its own copy
- * only when a second row is added into it; the grain rows are not used after folding).
+ * out of order — so this avoids per-target work: a row's key and its id are built once per level and looked up by
+ * bucket start under that id in each table (one id string for the hour, day and month tables, its hash computed
+ * once), its day and month once per row, and a target that receives a single row shares that row's state instead of
+ * copying it (it gets its own copy only when a second row is added into it; the grain rows are not used after
+ * folding).
  */
 export function foldToLevels({ hourly, fine }: GrainRows): FoldedRows {
-  const out: FoldedRows = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map(), routeHour: new Map() }
-  const shared = new Set<RollupRow>()
-  const fold = (into: Map<string, RollupRow>, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
-    const target = into.get(id)
+  const out: FoldedRows = { '5m': [], hour: [], day: [], month: [], routeHour: [] }
+  const targets: Record<keyof FoldedRows, Map<string, Map<number, FoldTarget>>> = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map(), routeHour: new Map() }
+  const fold = (table: keyof FoldedRows, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
+    const ids = targets[table]
+    let byStart = ids.get(id)
+    if (byStart === undefined) {
+      byStart = new Map()
+      ids.set(id, byStart)
+    }
+    const target = byStart.get(start)
     if (target === undefined) {
       const row = { level, bucketStart: start, key, state }
-      into.set(id, row)
-      shared.add(row)
+      byStart.set(start, { row, shared: true })
+      out[table].push(row)
       return
     }
-    if (shared.delete(target)) target.state = copyAggregate(target.state)
-    mergeAggregate(target.state, state)
+    if (target.shared) {
+      target.shared = false
+      target.row.state = copyAggregate(target.row.state)
+    }
+    mergeAggregate(target.row.state, state)
   }
   for (const row of fine) {
     const key = levelKey(0, row.keys)
-    fold(out['5m'], rowId(0, row.start!, key), 0, row.start!, key, row.state)
+    fold('5m', rowId(0, 0, key), 0, row.start!, key, row.state)
   }
   for (const row of hourly) {
     const hour = row.start!
@@ -178,11 +195,11 @@ export function foldToLevels({ hourly, fine }: GrainRows): FoldedRows {
     for (const level of ROLLUP_LEVELS) {
       const key = levelKey(level.id, row.keys)
       const id = rowId(level.id, 0, key)
-      fold(out.hour, `${hour}|${id}`, level.id, hour, key, row.state)
-      fold(out.day, `${day}|${id}`, level.id, day, key, row.state)
-      fold(out.month, `${month}|${id}`, level.id, month, key, row.state)
+      fold('hour', id, level.id, hour, key, row.state)
+      fold('day', id, level.id, day, key, row.state)
+      fold('month', id, level.id, month, key, row.state)
       // the route level's key has the route: the route-by-hour row takes its hour and route from it
-      if (level.id === 1) fold(out.routeHour, `${hour}|${key.route}`, level.id, hour, key, row.state)
+      if (level.id === 1) fold('routeHour', key.route as string, level.id, hour, key, row.state)
     }
   }
   return out

@@ -56,9 +56,9 @@ export async function rebuildRollupRange(ctx: RollupContext, from: number, to: n
     await sql`DELETE FROM ${sql.table(ROUTE_HOUR.table)} WHERE bucket_start >= ${start} AND bucket_start < ${end}`.execute(trx)
     const inTrx: RollupContext = { ...ctx, db: trx }
     const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${dialect.cursor.rolled(at)}`)
-    await mergeIntoTable(inTrx, ROLLUP_SHAPES['5m'], [...fresh['5m'].values()])
-    await mergeIntoTable(inTrx, ROLLUP_SHAPES.hour, [...fresh.hour.values()])
-    await mergeIntoTable(inTrx, ROUTE_HOUR, [...fresh.routeHour.values()])
+    await mergeIntoTable(inTrx, ROLLUP_SHAPES['5m'], fresh['5m'])
+    await mergeIntoTable(inTrx, ROLLUP_SHAPES.hour, fresh.hour)
+    await mergeIntoTable(inTrx, ROUTE_HOUR, fresh.routeHour)
     // the days those hours belong to, from hours; the months, from days
     const dayStart = bucketStart(start, 'day')
     const dayEnd = bucketStart(end - 1, 'day') + 86_400_000
@@ -69,7 +69,7 @@ export async function rebuildRollupRange(ctx: RollupContext, from: number, to: n
     await clear('month', monthStart, monthEnd)
     await mergeIntoTable(inTrx, ROLLUP_SHAPES.month, await coarsen(trx, 'day', 'month', monthStart, monthEnd))
     let calls = 0
-    for (const row of fresh.hour.values()) if (row.level === 0) calls += row.state.requests
+    for (const row of fresh.hour) if (row.level === 0) calls += row.state.requests
     return { from: new Date(start), to: new Date(end), calls }
   })
   return rebuilt!

@@ -57,12 +57,12 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
     }
     ctx.accumulator?.reset()
     for (const resolution of Object.keys(ROLLUP_SHAPES) as RollupResolution[]) {
-      await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], [...rows[resolution].values()])
+      await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], rows[resolution])
     }
-    await mergeIntoTable(inTrx, ROUTE_HOUR, [...rows.routeHour.values()])
+    await mergeIntoTable(inTrx, ROUTE_HOUR, rows.routeHour)
     await writeCursor(trx, to, from)
     let count = 0
-    for (const row of rows.hour.values()) if (row.level === 0) count += row.state.requests
+    for (const row of rows.hour) if (row.level === 0) count += row.state.requests
     return count
   }, { skipIfBusy })
   return rolled ?? 0
