@@ -135,6 +135,46 @@ describe('LatencySketch', () => {
     expect(() => mergeEncodedSketches(Uint8Array.from([0x81]), sketchOf(3, 10, 0).encode())).toThrow('truncated latency sketch')
   })
 
+  it('merges encodings that are not canonical, and counts past 2^32, to the same bytes as merging the sketches', () => {
+    const random = seededRandom(13)
+    const sketchOf = (n: number, spread: number, times = 1): LatencySketch => {
+      const s = new LatencySketch()
+      for (let i = 0; i < n; i++) s.add(random() * spread, times)
+      return s
+    }
+    const join = (...parts: LatencySketch[]): Uint8Array => {
+      const bytes: number[] = []
+      parts.forEach((part, i) => bytes.push(...(i > 0 ? SKETCH_SEPARATOR : []), ...part.encode()))
+      return Uint8Array.from(bytes)
+    }
+    const high = sketchOf(40, 1000)
+    const low = sketchOf(40, 1)
+    const big = sketchOf(30, 100, 2 ** 40 + 7) // counts of six varint bytes, still exact once added up
+    const five = new LatencySketch()
+    five.add(5)
+    const fiveAndTen = new LatencySketch()
+    fiveAndTen.add(5, 2)
+    fiveAndTen.add(10)
+    const cases: [Uint8Array, LatencySketch[], Uint8Array, LatencySketch[]][] = [
+      // joined encodings whose buckets descend across the separator, on either side
+      [join(high, low), [high, low], low.encode(), [low]],
+      [big.encode(), [big], join(high, low), [high, low]],
+      // joined encodings whose buckets only ascend (read as one list, equal buckets added)
+      [join(low, high), [low, high], join(low, low), [low, low]],
+      // one bucket on both sides of the separator: its counts are added
+      [join(five, fiveAndTen), [five, fiveAndTen], low.encode(), [low]],
+      [big.encode(), [big], join(five, fiveAndTen), [five, fiveAndTen]],
+      [big.encode(), [big], big.encode(), [big]],
+    ]
+    for (const [a, partsA, b, partsB] of cases) {
+      const merged = new LatencySketch()
+      for (const part of [...partsA, ...partsB]) merged.merge(part)
+      const bytes = mergeEncodedSketches(a, b)
+      expect(Array.from(bytes)).toEqual(Array.from(merged.encode()))
+      expect(LatencySketch.decode(bytes).count).toBe(merged.count)
+    }
+  })
+
   it('reads stored encodings added with decodeInto when asked, from their pairs or laid out, to the same answers', () => {
     const random = seededRandom(11)
     const qs = [0, 0.25, 0.5, 0.9, 0.95, 0.99, 1]

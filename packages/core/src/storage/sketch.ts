@@ -217,22 +217,23 @@ export class LatencySketch {
    */
   encode(): Uint8Array {
     this.settle()
-    const bytes: number[] = []
+    const out = encodeBuffer(this.counts.length + 1)
+    let at = 0
     let previous = 0
     if (this.zero > 0) {
-      writeVarint(bytes, zigzag(ZERO_BUCKET))
-      writeVarint(bytes, this.zero)
+      at = writeVarint(out, at, zigzag(ZERO_BUCKET))
+      at = writeVarint(out, at, this.zero)
       previous = ZERO_BUCKET
     }
     for (let i = 0; i < this.counts.length; i++) {
       const c = this.counts[i]!
       if (c === 0) continue
       const bucket = i + this.offset
-      writeVarint(bytes, zigzag(bucket - previous))
-      writeVarint(bytes, c)
+      at = writeVarint(out, at, zigzag(bucket - previous))
+      at = writeVarint(out, at, c)
       previous = bucket
     }
-    return Uint8Array.from(bytes)
+    return out.slice(0, at)
   }
 
   /** Reads what {@link LatencySketch.encode} wrote. */
@@ -339,9 +340,51 @@ export class LatencySketch {
 export function mergeEncodedSketches(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b
   if (b.length === 0) return a
-  const merged = LatencySketch.decode(a)
-  LatencySketch.decodeInto(b, merged)
-  return merged.encode()
+  // Both are canonical encodings as a rule (stored rows, a run's new rows): their pairs ascend, so they merge like two
+  // sorted lists, straight into the bytes, without laying either out as counts. Anything else (encodings joined by
+  // the separator, more pairs than the scratch holds) goes through a sketch.
+  const pairsA = ascendingPairs(a, mergeBucketsA, mergeCountsA)
+  const pairsB = pairsA < 0 ? -1 : ascendingPairs(b, mergeBucketsB, mergeCountsB)
+  if (pairsB < 0) {
+    const merged = LatencySketch.decode(a)
+    LatencySketch.decodeInto(b, merged)
+    return merged.encode()
+  }
+  const out = encodeBuffer(pairsA + pairsB)
+  let at = 0
+  let previous = 0
+  let i = 0
+  let j = 0
+  while (i < pairsA || j < pairsB) {
+    const bucketA = i < pairsA ? mergeBucketsA[i]! : Infinity
+    const bucketB = j < pairsB ? mergeBucketsB[j]! : Infinity
+    const bucket = Math.min(bucketA, bucketB)
+    let count = 0
+    while (i < pairsA && mergeBucketsA[i] === bucket) count += mergeCountsA[i++]!
+    while (j < pairsB && mergeBucketsB[j] === bucket) count += mergeCountsB[j++]!
+    at = writeVarint(out, at, zigzag(bucket - previous))
+    at = writeVarint(out, at, count)
+    previous = bucket
+  }
+  return out.slice(0, at)
+}
+
+/** Pairs {@link mergeEncodedSketches} reads of each encoding (a canonical one has ~4,200 at most). */
+const MERGE_PAIRS = 4400
+const mergeBucketsA = new Int32Array(MERGE_PAIRS)
+const mergeCountsA = new Float64Array(MERGE_PAIRS)
+const mergeBucketsB = new Int32Array(MERGE_PAIRS)
+const mergeCountsB = new Float64Array(MERGE_PAIRS)
+
+/** The pairs of an encoding when their buckets never descend (and they fit), else -1. */
+function ascendingPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Array): number {
+  let fits = true
+  const pairs = readPairs(data, buckets, counts, 0, () => {
+    fits = false
+  })
+  if (!fits) return -1
+  for (let i = 1; i < pairs; i++) if (buckets[i]! < buckets[i - 1]!) return -1
+  return pairs
 }
 
 /** Encodings a sketch keeps unread at most (a group of a grouped query holds one per rollup read). */
@@ -432,11 +475,25 @@ function sparsePairs(pending: readonly Uint8Array[]): number {
 function zigzag(n: number): number {
   return n >= 0 ? n * 2 : -n * 2 - 1
 }
-function writeVarint(out: number[], value: number): void {
+/** Writes `value` as a varint at `at`; returns the offset after it. */
+function writeVarint(out: Uint8Array, at: number, value: number): number {
   let v = value
+  let offset = at
   while (v >= 0x80) {
-    out.push((v % 128) | 0x80)
+    out[offset++] = (v % 128) | 0x80
     v = Math.floor(v / 128)
   }
-  out.push(v)
+  out[offset++] = v
+  return offset
 }
+
+/**
+ * Scratch room for encoding `pairs` pairs: a bucket delta takes 3 bytes at most (zig-zag, |delta| < 2^16 + 2^15 with
+ * the zero bucket) and a count 8 (a count is an integer below 2^53). Shared: an encoding is copied out of it.
+ */
+function encodeBuffer(pairs: number): Uint8Array {
+  const bytes = pairs * 11
+  if (encodeScratch.length < bytes) encodeScratch = new Uint8Array(Math.max(bytes, encodeScratch.length * 2))
+  return encodeScratch
+}
+let encodeScratch = new Uint8Array(4096)
