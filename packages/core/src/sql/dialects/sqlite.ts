@@ -32,6 +32,7 @@ export const sqliteDialect: SqlDialect = {
   json: (text) => sql`${text}`,
   monthStart: () => sql<number>`(CAST(strftime('%s', ts / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000)`,
   joinSketchPairs: () => sql<string>`group_concat(lb || ':' || requests, ',')`,
+  joinLatencyBuckets: () => sql<string>`group_concat(latency_bucket, ',')`,
   // group_concat treats the blobs as text but keeps their bytes (the database is UTF-8); CAST gives the blob back
   joinSketches: () => sql<Uint8Array>`CAST(group_concat(latency_sketch, X'0000') AS BLOB)`,
   packRows: {

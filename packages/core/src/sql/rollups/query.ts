@@ -7,7 +7,7 @@ import { keyText, num } from '../num.js'
 import { OUTCOMES } from '../../call/outcome.js'
 import { LatencySketch } from '../../storage/sketch.js'
 import type { CursorPosition, SqlDialect } from '../dialect.js'
-import { aggregateCalls } from '../raw-aggregate.js'
+import { aggregateCalls, filterExpression } from '../raw-aggregate.js'
 import type { RollupContext } from './context.js'
 import {
   chooseLevel,
@@ -108,7 +108,8 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
-      const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups })
+      const listBuckets = source.tail === undefined && (await isShortStretch(ctx, source.filter))
+      const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups, listBuckets })
       await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
     }
@@ -141,6 +142,26 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   }
   return result
 }
+
+/**
+ * Whether the raw calls of a query's edge are few enough to be aggregated with their latency buckets listed (see
+ * `aggregateCalls`' `listBuckets`): one grouping where the edge of an hourly series by route otherwise groups nearly
+ * once per call, by latency bucket too, and then again (measured at 10M calls over 30 days on SQLite: the first
+ * hour's 43 minutes, ~10,000 calls, 18 ms → 10 ms). Counted up to one past the bound, so a long raw range (a query
+ * no rollup level answers) costs the count of {@link LIST_BUCKETS_MAX_CALLS} calls, not of the range.
+ */
+async function isShortStretch(ctx: RollupContext, filter: CallFilter): Promise<boolean> {
+  if (ctx.dialect.joinLatencyBuckets === undefined) return false
+  const first = sql`SELECT 1 FROM ${sql.table(TABLES.calls)} WHERE ${filterExpression(filter)} LIMIT ${sql.lit(LIST_BUCKETS_MAX_CALLS + 1)}`
+  const r = await sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM (${first}) AS edge`.execute(ctx.db)
+  return num(r.rows[0]?.n) <= LIST_BUCKETS_MAX_CALLS
+}
+
+/**
+ * Calls up to which a query's raw edge lists every call's latency bucket (a text of a few bytes per call per group)
+ * instead of grouping by the bucket in SQL.
+ */
+const LIST_BUCKETS_MAX_CALLS = 50_000
 
 /**
  * Adds the not-yet-rolled tail from the calls this process wrote since the cursor, aggregated in memory as they were
