@@ -322,6 +322,38 @@ describe('rollups and retention on SQLite', () => {
     await storage.close()
   })
 
+  it('counts a sub-hour edge before reading it with its latency buckets listed, never a whole range no rollup level keeps, and answers both exactly', async () => {
+    const database = new Database(tmp.file())
+    const statements: string[] = []
+    const prepare = database.prepare.bind(database)
+    database.prepare = ((source: string) => {
+      statements.push(source)
+      return prepare(source)
+    })
+    const storage = sqliteStorage({ database, retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const calls = workload(3, 400, 7)
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    const counts = (): string[] => statements.filter((text) => text.includes('LIMIT 50001'))
+    // 17 minutes before an hour: those 17 minutes are an edge, read raw (the 5-minute level has no route)
+    const window = { from: NOW - 2 * DAY - 17 * 60_000, to: NOW - HOUR, interval: 'hour', groupBy: 'route' } as const
+    statements.length = 0
+    expect(await stats.timeseries(window)).toEqual(await truth.timeseries(window))
+    expect(counts()).toHaveLength(1)
+    expect(statements.some((text) => text.includes('group_concat(latency_bucket'))).toBe(true)
+    // by user: no rollup level keeps it, so the whole range is read raw, grouped by latency bucket, without the count
+    statements.length = 0
+    expect(await stats.breakdown({ from: '-3d', by: 'user' })).toEqual(await truth.breakdown({ from: '-3d', by: 'user' }))
+    expect(statements.length).toBeGreaterThan(0)
+    expect(counts()).toEqual([])
+    await storage.close()
+    database.close()
+  })
+
   it('reads hours by route from the route level where calls were rolled up before the route-by-hour table existed (migration 0009), exactly', async () => {
     const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0008_plugins_audit_system', 'route_hour_horizon', 'apimeter_rollups_route_hour')
     // before the horizon, across it, after it

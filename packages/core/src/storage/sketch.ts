@@ -488,8 +488,9 @@ function writeVarint(out: Uint8Array, at: number, value: number): number {
 }
 
 /**
- * Scratch room for encoding `pairs` pairs: a bucket delta takes 3 bytes at most (zig-zag, |delta| < 2^16 + 2^15 with
- * the zero bucket) and a count 8 (a count is an integer below 2^53). Shared: an encoding is copied out of it.
+ * Scratch room for encoding `pairs` pairs: a bucket delta takes 3 bytes at most (every bucket lies between −74,443
+ * and 70,978, those of the smallest and largest doubles, so a zig-zag delta, the zero bucket's included, stays below
+ * 2^21) and a count 8 (an integer below 2^53). Shared: an encoding is copied out of it.
  */
 function encodeBuffer(pairs: number): Uint8Array {
   const bytes = pairs * 11

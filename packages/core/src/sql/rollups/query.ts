@@ -30,7 +30,15 @@ import { TABLES } from '../schema.js'
 /** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
 export type Source =
   | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number; routeHour?: boolean }
-  | { kind: 'raw'; filter: CallFilter; where?: RawBuilder<boolean>; time?: RawBuilder<number>; tail?: { at: CursorPosition; start: number; end: number } }
+  | {
+      kind: 'raw'
+      filter: CallFilter
+      where?: RawBuilder<boolean>
+      time?: RawBuilder<number>
+      tail?: { at: CursorPosition; start: number; end: number }
+      /** A sub-hour edge of a range that rollups answer otherwise (not a whole range no rollup level keeps). */
+      edge?: boolean
+    }
 
 /** The dimensions a query groups by or filters on. */
 function neededDimensions(query: AggregateQuery): Dimension[] {
@@ -59,7 +67,7 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
   let rollupEnd = -Infinity
   for (const segment of plan.segments) {
     if (segment.unit === 'raw') {
-      sources.push({ kind: 'raw', filter: rangeFilter(segment.start, segment.end) })
+      sources.push({ kind: 'raw', filter: rangeFilter(segment.start, segment.end), edge: level !== null })
       continue
     }
     rollupStart = Math.min(rollupStart, segment.start)
@@ -108,7 +116,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
-      const listBuckets = source.tail === undefined && (await isShortStretch(ctx, source.filter))
+      const listBuckets = source.edge === true && (await isShortStretch(ctx, source.filter))
       const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups, listBuckets })
       await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
@@ -147,8 +155,10 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
  * Whether the raw calls of a query's edge are few enough to be aggregated with their latency buckets listed (see
  * `aggregateCalls`' `listBuckets`): one grouping where the edge of an hourly series by route otherwise groups nearly
  * once per call, by latency bucket too, and then again (measured at 10M calls over 30 days on SQLite: the first
- * hour's 43 minutes, ~10,000 calls, 18 ms → 10 ms). Counted up to one past the bound, so a long raw range (a query
- * no rollup level answers) costs the count of {@link LIST_BUCKETS_MAX_CALLS} calls, not of the range.
+ * hour's 43 minutes, ~10,000 calls, 18 ms → 10 ms). Asked only of edges (an hour at most), which the count reads
+ * once more: counted up to one past the bound, it stops early on a busy edge, and a quiet one is cheap to read twice.
+ * A range no rollup level answers is read as before, without the count: a selective filter over days would make
+ * the count read all of it.
  */
 async function isShortStretch(ctx: RollupContext, filter: CallFilter): Promise<boolean> {
   if (ctx.dialect.joinLatencyBuckets === undefined) return false
