@@ -332,7 +332,12 @@ describe('rollups and retention on SQLite', () => {
     })
     const storage = sqliteStorage({ database, retention: FOREVER, now: () => NOW })
     const reference = memoryStorage({ maxCalls: Infinity })
-    const calls = workload(3, 400, 7)
+    // and, inside the edge, calls of 0 ms and under a millisecond: their latency buckets are negative in the list
+    const make = recordFactory({ service: 'shop' })
+    const quick = Array.from({ length: 40 }, (_, i) =>
+      make({ direction: 'inbound', method: 'GET', route: '/a', statusCode: 200, durationMs: i % 2 === 0 ? 0 : 0.3, timestamp: NOW - 2 * DAY - 10 * 60_000 + i * 1000 }),
+    )
+    const calls = [...workload(3, 400, 7), ...quick]
     await reference.writeCalls(calls)
     await storage.writeCalls(calls)
     await storage.maintain()
