@@ -378,11 +378,8 @@ const mergeCountsB = new Float64Array(MERGE_PAIRS)
 
 /** The pairs of an encoding when their buckets never descend (and they fit), else -1. */
 function ascendingPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Array): number {
-  let fits = true
-  const pairs = readPairs(data, buckets, counts, 0, () => {
-    fits = false
-  })
-  if (!fits) return -1
+  if (data.length > 2 * buckets.length) return -1 // a pair takes 2 bytes or more: what is shorter fits
+  const pairs = readPairs(data, buckets, counts, 0, NEVER_FULL)
   for (let i = 1; i < pairs; i++) if (buckets[i]! < buckets[i - 1]!) return -1
   return pairs
 }
@@ -441,6 +438,9 @@ function readPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Array, 
   return pairs
 }
 
+/** For a read whose arrays hold every pair it can meet (a pair takes 2 bytes or more, so bytes / 2 pairs at most). */
+const NEVER_FULL = (): void => undefined
+
 /** Encoded bytes up to which {@link LatencySketch.quantiles} reads pending encodings as pairs (a pair takes 2 or more). */
 const SPARSE_BYTES = 2048
 const sparseBuckets = new Int32Array(SPARSE_BYTES / 2)
@@ -455,7 +455,7 @@ function sparsePairs(pending: readonly Uint8Array[]): number {
   for (const data of pending) bytes += data.length
   if (bytes > SPARSE_BYTES) return -1
   let pairs = 0
-  for (const data of pending) pairs = readPairs(data, sparseBuckets, sparseCounts, pairs, () => undefined)
+  for (const data of pending) pairs = readPairs(data, sparseBuckets, sparseCounts, pairs, NEVER_FULL)
   // each encoding is in ascending order already: an insertion sort only moves the pairs of the later ones
   for (let i = 1; i < pairs; i++) {
     const b = sparseBuckets[i]!
