@@ -26,8 +26,8 @@ export interface SqlDialect {
   joinSketchPairs(): RawBuilder<string>
   /**
    * SQL listing the `latency_bucket` of every row of a group as one comma-separated text. Where the dialect has it, a
-   * bounded stretch of raw calls (a rollup run, a query's edge of at most 50,000 calls) is
-   * aggregated in one grouping instead of two (see `aggregateCalls`).
+   * bounded stretch of raw calls (a rollup run, a query's edge of at most 50,000 calls) is aggregated in one grouping
+   * instead of two (see `aggregateCalls`).
    */
   joinLatencyBuckets?(): RawBuilder<string>
   /**

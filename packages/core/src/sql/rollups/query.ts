@@ -162,9 +162,14 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
  */
 async function isShortStretch(ctx: RollupContext, filter: CallFilter): Promise<boolean> {
   if (ctx.dialect.joinLatencyBuckets === undefined) return false
-  const first = sql`SELECT 1 FROM ${sql.table(TABLES.calls)} WHERE ${filterExpression(filter)} LIMIT ${sql.lit(LIST_BUCKETS_MAX_CALLS + 1)}`
-  const r = await sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM (${first}) AS edge`.execute(ctx.db)
-  return num(r.rows[0]?.n) <= LIST_BUCKETS_MAX_CALLS
+  return (await countUpTo(ctx, TABLES.calls, filterExpression(filter), LIST_BUCKETS_MAX_CALLS)) <= LIST_BUCKETS_MAX_CALLS
+}
+
+/** How many rows of `table` match `where`, counted up to `max + 1` (where the reader's choice changes). */
+async function countUpTo(ctx: RollupContext, table: string, where: RawBuilder<boolean>, max: number): Promise<number> {
+  const first = sql`SELECT 1 FROM ${sql.table(table)} WHERE ${where} LIMIT ${sql.lit(max + 1)}`
+  const r = await sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM (${first}) AS matching`.execute(ctx.db)
+  return num(r.rows[0]?.n)
 }
 
 /**
@@ -261,8 +266,7 @@ async function readPackedRouteHours(
 ): Promise<boolean> {
   const where = rollupWhere(source, query.filter)
   const table = sql.table(ROUTE_HOUR.table)
-  const counted = await sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`.execute(ctx.db)
-  const count = num(counted.rows[0]?.n)
+  const count = await countUpTo(ctx, ROUTE_HOUR.table, where, PACKED_ROWS)
   if (count > PACKED_ROWS) return false
   if (count === 0) return true
   const each = packedNumbers(true, false, [sql`bucket_start`, sql`length(latency_sketch)`])
