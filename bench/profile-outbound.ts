@@ -15,9 +15,10 @@ const seconds = Number(process.argv[3] ?? 8)
 if (!['plain', 'fetch', 'instrument'].includes(mode)) throw new Error(`mode: plain, fetch or instrument, got ${mode}`)
 
 const upstream = await startUpstream()
-// SQLite storage, the default a user runs (as in the peers bench's outbound clients)
+// SQLite storage on its worker thread, the default a user runs (as in the peers bench's outbound clients; named, since
+// under taskset the default would be 'main')
 const dir = mkdtempSync(join(tmpdir(), 'apimeter-profile-'))
-const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: sqliteStorage({ filename: join(dir, 'bench.db') }) })
+const monitor = createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: sqliteStorage({ filename: join(dir, 'bench.db'), thread: 'worker' }) })
 const plain = (input: Parameters<typeof fetch>[0], init?: RequestInit) => globalThis.fetch(input, init)
 if (mode === 'instrument') monitor.instrument()
 const fetchImpl = mode === 'fetch' ? monitor.fetch : plain

@@ -23,9 +23,11 @@ if (!MODES.includes(mode)) {
   process.exit(2)
 }
 
-// plain, empty-channels, minimal-timer and otel fetch with no monitor at all
+// plain, empty-channels, minimal-timer and otel fetch with no monitor at all. The storage's thread is named: the
+// client starts pinned to one core (taskset), where the default would be 'main' (`availableParallelism()` honours
+// the pinning); its helper threads are let onto both cores after the warm-up, as on a machine with a spare core.
 const dir = mode === 'monitor-fetch' || mode === 'instrument' || mode === 'minimal-record' ? mkdtempSync(join(tmpdir(), 'apimeter-bench-')) : undefined
-const monitor = dir === undefined ? undefined : createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: sqliteStorage({ filename: join(dir, 'bench.db') }) })
+const monitor = dir === undefined ? undefined : createMonitor({ service: 'bench', logger: false, flushOnExit: false, storage: sqliteStorage({ filename: join(dir, 'bench.db'), thread: 'worker' }) })
 let spans = (): number => 0
 let fetchImpl: typeof fetch = (input, init) => globalThis.fetch(input, init)
 if (mode === 'monitor-fetch') fetchImpl = monitor!.fetch
