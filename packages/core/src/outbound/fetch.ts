@@ -69,7 +69,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
  *
  * Until fetch resolves, what the channels say is only noted: the response fetch hands over must be the one heard
  * (a redirect fetch follows, or a dispatcher that retries, answers with another request's response, and then the
- * body is tapped instead). A small body has usually arrived whole before then; its end time is kept and used.
+ * body is tapped instead). A small body has usually arrived whole before then; its end time is kept and used, and
+ * the call is recorded at the end of the turn (`OutboundCall.endAt`).
  */
 class ChannelWatch implements RequestWatcher {
   private statusCode = 0
@@ -130,7 +131,7 @@ class ChannelWatch implements RequestWatcher {
     call.response(this.statusCode, rawHeaders(this.headerList), this.headersAtMs)
     this.headerList = null
     if (this.bytes > 0) call.received(this.bytes)
-    if (this.endedAtMs >= 0) call.end(this.endedAtMs)
+    if (this.endedAtMs >= 0) call.endAt(this.endedAtMs)
     else if (this.failure !== undefined) this.bodyFailed(this.failure)
     else call.watchBody()
     return true
