@@ -339,7 +339,7 @@ class MonitorImpl implements Monitor {
     const observer = this.metrics.observer
     if (observer !== undefined) this.pipeline.setObserver(observer)
     this.outbound = new OutboundMeter(this, (error) => this.report(error), [...(parsed.apis ?? []), ...(this.plugins?.apis ?? [])], parsed.outbound ?? {}, parsed.redact?.paths)
-    this.pipeline.holdBy(this.outbound) // calls that ended in undici's callbacks, recorded at the end of the turn
+    this.pipeline.holdBy(this.outbound) // calls that ended in undici's callbacks or before their fetch resolved, recorded at the end of the turn
     if (parsed.system !== undefined) {
       this.system = new SystemSampler({
         intervalMs: parsed.system.intervalMs ?? SYSTEM_INTERVAL_MS,

@@ -70,12 +70,13 @@ export class OutboundMeter {
   /** Whether this meter's `monitor.fetch` listens to undici's diagnostics channels (from its first call on). */
   listensForFetch = false
   /**
-   * Calls that ended inside undici's parser callback (the `trailers` channel: see {@link OutboundCall.endSoon}), timed
-   * there and waiting to be recorded at the end of the event loop's turn. Recording a call inside that callback cost
-   * the fetch more than the recording itself: paired with plain fetch, a minimal timer calling `record()` there read
-   * 0.92 of its CPU and 0.95 recording from one `setImmediate` per turn; `instrument()` went from 0.83 to 0.87 and
-   * `monitor.fetch` from 0.82 to 0.85 with this queue (same run). The monitor's write pipeline counts them as queued
-   * and has them recorded before a flush or close (it is held by this meter: `WritePipeline.holdBy`).
+   * Calls that ended inside undici's parser callback (the `trailers` channel: see {@link OutboundCall.endSoon}), or
+   * whose body had ended when their fetch resolved ({@link OutboundCall.endAt}), timed then and waiting to be recorded
+   * at the end of the event loop's turn. Recording a call inside that callback cost the fetch more than the recording
+   * itself: paired with plain fetch, a minimal timer calling `record()` there read 0.92 of its CPU and 0.95 recording
+   * from one `setImmediate` per turn; `instrument()` went from 0.83 to 0.87 and `monitor.fetch` from 0.82 to 0.85 with
+   * this queue (same run; the SQLite storage then worked on the fetching thread). The monitor's write pipeline counts
+   * them as queued and has them recorded before a flush or close (it is held by this meter: `WritePipeline.holdBy`).
    */
   private ended: OutboundCall[] = []
   private endedScheduled = false
@@ -266,7 +267,7 @@ export class OutboundCall {
   private readonly attempt: number
   private readonly operationId: string | null
   done = false
-  /** When {@link endSoon} was told the body ended (on {@link elapsedMs}'s clock). */
+  /** When the body ended, for a call {@link endAt} queued (on {@link elapsedMs}'s clock). */
   private endedAtMs = 0
 
   constructor(
@@ -373,7 +374,8 @@ export class OutboundCall {
   /**
    * The body ended at `atMs` (on {@link elapsedMs}'s clock), heard before the fetch resolved: as {@link endSoon},
    * the call is over from now on and recorded at the end of the turn rather than in the middle of the fetch's own
-   * continuation (paired with plain fetch, `monitor.fetch` read 1.6–1.8% less CPU per request this way).
+   * continuation (paired with the previous version both ways, `monitor.fetch` read 1.6–1.8% less main-thread CPU per
+   * request this way).
    */
   endAt(atMs: number): void {
     if (this.done) return
@@ -382,7 +384,7 @@ export class OutboundCall {
     this.meter.endLater(this)
   }
 
-  /** Records a call {@link endSoon} queued. */
+  /** Records a call {@link endAt} queued. */
   recordEnd(): void {
     this.record(null, undefined, true, this.endedAtMs)
   }

@@ -178,6 +178,22 @@ describe('monitor.fetch through the diagnostics channels', () => {
     await monitor.close()
   })
 
+  it('records a monitor.fetch call whose body arrived before fetch resolved when flush() or close() follows at once, counted in health().queued until then', async () => {
+    // A small body has usually arrived whole before fetch resolves: such a call is recorded at the end of the turn in
+    // which fetch resolved, and a flush() or close() right after the fetch must not miss it.
+    for (const finish of ['flush', 'close'] as const) {
+      // memory storage that keeps its rows through close() (its own close empties them)
+      const { monitor, storage } = testMonitor({ storage: { ...memoryStorage({ maxCalls: Infinity }), close: async () => {} } })
+      const res = await monitor.fetch(`${provider.url}/headers?content-length=2`)
+      const queued = monitor.health().queued
+      await (finish === 'flush' ? monitor.flush() : monitor.close())
+      expect(queued, finish).toBe(1)
+      expect(storage.calls().map((c) => [c.route, c.statusCode, c.outcome, c.responseBytes, c.metadata]), finish).toEqual([['/headers', 200, 'success', 2, null]])
+      expect(await res.text()).toBe('ok')
+      if (finish === 'flush') await monitor.close()
+    }
+  })
+
   it('records a call that ended this turn when flush() or close() is called before the turn is over, counted in health().queued until then', async () => {
     // A call ends in undici's trailers callback and is recorded at the end of the turn; flush() and close() called
     // right then (here from a subscriber heard after apimeter's handlers) must not miss it.
