@@ -202,6 +202,55 @@ describe('LatencySketch', () => {
     }
   })
 
+  it('reads the quantiles of one stored encoding from its bytes to the answers of the laid-out sketch, told its count or not', () => {
+    const random = seededRandom(17)
+    const qs = [0.5, 0.9, 0.95, 0.99]
+    const lazyOf = (bytes: Uint8Array): LatencySketch => {
+      const lazy = new LatencySketch()
+      LatencySketch.decodeInto(bytes, lazy)
+      return lazy
+    }
+    const read = (bytes: Uint8Array, min: number, max: number, known?: number): number[] => {
+      const out = [0, 0, 0, 0]
+      lazyOf(bytes).quantilesInto(qs, min, max, out, known)
+      return out
+    }
+    const five = new LatencySketch()
+    five.add(5)
+    const big = new LatencySketch()
+    for (let i = 0; i < 30; i++) big.add(random() * 100, 2 ** 40 + 7) // counts of six varint bytes
+    const shapes: LatencySketch[] = [five, big]
+    for (let n = 0; n < 60; n++) {
+      const s = new LatencySketch()
+      const size = 1 + Math.floor(random() * 400)
+      for (let i = 0; i < size; i++) s.add(random() < 0.05 ? 0 : random() < 0.1 ? random() : Math.exp(random() * 14), 1 + Math.floor(random() * 3))
+      shapes.push(s)
+    }
+    for (const s of shapes) {
+      const bytes = s.encode()
+      const dense = LatencySketch.decode(bytes)
+      for (const [min, max] of [[-Infinity, Infinity], [0, 5e6]] as const) {
+        const expected = dense.quantiles(qs, min, max)
+        expect(read(bytes, min, max)).toEqual(expected)
+        expect(read(bytes, min, max, dense.count)).toEqual(expected)
+        // told a wrong count, the bytes decide (the general path answers)
+        expect(read(bytes, min, max, dense.count + 1)).toEqual(expected)
+        expect(read(bytes, min, max, Math.max(0, dense.count - 1))).toEqual(expected)
+      }
+    }
+    // joined encodings (one stored row can hold several) and quantiles asked out of order: the general path answers
+    const low = shapes[3]!
+    const high = shapes[4]!
+    const joined = Uint8Array.from([...high.encode(), ...SKETCH_SEPARATOR, ...low.encode()])
+    const merged = new LatencySketch()
+    merged.merge(high)
+    merged.merge(low)
+    expect(read(joined, -Infinity, Infinity)).toEqual(merged.quantiles(qs))
+    expect(read(joined, -Infinity, Infinity, merged.count)).toEqual(merged.quantiles(qs))
+    expect(lazyOf(low.encode()).quantiles([0.99, 0.5], 0, 1e9)).toEqual(LatencySketch.decode(low.encode()).quantiles([0.99, 0.5], 0, 1e9))
+    expect(read(new LatencySketch().encode(), 0, 1, 0)).toEqual([NaN, NaN, NaN, NaN])
+  })
+
   it('hands stored encodings on unread (encodeJoined), and encodes a sketch holding anything else', () => {
     const a = new LatencySketch()
     a.add(5, 3)

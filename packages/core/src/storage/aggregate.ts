@@ -167,7 +167,7 @@ export const SUMMARY_PERCENTILES = SUMMARY_QUANTILES.length
  */
 export function summaryPercentiles(state: AggregateState, out: { [i: number]: number }, at = 0): void {
   const q = summaryQuantiles
-  state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, q)
+  state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, q, state.requests)
   for (let i = 0; i < q.length; i++) out[at + i] = q[i]!
 }
 
@@ -183,7 +183,7 @@ export function toSummary(state: AggregateState, resolution: Resolution = 'raw',
   if (requests > 0) {
     let q = percentiles
     if (q === undefined) {
-      state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, summaryQuantiles)
+      state.sketch.quantilesInto(SUMMARY_QUANTILES, state.durationMin, state.durationMax, summaryQuantiles, state.requests)
       q = summaryQuantiles
     }
     latency = {

@@ -164,7 +164,11 @@ export class LatencySketch {
    * {@link LatencySketch.quantiles} written into `out` (index i for `qs[i]`), allocating nothing when the quantiles
    * are sorted: a grouped timeseries reads the percentiles of thousands of sketches.
    */
-  quantilesInto(qs: readonly number[], min: number, max: number, out: { [i: number]: number }): void {
+  quantilesInto(qs: readonly number[], min: number, max: number, out: { [i: number]: number }, known = -1): void {
+    // one stored encoding (a point of a grouped timeseries: one rollup row) is read straight from its bytes, in one
+    // pass when the caller knows how many values it holds (`known`, checked against the bytes)
+    const pending = this.pending
+    if (this.settled === 0 && pending !== null && pending.length === 1 && encodedQuantiles(pending[0]!, qs, min, max, out, known)) return
     // a sketch made only of a few stored encodings (a group of a grouped query) is read from their pairs, without
     // laying out its counts: thousands of groups then cost no dense arrays
     const sparse = this.settled === 0 && this.pending !== null ? sparsePairs(this.pending) : -1
@@ -196,9 +200,7 @@ export class LatencySketch {
       cumulative += c
       while (rank <= cumulative) {
         // The first and last ranks are the exact min and max when those are known.
-        if (rank === count && Number.isFinite(max)) out[at] = max
-        else if (rank === 1 && Number.isFinite(min)) out[at] = min
-        else out[at] = Math.min(max, Math.max(min, bucketValue(sparse >= 0 ? sparseBuckets[i]! : i < 0 ? ZERO_BUCKET : i + this.offset)))
+        out[at] = valueAtRank(rank, count, min, max, sparse >= 0 ? sparseBuckets[i]! : i < 0 ? ZERO_BUCKET : i + this.offset)
         if (++next === qs.length) break
         at = order === null ? next : order[next]!
         rank = quantileRank(qs[at]!, count)
@@ -436,6 +438,73 @@ function readPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Array, 
   }
   if (delta >= 0 || multiplier !== 1) throw new Error('@apimeter/core: truncated latency sketch')
   return pairs
+}
+
+/** The value a quantile of nearest rank `rank` among `count` reads in `bucket`: the exact min or max at the ends. */
+function valueAtRank(rank: number, count: number, min: number, max: number, bucket: number): number {
+  if (rank === count && Number.isFinite(max)) return max
+  if (rank === 1 && Number.isFinite(min)) return min
+  return Math.min(max, Math.max(min, bucketValue(bucket)))
+}
+
+/**
+ * {@link LatencySketch.quantilesInto} of one encoding, read from its bytes without laying its pairs out: what a grouped
+ * timeseries asks of thousands of sketches of one stored row each (a point by route and hour: ~460 bytes, ~230
+ * pairs). Told the count (`known` >= 0), one pass to the end checks that the pairs add up to it; else a first pass
+ * counts. False, with `out` to be written again, for what it leaves to the general path: joined encodings, buckets
+ * out of ascending order, a count the bytes do not add up to, quantiles not in ascending order.
+ */
+function encodedQuantiles(data: Uint8Array, qs: readonly number[], min: number, max: number, out: { [i: number]: number }, known: number): boolean {
+  const count = known >= 0 ? known : walkEncoding(data, null, 0, min, max, out, false)
+  if (count < 0) return false
+  for (let i = 1; i < qs.length; i++) if (quantileRank(qs[i]!, count) < quantileRank(qs[i - 1]!, count)) return false
+  for (let i = 0; i < qs.length; i++) out[i] = Number.NaN
+  if (count === 0) return known < 0 || data.length === 0
+  return walkEncoding(data, qs, count, min, max, out, known < 0) === count
+}
+
+/**
+ * Reads the pairs of one encoding in order. With `qs`, writes the quantiles of nearest rank among `count` into `out`
+ * as their ranks are reached, and (`early`) returns `count` once all are. Returns the sum of the counts read, or -1
+ * when the pairs are not one ascending list (a separator, a step down). Varints are read with integer shifts up to 28
+ * bits (a bucket delta takes 21 at most), past that with a multiply (a count may be any integer below 2^53).
+ */
+function walkEncoding(data: Uint8Array, qs: readonly number[] | null, count: number, min: number, max: number, out: { [i: number]: number }, early: boolean): number {
+  const length = data.length
+  let next = 0
+  let rank = qs === null || qs.length === 0 ? Infinity : quantileRank(qs[0]!, count)
+  let cumulative = 0
+  let bucket = 0
+  let value = 0
+  let shift = 0
+  let delta = -1
+  let pairs = 0
+  for (let offset = 0; offset < length; offset++) {
+    const byte = data[offset]!
+    value = shift < 28 ? value | ((byte & 0x7f) << shift) : value + (byte & 0x7f) * 2 ** shift
+    if (byte >= 0x80) {
+      shift += 7
+      continue
+    }
+    if (delta < 0) delta = value
+    else {
+      // a zero count is a separator (joined encodings); an odd delta after the first pair is a step down
+      if (value === 0 || (pairs > 0 && (delta & 1) === 1)) return -1
+      pairs++
+      bucket += (delta & 1) === 0 ? delta >>> 1 : -((delta + 1) >>> 1)
+      cumulative += value
+      while (rank <= cumulative) {
+        out[next] = valueAtRank(rank, count, min, max, bucket)
+        rank = ++next === qs!.length ? Infinity : quantileRank(qs![next]!, count)
+        if (early && rank === Infinity) return count
+      }
+      delta = -1
+    }
+    value = 0
+    shift = 0
+  }
+  if (delta >= 0 || shift !== 0) throw new Error('@apimeter/core: truncated latency sketch')
+  return cumulative
 }
 
 /** For a read whose arrays hold every pair it can meet (a pair takes 2 bytes or more, so bytes / 2 pairs at most). */
