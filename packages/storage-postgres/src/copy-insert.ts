@@ -4,7 +4,7 @@ import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 
 /**
- * The write path of a batch: one `COPY … FROM STDIN` in PostgreSQL's text format (one round trip, one transaction).
+ * The write path of a batch: one `COPY … FROM STDIN` in PostgreSQL's text format, in a transaction whose id it reads.
  * COPY costs the server about half of what the same rows cost as an `INSERT … SELECT FROM UNNEST(arrays)` (no array
  * parsing, no speculative insertion, multi-row heap inserts), and the text is cheaper to build here than pg's array
  * parameters.
@@ -91,22 +91,32 @@ const sqlState = (error: unknown): string | undefined => {
 }
 
 /**
- * Writes a batch on a connection of `pool`, atomically (one statement in its own transaction). The connection goes
- * back to the pool after a statement the server refused (it is usable), and is discarded after anything else.
+ * Writes a batch on a connection of `pool`, atomically (one transaction), and returns the id of the transaction
+ * that wrote it — or undefined when it was written another way (a retry skipping rows already stored): then which of
+ * its rows that transaction wrote is not known here. The connection goes back to the pool after a statement the server
+ * refused (it is usable), and is discarded after anything else.
  */
-export async function writeBatch(pool: pg.Pool, calls: readonly CallRecord[], insertName: string): Promise<void> {
+export async function writeBatch(pool: pg.Pool, calls: readonly CallRecord[], insertName: string): Promise<number | undefined> {
   const client = await pool.connect()
   let usable = true
   try {
+    // the transaction's id, assigned now: the rollup cursor's unit (see the dialect), and what tells a query whether
+    // this batch is still in the not-yet-rolled tail
+    const begun = (await client.query('BEGIN; SELECT pg_current_xact_id()::text AS tx')) as unknown as pg.QueryResult<{ tx: string }>[]
+    const tx = Number(begun[1]!.rows[0]!.tx)
     try {
       await copyInto(client, copyRows(calls))
-      return
     } catch (error) {
+      if (sqlState(error) === undefined) throw error
+      await client.query('ROLLBACK')
       if (sqlState(error) !== '23505') throw error
+      // Some of these calls are stored already (a retry): write the others, skipping those row by row. A named
+      // (prepared) statement: parsed and planned once per connection.
+      await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
+      return undefined
     }
-    // Some of these calls are stored already (a retry): write the others, skipping those row by row. A named
-    // (prepared) statement: parsed and planned once per connection.
-    await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
+    await client.query('COMMIT')
+    return tx
   } catch (error) {
     usable = sqlState(error) !== undefined
     throw error

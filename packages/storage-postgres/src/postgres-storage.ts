@@ -151,8 +151,9 @@ export function postgresStorage(options: PostgresStorageOptions): SqlStorage {
   let schema = parsed.schema
 
   const insertName = `apimeter_insert_calls_${parsed.schema ?? 'default'}`
-  const insertCalls = async (calls: readonly CallRecord[]): Promise<void> => {
-    await writeBatch(pool, calls, insertName)
+  const insertCalls = async (calls: readonly CallRecord[]): Promise<{ tx: number } | undefined> => {
+    const tx = await writeBatch(pool, calls, insertName)
+    return tx === undefined ? undefined : { tx }
   }
 
   return createSqlStorage({

@@ -109,6 +109,88 @@ describe('postgresStorage()', () => {
     await storage.close()
   })
 
+  it('answers the not-yet-rolled tail of its own batches from memory, by transaction, exactly — with another writer, another instance rolling up, and rows deleted by hand', async () => {
+    const never = { rollupEveryCalls: Number.MAX_SAFE_INTEGER, rollupIntervalMs: Number.MAX_SAFE_INTEGER }
+    // the calls every raw read of the tail (a statement naming transaction ids, other than a ranking's) returns,
+    // counted on this pool
+    const pool = new pg.Pool({ connectionString: testUrl(), max: 4 })
+    let tailRows = 0
+    pool.on('connect', (client) => {
+      const original = client.query.bind(client) as (...args: unknown[]) => unknown
+      ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const result = original(...args)
+        const text = typeof args[0] === 'string' ? args[0] : ''
+        if (/FROM "apimeter_calls"/.test(text) && /::xid8/.test(text) && !/UNION ALL/.test(text) && result instanceof Promise) {
+          const counted = (r: { rows?: { requests?: unknown }[] }) => {
+            for (const row of r.rows ?? []) tailRows += Number(row.requests ?? 0)
+          }
+          void result.then(counted, () => undefined)
+        }
+        return result
+      }
+    })
+    const mine = postgresStorage({ pool, schema, retention: FOREVER, now: () => NOW, schedule: never })
+    const other = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER, now: () => NOW, schedule: never })
+    await mine.init!()
+    const make = recordFactory({ service: 'pg' })
+    const written: CallRecord[] = []
+    const batch = (n: number, seed: number, from = NOW - 3 * 3_600_000): CallRecord[] =>
+      Array.from({ length: n }, (_, i) =>
+        make({ direction: 'outbound', api: `api${(i + seed) % 3}`, method: 'GET', route: `/r${(i * 7 + seed) % 5}`, statusCode: [200, 200, 404, 500][(i + seed) % 4], durationMs: 1 + ((i * 7919 + seed) % 20_000) / 10, cost: ((i % 13) + 1) / 1e6, tenantId: `t${(i * 31 + seed) % 11}`, timestamp: from + Math.floor((i / n) * 3 * 3_600_000) }),
+      )
+    const write = async (storage: typeof mine, calls: CallRecord[]) => {
+      await storage.writeCalls(calls)
+      written.push(...calls)
+    }
+    const clock = { now: () => NOW }
+    const db = createStats(mine, { clock })
+    const expectExact = async () => {
+      const reference = memoryStorage({ maxCalls: Infinity })
+      await reference.writeCalls(written)
+      const truth = createStats(reference, { clock })
+      expect(await db.summary({ from: '-7d' })).toEqual(await truth.summary({ from: '-7d' }))
+      expect(await db.timeseries({ interval: 'hour', from: '-1d', groupBy: 'route' })).toEqual(await truth.timeseries({ interval: 'hour', from: '-1d', groupBy: 'route' }))
+      expect(await db.breakdown({ by: 'tenant', orderBy: 'cost', limit: 3, from: '-7d' })).toEqual(await truth.breakdown({ by: 'tenant', orderBy: 'cost', limit: 3, from: '-7d' }))
+      expect(await db.breakdown({ by: 'status', orderBy: 'requests', limit: 2, from: '-7d' })).toEqual(await truth.breakdown({ by: 'status', orderBy: 'requests', limit: 2, from: '-7d' }))
+    }
+
+    await write(mine, batch(2000, 0, NOW - 5 * DAY))
+    await mine.maintain()
+    // three batches of this process above the cursor: the queries read none of their rows from the database
+    for (let t = 1; t <= 3; t++) await write(mine, batch(1500, t))
+    tailRows = 0
+    await expectExact()
+    expect(tailRows).toBe(0)
+
+    // a batch of another process joins the tail: it is read raw, beside this process's batches from memory
+    await write(other, batch(700, 4))
+    await write(mine, batch(900, 5))
+    await expectExact()
+    expect(tailRows).toBeGreaterThan(0)
+
+    // calls of the tail deleted by hand (rolled-up ones stay in the rollups): the memory is forgotten, the database
+    // answers
+    const deleted = (c: CallRecord) => c.route === '/r2' && c.statusCode === 404 && c.timestamp >= NOW - 3 * 3_600_000
+    await query(`DELETE FROM apimeter_calls WHERE route = '/r2' AND status_code = 404 AND ts >= ${NOW - 3 * 3_600_000}`, schema)
+    expect(written.filter(deleted).length).toBeGreaterThan(100)
+    written.splice(0, written.length, ...written.filter((c) => !deleted(c)))
+    await expectExact()
+
+    // another instance rolls up what there is; this process writes on, and its new batches come from memory again
+    await other.maintain()
+    await write(mine, batch(1200, 6))
+    await write(mine, batch(800, 7))
+    await expectExact() // the deletion seen above is the baseline now
+    tailRows = 0
+    await expectExact()
+    expect(tailRows).toBe(0)
+    await mine.maintain()
+    await expectExact()
+    await other.close()
+    await mine.close()
+    await pool.end()
+  })
+
   it('writes a retried batch once (a commit whose acknowledgement was lost)', async () => {
     const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER })
     const batch = calls(100, NOW - DAY, DAY)

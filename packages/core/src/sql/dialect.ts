@@ -96,6 +96,12 @@ export interface DialectDdl {
   /** Extra statements of migration 0002 (the rollup cursor's column on PostgreSQL), and their undo. */
   rollupCursorUp: readonly string[]
   rollupCursorDown: readonly string[]
+  /**
+   * Statements of migration 0010 that count the statements deleting raw calls in the state row `raw_deletions` (a
+   * query's tail in memory is forgotten when it moves; PostgreSQL), and their undo.
+   */
+  rawDeletionsUp: readonly string[]
+  rawDeletionsDown: readonly string[]
 }
 
 /**
@@ -116,6 +122,11 @@ export interface RollupCursor {
   next(db: Kysely<unknown>, at: CursorPosition, maxRows: number): Promise<{ batch: RawBuilder<boolean>; to: CursorPosition } | null>
   /** Raw calls not yet rolled up. */
   tail(at: CursorPosition): RawBuilder<boolean>
+  /**
+   * Raw calls not yet rolled up, but for those of the transactions `except` (ascending, each in the tail): the ones a
+   * query took from memory (PostgreSQL; see `TxTail`).
+   */
+  tailExcept?(at: CursorPosition, except: readonly number[]): RawBuilder<boolean>
   /**
    * How a query on the tail refers to the time column, when the plain column would mislead the planner: the tail is
    * a few thousand calls found through the cursor, while its time bounds span the whole rollup range (SQLite would

@@ -72,5 +72,5 @@ export {
   TABLES,
   writeCallRow,
 } from './schema.js'
-export { createSqlStorage, type SqlStorageConfig } from './sql-storage.js'
+export { createSqlStorage, type InsertedBatch, type SqlStorageConfig } from './sql-storage.js'
 export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type SqlStorageOptions } from './storage-options.js'

@@ -482,5 +482,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         await run(db, [`DROP TABLE ${TABLES.rollupRouteHour}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_hour_horizon'`])
       },
     },
+    {
+      // PostgreSQL: a trigger counts the statements that delete raw calls (state row `raw_deletions`), so a process
+      // that answers the not-yet-rolled tail from memory knows when calls of it may be gone. Nothing on SQLite.
+      name: '0010_raw_deletions',
+      async up(db) {
+        await run(db, dialect.ddl.rawDeletionsUp)
+      },
+      async down(db) {
+        await run(db, dialect.ddl.rawDeletionsDown)
+      },
+    },
   ]
 }

@@ -22,6 +22,8 @@ import {
 } from './migrator.js'
 import type { SqlDialect } from './dialect.js'
 import { RollupAccumulator } from './rollups/accumulator.js'
+import { TxTail } from './rollups/tx-tail.js'
+import { RAW_DELETIONS, readState } from './rollups/state.js'
 import type { RawExecutor, RollupContext } from './rollups/context.js'
 import { aggregateWithRollups } from './rollups/query.js'
 import { rebuildRollupRange } from './rollups/rebuild.js'
@@ -47,6 +49,9 @@ export interface MaintenanceSchedule {
 
 const DEFAULT_SCHEDULE: MaintenanceSchedule = { rollupEveryCalls: 20_000, rollupIntervalMs: 2_000, retentionIntervalMs: 600_000 }
 
+/** What an adapter's insert tells of a written batch: the ids its rows got (consecutive), or its transaction's id. */
+export type InsertedBatch = { firstId: number; lastId: number } | { tx: number }
+
 /** Options of {@link createSqlStorage}: what a dialect adapter provides. */
 export interface SqlStorageConfig {
   /** Adapter name for messages (`sqlite`, `postgres`). */
@@ -70,9 +75,11 @@ export interface SqlStorageConfig {
   /**
    * The adapter's fast insert of an already validated batch, atomically. Defaults to kysely multi-row inserts in a
    * transaction. An adapter whose rows get consecutive ids within a batch (SQLite) returns them: the storage then
-   * aggregates the batch for the next rollup run in memory instead of reading it back.
+   * aggregates the batch for the next rollup run in memory instead of reading it back. An adapter whose rollup cursor
+   * is a transaction id (PostgreSQL) returns the id of the transaction that wrote every row of the batch: queries then
+   * take the batch from memory while it is in the not-yet-rolled tail.
    */
-  insertCalls?(calls: readonly CallRecord[]): Promise<{ firstId: number; lastId: number } | void>
+  insertCalls?(calls: readonly CallRecord[]): Promise<InsertedBatch | void>
   /** Executes raw SQL with positional parameters, caching prepared statements (used by rollup runs). */
   executeRaw?: RawExecutor
   /**
@@ -206,13 +213,14 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       }
     })
   }
-  const insert: (calls: readonly CallRecord[]) => Promise<{ firstId: number; lastId: number } | void> = config.insertCalls ?? defaultInsert
+  const insert: (calls: readonly CallRecord[]) => Promise<InsertedBatch | void> = config.insertCalls ?? defaultInsert
   const ctx: RollupContext = {
     db,
     dialect,
     exec: config.executeRaw,
     sketchMerge: config.sketchMergeFunction,
     accumulator: config.insertCalls && dialect.idsInCommitOrder ? new RollupAccumulator() : undefined,
+    txTail: config.insertCalls && dialect.cursor.tailExcept ? new TxTail() : undefined,
   }
   // read lazily: an adapter may learn its schema only when it connects
   const migrateOptions = (): { dialect: SqlDialect; schema?: string } => ({ dialect, schema: config.schema })
@@ -302,6 +310,12 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   }
 
 
+  // the raw-deletion count before this process writes anything: a later change tells the tail in memory that raw
+  // calls it holds may be gone
+  const startTail = async (): Promise<void> => {
+    if (ctx.txTail) ctx.txTail.start((await readState(db, RAW_DELETIONS)) ?? 0)
+  }
+
   const storage: SqlStorage = {
     name,
     dialect: dialect.name,
@@ -325,6 +339,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
           await auditMigrations(result, before, 'start')
           if (result.error) throw result.error
           await housekeeping(now())
+          await startTail()
           return
         }
         const status = await getMigrationStatus(db, migrateOptions())
@@ -335,6 +350,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
           )
         }
         await housekeeping(now())
+        await startTail()
       })().catch((error: unknown) => {
         ready = undefined
         throw error
@@ -347,8 +363,16 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       if (calls.length === 0) return
       await storage.init!()
       await exclusive(async () => {
-        const ids = await insert(calls)
-        if (ids && ctx.accumulator) ctx.accumulator.add(calls, ids.firstId, ids.lastId)
+        const batch = ctx.txTail?.writing()
+        let written: InsertedBatch | void = undefined
+        try {
+          written = await insert(calls)
+        } finally {
+          if (batch && !(written && 'tx' in written)) ctx.txTail!.failed(batch)
+        }
+        if (!written) return
+        if ('tx' in written) ctx.txTail?.add(batch!, calls, written.tx)
+        else ctx.accumulator?.add(calls, written.firstId, written.lastId)
       })
       const running = maintainAfterWrite(calls.length)
       if (config.awaitMaintenance) await running
@@ -358,10 +382,12 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       await storage.init!()
       // One consistent snapshot for the rollup rows, the raw edges and the tail: a rollup run committing between
       // those reads would otherwise count its calls twice (in the rollups and in the tail).
+      // before the snapshot: every batch of these generations was acknowledged, so the snapshot sees it
+      const tailGenerations = ctx.txTail?.seal()
       return dialect.readSnapshot(
         db,
         async (snapshot) => {
-          const inSnapshot = { ...ctx, db: snapshot }
+          const inSnapshot = { ...ctx, db: snapshot, tailGenerations }
           // a ranked breakdown: rank the groups in SQL, then aggregate only the ones that made it
           const filter = query.top ? await topKeys(inSnapshot, query) : null
           return aggregateWithRollups(inSnapshot, filter ? { ...query, filter } : query)

@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { num } from '../num.js'
 import type { SqlDialect } from '../dialect.js'
 import { fieldOfColumn, TABLES } from '../schema.js'
@@ -7,6 +7,9 @@ import { monthlyPartitions } from './postgres-partitions.js'
 
 const xid = (x: number) => sql`${sql.lit(String(x))}::xid8`
 const xids = (list: readonly number[]) => sql`ARRAY[${sql.join(list.map((x) => sql.lit(String(x))))}]::xid8[]`
+
+/** The trigger function of migration 0010 (see `rawDeletionsUp`). */
+const RAW_DELETIONS_FUNCTION = 'apimeter_count_raw_deletions'
 
 /** apimeter's advisory lock of rollup maintenance, per schema (transaction-scoped). */
 const MAINTENANCE_LOCK = sql`hashtext('apimeter.maintenance'), hashtext(current_schema())`
@@ -59,6 +62,24 @@ export const postgresDialect: SqlDialect = {
       `CREATE INDEX ${TABLES.calls}_tx ON ${TABLES.calls} (tx)`,
     ],
     rollupCursorDown: [`DROP INDEX ${TABLES.calls}_tx`, `ALTER TABLE ${TABLES.calls} DROP COLUMN tx`],
+    // Every statement that deletes or truncates raw calls through the table bumps `raw_deletions`, in its own
+    // transaction (seen exactly when its deletions are). The schema is the table's own, whatever the deleting
+    // session's search_path.
+    rawDeletionsUp: [
+      `CREATE FUNCTION ${RAW_DELETIONS_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+  EXECUTE format('INSERT INTO %I.${TABLES.rollupState} (name, value) VALUES (''raw_deletions'', 1)
+    ON CONFLICT (name) DO UPDATE SET value = ${TABLES.rollupState}.value + 1', TG_TABLE_SCHEMA);
+  RETURN NULL;
+END
+$body$`,
+      `CREATE TRIGGER ${TABLES.calls}_deleted AFTER DELETE OR TRUNCATE ON ${TABLES.calls} FOR EACH STATEMENT EXECUTE FUNCTION ${RAW_DELETIONS_FUNCTION}()`,
+    ],
+    rawDeletionsDown: [
+      `DROP TRIGGER ${TABLES.calls}_deleted ON ${TABLES.calls}`,
+      `DROP FUNCTION ${RAW_DELETIONS_FUNCTION}()`,
+      `DELETE FROM ${TABLES.rollupState} WHERE name = 'raw_deletions'`,
+    ],
   },
   param: (n) => `$${n}`,
   // A bare VALUES list types its parameters as text: cast them to the columns' types.
@@ -68,6 +89,7 @@ export const postgresDialect: SqlDialect = {
   joinSketchPairs: () => sql<string>`string_agg(lb::text || ':' || requests::text, ',')`,
   joinLatencyBuckets: () => sql<string>`string_agg(latency_bucket::text, ',')`,
   joinSketches: () => sql<Uint8Array>`string_agg(latency_sketch, decode('0000', 'hex'))`,
+
   async tableExists(db, table, schema) {
     const qualified = `${schema ? `"${schema.replace(/"/g, '""')}".` : ''}${table}`
     const r = await sql<{ t: string | null }>`SELECT to_regclass(${qualified})::text AS t`.execute(db)
@@ -125,6 +147,21 @@ export const postgresDialect: SqlDialect = {
       return { batch, to: { upto: Math.max(xmax, at.upto), pending: [...new Set(pending)].sort((a, b) => a - b) } }
     },
     tail: (at) => (at.pending.length > 0 ? sql<boolean>`(tx >= ${xid(at.upto)} OR tx = ANY(${xids(at.pending)}))` : sql<boolean>`tx >= ${xid(at.upto)}`),
+    // the stretches of the tail between the excepted transactions, each a range of the `tx` index
+    tailExcept(at, except) {
+      const skip = new Set(except)
+      const pending = at.pending.filter((x) => !skip.has(x))
+      const parts: RawBuilder<boolean>[] = []
+      let from = at.upto
+      for (const x of except) {
+        if (x < from) continue
+        if (x > from) parts.push(sql<boolean>`(tx >= ${xid(from)} AND tx < ${xid(x)})`)
+        from = x + 1
+      }
+      parts.push(sql<boolean>`tx >= ${xid(from)}`)
+      if (pending.length > 0) parts.push(sql<boolean>`tx = ANY(${xids(pending)})`)
+      return sql<boolean>`(${sql.join(parts, sql` OR `)})`
+    },
     rolled: (at) => (at.pending.length > 0 ? sql<boolean>`(tx < ${xid(at.upto)} AND NOT (tx = ANY(${xids(at.pending)})))` : sql<boolean>`tx < ${xid(at.upto)}`),
   },
   idsInCommitOrder: false,

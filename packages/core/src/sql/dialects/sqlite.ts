@@ -26,6 +26,9 @@ export const sqliteDialect: SqlDialect = {
     rollupTableOptions: ' WITHOUT ROWID',
     rollupCursorUp: [],
     rollupCursorDown: [],
+    // the tail in memory checks the ids above the cursor instead (see `RollupAccumulator`)
+    rawDeletionsUp: [],
+    rawDeletionsDown: [],
   },
   param: () => '?',
   typedParam: () => '?',

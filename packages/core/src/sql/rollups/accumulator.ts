@@ -24,13 +24,10 @@ interface BaseGroups {
 }
 
 /**
- * The calls this process wrote, aggregated in memory at the rollup grains as they are written, with the id ranges
- * they occupy. When they are exactly the calls above the cursor (one writing process, the common case), a rollup
- * run merges these aggregates instead of reading the calls back from the database. Anything else — calls of
- * another process in between, a restart, an overflow — and the run reads the database instead; this is only ever
- * a shortcut, never a second source of truth.
+ * Calls aggregated in memory at the rollup grains as they are added: hourly rows at the full grain and 5-minute rows
+ * at the level-0 grain. Bounded: past `maxEntries` groups it stops and says so ({@link overflowed}).
  */
-export class RollupAccumulator {
+export class GrainAggregates {
   /**
    * The groups, found through nested maps keyed by each field's value in turn: the five fields both grains share,
    * then per grain its time bucket (and, hourly, the four more fields). A call's strings are the same objects for
@@ -38,23 +35,16 @@ export class RollupAccumulator {
    * one composite key string per grain and call was over half of the accumulator's time (10% of the worker's ingest).
    */
   private groups: Level = new Map()
-  private hourly: AggregateRow[] = []
-  private fine: AggregateRow[] = []
-  private ranges: [number, number][] = []
-  private invalid = false
+  private readonly hourly: AggregateRow[] = []
+  private readonly fine: AggregateRow[] = []
+  /** More groups than the bound: the rows are incomplete and must not be used. */
+  overflowed = false
 
   constructor(private readonly maxEntries = 200_000) {}
 
-  /** Adds a committed batch whose rows got the ids firstId…lastId. */
-  add(calls: readonly CallRecord[], firstId: number, lastId: number): void {
-    if (this.invalid) return
-    if (lastId - firstId + 1 !== calls.length) {
-      this.invalid = true
-      return
-    }
-    const last = this.ranges[this.ranges.length - 1]
-    if (last && last[1] + 1 === firstId) last[1] = lastId
-    else this.ranges.push([firstId, lastId])
+  /** Adds calls; returns false (and keeps nothing more) once the bound is passed. */
+  add(calls: readonly CallRecord[]): boolean {
+    if (this.overflowed) return false
     for (const call of calls) {
       const status = call.statusCode ?? null
       const outcomes = level(level(level(level(this.groups, call.service), call.direction), call.api ?? null), status)
@@ -69,26 +59,71 @@ export class RollupAccumulator {
       let state = models.get(model) as AggregateState | undefined
       if (state === undefined) {
         const keys = [call.service, call.direction, call.api ?? null, status === null ? null : String(status), call.outcome, call.method, call.route, call.tenantId ?? null, model]
-        state = this.newGroup(this.hourly, hour, keys)
+        state = newGroup(this.hourly, hour, keys)
         models.set(model, state)
       }
       addCall(state, call)
       const fiveMinutes = fineBucket(call.timestamp)
       let fine = base.fine.get(fiveMinutes)
       if (fine === undefined) {
-        fine = this.newGroup(this.fine, fiveMinutes, [call.service, call.direction, call.api ?? null, status === null ? null : String(status), call.outcome])
+        fine = newGroup(this.fine, fiveMinutes, [call.service, call.direction, call.api ?? null, status === null ? null : String(status), call.outcome])
         base.fine.set(fiveMinutes, fine)
       }
       addCall(fine, call)
     }
-    if (this.hourly.length + this.fine.length > this.maxEntries) this.invalid = true
+    if (this.size > this.maxEntries) {
+      this.overflowed = true
+      this.groups = new Map()
+      return false
+    }
+    return true
   }
 
-  /** A new group with its keys (ROLLUP_GRAIN order, or its FINE_GRAIN prefix), listed in `rows`. */
-  private newGroup(rows: AggregateRow[], start: number, keys: (string | null)[]): AggregateState {
-    const group = { start, keys, state: emptyAggregate() }
-    rows.push(group)
-    return group.state
+  /** How many groups it holds. */
+  get size(): number {
+    return this.hourly.length + this.fine.length
+  }
+
+  /** The rows so far (the arrays are copies; the rows' states are live). */
+  rows(): GrainRows {
+    return { hourly: [...this.hourly], fine: [...this.fine] }
+  }
+}
+
+/** A new group with its keys (ROLLUP_GRAIN order, or its FINE_GRAIN prefix), listed in `rows`. */
+function newGroup(rows: AggregateRow[], start: number, keys: (string | null)[]): AggregateState {
+  const group = { start, keys, state: emptyAggregate() }
+  rows.push(group)
+  return group.state
+}
+
+/**
+ * The calls this process wrote, aggregated in memory at the rollup grains as they are written, with the id ranges
+ * they occupy (SQLite: ids grow in commit order). When they are exactly the calls above the cursor (one writing
+ * process, the common case), a rollup run merges these aggregates instead of reading the calls back from the
+ * database. Anything else — calls of another process in between, a restart, an overflow — and the run reads the
+ * database instead; this is only ever a shortcut, never a second source of truth.
+ */
+export class RollupAccumulator {
+  private aggregates: GrainAggregates
+  private ranges: [number, number][] = []
+  private invalid = false
+
+  constructor(private readonly maxEntries = 200_000) {
+    this.aggregates = new GrainAggregates(maxEntries)
+  }
+
+  /** Adds a committed batch whose rows got the ids firstId…lastId. */
+  add(calls: readonly CallRecord[], firstId: number, lastId: number): void {
+    if (this.invalid) return
+    if (lastId - firstId + 1 !== calls.length) {
+      this.invalid = true
+      return
+    }
+    const last = this.ranges[this.ranges.length - 1]
+    if (last && last[1] + 1 === firstId) last[1] = lastId
+    else this.ranges.push([firstId, lastId])
+    if (!this.aggregates.add(calls)) this.invalid = true
   }
 
   /**
@@ -99,13 +134,11 @@ export class RollupAccumulator {
     if (this.invalid || this.ranges.length !== 1) return null
     const [first, last] = this.ranges[0]!
     if (first !== cursor + 1 || last !== upto || (count !== undefined && count !== last - first + 1)) return null
-    return { hourly: [...this.hourly], fine: [...this.fine] }
+    return this.aggregates.rows()
   }
 
   reset(): void {
-    this.groups = new Map()
-    this.hourly = []
-    this.fine = []
+    this.aggregates = new GrainAggregates(this.maxEntries)
     this.ranges = []
     this.invalid = false
   }

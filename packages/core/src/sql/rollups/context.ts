@@ -1,6 +1,7 @@
 import { CompiledQuery, type Kysely } from 'kysely'
 import type { SqlDialect } from '../dialect.js'
 import type { RollupAccumulator } from './accumulator.js'
+import type { TailGeneration, TxTail } from './tx-tail.js'
 
 /** Runs raw SQL with positional parameters; adapters may pass one that caches prepared statements. */
 export type RawExecutor = (text: string, params: readonly unknown[]) => Promise<Record<string, unknown>[]>
@@ -13,6 +14,10 @@ export interface RollupContext {
   exec?: RawExecutor
   /** Calls this process wrote since the cursor, already aggregated in memory (SQLite's fast path). */
   accumulator?: RollupAccumulator
+  /** Batches this process wrote, by transaction, aggregated in memory (PostgreSQL's tail; see `TxTail`). */
+  txTail?: TxTail
+  /** The generations of {@link txTail} a query may read (sealed before its snapshot was taken). */
+  tailGenerations?: readonly TailGeneration[]
   /**
    * The SQL function `(stored, added) → merged` over encoded latency sketches the connection provides (see
    * `SqlStorageConfig.sketchMergeFunction`): rollup merges then add into stored rows in one upsert, without reading

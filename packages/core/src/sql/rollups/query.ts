@@ -14,6 +14,7 @@ import {
   DIMENSION_KEY_COLUMN,
   FILTER_DIMENSION,
   FINE_GRAIN,
+  type GrainRows,
   OUTCOME_COLUMNS,
   ROLLUP_GRAIN,
   ROLLUP_TABLES,
@@ -35,7 +36,7 @@ export type Source =
       filter: CallFilter
       where?: RawBuilder<boolean>
       time?: RawBuilder<number>
-      tail?: { at: CursorPosition; start: number; end: number }
+      tail?: { at: CursorPosition; start: number; end: number; deletions: number }
       /** A sub-hour edge of a range that rollups answer otherwise (not a whole range no rollup level keeps). */
       edge?: boolean
     }
@@ -54,7 +55,7 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
   const { db, dialect } = ctx
   const level = chooseLevel(query.filter, query.groupBy)
   const byRoute = options.routeHour !== false && level?.id === 1 && neededDimensions(query).every((d) => ROUTE_HOUR_DIMS.includes(d))
-  const { at, horizons } = await readPlanState(db)
+  const { at, horizons, deletions } = await readPlanState(db)
   // a level without 5-minute rows: as if they existed nowhere (sub-hour edges raw)
   const plan = planQuery(query.filter.from, query.filter.to, query.interval, level?.fine ? horizons : { ...horizons, fine: Infinity }, level !== null)
   const rangeFilter = (start: number, end: number): CallFilter => ({
@@ -87,7 +88,7 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
       filter: rangeFilter(rollupStart, rollupEnd),
       where: dialect.cursor.tail(at),
       time: dialect.cursor.tailTime,
-      tail: { at, start: rollupStart, end: rollupEnd },
+      tail: { at, start: rollupStart, end: rollupEnd, deletions },
     })
   }
   return { sources, resolution: plan.resolution }
@@ -116,8 +117,9 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
+      const where = source.tail && ctx.txTail ? tailFromTransactions(ctx, query, source.tail, groups) : source.where
       const listBuckets = source.edge === true && (await isShortStretch(ctx, source.filter))
-      const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where: source.where, time: source.time, into: groups, listBuckets })
+      const read = () => aggregateCalls(db, dialect, { ...query, filter: source.filter }, { where, time: source.time, into: groups, listBuckets })
       await (source.tail && dialect.readTail ? dialect.readTail(db, read) : read())
       continue
     }
@@ -185,11 +187,9 @@ const LIST_BUCKETS_MAX_CALLS = 50_000
  * 5-minute rows at the level-0 grain, so the tail's range must be aligned to the buckets used. Returns false when
  * the database has to be read instead.
  */
-async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: { at: CursorPosition; start: number; end: number }, groups: AggregateGroups): Promise<boolean> {
-  const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0
-  const needed = neededDimensions(query)
-  const fine = needed.every((d) => FINE_GRAIN.includes(d)) && aligned(tail.start, FINE_MS) && aligned(tail.end, FINE_MS)
-  if (!fine && !(aligned(tail.start, HOUR) && aligned(tail.end, HOUR))) return false
+async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: TailRange, groups: AggregateGroups): Promise<boolean> {
+  const grain = memoryGrain(query, tail)
+  if (grain === null) return false
   // the ids above the cursor, and how many of them there are: a raw call deleted by hand before it was rolled up
   // leaves a gap the memory does not know of
   const r = await sql<{ n: unknown; m: unknown }>`SELECT COUNT(*) AS n, MAX(id) AS m FROM ${sql.table(TABLES.calls)} WHERE ${ctx.dialect.cursor.tail(tail.at)}`.execute(ctx.db)
@@ -197,6 +197,44 @@ async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: {
   if (count === 0) return true // nothing above the cursor
   const memory = ctx.accumulator!.rowsFor(tail.at.upto, num(r.rows[0]?.m), count)
   if (memory === null) return false
+  addMemoryRows(query, tail, grain, memory, groups)
+  return true
+}
+
+/**
+ * PostgreSQL's tail: adds the batches this process wrote that are still in the tail, from memory (see `TxTail`), and
+ * returns what the raw read of the tail must still cover — the tail without those batches' transactions.
+ */
+export function tailFromTransactions(ctx: RollupContext, query: AggregateQuery, tail: TailRange, groups: AggregateGroups): RawBuilder<boolean> {
+  const whole = ctx.dialect.cursor.tail(tail.at)
+  const grain = memoryGrain(query, tail)
+  if (grain === null || !ctx.tailGenerations || !ctx.dialect.cursor.tailExcept) return whole
+  const taken = ctx.txTail!.take(ctx.tailGenerations, tail.at, tail.deletions)
+  // each taken transaction splits the raw read's range in two: a bounded number of index ranges
+  if (taken.txids.length === 0 || taken.txids.length > MAX_TAKEN_TRANSACTIONS) return whole
+  for (const rows of taken.rows) addMemoryRows(query, tail, grain, rows, groups)
+  return ctx.dialect.cursor.tailExcept(tail.at, taken.txids)
+}
+
+/** Transactions above which a query reads its tail from the database alone (see `tailFromTransactions`). */
+const MAX_TAKEN_TRANSACTIONS = 256
+
+/** The tail of a query: its cursor position, the rollup range it lies in, and the raw-deletion count. */
+export type TailRange = NonNullable<Extract<Source, { kind: 'raw' }>['tail']>
+
+/**
+ * Which grain of memory rows answers a query over `tail`: 5-minute rows when the query needs only their dimensions and
+ * the range is aligned to them, hourly rows when it is aligned to hours; null when neither (the memory holds hourly
+ * rows at the full grain and 5-minute rows at the level-0 grain).
+ */
+function memoryGrain(query: AggregateQuery, tail: TailRange): 'fine' | 'hourly' | null {
+  const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0
+  if (neededDimensions(query).every((d) => FINE_GRAIN.includes(d)) && aligned(tail.start, FINE_MS) && aligned(tail.end, FINE_MS)) return 'fine'
+  return aligned(tail.start, HOUR) && aligned(tail.end, HOUR) ? 'hourly' : null
+}
+
+/** Merges memory rows of `grain` inside the tail's range and matching the query's filter into the query's groups. */
+function addMemoryRows(query: AggregateQuery, tail: TailRange, grain: 'fine' | 'hourly', memory: GrainRows, groups: AggregateGroups): void {
   // grain keys are in ROLLUP_GRAIN order (the 5-minute grain is a prefix of it)
   const filters = FILTER_FIELDS.flatMap((field) => {
     const values = query.filter[field] as readonly (string | number | null)[] | undefined
@@ -206,13 +244,12 @@ async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: {
     return [(keys: readonly (string | null)[]) => wanted.has(keys[index] ?? null)]
   })
   const groupIndexes = query.groupBy.map((d) => ROLLUP_GRAIN.indexOf(d))
-  for (const row of fine ? memory.fine : memory.hourly) {
+  for (const row of memory[grain]) {
     const start = row.start!
     if (start < tail.start || start >= tail.end || !filters.every((matches) => matches(row.keys))) continue
     const keys = groupIndexes.map((i) => row.keys[i] ?? null)
     mergeAggregate(groups.get(query.interval === undefined ? null : bucketStart(start, query.interval), keys).state, row.state)
   }
-  return true
 }
 
 /** The columns a rollup read groups by: the bucket when the query has an interval, and the query's group keys. */

@@ -35,6 +35,23 @@ export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<b
  */
 export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false): Promise<number> {
   const cursor = ctx.dialect.cursor
+  // PostgreSQL's tail in memory: which batches this run may take (see `TxTail`)
+  const tail = ctx.txTail
+  let snapshotTaken = tail === undefined
+  const taken = (): void => {
+    if (snapshotTaken) return
+    snapshotTaken = true
+    tail!.runSnapshotTaken()
+  }
+  tail?.runStarting()
+  try {
+    return await rollUp(ctx, cursor, maxRows, skipIfBusy, taken)
+  } finally {
+    taken()
+  }
+}
+
+async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['cursor'], maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void): Promise<number> {
   const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
     const inTrx: RollupContext = { ...ctx, db: trx }
     const from = await readCursor(trx)
@@ -48,6 +65,7 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
       rows = foldToLevels(fast)
     } else {
       const next = await cursor.next(trx, from, maxRows)
+      snapshotTaken()
       if (next === null) {
         ctx.accumulator?.reset()
         return 0

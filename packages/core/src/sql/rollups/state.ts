@@ -46,11 +46,18 @@ export async function writeCursor(db: Kysely<unknown>, at: CursorPosition, befor
   for (const x of at.pending) if (!had.has(x)) await writeState(db, `pending:${x}`, x)
 }
 
-/** The cursor and the retention horizons in one read (what planning a query needs). */
-export async function readPlanState(db: Kysely<unknown>): Promise<{ at: CursorPosition; horizons: Horizons }> {
+/**
+ * The cursor, the retention horizons and the count of statements that deleted raw calls (PostgreSQL's
+ * `raw_deletions` row, see migration `0010_raw_deletions`; 0 without one) in one read: what planning a query needs.
+ */
+export async function readPlanState(db: Kysely<unknown>): Promise<{ at: CursorPosition; horizons: Horizons; deletions: number }> {
   const r = await sql<{ name: string; value: unknown }>`SELECT name, value FROM ${sql.table(TABLES.rollupState)}`.execute(db)
-  return { at: cursorOf(r.rows), horizons: horizonsOf(r.rows) }
+  const deletions = r.rows.find((row) => row.name === RAW_DELETIONS)
+  return { at: cursorOf(r.rows), horizons: horizonsOf(r.rows), deletions: deletions ? num(deletions.value) : 0 }
 }
+
+/** The state row counting statements that deleted raw calls (PostgreSQL; written by a trigger). */
+export const RAW_DELETIONS = 'raw_deletions'
 
 /** The retention horizons recorded in the state table. */
 export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {

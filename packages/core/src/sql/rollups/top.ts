@@ -7,7 +7,8 @@ import { DIMENSION_COLUMN, filterExpression } from '../raw-aggregate.js'
 import { TABLES } from '../schema.js'
 import type { RollupContext } from './context.js'
 import { DIMENSION_KEY_COLUMN, ROLLUP_TABLES } from './levels.js'
-import { rollupWhere, type Source, sourcesOf } from './query.js'
+import { rollupWhere, type Source, sourcesOf, tailFromTransactions } from './query.js'
+import { AggregateGroups, type AggregateRow } from '../../storage/aggregate.js'
 
 /**
  * Ranking groups in SQL: the keys of the first `limit` groups of a one-dimension breakdown (and every group tied at
@@ -39,6 +40,30 @@ function sums(source: Source, query: AggregateQuery): RawBuilder<unknown> {
     SUM(input_tokens + output_tokens + cached_input_tokens) AS tokens,
     SUM(request_bytes) AS req_b, SUM(response_bytes) AS res_b, SUM(duration_sum_us) AS dur_sum, MAX(duration_max_us) AS dur_max
     FROM ${sql.table(ROLLUP_TABLES[source.unit])} WHERE ${rollupWhere(source, query.filter)} GROUP BY ${key}`
+}
+
+/** Groups of the tail in memory above which a ranking reads the whole tail raw (their sums are sent as values). */
+const MAX_MEMORY_KEYS = 1000
+
+/** The sums of groups aggregated in memory (the tail's batches of this process), as the rows of a VALUES list. */
+function memorySums(rows: readonly AggregateRow[], query: AggregateQuery): RawBuilder<unknown> {
+  const integer = (n: number) => sql`CAST(${n} AS BIGINT)`
+  const key = (k: string | null) => (query.groupBy[0] === 'status' ? sql`CAST(${k === null ? null : Number(k)} AS INTEGER)` : sql`CAST(${k} AS TEXT)`)
+  const values = rows.map(({ keys, state }) => {
+    const numbers = [
+      state.requests,
+      state.requests - state.outcomes[SUCCESS],
+      state.costNanos,
+      state.cached,
+      state.inputTokens + state.outputTokens + state.cachedInputTokens,
+      state.requestBytes,
+      state.responseBytes,
+      state.durationSumUs,
+      Math.round(state.durationMax * 1000),
+    ]
+    return sql`(${sql.join([key(keys[0] ?? null), ...numbers.map(integer)])})`
+  })
+  return sql`SELECT * FROM (VALUES ${sql.join(values)}) AS memory (k, requests, errors, cost, cached, tokens, req_b, res_b, dur_sum, dur_max)`
 }
 
 /** The rank metric over the summed columns; ratios are computed the way `toSummary()` computes them. */
@@ -79,7 +104,22 @@ export async function topKeys(ctx: RollupContext, query: AggregateQuery): Promis
   if (!top || query.groupBy.length !== 1 || query.interval !== undefined) return null
   const { sources } = await sourcesOf(ctx, query, { routeHour: false })
   if (sources.length === 0) return null
-  const union = sql.join(sources.map((source) => sums(source, query)), sql` UNION ALL `)
+  const parts: RawBuilder<unknown>[] = []
+  for (const source of sources) {
+    if (source.kind === 'raw' && source.tail && ctx.txTail) {
+      // PostgreSQL: the batches of this process still in the tail are summed from memory, the rest read raw
+      const memory = new AggregateGroups()
+      const where = tailFromTransactions(ctx, query, source.tail, memory)
+      const rows = memory.rows()
+      if (rows.length <= MAX_MEMORY_KEYS) {
+        if (rows.length > 0) parts.push(memorySums(rows, query))
+        parts.push(sums({ ...source, where }, query))
+        continue
+      }
+    }
+    parts.push(sums(source, query))
+  }
+  const union = sql.join(parts, sql` UNION ALL `)
   const totals = sql`SELECT k, SUM(requests) AS requests, SUM(errors) AS errors, SUM(cost) AS cost, SUM(cached) AS cached,
     SUM(tokens) AS tokens, SUM(req_b) AS req_b, SUM(res_b) AS res_b, SUM(dur_sum) AS dur_sum, MAX(dur_max) AS dur_max
     FROM (${union}) AS parts GROUP BY k`

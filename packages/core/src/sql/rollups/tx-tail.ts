@@ -1,0 +1,151 @@
+import type { CallRecord } from '../../call/types.js'
+import type { CursorPosition } from '../dialect.js'
+import { GrainAggregates } from './accumulator.js'
+import type { GrainRows } from './levels.js'
+
+/**
+ * The not-yet-rolled tail of PostgreSQL from memory: the batches this process wrote, aggregated at the rollup grains
+ * as they were committed, each known by the transaction that wrote it. Ids there do not grow in commit order (several
+ * connections and processes write at once), but the rollup cursor is a transaction id, so whether a batch is still
+ * in the tail is a question about its transaction alone.
+ *
+ * Batches are aggregated into generations, whose transactions a rollup run takes all or none of:
+ * - The generation being written is closed when a query begins ({@link seal}): every batch of a closed generation was
+ *   acknowledged before the query's snapshot was taken, so the snapshot sees all of its rows.
+ * - It is closed too when a rollup run of this process begins ({@link runStarting}), and a batch that was being
+ *   written while the run took its snapshot (from then until {@link runSnapshotTaken}) is a generation of its own: the
+ *   run may or may not take it. A batch acknowledged before is taken; one that began after gets a transaction id the
+ *   run's snapshot does not reach.
+ *
+ * A query takes from memory the closed generations whose transactions are all still in the tail; their rows are then
+ * excluded from its raw read of the tail by transaction id, and every other row of the tail (other processes' batches,
+ * batches acknowledged later, retried ones) is read from the database as before. A generation whose transactions
+ * are all rolled up is dropped; one a rollup run of another process split is left to the database until it is
+ * dropped. A statement deleting raw calls (counted in the state table) makes it forget every generation. Only ever a
+ * shortcut, never a second source of truth.
+ */
+
+/** One generation: batches of this process, and their aggregates. */
+export interface TailGeneration {
+  readonly txids: number[]
+  readonly aggregates: GrainAggregates
+}
+
+/** What a query takes from memory: the rows of each generation taken, and their transactions, ascending. */
+export interface TakenTail {
+  rows: GrainRows[]
+  txids: number[]
+}
+
+/** A batch being written (see {@link TxTail.writing}). */
+export interface BatchInFlight {
+  /** Being written while a rollup run of this process took its snapshot. */
+  uncertain: boolean
+}
+
+export class TxTail {
+  private generations: TailGeneration[] = []
+  private current: TailGeneration | undefined
+  private readonly inFlight = new Set<BatchInFlight>()
+  private runsStarting = 0
+  /** The count of statements that deleted raw calls, as of the generations held (undefined: not known yet). */
+  private deletions: number | undefined
+
+  /** `maxEntries`: how many groups all generations together may hold. */
+  constructor(private readonly maxEntries = 200_000) {}
+
+  /** The raw-deletion count read before this process wrote anything (see {@link take}). */
+  start(deletions: number): void {
+    this.deletions ??= deletions
+  }
+
+  /** Marks a batch whose transaction begins now; pass the mark to {@link add} or {@link failed}. */
+  writing(): BatchInFlight {
+    const batch = { uncertain: this.runsStarting > 0 }
+    this.inFlight.add(batch)
+    return batch
+  }
+
+  /** A batch that was not written by one known transaction (an error, or a retry that skipped stored rows). */
+  failed(batch: BatchInFlight): void {
+    this.inFlight.delete(batch)
+  }
+
+  /** Adds a batch committed by transaction `tx`. */
+  add(batch: BatchInFlight, calls: readonly CallRecord[], tx: number): void {
+    this.inFlight.delete(batch)
+    let generation = batch.uncertain ? undefined : this.current
+    if (generation === undefined) {
+      let used = 0
+      for (const g of this.generations) used += g.aggregates.size
+      generation = { txids: [], aggregates: new GrainAggregates(Math.max(0, this.maxEntries - used)) }
+      this.generations.push(generation)
+      if (!batch.uncertain) this.current = generation
+    }
+    generation.txids.push(tx)
+    generation.aggregates.add(calls)
+  }
+
+  /** A rollup run of this process begins; call {@link runSnapshotTaken} once it knows what it takes (or gave up). */
+  runStarting(): void {
+    this.current = undefined
+    this.runsStarting++
+    for (const batch of this.inFlight) batch.uncertain = true
+  }
+
+  /** The rollup run of {@link runStarting} has read its snapshot (or ended without one). */
+  runSnapshotTaken(): void {
+    this.runsStarting--
+  }
+
+  /**
+   * Closes the generation being written and returns the closed ones. Call it before the query's snapshot is taken
+   * (synchronously, before its first statement is sent).
+   */
+  seal(): readonly TailGeneration[] {
+    this.current = undefined
+    return [...this.generations]
+  }
+
+  /**
+   * Of the generations `sealed` returned, the ones a query whose snapshot shows the cursor at `at` may take from
+   * memory: every transaction still in the tail (retention deletes no call of the tail) and no group past the bound.
+   * Drops the generations the cursor has passed. `deletions`: the snapshot's count of statements that deleted raw
+   * calls; when it moved, raw calls of the tail may be gone, and every generation is forgotten.
+   */
+  take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number): TakenTail {
+    const taken: TakenTail = { rows: [], txids: [] }
+    if (this.deletions !== deletions) {
+      // an older snapshot than one already seen (a query that began earlier) changes nothing
+      if (this.deletions === undefined || deletions > this.deletions) {
+        this.generations = []
+        this.current = undefined
+        this.deletions = deletions
+      }
+      return taken
+    }
+    // a generation forgotten since this query sealed its list is not read either
+    const live = new Set(this.generations)
+    const pending = new Set(at.pending)
+    const inTail = (tx: number): boolean => tx >= at.upto || pending.has(tx)
+    const rolled = new Set<TailGeneration>()
+    for (const generation of sealed) {
+      if (!live.has(generation)) continue
+      let count = 0
+      for (const tx of generation.txids) if (inTail(tx)) count++
+      if (count === 0) {
+        rolled.add(generation)
+        continue
+      }
+      if (count < generation.txids.length || generation.aggregates.overflowed) continue
+      taken.rows.push(generation.aggregates.rows())
+      for (const tx of generation.txids) taken.txids.push(tx)
+    }
+    if (rolled.size > 0) {
+      this.generations = this.generations.filter((g) => !rolled.has(g))
+      if (this.current && rolled.has(this.current)) this.current = undefined
+    }
+    taken.txids.sort((a, b) => a - b)
+    return taken
+  }
+}
