@@ -52,6 +52,7 @@ export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIf
 }
 
 async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['cursor'], maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void): Promise<number> {
+  let position: CursorPosition | undefined
   const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
     const inTrx: RollupContext = { ...ctx, db: trx }
     const from = await readCursor(trx)
@@ -79,10 +80,13 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
     }
     await mergeIntoTable(inTrx, ROUTE_HOUR, rows.routeHour)
     await writeCursor(trx, to, from)
+    position = to
     let count = 0
     for (const row of rows.hour) if (row.level === 0) count += row.state.requests
     return count
   }, { skipIfBusy })
+  // committed: the batches in memory it took are no longer in the tail
+  if (position) ctx.txTail?.rolledUp(position)
   return rolled ?? 0
 }
 

@@ -43,6 +43,15 @@ export interface BatchInFlight {
   uncertain: boolean
 }
 
+/** Generations kept at most (see {@link TxTail.add}). */
+const MAX_GENERATIONS = 64
+
+/** Whether a transaction is still in the tail with the cursor at `at`. */
+function tailTest(at: CursorPosition): (tx: number) => boolean {
+  const pending = new Set(at.pending)
+  return (tx) => tx >= at.upto || pending.has(tx)
+}
+
 export class TxTail {
   private generations: TailGeneration[] = []
   private current: TailGeneration | undefined
@@ -76,6 +85,9 @@ export class TxTail {
     this.inFlight.delete(batch)
     let generation = batch.uncertain ? undefined : this.current
     if (generation === undefined) {
+      // a process that never queries, in a fleet whose rollups another instance runs, would otherwise keep every
+      // generation: the oldest go first (they only ever save reading)
+      if (this.generations.length >= MAX_GENERATIONS) this.generations.splice(0, this.generations.length - MAX_GENERATIONS + 1)
       let used = 0
       for (const g of this.generations) used += g.aggregates.size
       generation = { txids: [], aggregates: new GrainAggregates(Math.max(0, this.maxEntries - used)) }
@@ -96,6 +108,13 @@ export class TxTail {
   /** The rollup run of {@link runStarting} has read its snapshot (or ended without one). */
   runSnapshotTaken(): void {
     this.runsStarting--
+  }
+
+  /** A rollup run of this process committed with the cursor at `at`: drops the generations it has passed. */
+  rolledUp(at: CursorPosition): void {
+    const inTail = tailTest(at)
+    this.generations = this.generations.filter((g) => g.txids.some(inTail))
+    if (this.current && !this.generations.includes(this.current)) this.current = undefined
   }
 
   /**
@@ -126,8 +145,7 @@ export class TxTail {
     }
     // a generation forgotten since this query sealed its list is not read either
     const live = new Set(this.generations)
-    const pending = new Set(at.pending)
-    const inTail = (tx: number): boolean => tx >= at.upto || pending.has(tx)
+    const inTail = tailTest(at)
     const rolled = new Set<TailGeneration>()
     for (const generation of sealed) {
       if (!live.has(generation)) continue
