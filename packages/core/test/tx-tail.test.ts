@@ -73,6 +73,25 @@ describe('TxTail', () => {
     expect(tail.take(tail.seal(), { upto: 30, pending: [] }, 3).txids).toEqual([40])
   })
 
+  it('a rollup run of this process takes the generations it rolls up whole, and closes the one being written', () => {
+    const tail = new TxTail()
+    tail.start(0)
+    tail.add(tail.writing(), calls(2), 60)
+    tail.seal()
+    tail.add(tail.writing(), calls(3), 61)
+    tail.add(tail.writing(), calls(4), 63)
+    // the run moves the cursor from 60 to 63 (63 is not reached): 60 is taken, 61 and 63 share a generation: left
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 63, pending: [] }, 0).txids).toEqual([60])
+    // the generation was closed: a batch written now is not added into rows a run is folding
+    tail.add(tail.writing(), calls(1), 64)
+    const all = tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 0)
+    expect(all.txids).toEqual([60, 61, 63, 64])
+    expect(requests(all.rows)).toBe(10)
+    // one still running at the run's snapshot (pending after it) keeps its generation out; a deletion takes none
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [61] }, 0).txids).toEqual([60, 64])
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 1).txids).toEqual([])
+  })
+
   it('drops what its own run committed, bounds its groups and its generations, and skips failed batches', () => {
     const tail = new TxTail(10)
     tail.start(0)

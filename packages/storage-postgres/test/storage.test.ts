@@ -115,11 +115,14 @@ describe('postgresStorage()', () => {
     // counted on this pool
     const pool = new pg.Pool({ connectionString: testUrl(), max: 4 })
     let tailRows = 0
+    // the raw reads of a rollup run (grouped at the full grain, by hour)
+    let runReads = 0
     pool.on('connect', (client) => {
       const original = client.query.bind(client) as (...args: unknown[]) => unknown
       ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
         const result = original(...args)
         const text = typeof args[0] === 'string' ? args[0] : ''
+        if (/GROUP BY "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "b"/.test(text)) runReads++
         if (/FROM "apimeter_calls"/.test(text) && /::xid8/.test(text) && !/UNION ALL/.test(text) && result instanceof Promise) {
           const counted = (r: { rows?: { requests?: unknown }[] }) => {
             for (const row of r.rows ?? []) tailRows += Number(row.requests ?? 0)
@@ -184,7 +187,16 @@ describe('postgresStorage()', () => {
     tailRows = 0
     await expectExact()
     expect(tailRows).toBe(0)
+    // a rollup run of this process takes its own batches from memory and reads only another writer's raw
+    await write(other, batch(300, 8))
+    runReads = 0
     await mine.maintain()
+    expect(runReads).toBe(1)
+    await expectExact()
+    await write(mine, batch(600, 9))
+    runReads = 0
+    await mine.maintain()
+    expect(runReads).toBe(0)
     await expectExact()
     await other.close()
     await mine.close()

@@ -1,11 +1,12 @@
-import type { RawBuilder } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
 import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
 import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_HOUR } from './levels.js'
 import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
-import { readCursor, writeCursor } from './state.js'
+import { RAW_DELETIONS, readCursor, readState, writeCursor } from './state.js'
+import { TABLES } from '../schema.js'
 
 /**
  * Rollups: 5-minute, hour, day and month aggregates of the raw calls, kept at three levels of detail so every common
@@ -57,13 +58,13 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
     const inTrx: RollupContext = { ...ctx, db: trx }
     const from = await readCursor(trx)
     let to: CursorPosition
-    let rows: FoldedRows
+    const rows: FoldedRows[] = []
     // the accumulator exists only where ids grow in commit order, so "everything above the cursor" is one id range
     const all = ctx.accumulator ? await cursor.next(trx, from, Infinity) : null
     const fast = all ? ctx.accumulator!.rowsFor(from.upto, all.to.upto) : null
     if (all && fast) {
       to = all.to
-      rows = foldToLevels(fast)
+      rows.push(foldToLevels(fast))
     } else {
       const next = await cursor.next(trx, from, maxRows)
       snapshotTaken()
@@ -72,23 +73,35 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
         return 0
       }
       to = next.to
-      rows = await aggregateForRollup(inTrx, next.batch, Number.isFinite(maxRows))
+      // PostgreSQL: the batches of this process the run takes whole come from memory, the rest of its stretch raw
+      const memory = ctx.txTail && cursor.tailExcept ? ctx.txTail.forRun(from, next.to, (await readState(trx, RAW_DELETIONS)) ?? 0) : null
+      const taken = memory && memory.txids.length <= MAX_RUN_TRANSACTIONS ? memory : null
+      if (taken) rows.push(foldToLevels({ hourly: taken.rows.flatMap((r) => r.hourly), fine: taken.rows.flatMap((r) => r.fine) }))
+      const stretch = taken ? sql<boolean>`(${next.batch}) AND ${cursor.tailExcept!(from, taken.txids)}` : next.batch
+      // when memory took it all, one probe finds that nothing else is there instead of two groupings of nothing
+      const rest = taken ? await sql`SELECT 1 AS one FROM ${sql.table(TABLES.calls)} WHERE ${stretch} LIMIT 1`.execute(trx) : null
+      if (!rest || rest.rows.length > 0) rows.push(await aggregateForRollup(inTrx, stretch, Number.isFinite(maxRows)))
     }
     ctx.accumulator?.reset()
-    for (const resolution of Object.keys(ROLLUP_SHAPES) as RollupResolution[]) {
-      await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], rows[resolution])
+    let count = 0
+    for (const folded of rows) {
+      for (const resolution of Object.keys(ROLLUP_SHAPES) as RollupResolution[]) {
+        await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], folded[resolution])
+      }
+      await mergeIntoTable(inTrx, ROUTE_HOUR, folded.routeHour)
+      for (const row of folded.hour) if (row.level === 0) count += row.state.requests
     }
-    await mergeIntoTable(inTrx, ROUTE_HOUR, rows.routeHour)
     await writeCursor(trx, to, from)
     position = to
-    let count = 0
-    for (const row of rows.hour) if (row.level === 0) count += row.state.requests
     return count
   }, { skipIfBusy })
   // committed: the batches in memory it took are no longer in the tail
   if (position) ctx.txTail?.rolledUp(position)
   return rolled ?? 0
 }
+
+/** Transactions of this process above which a run reads its whole stretch raw (each splits the raw read's range). */
+const MAX_RUN_TRANSACTIONS = 256
 
 /** Rolls up until nothing is pending. */
 export async function rollUpAll(ctx: RollupContext): Promise<number> {

@@ -110,6 +110,38 @@ export class TxTail {
     this.runsStarting--
   }
 
+  /**
+   * What a rollup run of this process moving the cursor from `from` to `to` may take from memory: the generations
+   * whose transactions it all rolls up (none it leaves). Closes the generation being written (a batch added later
+   * must not change rows the run is folding). `deletions` as in {@link take}, read in the run's transaction.
+   */
+  forRun(from: CursorPosition, to: CursorPosition, deletions: number): TakenTail {
+    this.current = undefined
+    const taken: TakenTail = { rows: [], txids: [] }
+    if (!this.sameDeletions(deletions)) return taken
+    const before = tailTest(from)
+    const after = tailTest(to)
+    for (const generation of this.generations) {
+      if (generation.aggregates.overflowed || !generation.txids.every((tx) => before(tx) && !after(tx))) continue
+      taken.rows.push(generation.aggregates.rows())
+      for (const tx of generation.txids) taken.txids.push(tx)
+    }
+    taken.txids.sort((a, b) => a - b)
+    return taken
+  }
+
+  /** Whether `deletions` is the count the generations were aggregated under; forgets them when it moved on. */
+  private sameDeletions(deletions: number): boolean {
+    if (this.deletions === deletions) return true
+    // an older snapshot than one already seen (a query that began earlier) changes nothing
+    if (this.deletions === undefined || deletions > this.deletions) {
+      this.generations = []
+      this.current = undefined
+      this.deletions = deletions
+    }
+    return false
+  }
+
   /** A rollup run of this process committed with the cursor at `at`: drops the generations it has passed. */
   rolledUp(at: CursorPosition): void {
     const inTail = tailTest(at)
@@ -134,15 +166,7 @@ export class TxTail {
    */
   take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number): TakenTail {
     const taken: TakenTail = { rows: [], txids: [] }
-    if (this.deletions !== deletions) {
-      // an older snapshot than one already seen (a query that began earlier) changes nothing
-      if (this.deletions === undefined || deletions > this.deletions) {
-        this.generations = []
-        this.current = undefined
-        this.deletions = deletions
-      }
-      return taken
-    }
+    if (!this.sameDeletions(deletions)) return taken
     // a generation forgotten since this query sealed its list is not read either
     const live = new Set(this.generations)
     const inTail = tailTest(at)
