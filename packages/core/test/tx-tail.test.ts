@@ -20,11 +20,11 @@ describe('TxTail', () => {
     write(10, 3)
     write(11, 4)
     let sealed = tail.seal()
-    expect(tail.take(sealed, { upto: 10, pending: [] }, 0)).toMatchObject({ txids: [10, 11] })
-    expect(requests(tail.take(sealed, { upto: 10, pending: [] }, 0).rows)).toBe(7)
+    expect(tail.take(sealed, { upto: 10, pending: [] }, 0, -Infinity)).toMatchObject({ txids: [10, 11] })
+    expect(requests(tail.take(sealed, { upto: 10, pending: [] }, 0, -Infinity).rows)).toBe(7)
     // a batch acknowledged after the query sealed its list is not in it
     write(12, 5)
-    expect(tail.take(sealed, { upto: 10, pending: [] }, 0).txids).toEqual([10, 11])
+    expect(tail.take(sealed, { upto: 10, pending: [] }, 0, -Infinity).txids).toEqual([10, 11])
 
     // a run of this process starts while batch 14 is being written: 14 is a generation of its own, whichever way the
     // run's snapshot falls; 15 begins after the snapshot and joins the next generation with 16
@@ -37,7 +37,7 @@ describe('TxTail', () => {
     write(16, 1)
     sealed = tail.seal()
     // the run took 10–14 (14 as well): every generation it took whole is dropped, the one of 15–16 is taken
-    const after = tail.take(sealed, { upto: 15, pending: [] }, 0)
+    const after = tail.take(sealed, { upto: 15, pending: [] }, 0, -Infinity)
     expect(after.txids).toEqual([15, 16])
     expect(requests(after.rows)).toBe(2)
     expect(tail.seal()).toHaveLength(1)
@@ -50,7 +50,7 @@ describe('TxTail', () => {
     tail2.runSnapshotTaken()
     tail2.add(busy, calls(2), 21)
     tail2.add(tail2.writing(), calls(1), 22)
-    expect(tail2.take(tail2.seal(), { upto: 21, pending: [] }, 0)).toMatchObject({ txids: [21, 22] })
+    expect(tail2.take(tail2.seal(), { upto: 21, pending: [] }, 0, -Infinity)).toMatchObject({ txids: [21, 22] })
   })
 
   it('leaves a generation that a run of another process split to the database, and forgets all after a deletion', () => {
@@ -61,16 +61,16 @@ describe('TxTail', () => {
     tail.add(tail.writing(), calls(3), 32)
     const sealed = tail.seal()
     // another process's run reached 31 but not 32 (or 31 was running then: pending)
-    expect(tail.take(sealed, { upto: 32, pending: [] }, 2).txids).toEqual([])
-    expect(tail.take(sealed, { upto: 30, pending: [] }, 2).txids).toEqual([30, 31, 32])
-    expect(tail.take(sealed, { upto: 33, pending: [31] }, 2).txids).toEqual([])
+    expect(tail.take(sealed, { upto: 32, pending: [] }, 2, -Infinity).txids).toEqual([])
+    expect(tail.take(sealed, { upto: 30, pending: [] }, 2, -Infinity).txids).toEqual([30, 31, 32])
+    expect(tail.take(sealed, { upto: 33, pending: [31] }, 2, -Infinity).txids).toEqual([])
     // a snapshot counting a deletion: nothing is taken, now or later, from what was held then
-    expect(tail.take(sealed, { upto: 30, pending: [] }, 3).txids).toEqual([])
-    expect(tail.take(sealed, { upto: 30, pending: [] }, 3).txids).toEqual([])
+    expect(tail.take(sealed, { upto: 30, pending: [] }, 3, -Infinity).txids).toEqual([])
+    expect(tail.take(sealed, { upto: 30, pending: [] }, 3, -Infinity).txids).toEqual([])
     // an older snapshot (a query begun before) takes nothing either, and changes nothing
-    expect(tail.take(sealed, { upto: 30, pending: [] }, 2).txids).toEqual([])
+    expect(tail.take(sealed, { upto: 30, pending: [] }, 2, -Infinity).txids).toEqual([])
     tail.add(tail.writing(), calls(1), 40)
-    expect(tail.take(tail.seal(), { upto: 30, pending: [] }, 3).txids).toEqual([40])
+    expect(tail.take(tail.seal(), { upto: 30, pending: [] }, 3, -Infinity).txids).toEqual([40])
   })
 
   it('a rollup run of this process takes the generations it rolls up whole, and closes the one being written', () => {
@@ -81,15 +81,41 @@ describe('TxTail', () => {
     tail.add(tail.writing(), calls(3), 61)
     tail.add(tail.writing(), calls(4), 63)
     // the run moves the cursor from 60 to 63 (63 is not reached): 60 is taken, 61 and 63 share a generation: left
-    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 63, pending: [] }, 0).txids).toEqual([60])
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 63, pending: [] }, 0, -Infinity).txids).toEqual([60])
     // the generation was closed: a batch written now is not added into rows a run is folding
     tail.add(tail.writing(), calls(1), 64)
-    const all = tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 0)
+    const all = tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 0, -Infinity)
     expect(all.txids).toEqual([60, 61, 63, 64])
     expect(requests(all.rows)).toBe(10)
     // one still running at the run's snapshot (pending after it) keeps its generation out; a deletion takes none
-    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [61] }, 0).txids).toEqual([60, 64])
-    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 1).txids).toEqual([])
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [61] }, 0, -Infinity).txids).toEqual([60, 64])
+    expect(tail.forRun({ upto: 60, pending: [] }, { upto: 65, pending: [] }, 1, -Infinity).txids).toEqual([])
+  })
+
+  it('drops a batch in flight across a forget, closes a full generation, and keeps no call before the raw horizon', () => {
+    const tail = new TxTail()
+    tail.start(0)
+    tail.add(tail.writing(), calls(2), 70)
+    const inFlight = tail.writing()
+    // a query sees a deletion while the batch commits: everything held is forgotten, and so is the batch
+    expect(tail.take(tail.seal(), { upto: 70, pending: [] }, 1, -Infinity).txids).toEqual([])
+    tail.add(inFlight, calls(3), 71)
+    tail.add(tail.writing(), calls(4), 72)
+    expect(tail.take(tail.seal(), { upto: 70, pending: [] }, 1, -Infinity).txids).toEqual([72])
+
+    // a process that only writes: its generation closes after 128 batches instead of growing without end
+    const writer = new TxTail()
+    writer.start(0)
+    for (let i = 0; i < 300; i++) writer.add(writer.writing(), calls(1), 1000 + i)
+    expect(writer.seal().map((g) => g.txids.length)).toEqual([128, 128, 44])
+
+    // retention dropped the partition of old calls: a generation holding any before the horizon is not read
+    const old = new TxTail()
+    old.start(0)
+    old.add(old.writing(), calls(2), 80) // 10:00
+    expect(old.take(old.seal(), { upto: 80, pending: [] }, 0, 11 * HOUR).txids).toEqual([])
+    expect(old.take(old.seal(), { upto: 80, pending: [] }, 0, 10 * HOUR).txids).toEqual([80])
+    expect(old.forRun({ upto: 80, pending: [] }, { upto: 81, pending: [] }, 0, 11 * HOUR).txids).toEqual([])
   })
 
   it('drops what its own run committed, bounds its groups and its generations, and skips failed batches', () => {
@@ -101,7 +127,7 @@ describe('TxTail', () => {
     const failed = tail.writing()
     tail.failed(failed)
     const sealed = tail.seal()
-    expect(tail.take(sealed, { upto: 50, pending: [] }, 0).txids).toEqual([50])
+    expect(tail.take(sealed, { upto: 50, pending: [] }, 0, -Infinity).txids).toEqual([50])
     tail.rolledUp({ upto: 51, pending: [] })
     expect(tail.seal()).toHaveLength(1) // 51's generation (overflowed, never taken) until a run passes it
     tail.rolledUp({ upto: 52, pending: [] })
@@ -114,6 +140,6 @@ describe('TxTail', () => {
       writer.seal()
     }
     expect(writer.seal()).toHaveLength(64)
-    expect(writer.take(writer.seal(), { upto: 0, pending: [] }, 0).txids).toEqual(Array.from({ length: 64 }, (_, i) => 136 + i))
+    expect(writer.take(writer.seal(), { upto: 0, pending: [] }, 0, -Infinity).txids).toEqual(Array.from({ length: 64 }, (_, i) => 136 + i))
   })
 })

@@ -93,30 +93,32 @@ const sqlState = (error: unknown): string | undefined => {
 /**
  * Writes a batch on a connection of `pool`, atomically (one transaction), and returns the id of the transaction
  * that wrote it — or undefined when it was written another way (a retry skipping rows already stored): then which of
- * its rows that transaction wrote is not known here. The connection goes back to the pool after a statement the server
- * refused (it is usable), and is discarded after anything else.
+ * its rows that transaction wrote is not known here. After a statement the server refused, the transaction is rolled
+ * back and the connection goes back to the pool; after anything else (or a failed rollback) it is discarded.
  */
 export async function writeBatch(pool: pg.Pool, calls: readonly CallRecord[], insertName: string): Promise<number | undefined> {
   const client = await pool.connect()
   let usable = true
   try {
-    // the transaction's id, assigned now: the rollup cursor's unit (see the dialect), and what tells a query whether
-    // this batch is still in the not-yet-rolled tail
-    const begun = (await client.query('BEGIN; SELECT pg_current_xact_id()::text AS tx')) as unknown as pg.QueryResult<{ tx: string }>[]
-    const tx = Number(begun[1]!.rows[0]!.tx)
+    let tx: number
     try {
+      // the transaction's id, assigned now: the rollup cursor's unit (see the dialect), and what tells a query whether
+      // this batch is still in the not-yet-rolled tail
+      const begun = (await client.query('BEGIN; SELECT pg_current_xact_id()::text AS tx')) as unknown as pg.QueryResult<{ tx: string }>[]
+      tx = Number(begun[1]!.rows[0]!.tx)
       await copyInto(client, copyRows(calls))
+      await client.query('COMMIT')
+      return tx
     } catch (error) {
+      // refused by the server: the transaction is open and aborted (or already ended: then ROLLBACK only warns)
       if (sqlState(error) === undefined) throw error
       await client.query('ROLLBACK')
       if (sqlState(error) !== '23505') throw error
-      // Some of these calls are stored already (a retry): write the others, skipping those row by row. A named
-      // (prepared) statement: parsed and planned once per connection.
-      await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
-      return undefined
     }
-    await client.query('COMMIT')
-    return tx
+    // Some of these calls are stored already (a retry): write the others, skipping those row by row. A named
+    // (prepared) statement: parsed and planned once per connection.
+    await client.query({ name: insertName, text: INSERT_IGNORING_DUPLICATES, values: columnArrays(calls) })
+    return undefined
   } catch (error) {
     usable = sqlState(error) !== undefined
     throw error

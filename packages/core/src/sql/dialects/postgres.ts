@@ -62,11 +62,12 @@ export const postgresDialect: SqlDialect = {
       `CREATE INDEX ${TABLES.calls}_tx ON ${TABLES.calls} (tx)`,
     ],
     rollupCursorDown: [`DROP INDEX ${TABLES.calls}_tx`, `ALTER TABLE ${TABLES.calls} DROP COLUMN tx`],
-    // Every statement that deletes or truncates raw calls through the table bumps `raw_deletions`, in its own
+    // Every DELETE or TRUNCATE statement on the table (not on one of its partitions) bumps `raw_deletions`, in its own
     // transaction (seen exactly when its deletions are). The schema is the table's own, whatever the deleting
-    // session's search_path.
+    // session's search_path; the function runs as its owner, so a role that may delete calls needs no grant on the
+    // state table.
     rawDeletionsUp: [
-      `CREATE FUNCTION ${RAW_DELETIONS_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $body$
+      `CREATE FUNCTION ${RAW_DELETIONS_FUNCTION}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
 BEGIN
   EXECUTE format('INSERT INTO %I.${TABLES.rollupState} (name, value) VALUES (''raw_deletions'', 1)
     ON CONFLICT (name) DO UPDATE SET value = ${TABLES.rollupState}.value + 1', TG_TABLE_SCHEMA);

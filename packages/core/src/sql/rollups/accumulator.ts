@@ -35,10 +35,12 @@ export class GrainAggregates {
    * one composite key string per grain and call was over half of the accumulator's time (10% of the worker's ingest).
    */
   private groups: Level = new Map()
-  private readonly hourly: AggregateRow[] = []
-  private readonly fine: AggregateRow[] = []
-  /** More groups than the bound: the rows are incomplete and must not be used. */
+  private hourly: AggregateRow[] = []
+  private fine: AggregateRow[] = []
+  /** More groups than the bound: the rows are incomplete and must not be used (they are let go). */
   overflowed = false
+  /** The earliest call timestamp added (ms). */
+  earliest = Infinity
 
   constructor(private readonly maxEntries = 200_000) {}
 
@@ -46,6 +48,7 @@ export class GrainAggregates {
   add(calls: readonly CallRecord[]): boolean {
     if (this.overflowed) return false
     for (const call of calls) {
+      if (call.timestamp < this.earliest) this.earliest = call.timestamp
       const status = call.statusCode ?? null
       const outcomes = level(level(level(level(this.groups, call.service), call.direction), call.api ?? null), status)
       let base = outcomes.get(call.outcome) as BaseGroups | undefined
@@ -74,6 +77,8 @@ export class GrainAggregates {
     if (this.size > this.maxEntries) {
       this.overflowed = true
       this.groups = new Map()
+      this.hourly = []
+      this.fine = []
       return false
     }
     return true

@@ -36,7 +36,7 @@ export type Source =
       filter: CallFilter
       where?: RawBuilder<boolean>
       time?: RawBuilder<number>
-      tail?: { at: CursorPosition; start: number; end: number; deletions: number }
+      tail?: { at: CursorPosition; start: number; end: number; deletions: number; rawFrom: number }
       /** A sub-hour edge of a range that rollups answer otherwise (not a whole range no rollup level keeps). */
       edge?: boolean
     }
@@ -88,7 +88,7 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
       filter: rangeFilter(rollupStart, rollupEnd),
       where: dialect.cursor.tail(at),
       time: dialect.cursor.tailTime,
-      tail: { at, start: rollupStart, end: rollupEnd, deletions },
+      tail: { at, start: rollupStart, end: rollupEnd, deletions, rawFrom: horizons.raw },
     })
   }
   return { sources, resolution: plan.resolution }
@@ -209,7 +209,7 @@ export function tailFromTransactions(ctx: RollupContext, query: AggregateQuery, 
   const whole = ctx.dialect.cursor.tail(tail.at)
   const grain = memoryGrain(query, tail)
   if (grain === null || !ctx.tailGenerations || !ctx.dialect.cursor.tailExcept) return whole
-  const taken = ctx.txTail!.take(ctx.tailGenerations, tail.at, tail.deletions)
+  const taken = ctx.txTail!.take(ctx.tailGenerations, tail.at, tail.deletions, tail.rawFrom)
   // each taken transaction splits the raw read's range in two: a bounded number of index ranges
   if (taken.txids.length === 0 || taken.txids.length > MAX_TAKEN_TRANSACTIONS) return whole
   for (const rows of taken.rows) addMemoryRows(query, tail, grain, rows, groups)
@@ -219,7 +219,7 @@ export function tailFromTransactions(ctx: RollupContext, query: AggregateQuery, 
 /** Transactions above which a query reads its tail from the database alone (see `tailFromTransactions`). */
 const MAX_TAKEN_TRANSACTIONS = 256
 
-/** The tail of a query: its cursor position, the rollup range it lies in, and the raw-deletion count. */
+/** The tail of a query: its cursor position, the rollup range it lies in, the raw-deletion count and the raw horizon. */
 export type TailRange = NonNullable<Extract<Source, { kind: 'raw' }>['tail']>
 
 /**

@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely'
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
 import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
@@ -7,6 +7,7 @@ import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
 import { RAW_DELETIONS, readCursor, readState, writeCursor } from './state.js'
 import { TABLES } from '../schema.js'
+import type { TakenTail, TxTail } from './tx-tail.js'
 
 /**
  * Rollups: 5-minute, hour, day and month aggregates of the raw calls, kept at three levels of detail so every common
@@ -74,7 +75,9 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
       }
       to = next.to
       // PostgreSQL: the batches of this process the run takes whole come from memory, the rest of its stretch raw
-      const memory = ctx.txTail && cursor.tailExcept ? ctx.txTail.forRun(from, next.to, (await readState(trx, RAW_DELETIONS)) ?? 0) : null
+      const memory = ctx.txTail && cursor.tailExcept ? await takeForRun(ctx.txTail, trx, from, next.to) : null
+      // with memory in use, even an empty take probes first: the stretch is then often empty (its own transaction's
+      // id, left behind by the run before), and a probe is one statement where the groupings are two
       const taken = memory && memory.txids.length <= MAX_RUN_TRANSACTIONS ? memory : null
       if (taken) rows.push(foldToLevels({ hourly: taken.rows.flatMap((r) => r.hourly), fine: taken.rows.flatMap((r) => r.fine) }))
       const stretch = taken ? sql<boolean>`(${next.batch}) AND ${cursor.tailExcept!(from, taken.txids)}` : next.batch
@@ -98,6 +101,13 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
   // committed: the batches in memory it took are no longer in the tail
   if (position) ctx.txTail?.rolledUp(position)
   return rolled ?? 0
+}
+
+/** What a run may take from memory, with the raw-deletion count and the raw horizon read in its transaction. */
+async function takeForRun(tail: TxTail, trx: Kysely<unknown>, from: CursorPosition, to: CursorPosition): Promise<TakenTail> {
+  const deletions = (await readState(trx, RAW_DELETIONS)) ?? 0
+  const rawFrom = (await readState(trx, 'raw_horizon')) ?? -Infinity
+  return tail.forRun(from, to, deletions, rawFrom)
 }
 
 /** Transactions of this process above which a run reads its whole stretch raw (each splits the raw read's range). */

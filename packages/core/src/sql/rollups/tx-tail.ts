@@ -9,20 +9,21 @@ import type { GrainRows } from './levels.js'
  * connections and processes write at once), but the rollup cursor is a transaction id, so whether a batch is still
  * in the tail is a question about its transaction alone.
  *
- * Batches are aggregated into generations, whose transactions a rollup run takes all or none of:
+ * Batches are aggregated into generations, which a rollup run of this process usually takes all or none of:
  * - The generation being written is closed when a query begins ({@link seal}): every batch of a closed generation was
  *   acknowledged before the query's snapshot was taken, so the snapshot sees all of its rows.
  * - It is closed too when a rollup run of this process begins ({@link runStarting}), and a batch that was being
  *   written while the run took its snapshot (from then until {@link runSnapshotTaken}) is a generation of its own: the
- *   run may or may not take it. A batch acknowledged before is taken; one that began after gets a transaction id the
- *   run's snapshot does not reach.
+ *   run may or may not take it. A batch acknowledged before is one the run may take (unless the run stops short, see
+ *   the dialect's bound); one that began after gets a transaction id the run's snapshot does not reach.
+ * - And when it holds 128 batches or passes its bound of groups.
  *
  * A query takes from memory the closed generations whose transactions are all still in the tail; their rows are then
  * excluded from its raw read of the tail by transaction id, and every other row of the tail (other processes' batches,
  * batches acknowledged later, retried ones) is read from the database as before. A generation whose transactions
  * are all rolled up is dropped; one a rollup run of another process split is left to the database until it is
- * dropped. A statement deleting raw calls (counted in the state table) makes it forget every generation. Only ever a
- * shortcut, never a second source of truth.
+ * dropped. A statement deleting raw calls (counted in the state table) makes it forget every generation, and the
+ * batches in flight then. Only ever a shortcut, never a second source of truth.
  */
 
 /** One generation: batches of this process, and their aggregates. */
@@ -41,10 +42,23 @@ export interface TakenTail {
 export interface BatchInFlight {
   /** Being written while a rollup run of this process took its snapshot. */
   uncertain: boolean
+  /** How many times the memory was forgotten when the batch began (a later forget may have deleted its calls). */
+  readonly forgets: number
 }
 
 /** Generations kept at most (see {@link TxTail.add}). */
 const MAX_GENERATIONS = 64
+/** Batches a generation holds at most (a query or run excepts at most 256 transactions from its raw read). */
+const MAX_GENERATION_TRANSACTIONS = 128
+
+/**
+ * Whether a generation's rows may be used: complete (not past the bound), and no call before `rawFrom`, the raw
+ * horizon the reader sees (retention drops a whole expired partition, and a batch written into it while it was
+ * dropped went with it).
+ */
+function usable(generation: TailGeneration, rawFrom: number): boolean {
+  return !generation.aggregates.overflowed && generation.aggregates.earliest >= rawFrom
+}
 
 /** Whether a transaction is still in the tail with the cursor at `at`. */
 function tailTest(at: CursorPosition): (tx: number) => boolean {
@@ -57,6 +71,7 @@ export class TxTail {
   private current: TailGeneration | undefined
   private readonly inFlight = new Set<BatchInFlight>()
   private runsStarting = 0
+  private forgets = 0
   /** The count of statements that deleted raw calls, as of the generations held (undefined: not known yet). */
   private deletions: number | undefined
 
@@ -70,7 +85,7 @@ export class TxTail {
 
   /** Marks a batch whose transaction begins now; pass the mark to {@link add} or {@link failed}. */
   writing(): BatchInFlight {
-    const batch = { uncertain: this.runsStarting > 0 }
+    const batch = { uncertain: this.runsStarting > 0, forgets: this.forgets }
     this.inFlight.add(batch)
     return batch
   }
@@ -83,11 +98,17 @@ export class TxTail {
   /** Adds a batch committed by transaction `tx`. */
   add(batch: BatchInFlight, calls: readonly CallRecord[], tx: number): void {
     this.inFlight.delete(batch)
+    // committed before a deletion this process has since seen (and forgotten everything for): some of its calls may
+    // be gone; the database answers for it
+    if (batch.forgets !== this.forgets) return
     let generation = batch.uncertain ? undefined : this.current
     if (generation === undefined) {
       // a process that never queries, in a fleet whose rollups another instance runs, would otherwise keep every
       // generation: the oldest go first (they only ever save reading)
-      if (this.generations.length >= MAX_GENERATIONS) this.generations.splice(0, this.generations.length - MAX_GENERATIONS + 1)
+      if (this.generations.length >= MAX_GENERATIONS) {
+        this.generations.splice(0, this.generations.length - MAX_GENERATIONS + 1)
+        if (this.current && !this.generations.includes(this.current)) this.current = undefined
+      }
       let used = 0
       for (const g of this.generations) used += g.aggregates.size
       generation = { txids: [], aggregates: new GrainAggregates(Math.max(0, this.maxEntries - used)) }
@@ -96,6 +117,10 @@ export class TxTail {
     }
     generation.txids.push(tx)
     generation.aggregates.add(calls)
+    // a full generation closes: one that never closed (a process that only writes) would grow without bound
+    if (generation === this.current && (generation.aggregates.overflowed || generation.txids.length >= MAX_GENERATION_TRANSACTIONS)) {
+      this.current = undefined
+    }
   }
 
   /** A rollup run of this process begins; call {@link runSnapshotTaken} once it knows what it takes (or gave up). */
@@ -115,14 +140,14 @@ export class TxTail {
    * whose transactions it all rolls up (none it leaves). Closes the generation being written (a batch added later
    * must not change rows the run is folding). `deletions` as in {@link take}, read in the run's transaction.
    */
-  forRun(from: CursorPosition, to: CursorPosition, deletions: number): TakenTail {
+  forRun(from: CursorPosition, to: CursorPosition, deletions: number, rawFrom: number): TakenTail {
     this.current = undefined
     const taken: TakenTail = { rows: [], txids: [] }
     if (!this.sameDeletions(deletions)) return taken
     const before = tailTest(from)
     const after = tailTest(to)
     for (const generation of this.generations) {
-      if (generation.aggregates.overflowed || !generation.txids.every((tx) => before(tx) && !after(tx))) continue
+      if (!usable(generation, rawFrom) || !generation.txids.every((tx) => before(tx) && !after(tx))) continue
       taken.rows.push(generation.aggregates.rows())
       for (const tx of generation.txids) taken.txids.push(tx)
     }
@@ -138,6 +163,7 @@ export class TxTail {
       this.generations = []
       this.current = undefined
       this.deletions = deletions
+      this.forgets++
     }
     return false
   }
@@ -160,11 +186,11 @@ export class TxTail {
 
   /**
    * Of the generations `sealed` returned, the ones a query whose snapshot shows the cursor at `at` may take from
-   * memory: every transaction still in the tail (retention deletes no call of the tail) and no group past the bound.
+   * memory: every transaction still in the tail, no group past the bound, no call before the raw horizon `rawFrom`.
    * Drops the generations the cursor has passed. `deletions`: the snapshot's count of statements that deleted raw
    * calls; when it moved, raw calls of the tail may be gone, and every generation is forgotten.
    */
-  take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number): TakenTail {
+  take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number, rawFrom: number): TakenTail {
     const taken: TakenTail = { rows: [], txids: [] }
     if (!this.sameDeletions(deletions)) return taken
     // a generation forgotten since this query sealed its list is not read either
@@ -179,7 +205,7 @@ export class TxTail {
         rolled.add(generation)
         continue
       }
-      if (count < generation.txids.length || generation.aggregates.overflowed) continue
+      if (count < generation.txids.length || !usable(generation, rawFrom)) continue
       taken.rows.push(generation.aggregates.rows())
       for (const tx of generation.txids) taken.txids.push(tx)
     }
