@@ -46,7 +46,7 @@ export function call(i: number, n: number, end: number, days = DAYS): CallInput 
  * `end`) are recorded and flushed, and each query runs once at once — before background rollups have caught up, so it
  * waits for a run in progress or reads the not-yet-rolled tail. Medians over the rounds, in ms.
  */
-export async function queriesAfterBurst(storage: SqlStorage, stats: Stats, end: number, burst: number, rounds: number): Promise<{ summary: number; timeseries: number; top: number }> {
+export async function queriesAfterBurst(storage: SqlStorage, stats: Stats, end: number, burst: number, rounds: number): Promise<{ summary: number; timeseries: number; top: number; rounds: { summary: number[]; timeseries: number[]; top: number[] } }> {
   const times = { summary: [] as number[], timeseries: [] as number[], top: [] as number[] }
   const monitor = createMonitor({ storage, logger: false, flushOnExit: false, batchSize: 5000, maxBufferSize: 1_000_000 })
   const queries = {
@@ -67,8 +67,11 @@ export async function queriesAfterBurst(storage: SqlStorage, stats: Stats, end: 
       times[name].push(performance.now() - t)
     }
   }
-  return { summary: median(times.summary), timeseries: median(times.timeseries), top: median(times.top) }
+  return { summary: median(times.summary), timeseries: median(times.timeseries), top: median(times.top), rounds: times }
 }
+
+/** Times of each round, in the order they ran, in whole ms. */
+const perRound = (times: readonly number[]): string => times.map((t) => Math.round(t)).join(', ')
 
 /** The timeseries, top-10 and after-a-burst rows both database suites report, each beside its reference. */
 export function queryFigures(m: {
@@ -76,7 +79,7 @@ export function queryFigures(m: {
   hourlyRaw: number
   tenants: number
   tenantsRaw: number
-  burst: { summary: number; timeseries: number; top: number }
+  burst: { summary: number; timeseries: number; top: number; rounds: { summary: number[]; timeseries: number[]; top: number[] } }
   afterBurstCalls: number
 }): Figure[] {
   return [
@@ -84,9 +87,9 @@ export function queryFigures(m: {
     { name: 'same timeseries, raw scan', value: m.hourlyRaw, unit: 'ms' },
     { name: 'top 10 tenants by cost over 30 days, via rollups', value: m.tenants, unit: 'ms', target: '≤ 50 ms', met: m.tenants <= 50 },
     { name: 'same top 10, raw scan (every tenant aggregated, then ranked)', value: m.tenantsRaw, unit: 'ms', note: 'same tenants in the same order' },
-    { name: `summary over 30 days right after a burst of ${BURST.toLocaleString('en-US')} calls`, value: m.burst.summary, unit: 'ms', target: '≤ 20 ms', met: m.burst.summary <= 20, note: 'first query after flush(), median of 5 bursts' },
-    { name: 'hourly timeseries by route right after a burst', value: m.burst.timeseries, unit: 'ms', target: '≤ 50 ms', met: m.burst.timeseries <= 50 },
-    { name: 'top 10 tenants by cost right after a burst', value: m.burst.top, unit: 'ms', target: '≤ 50 ms', met: m.burst.top <= 50, note: `then equal to a raw scan: ${m.afterBurstCalls.toLocaleString('en-US')} calls` },
+    { name: `summary over 30 days right after a burst of ${BURST.toLocaleString('en-US')} calls`, value: m.burst.summary, unit: 'ms', target: '≤ 20 ms', met: m.burst.summary <= 20, note: `first query after flush(), median of ${m.burst.rounds.summary.length} bursts; per burst: ${perRound(m.burst.rounds.summary)}` },
+    { name: 'hourly timeseries by route right after a burst', value: m.burst.timeseries, unit: 'ms', target: '≤ 50 ms', met: m.burst.timeseries <= 50, note: `per burst: ${perRound(m.burst.rounds.timeseries)}` },
+    { name: 'top 10 tenants by cost right after a burst', value: m.burst.top, unit: 'ms', target: '≤ 50 ms', met: m.burst.top <= 50, note: `per burst: ${perRound(m.burst.rounds.top)}; then equal to a raw scan: ${m.afterBurstCalls.toLocaleString('en-US')} calls` },
   ]
 }
 
