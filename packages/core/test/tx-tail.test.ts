@@ -29,9 +29,9 @@ describe('TxTail', () => {
     // a run of this process starts while batch 14 is being written: 14 is a generation of its own, whichever way the
     // run's snapshot falls; 15 begins after the snapshot and joins the next generation with 16
     const inFlight = tail.writing()
-    tail.runStarting()
+    const snapshotTaken = tail.runStarting()
     write(13, 1) // began and ended while the run took its snapshot: uncertain too
-    tail.runSnapshotTaken()
+    snapshotTaken()
     tail.add(inFlight, calls(2), 14)
     write(15, 1)
     write(16, 1)
@@ -46,8 +46,7 @@ describe('TxTail', () => {
     tail2.start(0)
     tail2.add(tail2.writing(), calls(3), 20)
     const busy = tail2.writing()
-    tail2.runStarting()
-    tail2.runSnapshotTaken()
+    tail2.runStarting()()
     tail2.add(busy, calls(2), 21)
     tail2.add(tail2.writing(), calls(1), 22)
     expect(tail2.take(tail2.seal(), { upto: 21, pending: [] }, 0, -Infinity)).toMatchObject({ txids: [21, 22] })

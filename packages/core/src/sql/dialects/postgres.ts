@@ -90,7 +90,6 @@ $body$`,
   joinSketchPairs: () => sql<string>`string_agg(lb::text || ':' || requests::text, ',')`,
   joinLatencyBuckets: () => sql<string>`string_agg(latency_bucket::text, ',')`,
   joinSketches: () => sql<Uint8Array>`string_agg(latency_sketch, decode('0000', 'hex'))`,
-
   async tableExists(db, table, schema) {
     const qualified = `${schema ? `"${schema.replace(/"/g, '""')}".` : ''}${table}`
     const r = await sql<{ t: string | null }>`SELECT to_regclass(${qualified})::text AS t`.execute(db)

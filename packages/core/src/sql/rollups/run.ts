@@ -5,7 +5,7 @@ import type { RollupContext } from './context.js'
 import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_HOUR } from './levels.js'
 import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
-import { RAW_DELETIONS, readCursor, readState, writeCursor } from './state.js'
+import { readCursor, readPlanState, writeCursor } from './state.js'
 import { TABLES } from '../schema.js'
 import type { TakenTail, TxTail } from './tx-tail.js'
 
@@ -36,24 +36,17 @@ export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<b
  * many calls it rolled up.
  */
 export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false): Promise<number> {
-  const cursor = ctx.dialect.cursor
-  // PostgreSQL's tail in memory: which batches this run may take (see `TxTail`)
-  const tail = ctx.txTail
-  let snapshotTaken = tail === undefined
-  const taken = (): void => {
-    if (snapshotTaken) return
-    snapshotTaken = true
-    tail!.runSnapshotTaken()
-  }
-  tail?.runStarting()
+  // PostgreSQL's tail in memory: which batches this run may take is settled once its snapshot is read (see `TxTail`)
+  const snapshotTaken = ctx.txTail?.runStarting() ?? (() => undefined)
   try {
-    return await rollUp(ctx, cursor, maxRows, skipIfBusy, taken)
+    return await rollUp(ctx, maxRows, skipIfBusy, snapshotTaken)
   } finally {
-    taken()
+    snapshotTaken()
   }
 }
 
-async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['cursor'], maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void): Promise<number> {
+async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void): Promise<number> {
+  const cursor = ctx.dialect.cursor
   let position: CursorPosition | undefined
   const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
     const inTrx: RollupContext = { ...ctx, db: trx }
@@ -105,9 +98,8 @@ async function rollUp(ctx: RollupContext, cursor: RollupContext['dialect']['curs
 
 /** What a run may take from memory, with the raw-deletion count and the raw horizon read in its transaction. */
 async function takeForRun(tail: TxTail, trx: Kysely<unknown>, from: CursorPosition, to: CursorPosition): Promise<TakenTail> {
-  const deletions = (await readState(trx, RAW_DELETIONS)) ?? 0
-  const rawFrom = (await readState(trx, 'raw_horizon')) ?? -Infinity
-  return tail.forRun(from, to, deletions, rawFrom)
+  const { deletions, horizons } = await readPlanState(trx)
+  return tail.forRun(from, to, deletions, horizons.raw)
 }
 
 /** Transactions of this process above which a run reads its whole stretch raw (each splits the raw read's range). */

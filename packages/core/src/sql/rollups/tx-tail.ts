@@ -13,7 +13,7 @@ import type { GrainRows } from './levels.js'
  * - The generation being written is closed when a query begins ({@link seal}): every batch of a closed generation was
  *   acknowledged before the query's snapshot was taken, so the snapshot sees all of its rows.
  * - It is closed too when a rollup run of this process begins ({@link runStarting}), and a batch that was being
- *   written while the run took its snapshot (from then until {@link runSnapshotTaken}) is a generation of its own: the
+ *   written while the run took its snapshot (until it has read its snapshot) is a generation of its own: the
  *   run may or may not take it. A batch acknowledged before is one the run may take (unless the run stops short, see
  *   the dialect's bound); one that began after gets a transaction id the run's snapshot does not reach.
  * - And when it holds 128 batches or passes its bound of groups.
@@ -106,8 +106,8 @@ export class TxTail {
       // a process that never queries, in a fleet whose rollups another instance runs, would otherwise keep every
       // generation: the oldest go first (they only ever save reading)
       if (this.generations.length >= MAX_GENERATIONS) {
-        this.generations.splice(0, this.generations.length - MAX_GENERATIONS + 1)
-        if (this.current && !this.generations.includes(this.current)) this.current = undefined
+        const oldest = new Set(this.generations.slice(0, this.generations.length - MAX_GENERATIONS + 1))
+        this.keep((g) => !oldest.has(g))
       }
       let used = 0
       for (const g of this.generations) used += g.aggregates.size
@@ -123,16 +123,19 @@ export class TxTail {
     }
   }
 
-  /** A rollup run of this process begins; call {@link runSnapshotTaken} once it knows what it takes (or gave up). */
-  runStarting(): void {
+  /**
+   * A rollup run of this process begins. Returns what to call once it knows what it takes, or has ended without a
+   * snapshot (calling it again does nothing).
+   */
+  runStarting(): () => void {
     this.current = undefined
     this.runsStarting++
     for (const batch of this.inFlight) batch.uncertain = true
-  }
-
-  /** The rollup run of {@link runStarting} has read its snapshot (or ended without one). */
-  runSnapshotTaken(): void {
-    this.runsStarting--
+    let open = true
+    return () => {
+      if (open) this.runsStarting--
+      open = false
+    }
   }
 
   /**
@@ -142,17 +145,10 @@ export class TxTail {
    */
   forRun(from: CursorPosition, to: CursorPosition, deletions: number, rawFrom: number): TakenTail {
     this.current = undefined
-    const taken: TakenTail = { rows: [], txids: [] }
-    if (!this.sameDeletions(deletions)) return taken
+    if (!this.sameDeletions(deletions)) return { rows: [], txids: [] }
     const before = tailTest(from)
     const after = tailTest(to)
-    for (const generation of this.generations) {
-      if (!usable(generation, rawFrom) || !generation.txids.every((tx) => before(tx) && !after(tx))) continue
-      taken.rows.push(generation.aggregates.rows())
-      for (const tx of generation.txids) taken.txids.push(tx)
-    }
-    taken.txids.sort((a, b) => a - b)
-    return taken
+    return collect(this.generations, rawFrom, (tx) => before(tx) && !after(tx))
   }
 
   /** Whether `deletions` is the count the generations were aggregated under; forgets them when it moved on. */
@@ -160,18 +156,22 @@ export class TxTail {
     if (this.deletions === deletions) return true
     // an older snapshot than one already seen (a query that began earlier) changes nothing
     if (this.deletions === undefined || deletions > this.deletions) {
-      this.generations = []
-      this.current = undefined
+      this.keep(() => false)
       this.deletions = deletions
       this.forgets++
     }
     return false
   }
 
-  /** A rollup run of this process committed with the cursor at `at`: drops the generations it has passed. */
+  /** The cursor is at `at` (a rollup run of this process committed, or a query saw it): drops the generations it passed. */
   rolledUp(at: CursorPosition): void {
     const inTail = tailTest(at)
-    this.generations = this.generations.filter((g) => g.txids.some(inTail))
+    this.keep((g) => g.txids.some(inTail))
+  }
+
+  /** Keeps the generations `wanted` says to keep (the one being written too, or it is closed). */
+  private keep(wanted: (generation: TailGeneration) => boolean): void {
+    this.generations = this.generations.filter(wanted)
     if (this.current && !this.generations.includes(this.current)) this.current = undefined
   }
 
@@ -191,29 +191,22 @@ export class TxTail {
    * calls; when it moved, raw calls of the tail may be gone, and every generation is forgotten.
    */
   take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number, rawFrom: number): TakenTail {
-    const taken: TakenTail = { rows: [], txids: [] }
-    if (!this.sameDeletions(deletions)) return taken
+    if (!this.sameDeletions(deletions)) return { rows: [], txids: [] }
+    this.rolledUp(at)
     // a generation forgotten since this query sealed its list is not read either
     const live = new Set(this.generations)
-    const inTail = tailTest(at)
-    const rolled = new Set<TailGeneration>()
-    for (const generation of sealed) {
-      if (!live.has(generation)) continue
-      let count = 0
-      for (const tx of generation.txids) if (inTail(tx)) count++
-      if (count === 0) {
-        rolled.add(generation)
-        continue
-      }
-      if (count < generation.txids.length || !usable(generation, rawFrom)) continue
-      taken.rows.push(generation.aggregates.rows())
-      for (const tx of generation.txids) taken.txids.push(tx)
-    }
-    if (rolled.size > 0) {
-      this.generations = this.generations.filter((g) => !rolled.has(g))
-      if (this.current && rolled.has(this.current)) this.current = undefined
-    }
-    taken.txids.sort((a, b) => a - b)
-    return taken
+    return collect(sealed.filter((g) => live.has(g)), rawFrom, tailTest(at))
   }
+}
+
+/** The usable generations every transaction of which `taken` says is taken, with those transactions, ascending. */
+function collect(generations: readonly TailGeneration[], rawFrom: number, taken: (tx: number) => boolean): TakenTail {
+  const out: TakenTail = { rows: [], txids: [] }
+  for (const generation of generations) {
+    if (!usable(generation, rawFrom) || !generation.txids.every(taken)) continue
+    out.rows.push(generation.aggregates.rows())
+    for (const tx of generation.txids) out.txids.push(tx)
+  }
+  out.txids.sort((a, b) => a - b)
+  return out
 }
