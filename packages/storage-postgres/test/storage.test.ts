@@ -203,6 +203,63 @@ describe('postgresStorage()', () => {
     await pool.end()
   })
 
+  it('a background rollup run steps aside, between its statements, while a query of this process is in flight', async () => {
+    const pool = new pg.Pool({ connectionString: testUrl(), max: 4 })
+    // when each statement of a rollup run's merges started; when the query started, and when its last statement ended
+    const merges: number[] = []
+    let from = 0
+    let to = 0
+    let asked: Promise<unknown> | undefined
+    // connections open on first use: the storage and its stats exist before any
+    const storage = postgresStorage({ pool, schema, retention: FOREVER, now: () => NOW, schedule: { rollupEveryCalls: 1 } })
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    pool.on('connect', (client) => {
+      const original = client.query.bind(client) as (...args: unknown[]) => unknown
+      let querying = false
+      ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        const text = typeof args[0] === 'string' ? args[0] : ''
+        if (/^(SELECT \* FROM|INSERT INTO) "?apimeter_rollups_/.test(text)) {
+          merges.push(performance.now())
+          // a few statements into the run's merges, a query begins
+          if (merges.length === 5) {
+            from = performance.now()
+            asked = stats.summary({ from: '-7d' })
+          }
+        }
+        // the query's statements: its snapshot's transaction, on a connection of its own
+        if (asked && /^start transaction isolation level repeatable read/i.test(text)) querying = true
+        const result = original(...args)
+        if (querying && result instanceof Promise) {
+          void result.then(() => (to = performance.now()), () => undefined)
+          if (/^commit/i.test(text)) querying = false
+        }
+        return result
+      }
+    })
+    const make = recordFactory({ service: 'pg' })
+    // many groups (tenants by route by hour): the run merges thousands of rows, in many statements
+    const written = Array.from({ length: 8000 }, (_, i) =>
+      make({ direction: 'outbound', api: 'a', method: 'GET', route: `/r${i % 20}`, statusCode: 200, durationMs: 1 + (i % 500), tenantId: `t${i % 400}`, timestamp: NOW - 2 * DAY + Math.floor((i / 8000) * 2 * DAY) }),
+    )
+    await storage.writeCalls(written) // starts a run in the background
+    await vi.waitFor(() => expect(asked).toBeDefined(), { timeout: 30_000 })
+    await asked
+    const window = { from, to }
+    await storage.maintain()
+    expect(merges.length).toBeGreaterThan(40)
+    // the run's statement in flight when the query began ends; the run then starts no other until the query is done
+    // (its last statement answered), or until a pause of 100 ms runs out
+    expect(window.to).toBeGreaterThan(window.from)
+    const during = merges.filter((t) => t > window.from && t < window.to).length
+    expect(during).toBeLessThanOrEqual(Math.floor((window.to - window.from) / 100))
+    // and nothing of the run was lost
+    expect((await stats.summary({ from: '-7d' })).requests).toBe(8000)
+    const [rolled] = await query<{ n: number }>(`SELECT SUM(requests)::int AS n FROM apimeter_rollups_hour WHERE level = 0`, schema)
+    expect(rolled!.n).toBe(8000)
+    await storage.close()
+    await pool.end()
+  })
+
   it('writes a retried batch once (a commit whose acknowledgement was lost)', async () => {
     const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER })
     const batch = calls(100, NOW - DAY, DAY)

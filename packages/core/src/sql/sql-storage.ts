@@ -4,6 +4,7 @@ import { assertCallRecords } from '../call/check.js'
 import type { CallRecord } from '../call/types.js'
 import { ApimeterError, errorMessage } from '../errors.js'
 import type { StorageAdapter, StorageHooks } from '../storage/adapter.js'
+import type { AggregateRow } from '../storage/aggregate.js'
 import { defaultErrorClass, findCode } from '../storage/error-kind.js'
 import { resolveTime, type TimeInput } from '../time.js'
 import { createSqlAlertStore } from './alert-store-sql.js'
@@ -30,6 +31,7 @@ import { rebuildRollupRange } from './rollups/rebuild.js'
 import { applyRetention, type RetentionMs, type RetentionRun } from './rollups/retention.js'
 import { rollUpAll, rollUpPending } from './rollups/run.js'
 import { topKeys } from './rollups/top.js'
+import { QueryGate } from './rollups/query-gate.js'
 import { CALL_COLUMNS, callToRow, type SqlDialectName, TABLES } from './schema.js'
 
 /**
@@ -222,6 +224,8 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     accumulator: config.insertCalls && dialect.idsInCommitOrder ? new RollupAccumulator() : undefined,
     txTail: config.insertCalls && dialect.cursor.tailExcept ? new TxTail() : undefined,
   }
+  // background runs step aside for this process's queries where they use separate connections (PostgreSQL's pool)
+  const queries = ctx.txTail && (config.maxWriteConcurrency ?? 1) > 1 ? new QueryGate() : undefined
   // read lazily: an adapter may learn its schema only when it connects
   const migrateOptions = (): { dialect: SqlDialect; schema?: string } => ({ dialect, schema: config.schema })
   let chain: Promise<unknown> = Promise.resolve()
@@ -294,7 +298,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     }
     if (retentionDue) lastRetentionAt = t
     maintenance = exclusive(async () => {
-      if (rollupDue) await rollUpPending(ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
+      if (rollupDue) await rollUpPending(queries ? { ...ctx, pause: queries.forRun() } : ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
       if (retentionDue) {
         await housekeeping(t)
         return applyRetention(ctx, config.retention, t, 20_000, true)
@@ -384,16 +388,18 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
       // those reads would otherwise count its calls twice (in the rollups and in the tail).
       // before the snapshot: every batch of these generations was acknowledged, so the snapshot sees it
       const tailGenerations = ctx.txTail?.seal()
-      return dialect.readSnapshot(
-        db,
-        async (snapshot) => {
-          const inSnapshot = { ...ctx, db: snapshot, tailGenerations }
-          // a ranked breakdown: rank the groups in SQL, then aggregate only the ones that made it
-          const filter = query.top ? await topKeys(inSnapshot, query) : null
-          return aggregateWithRollups(inSnapshot, filter ? { ...query, filter } : query)
-        },
-        exclusive,
-      )
+      const read = (): Promise<AggregateRow[]> =>
+        dialect.readSnapshot(
+          db,
+          async (snapshot) => {
+            const inSnapshot = { ...ctx, db: snapshot, tailGenerations }
+            // a ranked breakdown: rank the groups in SQL, then aggregate only the ones that made it
+            const filter = query.top ? await topKeys(inSnapshot, query) : null
+            return aggregateWithRollups(inSnapshot, filter ? { ...query, filter } : query)
+          },
+          exclusive,
+        )
+      return queries ? queries.around(read) : read()
     },
     async migrate(to = 'latest') {
       ensureOpen()

@@ -24,6 +24,11 @@ export interface RollupContext {
    * them out first.
    */
   sketchMerge?: string
+  /**
+   * A background run's pause before each of its statements while a query of this process is in flight (see
+   * `QueryGate.forRun`); undefined when there is nothing to wait for.
+   */
+  pause?: () => Promise<void> | undefined
 }
 
 /** Runs a raw statement through the adapter's prepared-statement cache when it has one. */

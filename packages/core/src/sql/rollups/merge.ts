@@ -69,6 +69,8 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
     const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge)
+    const paused = ctx.pause?.()
+    if (paused) await paused
     const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(shape, chunk))
     // What each row writes: its state, plus the stored row's where one was read. The rows' own states are left as
     // they are (a folded row may share its state with other rows of the run, see foldToLevels; and the run counts
@@ -94,6 +96,8 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
       const sketch = s.sketch.encode() // a copy of its own: handed over as it is
       params.push(Math.round(s.durationMin * 1000), Math.round(s.durationMax * 1000), Buffer.from(sketch.buffer, sketch.byteOffset, sketch.byteLength))
     }
+    const pausedAgain = ctx.pause?.()
+    if (pausedAgain) await pausedAgain
     await execute(ctx, text.upsert, params)
   }
 }

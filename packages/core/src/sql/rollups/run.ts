@@ -76,7 +76,11 @@ async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, 
       const stretch = taken ? sql<boolean>`(${next.batch}) AND ${cursor.tailExcept!(from, taken.txids)}` : next.batch
       // when memory took it all, one probe finds that nothing else is there instead of two groupings of nothing
       const rest = taken ? await sql`SELECT 1 AS one FROM ${sql.table(TABLES.calls)} WHERE ${stretch} LIMIT 1`.execute(trx) : null
-      if (!rest || rest.rows.length > 0) rows.push(await aggregateForRollup(inTrx, stretch, Number.isFinite(maxRows)))
+      if (!rest || rest.rows.length > 0) {
+        const paused = ctx.pause?.()
+        if (paused) await paused
+        rows.push(await aggregateForRollup(inTrx, stretch, Number.isFinite(maxRows)))
+      }
     }
     ctx.accumulator?.reset()
     let count = 0
