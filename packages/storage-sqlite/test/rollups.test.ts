@@ -147,6 +147,13 @@ describe('rollups and retention on SQLite', () => {
     expect(Number(hourLeft[0]!.oldest)).toBeGreaterThanOrEqual(Math.floor((NOW - 60 * DAY) / DAY) * DAY)
     const routeHourLeft = await rows(storage, `SELECT MIN(bucket_start) AS oldest FROM apimeter_rollups_route_hour`)
     expect(Number(routeHourLeft[0]!.oldest)).toBe(Number(hourLeft[0]!.oldest))
+    // the 5-minute rows (level 0, and by route) go with the raw calls
+    const fineLeft = await rows(storage, `SELECT COUNT(*) AS n, MIN(bucket_start) AS oldest FROM apimeter_rollups_5m`)
+    expect(Number(fineLeft[0]!.n)).toBeGreaterThan(0)
+    expect(Number(fineLeft[0]!.oldest)).toBeGreaterThanOrEqual(rawCut)
+    const route5mLeft = await rows(storage, `SELECT COUNT(*) AS n, MIN(bucket_start) AS oldest FROM apimeter_rollups_route_5m`)
+    expect(Number(route5mLeft[0]!.n)).toBeGreaterThan(0)
+    expect(Number(route5mLeft[0]!.oldest)).toBeGreaterThanOrEqual(rawCut)
 
     const clock = { now: () => NOW }
     const stats = createStats(storage, { clock })
@@ -322,6 +329,64 @@ describe('rollups and retention on SQLite', () => {
     await storage.close()
   })
 
+  it('keeps one route-by-5-minutes row per (5 minutes, route) and reads the sub-hour edges of a series by route from it, exactly', async () => {
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const calls = workload(2, 600, 11)
+    await reference.writeCalls(calls)
+    await storage.writeCalls(calls)
+    await storage.maintain()
+    const FIVE = 300_000
+    const stored = await rows(storage, 'SELECT * FROM apimeter_rollups_route_5m ORDER BY bucket_start, route')
+    const buckets = new Set(calls.map((c) => `${c.timestamp - (c.timestamp % FIVE)}|${c.route}`))
+    expect(stored.map((r) => `${Number(r.bucket_start)}|${String(r.route)}`)).toEqual([...buckets].sort((a, b) => (a < b ? -1 : 1)))
+    for (const r of stored) {
+      const inRow = calls.filter((c) => c.route === r.route && c.timestamp - (c.timestamp % FIVE) === r.bucket_start)
+      expect(Number(r.requests)).toBe(inRow.length)
+      expect(Number(r.outcome_server_error)).toBe(inRow.filter((c) => c.outcome === 'server_error').length)
+    }
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    // edges on and off the 5-minute grid, of a series by route and of one route
+    const windows: StatsFilter[] = [
+      { from: NOW - DAY - 17 * 60_000, to: NOW - 3 * HOUR + 22 * 60_000 + 7_000 },
+      { from: NOW - 30 * HOUR + 35 * 60_000, to: NOW - 29 * HOUR + 5 * 60_000 },
+      { from: NOW - 40 * HOUR - 3 * 60_000, to: NOW - 2 * HOUR, route: '/a' },
+    ]
+    for (const window of windows) {
+      expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+      expect(await stats.timeseries({ ...window, interval: 'hour' })).toEqual(await truth.timeseries({ ...window, interval: 'hour' }))
+      expect(await stats.breakdown({ ...window, by: 'route' })).toEqual(await truth.breakdown({ ...window, by: 'route' }))
+    }
+    // rebuilt with the other rollups
+    await sql`DELETE FROM apimeter_rollups_route_5m`.execute(storage.db)
+    await storage.rebuildRollups({ from: new Date(NOW - 3 * DAY), to: new Date(NOW + DAY) })
+    expect(await rows(storage, 'SELECT * FROM apimeter_rollups_route_5m ORDER BY bucket_start, route')).toEqual(stored)
+    // the first point's 15 minutes on the 5-minute grid are read from these rows: one more call in each row shows there
+    await sql`UPDATE apimeter_rollups_route_5m SET requests = requests + 1, outcome_success = outcome_success + 1`.execute(storage.db)
+    const edge = { interval: 'hour', from: NOW - DAY - 15 * 60_000, to: NOW - DAY + HOUR, groupBy: 'route' } as const
+    const expected = await truth.timeseries(edge)
+    const inEdge = (route: string): number => stored.filter((r) => r.route === route && Number(r.bucket_start) >= edge.from && Number(r.bucket_start) < NOW - DAY).length
+    expect((await stats.timeseries(edge)).map((p) => p.requests)).toEqual(expected.map((p) => (p.start.getTime() < NOW - DAY ? p.requests + inEdge(p.group!) : p.requests)))
+    expect(inEdge('/a') + inEdge('/b/:id')).toBeGreaterThan(0)
+    await storage.close()
+  })
+
+  it('reads sub-hour edges by route raw where calls were rolled up before the route-by-5-minutes table existed (migration 0011), exactly', async () => {
+    const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0010_raw_deletions', 'route_5m_horizon', 'apimeter_rollups_route_5m')
+    // before the horizon, across it, after it
+    const windows: StatsFilter[] = [
+      { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
+      { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 + 5 },
+      { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, route: '/b/:id' },
+    ]
+    for (const window of windows) {
+      expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
+      expect(await stats.breakdown({ ...window, by: 'route' })).toEqual(await truth.breakdown({ ...window, by: 'route' }))
+    }
+    await storage.close()
+  })
+
   it('counts a sub-hour edge before reading it with its latency buckets listed, never a whole range no rollup level keeps, and answers both exactly', async () => {
     const database = new Database(tmp.file())
     const statements: string[] = []
@@ -345,7 +410,8 @@ describe('rollups and retention on SQLite', () => {
     const truth = createStats(reference, { clock: { now: () => NOW } })
     // the edge's count, over raw calls (the packed route-by-hour read counts its own table up to the same bound)
     const counts = (): string[] => statements.filter((text) => text.includes('LIMIT 50001') && text.includes('"apimeter_calls"'))
-    // 17 minutes before an hour: those 17 minutes are an edge, read raw (the 5-minute level has no route)
+    // 17 minutes before an hour: an edge, whose first 2 minutes (up to the 5-minute grid) are read raw; the rest comes
+    // from the route-by-5-minutes rows
     const window = { from: NOW - 2 * DAY - 17 * 60_000, to: NOW - HOUR, interval: 'hour', groupBy: 'route' } as const
     statements.length = 0
     expect(await stats.timeseries(window)).toEqual(await truth.timeseries(window))

@@ -186,12 +186,13 @@ const costEstimatedColumn = (d: SqlDialect, table: string): string => `ALTER TAB
  * `0009_storage_limits`' route-by-hour rollups: one row per (hour, route) with the requests of each outcome as
  * columns, so an hourly timeseries by route reads one row per point instead of grouping a row per (api, status,
  * outcome, method) of every route and hour. Complete from `route_hour_horizon` on (the hour after the newest call when
- * the table was added; no row: everywhere), as 0005's 5-minute rows are from `fine_horizon`.
+ * the table was added; no row: everywhere), as 0005's 5-minute rows are from `fine_horizon`. `0011_route_5m` adds the
+ * same table in 5-minute buckets (`route_5m_horizon`), so the sub-hour edges of a series by route read no raw call.
  */
-function routeHourTable(d: SqlDialect): string[] {
+function routeTable(d: SqlDialect, table: string, horizon: string): string[] {
   const t = d.types
   return [
-    `CREATE TABLE ${TABLES.rollupRouteHour} (
+    `CREATE TABLE ${table} (
     bucket_start ${t.bigint} NOT NULL,
     route TEXT NOT NULL,
 ${[...ROUTE_HOUR_SUMS, ...OUTCOME_COLUMNS].map((c) => `    ${c} ${t.bigint} NOT NULL,`).join('\n')}
@@ -201,7 +202,7 @@ ${[...ROUTE_HOUR_SUMS, ...OUTCOME_COLUMNS].map((c) => `    ${c} ${t.bigint} NOT 
     PRIMARY KEY (bucket_start, route)
 )${d.ddl.rollupTableOptions}`,
     `INSERT INTO ${TABLES.rollupState} (name, value)
-    SELECT 'route_hour_horizon', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
+    SELECT '${horizon}', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
   ]
 }
 
@@ -476,7 +477,7 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       // Route-by-hour rollups with the outcomes as columns (an hourly timeseries by route without a big GROUP BY).
       name: '0009_storage_limits',
       async up(db) {
-        await run(db, routeHourTable(dialect))
+        await run(db, routeTable(dialect, TABLES.rollupRouteHour, 'route_hour_horizon'))
       },
       async down(db) {
         await run(db, [`DROP TABLE ${TABLES.rollupRouteHour}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_hour_horizon'`])
@@ -491,6 +492,17 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
       },
       async down(db) {
         await run(db, dialect.ddl.rawDeletionsDown)
+      },
+    },
+    {
+      // Route-by-5-minutes rollups: the sub-hour edges of a series by route (or of one route) from rollups, not raw
+      // calls. Complete from `route_5m_horizon` on (the hour after the newest call at migration time).
+      name: '0011_route_5m',
+      async up(db) {
+        await run(db, routeTable(dialect, TABLES.rollupRoute5m, 'route_5m_horizon'))
+      },
+      async down(db) {
+        await run(db, [`DROP TABLE ${TABLES.rollupRoute5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_5m_horizon'`])
       },
     },
   ]

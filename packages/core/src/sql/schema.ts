@@ -21,6 +21,7 @@ export const TABLES = {
   rollupDay: 'apimeter_rollups_day',
   rollupMonth: 'apimeter_rollups_month',
   rollupRouteHour: 'apimeter_rollups_route_hour',
+  rollupRoute5m: 'apimeter_rollups_route_5m',
   rollupState: 'apimeter_rollup_state',
   apiProviders: 'apimeter_api_providers',
   apiEndpoints: 'apimeter_api_endpoints',

@@ -17,15 +17,18 @@ function level(map: Level, key: unknown): Level {
   return next
 }
 
-/** The groups of one value of the five fields both grains share: hourly (by hour, then four fields) and 5-minute. */
+/**
+ * The groups of one value of the five fields both grains share: hourly (by hour, then four fields) and 5-minute (by
+ * 5 minutes, then method and route).
+ */
 interface BaseGroups {
   hourly: Level
-  fine: Map<number, AggregateState>
+  fine: Level
 }
 
 /**
  * Calls aggregated in memory at the rollup grains as they are added: hourly rows at the full grain and 5-minute rows
- * at the level-0 grain. Bounded: past `maxEntries` groups it stops and says so ({@link overflowed}).
+ * at `FINE_GRAIN`. Bounded: past `maxEntries` groups it stops and says so ({@link overflowed}).
  */
 export class GrainAggregates {
   /**
@@ -67,10 +70,11 @@ export class GrainAggregates {
       }
       addCall(state, call)
       const fiveMinutes = fineBucket(call.timestamp)
-      let fine = base.fine.get(fiveMinutes)
+      const routes = level(level(base.fine, fiveMinutes), call.method)
+      let fine = routes.get(call.route) as AggregateState | undefined
       if (fine === undefined) {
-        fine = newGroup(this.fine, fiveMinutes, [call.service, call.direction, call.api ?? null, status === null ? null : String(status), call.outcome])
-        base.fine.set(fiveMinutes, fine)
+        fine = newGroup(this.fine, fiveMinutes, [call.service, call.direction, call.api ?? null, status === null ? null : String(status), call.outcome, call.method, call.route])
+        routes.set(call.route, fine)
       }
       addCall(fine, call)
     }

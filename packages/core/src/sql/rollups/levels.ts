@@ -110,6 +110,16 @@ export const ROLLUP_SHAPES: Record<RollupResolution, RollupTableShape> = {
  */
 export const ROUTE_HOUR: RollupTableShape = { table: TABLES.rollupRouteHour, keys: ['bucket_start', 'route'], outcomeColumns: true }
 
+/**
+ * The route-by-5-minutes table (`0011_route_5m`): the route-by-hour table's rows in 5-minute buckets, what the sub-hour
+ * edges of a series by route read. Complete from the `route_5m_horizon` state row on (see `Horizons.route5m`); kept
+ * as long as raw calls, like the 5-minute level rows.
+ */
+export const ROUTE_5M: RollupTableShape = { table: TABLES.rollupRoute5m, keys: ['bucket_start', 'route'], outcomeColumns: true }
+
+/** The route tables by resolution. */
+export const ROUTE_TABLES = { '5m': ROUTE_5M, hour: ROUTE_HOUR } as const
+
 /** The dimensions the route-by-hour table keeps. */
 export const ROUTE_HOUR_DIMS: readonly Dimension[] = ['route']
 
@@ -129,8 +139,11 @@ export function rowId(level: number, start: number, key: Record<KeyColumn, strin
 
 /** Every dimension any level keeps: a rollup run aggregates raw calls at this grain, then folds it per level. */
 export const ROLLUP_GRAIN: readonly Dimension[] = ['service', 'direction', 'api', 'status', 'outcome', 'method', 'route', 'tenant', 'model']
-/** The grain of the 5-minute rows: the dimensions of the levels kept in 5-minute buckets (level 0). */
-export const FINE_GRAIN: readonly Dimension[] = BASE
+/**
+ * The grain of the 5-minute rows: the dimensions of level 0 and of the route tables — a prefix of {@link ROLLUP_GRAIN}
+ * (level 0's five, then method and route), so code reading grain keys by their index in ROLLUP_GRAIN reads both.
+ */
+export const FINE_GRAIN: readonly Dimension[] = ROLLUP_GRAIN.slice(0, ROLLUP_GRAIN.indexOf('route') + 1)
 
 /**
  * What a rollup run aggregates: hourly rows at the full grain (keys in {@link ROLLUP_GRAIN} order), and 5-minute
@@ -142,8 +155,8 @@ export interface GrainRows {
   fine: readonly AggregateRow[]
 }
 
-/** A run's rows for each level table (by resolution) and for the route-by-hour table, one per stored row. */
-export type FoldedRows = Record<RollupResolution, RollupRow[]> & { routeHour: RollupRow[] }
+/** A run's rows for each level table (by resolution) and for the route tables, one per stored row. */
+export type FoldedRows = Record<RollupResolution, RollupRow[]> & { routeHour: RollupRow[]; route5m: RollupRow[] }
 
 /** A folded row, and whether its state is still a grain row's own (shared, not copied yet). */
 interface FoldTarget {
@@ -152,7 +165,8 @@ interface FoldTarget {
 }
 
 /**
- * Folds a run's aggregates into every level and resolution, and into the route-by-hour table.
+ * Folds a run's aggregates into every level and resolution, and into the route tables (by hour from the hourly rows,
+ * by 5 minutes from the 5-minute ones).
  *
  * A run folds as many hourly rows as it has distinct (hour, key) pairs — about one per call when history is written
  * out of order — so this avoids per-target work: a row's key and its id are built once per level and looked up by
@@ -162,8 +176,15 @@ interface FoldTarget {
  * folding).
  */
 export function foldToLevels({ hourly, fine }: GrainRows): FoldedRows {
-  const out: FoldedRows = { '5m': [], hour: [], day: [], month: [], routeHour: [] }
-  const targets: Record<keyof FoldedRows, Map<string, Map<number, FoldTarget>>> = { '5m': new Map(), hour: new Map(), day: new Map(), month: new Map(), routeHour: new Map() }
+  const out: FoldedRows = { '5m': [], hour: [], day: [], month: [], routeHour: [], route5m: [] }
+  const targets: Record<keyof FoldedRows, Map<string, Map<number, FoldTarget>>> = {
+    '5m': new Map(),
+    hour: new Map(),
+    day: new Map(),
+    month: new Map(),
+    routeHour: new Map(),
+    route5m: new Map(),
+  }
   const fold = (table: keyof FoldedRows, id: string, level: number, start: number, key: Record<KeyColumn, string | number>, state: AggregateState): void => {
     const ids = targets[table]
     let byStart = ids.get(id)
@@ -187,6 +208,9 @@ export function foldToLevels({ hourly, fine }: GrainRows): FoldedRows {
   for (const row of fine) {
     const key = levelKey(0, row.keys)
     fold('5m', rowId(0, 0, key), 0, row.start!, key, row.state)
+    // the 5-minute grain has the route (and the method, which the route tables do not keep)
+    const route = levelKey(1, row.keys)
+    fold('route5m', route.route as string, 1, row.start!, route, row.state)
   }
   for (const row of hourly) {
     const hour = row.start!

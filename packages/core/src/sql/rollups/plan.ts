@@ -39,10 +39,15 @@ export interface Horizons {
    * `-Infinity`: everywhere. Before it, hour buckets by route are read from the route level's rows.
    */
   routeHour?: number
+  /**
+   * Route-by-5-minutes rollups (`0011_route_5m`) are complete from this instant on (hour-aligned); absent or
+   * `-Infinity`: everywhere. Before it, the sub-hour edges of a query by route are read raw.
+   */
+  route5m?: number
 }
 
 /** No retention has run. */
-export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity, routeHour: -Infinity }
+export const NO_HORIZONS: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity, routeHour: -Infinity, route5m: -Infinity }
 
 /** One piece of a plan: a time range read at one level. */
 export interface Segment {

@@ -23,6 +23,7 @@ import {
   rollupFilterExpression,
   ROUTE_HOUR,
   ROUTE_HOUR_DIMS,
+  ROUTE_TABLES,
 } from './levels.js'
 import { FINE_MS, planQuery } from './plan.js'
 import { readPlanState } from './state.js'
@@ -30,7 +31,15 @@ import { TABLES } from '../schema.js'
 
 /** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
 export type Source =
-  | { kind: 'rollup'; unit: RollupResolution; level: number; start: number; end: number; routeHour?: boolean }
+  | {
+      kind: 'rollup'
+      unit: RollupResolution
+      level: number
+      start: number
+      end: number
+      /** Read from the route table of its unit (route by hour, route by 5 minutes) rather than the level table. */
+      byRoute?: boolean
+    }
   | {
       kind: 'raw'
       filter: CallFilter
@@ -48,16 +57,19 @@ function neededDimensions(query: AggregateQuery): Dimension[] {
 
 /**
  * The sources of a query: the plan's segments, plus the raw tail inside the rollup range. Hour buckets of a query
- * needing no dimension but the route come from the route-by-hour table where it is complete (`routeHour: false`
- * leaves them on the route level's rows, for readers that only know the level tables).
+ * needing no dimension but the route come from the route-by-hour table where it is complete, and its sub-hour edges
+ * from the route-by-5-minutes table where that is (`routeHour: false` leaves them on the route level's rows and raw
+ * calls, for readers that only know the level tables).
  */
 export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, options: { routeHour?: boolean } = {}): Promise<{ sources: Source[]; resolution: Resolution }> {
   const { db, dialect } = ctx
   const level = chooseLevel(query.filter, query.groupBy)
   const byRoute = options.routeHour !== false && level?.id === 1 && neededDimensions(query).every((d) => ROUTE_HOUR_DIMS.includes(d))
   const { at, horizons, deletions } = await readPlanState(db)
-  // a level without 5-minute rows: as if they existed nowhere (sub-hour edges raw)
-  const plan = planQuery(query.filter.from, query.filter.to, query.interval, level?.fine ? horizons : { ...horizons, fine: Infinity }, level !== null)
+  // a level without 5-minute rows: as if they existed nowhere (sub-hour edges raw) — but a query by route alone has
+  // the route-by-5-minutes rows, complete from their own horizon
+  const fine = level?.fine ? horizons.fine : byRoute ? horizons.route5m : Infinity
+  const plan = planQuery(query.filter.from, query.filter.to, query.interval, { ...horizons, fine }, level !== null)
   const rangeFilter = (start: number, end: number): CallFilter => ({
     ...query.filter,
     from: Number.isFinite(start) ? start : undefined,
@@ -77,10 +89,11 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
       // split where the route-by-hour rows begin
       const cut = Math.min(Math.max(horizons.routeHour ?? -Infinity, segment.start), segment.end)
       if (segment.start < cut) sources.push({ kind: 'rollup', unit: 'hour', level: level.id, start: segment.start, end: cut })
-      if (cut < segment.end) sources.push({ kind: 'rollup', unit: 'hour', level: level.id, start: cut, end: segment.end, routeHour: true })
+      if (cut < segment.end) sources.push({ kind: 'rollup', unit: 'hour', level: level.id, start: cut, end: segment.end, byRoute: true })
       continue
     }
-    sources.push({ kind: 'rollup', unit: segment.unit, level: level!.id, start: segment.start, end: segment.end })
+    // 5-minute segments of a query by route are planned only where the route-by-5-minutes rows are complete
+    sources.push({ kind: 'rollup', unit: segment.unit, level: level!.id, start: segment.start, end: segment.end, ...(byRoute && segment.unit === '5m' ? { byRoute: true } : {}) })
   }
   if (rollupStart < rollupEnd) {
     sources.push({
@@ -99,7 +112,7 @@ export async function sourcesOf(ctx: RollupContext, query: AggregateQuery, optio
  * on the key columns.
  */
 export function rollupWhere(source: Extract<Source, { kind: 'rollup' }>, filter: CallFilter): RawBuilder<boolean> {
-  const bounds: RawBuilder<unknown>[] = source.routeHour ? [] : [sql`level = ${source.level}`]
+  const bounds: RawBuilder<unknown>[] = source.byRoute ? [] : [sql`level = ${source.level}`]
   if (Number.isFinite(source.start)) bounds.push(sql`bucket_start >= ${source.start}`)
   if (Number.isFinite(source.end)) bounds.push(sql`bucket_start < ${source.end}`)
   bounds.push(rollupFilterExpression(filter))
@@ -125,11 +138,11 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
     }
     // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value — except an hourly
     // series by route over the route-by-hour table, whose rows are its groups already: read as they are
-    const asStored = source.routeHour === true && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
+    const asStored = source.byRoute === true && source.unit === 'hour' && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
     if (asStored && dialect.packRows && (await readPackedRouteHours(ctx, dialect.packRows, source, query, groups))) continue
     const groupColumns = asStored ? [] : rollupGroupColumns(query)
-    const table = source.routeHour ? ROUTE_HOUR.table : ROLLUP_TABLES[source.unit]
-    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.routeHour === true, !asStored)} FROM ${sql.table(table)}
+    const table = source.byRoute ? ROUTE_TABLES[source.unit === '5m' ? '5m' : 'hour'].table : ROLLUP_TABLES[source.unit]
+    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.byRoute === true, !asStored)} FROM ${sql.table(table)}
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
@@ -184,8 +197,8 @@ const LIST_BUCKETS_MAX_CALLS = 50_000
  * Adds the not-yet-rolled tail from the calls this process wrote since the cursor, aggregated in memory as they were
  * written (SQLite: see `RollupAccumulator`), when they are exactly the calls above the cursor: right after a burst
  * of writes, a query then reads no raw calls for the tail. The memory holds hourly rows at the full grain and
- * 5-minute rows at the level-0 grain, so the tail's range must be aligned to the buckets used. Returns false when
- * the database has to be read instead.
+ * 5-minute rows at the 5-minute grain (level 0's dimensions with method and route), so the tail's range must be
+ * aligned to the buckets used. Returns false when the database has to be read instead.
  */
 async function tailFromMemory(ctx: RollupContext, query: AggregateQuery, tail: TailRange, groups: AggregateGroups): Promise<boolean> {
   const grain = memoryGrain(query, tail)
@@ -225,7 +238,7 @@ export type TailRange = NonNullable<Extract<Source, { kind: 'raw' }>['tail']>
 /**
  * Which grain of memory rows answers a query over `tail`: 5-minute rows when the query needs only their dimensions and
  * the range is aligned to them, hourly rows when it is aligned to hours; null when neither (the memory holds hourly
- * rows at the full grain and 5-minute rows at the level-0 grain).
+ * rows at the full grain and 5-minute rows at the 5-minute grain).
  */
 function memoryGrain(query: AggregateQuery, tail: TailRange): 'fine' | 'hourly' | null {
   const aligned = (t: number, ms: number): boolean => !Number.isFinite(t) || t % ms === 0

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 import type { RollupContext } from './context.js'
-import { LEVEL_IDS, ROLLUP_TABLES, ROUTE_HOUR } from './levels.js'
+import { LEVEL_IDS, ROLLUP_TABLES, ROUTE_5M, ROUTE_HOUR } from './levels.js'
 import { readCursor, readHorizons, writeState } from './state.js'
 
 /** How long each level is kept, in milliseconds (`Infinity` = forever). */
@@ -64,11 +64,15 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       run.probeChecks += Number(checks.numAffectedRows ?? 0)
       const samples = await sql`DELETE FROM ${sql.table(TABLES.systemSamples)} WHERE id IN (SELECT id FROM ${sql.table(TABLES.systemSamples)} WHERE at < ${cuts.raw} LIMIT ${maxRows})`.execute(trx)
       run.systemSamples += Number(samples.numAffectedRows ?? 0)
-      if (horizon > current.raw) {
-        await writeState(trx, 'raw_horizon', horizon)
-        // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls
-        const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES['5m'])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${horizon}`.execute(trx)
+      if (horizon > current.raw) await writeState(trx, 'raw_horizon', horizon)
+      // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls — also those
+      // a run wrote after the horizon moved (late calls rolled up before retention deleted them)
+      const rawHorizon = Math.max(horizon, current.raw)
+      if (Number.isFinite(rawHorizon)) {
+        const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES['5m'])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${rawHorizon}`.execute(trx)
         run.rollups += Number(r.numAffectedRows ?? 0)
+        const routes = await sql`DELETE FROM ${sql.table(ROUTE_5M.table)} WHERE bucket_start < ${rawHorizon}`.execute(trx)
+        run.rollups += Number(routes.numAffectedRows ?? 0)
       }
     }
     for (const level of ['hour', 'day'] as const) {

@@ -2,7 +2,7 @@ import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
 import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
-import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_HOUR } from './levels.js'
+import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_5M, ROUTE_HOUR } from './levels.js'
 import { mergeIntoTable } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
 import { readCursor, readPlanState, writeCursor } from './state.js'
@@ -89,6 +89,7 @@ async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, 
         await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], folded[resolution])
       }
       await mergeIntoTable(inTrx, ROUTE_HOUR, folded.routeHour)
+      await mergeIntoTable(inTrx, ROUTE_5M, folded.route5m)
       for (const row of folded.hour) if (row.level === 0) count += row.state.requests
     }
     await writeCursor(trx, to, from)

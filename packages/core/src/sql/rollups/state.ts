@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { num } from '../num.js'
 import { TABLES } from '../schema.js'
 import type { CursorPosition } from '../dialect.js'
-import type { Horizons } from './plan.js'
+import { type Horizons, NO_HORIZONS } from './plan.js'
 
 /** The rollup state table: the cursor (what is rolled up) and the retention horizons (what is kept). */
 
@@ -65,10 +65,17 @@ export async function readHorizons(db: Kysely<unknown>): Promise<Horizons> {
   return horizonsOf(r.rows)
 }
 
-const HORIZON_ROWS: Record<string, keyof Horizons> = { raw_horizon: 'raw', hour_horizon: 'hour', day_horizon: 'day', fine_horizon: 'fine', route_hour_horizon: 'routeHour' }
+const HORIZON_ROWS: Record<string, keyof Horizons> = {
+  raw_horizon: 'raw',
+  hour_horizon: 'hour',
+  day_horizon: 'day',
+  fine_horizon: 'fine',
+  route_hour_horizon: 'routeHour',
+  route_5m_horizon: 'route5m',
+}
 
 function horizonsOf(rows: readonly { name: string; value: unknown }[]): Horizons {
-  const h: Horizons = { raw: -Infinity, hour: -Infinity, day: -Infinity, fine: -Infinity, routeHour: -Infinity }
+  const h: Horizons = { ...NO_HORIZONS }
   for (const row of rows) {
     const field = HORIZON_ROWS[row.name]
     if (field) h[field] = num(row.value)
