@@ -37,6 +37,33 @@ describe('QueryGate', () => {
     expect(gate.active).toBe(0)
   })
 
+  it('a run goes on only after what the caller does with the answer in the same turn', async () => {
+    const gate = new QueryGate(10_000, 10_000)
+    const order: string[] = []
+    const q = held(gate)
+    const answered = q.done.then(() => order.push('caller handles the answer'))
+    const paused = gate.forRun()()!.then(() => order.push('run goes on'))
+    q.release()
+    await Promise.all([answered, paused])
+    expect(order).toEqual(['caller handles the answer', 'run goes on'])
+  })
+
+  it('a run waits on when another query begins before it was woken', async () => {
+    const gate = new QueryGate(10_000, 10_000)
+    const first = held(gate)
+    let resumed = false
+    const paused = gate.forRun()()!.then(() => (resumed = true))
+    first.release()
+    await first.done
+    const second = held(gate) // before the turn in which the run would be woken
+    await later(20)
+    expect(resumed).toBe(false)
+    second.release()
+    await second.done
+    await paused
+    expect(resumed).toBe(true)
+  })
+
   it('a query that fails still ends its turn', async () => {
     const gate = new QueryGate(10_000, 10_000)
     const failing = gate.around(async () => {

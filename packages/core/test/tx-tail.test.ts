@@ -52,6 +52,30 @@ describe('TxTail', () => {
     expect(tail2.take(tail2.seal(), { upto: 21, pending: [] }, 0, -Infinity)).toMatchObject({ txids: [21, 22] })
   })
 
+  it('a query that sealed its list before a run of this process committed still takes what the run passed; after a deletion it takes nothing', () => {
+    const tail = new TxTail()
+    tail.start(0)
+    tail.add(tail.writing(), calls(3), 20)
+    tail.add(tail.writing(), calls(4), 21)
+    const sealed = tail.seal()
+    // a run of this process rolls up 20 and 21 and commits while the query is between its seal and its take: the
+    // query's snapshot, taken before that commit, still has them in the tail
+    const done = tail.runStarting()
+    expect(tail.forRun({ upto: 20, pending: [] }, { upto: 22, pending: [] }, 0, -Infinity).txids).toEqual([20, 21])
+    done()
+    tail.rolledUp({ upto: 22, pending: [] })
+    const taken = tail.take(sealed, { upto: 20, pending: [] }, 0, -Infinity)
+    expect(taken.txids).toEqual([20, 21])
+    expect(requests(taken.rows)).toBe(7)
+    // a query sealing now does not hold them
+    expect(tail.take(tail.seal(), { upto: 22, pending: [] }, 0, -Infinity).txids).toEqual([])
+    // forgotten for a deletion instead: a list sealed before holds nothing usable
+    tail.add(tail.writing(), calls(2), 23)
+    const before = tail.seal()
+    expect(tail.take(tail.seal(), { upto: 23, pending: [] }, 1, -Infinity).txids).toEqual([])
+    expect(tail.take(before, { upto: 23, pending: [] }, 1, -Infinity).txids).toEqual([])
+  })
+
   it('leaves a generation that a run of another process split to the database, and forgets all after a deletion', () => {
     const tail = new TxTail()
     tail.start(2)

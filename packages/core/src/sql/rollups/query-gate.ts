@@ -31,12 +31,17 @@ export class QueryGate {
     try {
       return await query()
     } finally {
-      if (--this.#active === 0) {
-        const idle = this.#idle
-        this.#idle = []
-        for (const wake of idle) wake()
-      }
+      // the runs go on in a later turn, not in this one's microtasks: what the caller does with the answer (the stats
+      // layer's percentiles and result objects, synchronous after this resolves) runs first
+      if (--this.#active === 0) setImmediate(this.#wakeIfIdle)
     }
+  }
+
+  readonly #wakeIfIdle = (): void => {
+    if (this.#active > 0) return // another query began meanwhile
+    const idle = this.#idle
+    this.#idle = []
+    for (const wake of idle) wake()
   }
 
   /** Queries of this process in flight now. */

@@ -72,7 +72,13 @@ async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, 
       // with memory in use, even an empty take probes first: the stretch is then often empty (its own transaction's
       // id, left behind by the run before), and a probe is one statement where the groupings are two
       const taken = memory && memory.txids.length <= MAX_RUN_TRANSACTIONS ? memory : null
-      if (taken) rows.push(foldToLevels({ hourly: taken.rows.flatMap((r) => r.hourly), fine: taken.rows.flatMap((r) => r.fine) }))
+      if (taken) {
+        // folding is the run's longest stretch of JavaScript (10-30 ms after a burst), on the thread a query of this
+        // process needs to read its answers: after any query in flight
+        const paused = ctx.pause?.()
+        if (paused) await paused
+        rows.push(foldToLevels({ hourly: taken.rows.flatMap((r) => r.hourly), fine: taken.rows.flatMap((r) => r.fine) }))
+      }
       const stretch = taken ? sql<boolean>`(${next.batch}) AND ${cursor.tailExcept!(from, taken.txids)}` : next.batch
       // when memory took it all, one probe finds that nothing else is there instead of two groupings of nothing
       const rest = taken ? await sql`SELECT 1 AS one FROM ${sql.table(TABLES.calls)} WHERE ${stretch} LIMIT 1`.execute(trx) : null

@@ -30,6 +30,8 @@ import type { GrainRows } from './levels.js'
 export interface TailGeneration {
   readonly txids: number[]
   readonly aggregates: GrainAggregates
+  /** Forgotten after a deletion: some of its calls may be gone (a query that sealed it before must not read it). */
+  forgotten?: boolean
 }
 
 /** What a query takes from memory: the rows of each generation taken, and their transactions, ascending. */
@@ -156,6 +158,7 @@ export class TxTail {
     if (this.deletions === deletions) return true
     // an older snapshot than one already seen (a query that began earlier) changes nothing
     if (this.deletions === undefined || deletions > this.deletions) {
+      for (const generation of this.generations) generation.forgotten = true
       this.keep(() => false)
       this.deletions = deletions
       this.forgets++
@@ -193,9 +196,11 @@ export class TxTail {
   take(sealed: readonly TailGeneration[], at: CursorPosition, deletions: number, rawFrom: number): TakenTail {
     if (!this.sameDeletions(deletions)) return { rows: [], txids: [] }
     this.rolledUp(at)
-    // a generation forgotten since this query sealed its list is not read either
-    const live = new Set(this.generations)
-    return collect(sealed.filter((g) => live.has(g)), rawFrom, tailTest(at))
+    // A generation forgotten since this query sealed its list is not read either. One dropped since because a rollup
+    // run of this process committed past it is: this query's snapshot was taken before that commit (the list was
+    // sealed first), so the cursor it sees still has every transaction of it in the tail, and the run left its rows
+    // as they were (a fold copies a row's state before adding into it).
+    return collect(sealed.filter((g) => !g.forgotten), rawFrom, tailTest(at))
   }
 }
 
