@@ -76,6 +76,19 @@ describe('TxTail', () => {
     expect(tail.take(before, { upto: 23, pending: [] }, 1, -Infinity).txids).toEqual([])
   })
 
+  it('takes at most 256 transactions: whole generations up to the bound, the rest left to the raw read', () => {
+    const tail = new TxTail()
+    tail.start(0)
+    // three generations of 128 batches (a generation closes when it holds 128)
+    for (let tx = 100; tx < 100 + 3 * 128; tx++) tail.add(tail.writing(), calls(1), tx)
+    const taken = tail.take(tail.seal(), { upto: 100, pending: [] }, 0, -Infinity)
+    expect(taken.txids).toEqual(Array.from({ length: 256 }, (_, i) => 100 + i))
+    expect(requests(taken.rows)).toBe(256)
+    const done = tail.runStarting()
+    expect(tail.forRun({ upto: 100, pending: [] }, { upto: 1000, pending: [] }, 0, -Infinity).txids).toHaveLength(256)
+    done()
+  })
+
   it('leaves a generation that a run of another process split to the database, and forgets all after a deletion', () => {
     const tail = new TxTail()
     tail.start(2)

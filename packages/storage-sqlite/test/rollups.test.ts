@@ -69,6 +69,16 @@ async function rolledUpBefore(file: string, before: string, horizonRow: string, 
   return { storage, stats: createStats(storage, { clock: { now: () => NOW } }), truth: createStats(reference, { clock: { now: () => NOW } }) }
 }
 
+/**
+ * Windows whose edges fall off the 5-minute grid before a horizon `rolledUpBefore` left, across it, and after it; the
+ * last one narrowed by `last` (a filter).
+ */
+const acrossTheHorizon = (last: StatsFilter): StatsFilter[] => [
+  { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
+  { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 + 5 },
+  { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, ...last },
+]
+
 describe('rollups and retention on SQLite', () => {
   let tmp: ReturnType<typeof tempDir>
   beforeEach(() => {
@@ -231,13 +241,7 @@ describe('rollups and retention on SQLite', () => {
 
   it('reads sub-hour edges raw where calls were rolled up before the 5-minute level existed (migration 0005), exactly', async () => {
     const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0004_cost_estimated', 'fine_horizon', 'apimeter_rollups_5m')
-    // edges off the 5-minute grid, before the horizon, across it, and after it
-    const windows: StatsFilter[] = [
-      { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
-      { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 + 5 },
-      { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, api: 'openai' },
-    ]
-    for (const window of windows) {
+    for (const window of acrossTheHorizon({ api: 'openai' })) {
       expect(await stats.summary(window)).toEqual(await truth.summary(window))
       expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
       expect(await stats.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 })).toEqual(await truth.breakdown({ ...window, by: 'tenant', orderBy: 'cost', limit: 2 }))
@@ -374,13 +378,7 @@ describe('rollups and retention on SQLite', () => {
 
   it('reads sub-hour edges by route raw where calls were rolled up before the route-by-5-minutes table existed (migration 0011), exactly', async () => {
     const { storage, stats, truth } = await rolledUpBefore(tmp.file(), '0010_raw_deletions', 'route_5m_horizon', 'apimeter_rollups_route_5m')
-    // before the horizon, across it, after it
-    const windows: StatsFilter[] = [
-      { from: NOW - 2 * DAY - 7 * 60_000 - 13_000, to: NOW - 5 * HOUR + 11 * 60_000 + 1 },
-      { from: NOW - 20 * HOUR + 3 * 60_000, to: NOW + 20 * HOUR + 27 * 60_000 + 5 },
-      { from: NOW + 3 * HOUR + 17 * 60_000, to: NOW + 14 * HOUR + 2 * 60_000, route: '/b/:id' },
-    ]
-    for (const window of windows) {
+    for (const window of acrossTheHorizon({ route: '/b/:id' })) {
       expect(await stats.timeseries({ ...window, interval: 'hour', groupBy: 'route' })).toEqual(await truth.timeseries({ ...window, interval: 'hour', groupBy: 'route' }))
       expect(await stats.breakdown({ ...window, by: 'route' })).toEqual(await truth.breakdown({ ...window, by: 'route' }))
     }

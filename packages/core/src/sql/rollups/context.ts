@@ -25,8 +25,8 @@ export interface RollupContext {
    */
   sketchMerge?: string
   /**
-   * A background run's pause before each of its statements while a query of this process is in flight (see
-   * `QueryGate.forRun`); undefined when there is nothing to wait for.
+   * A background run's pause, awaited before each of its statements: while a query of this process is in flight it
+   * returns a promise (see `QueryGate.forRun`).
    */
   pause?: () => Promise<void> | undefined
 }

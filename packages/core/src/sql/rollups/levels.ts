@@ -115,10 +115,18 @@ export const ROUTE_HOUR: RollupTableShape = { table: TABLES.rollupRouteHour, key
  * edges of a series by route read. Complete from the `route_5m_horizon` state row on (see `Horizons.route5m`); kept
  * as long as raw calls, like the 5-minute level rows.
  */
-export const ROUTE_5M: RollupTableShape = { table: TABLES.rollupRoute5m, keys: ['bucket_start', 'route'], outcomeColumns: true }
+const ROUTE_5M: RollupTableShape = { table: TABLES.rollupRoute5m, keys: ['bucket_start', 'route'], outcomeColumns: true }
 
-/** The route tables by resolution. */
-export const ROUTE_TABLES = { '5m': ROUTE_5M, hour: ROUTE_HOUR } as const
+/** The route tables by resolution, each with the key of its rows in {@link FoldedRows}. */
+const ROUTE_TABLES = {
+  '5m': { shape: ROUTE_5M, rows: 'route5m' },
+  hour: { shape: ROUTE_HOUR, rows: 'routeHour' },
+} as const
+
+/** The route table of a resolution, with the key of its rows in {@link FoldedRows}; undefined for day and month. */
+export function routeTableOf(resolution: RollupResolution): (typeof ROUTE_TABLES)[keyof typeof ROUTE_TABLES] | undefined {
+  return resolution === '5m' || resolution === 'hour' ? ROUTE_TABLES[resolution] : undefined
+}
 
 /** The dimensions the route-by-hour table keeps. */
 export const ROUTE_HOUR_DIMS: readonly Dimension[] = ['route']

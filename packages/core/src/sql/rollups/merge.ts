@@ -5,7 +5,7 @@ import type { SqlDialect } from '../dialect.js'
 import { num } from '../num.js'
 import { addSums } from '../raw-aggregate.js'
 import { type RollupContext, execute } from './context.js'
-import { OUTCOME_COLUMNS, type RollupRow, type RollupTableShape, SUM_COLUMNS } from './levels.js'
+import { type FoldedRows, OUTCOME_COLUMNS, ROLLUP_SHAPES, type RollupResolution, type RollupRow, type RollupTableShape, routeTableOf, SUM_COLUMNS } from './levels.js'
 
 /**
  * Merging aggregated rows into a rollup table: read the stored rows of the same keys, add, upsert — or, where the
@@ -69,8 +69,7 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
     const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge)
-    const paused = ctx.pause?.()
-    if (paused) await paused
+    await ctx.pause?.()
     const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(shape, chunk))
     // What each row writes: its state, plus the stored row's where one was read. The rows' own states are left as
     // they are (a folded row may share its state with other rows of the run, see foldToLevels; and the run counts
@@ -96,9 +95,17 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
       const sketch = s.sketch.encode() // a copy of its own: handed over as it is
       params.push(Math.round(s.durationMin * 1000), Math.round(s.durationMax * 1000), Buffer.from(sketch.buffer, sketch.byteOffset, sketch.byteLength))
     }
-    const pausedAgain = ctx.pause?.()
-    if (pausedAgain) await pausedAgain
+    await ctx.pause?.()
     await execute(ctx, text.upsert, params)
+  }
+}
+
+/** Merges a run's folded rows into the tables of `resolutions`: each one's level table, and its route table if any. */
+export async function mergeFolded(ctx: RollupContext, folded: FoldedRows, resolutions: readonly RollupResolution[]): Promise<void> {
+  for (const resolution of resolutions) {
+    await mergeIntoTable(ctx, ROLLUP_SHAPES[resolution], folded[resolution])
+    const route = routeTableOf(resolution)
+    if (route) await mergeIntoTable(ctx, route.shape, folded[route.rows])
   }
 }
 

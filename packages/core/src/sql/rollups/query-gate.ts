@@ -50,9 +50,8 @@ export class QueryGate {
   }
 
   /**
-   * The pause function of one run: call it (and await what it returns) before each statement. It returns undefined
-   * when no query is in flight or the run's budget is spent, so a run with nothing to yield to does not even wait a
-   * microtask.
+   * The pause function of one run: await what it returns before each statement (undefined when no query is in flight
+   * or the run's budget is spent).
    */
   forRun(): () => Promise<void> | undefined {
     let left = this.budgetMs

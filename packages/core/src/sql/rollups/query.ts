@@ -23,7 +23,7 @@ import {
   rollupFilterExpression,
   ROUTE_HOUR,
   ROUTE_HOUR_DIMS,
-  ROUTE_TABLES,
+  routeTableOf,
 } from './levels.js'
 import { FINE_MS, planQuery } from './plan.js'
 import { readPlanState } from './state.js'
@@ -141,7 +141,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
     const asStored = source.byRoute === true && source.unit === 'hour' && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
     if (asStored && dialect.packRows && (await readPackedRouteHours(ctx, dialect.packRows, source, query, groups))) continue
     const groupColumns = asStored ? [] : rollupGroupColumns(query)
-    const table = source.byRoute ? ROUTE_TABLES[source.unit === '5m' ? '5m' : 'hour'].table : ROLLUP_TABLES[source.unit]
+    const table = (source.byRoute ? routeTableOf(source.unit)?.shape.table : undefined) ?? ROLLUP_TABLES[source.unit]
     const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.byRoute === true, !asStored)} FROM ${sql.table(table)}
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
@@ -223,14 +223,10 @@ export function tailFromTransactions(ctx: RollupContext, query: AggregateQuery, 
   const grain = memoryGrain(query, tail)
   if (grain === null || !ctx.tailGenerations || !ctx.dialect.cursor.tailExcept) return whole
   const taken = ctx.txTail!.take(ctx.tailGenerations, tail.at, tail.deletions, tail.rawFrom)
-  // each taken transaction splits the raw read's range in two: a bounded number of index ranges
-  if (taken.txids.length === 0 || taken.txids.length > MAX_TAKEN_TRANSACTIONS) return whole
+  if (taken.txids.length === 0) return whole
   for (const rows of taken.rows) addMemoryRows(query, tail, grain, rows, groups)
   return ctx.dialect.cursor.tailExcept(tail.at, taken.txids)
 }
-
-/** Transactions above which a query reads its tail from the database alone (see `tailFromTransactions`). */
-const MAX_TAKEN_TRANSACTIONS = 256
 
 /** The tail of a query: its cursor position, the rollup range it lies in, the raw-deletion count and the raw horizon. */
 export type TailRange = NonNullable<Extract<Source, { kind: 'raw' }>['tail']>

@@ -4,8 +4,8 @@ import { emptyAggregate } from '../../storage/aggregate.js'
 import { bucketStart, nextBucket } from '../../time.js'
 import { num } from '../num.js'
 import type { RollupContext } from './context.js'
-import { KEY_COLUMNS, type KeyColumn, LEVEL_IDS, ROLLUP_SHAPES, ROLLUP_TABLES, type RollupResolution, type RollupRow, ROUTE_5M, ROUTE_HOUR, rowId } from './levels.js'
-import { mergeIntoTable, storedState } from './merge.js'
+import { KEY_COLUMNS, type KeyColumn, LEVEL_IDS, ROLLUP_SHAPES, ROLLUP_TABLES, type RollupResolution, type RollupRow, routeTableOf, rowId } from './levels.js'
+import { mergeFolded, mergeIntoTable, storedState } from './merge.js'
 import { aggregateForRollup } from './run.js'
 import { readCursor, readHorizons } from './state.js'
 
@@ -47,21 +47,18 @@ export async function rebuildRollupRange(ctx: RollupContext, from: number, to: n
       )
     }
     const at = await readCursor(trx)
+    // a resolution's rows in [a, b): its level table's, and its route table's where it has one
     const clear = async (resolution: RollupResolution, a: number, b: number): Promise<void> => {
       await sql`DELETE FROM ${sql.table(ROLLUP_TABLES[resolution])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start >= ${a} AND bucket_start < ${b}`.execute(trx)
+      const route = routeTableOf(resolution)
+      if (route) await sql`DELETE FROM ${sql.table(route.shape.table)} WHERE bucket_start >= ${a} AND bucket_start < ${b}`.execute(trx)
     }
-    // 5-minute and hour buckets (the route tables' rows with them) from raw calls
+    // 5-minute and hour buckets from raw calls
     await clear('5m', start, end)
     await clear('hour', start, end)
-    for (const route of [ROUTE_HOUR, ROUTE_5M]) {
-      await sql`DELETE FROM ${sql.table(route.table)} WHERE bucket_start >= ${start} AND bucket_start < ${end}`.execute(trx)
-    }
     const inTrx: RollupContext = { ...ctx, db: trx }
     const fresh = await aggregateForRollup(inTrx, sql<boolean>`ts >= ${start} AND ts < ${end} AND ${dialect.cursor.rolled(at)}`)
-    await mergeIntoTable(inTrx, ROLLUP_SHAPES['5m'], fresh['5m'])
-    await mergeIntoTable(inTrx, ROLLUP_SHAPES.hour, fresh.hour)
-    await mergeIntoTable(inTrx, ROUTE_HOUR, fresh.routeHour)
-    await mergeIntoTable(inTrx, ROUTE_5M, fresh.route5m)
+    await mergeFolded(inTrx, fresh, ['5m', 'hour'])
     // the days those hours belong to, from hours; the months, from days
     const dayStart = bucketStart(start, 'day')
     const dayEnd = bucketStart(end - 1, 'day') + 86_400_000

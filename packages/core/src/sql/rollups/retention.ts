@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import { bucketStart } from '../../time.js'
 import { TABLES } from '../schema.js'
 import type { RollupContext } from './context.js'
-import { LEVEL_IDS, ROLLUP_TABLES, ROUTE_5M, ROUTE_HOUR } from './levels.js'
+import { LEVEL_IDS, ROLLUP_TABLES, type RollupResolution, routeTableOf } from './levels.js'
 import { readCursor, readHorizons, writeState } from './state.js'
 
 /** How long each level is kept, in milliseconds (`Infinity` = forever). */
@@ -37,6 +37,15 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
   const { db, dialect } = ctx
   const removed = await dialect.writeTransaction(db, async (trx): Promise<RetentionRun> => {
     const run: RetentionRun = { deleted: 0, calls: 0, rollups: 0, systemSamples: 0, probeChecks: 0, partitions: [] }
+    // the rollup rows of a resolution before `cut`: its level table's, and its route table's where it has one
+    const expire = async (resolution: RollupResolution, cut: number): Promise<void> => {
+      const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES[resolution])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${cut}`.execute(trx)
+      run.rollups += Number(r.numAffectedRows ?? 0)
+      const route = routeTableOf(resolution)
+      if (route === undefined) return
+      const routes = await sql`DELETE FROM ${sql.table(route.shape.table)} WHERE bucket_start < ${cut}`.execute(trx)
+      run.rollups += Number(routes.numAffectedRows ?? 0)
+    }
     const at = await readCursor(trx)
     const current = await readHorizons(trx)
     const cuts = {
@@ -68,26 +77,13 @@ export async function applyRetention(ctx: RollupContext, retention: RetentionMs,
       // 5-minute rollups serve only the edges of ranges raw calls still cover: they go with the raw calls — also those
       // a run wrote after the horizon moved (late calls rolled up before retention deleted them)
       const rawHorizon = Math.max(horizon, current.raw)
-      if (Number.isFinite(rawHorizon)) {
-        const r = await sql`DELETE FROM ${sql.table(ROLLUP_TABLES['5m'])} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${rawHorizon}`.execute(trx)
-        run.rollups += Number(r.numAffectedRows ?? 0)
-        const routes = await sql`DELETE FROM ${sql.table(ROUTE_5M.table)} WHERE bucket_start < ${rawHorizon}`.execute(trx)
-        run.rollups += Number(routes.numAffectedRows ?? 0)
-      }
+      if (Number.isFinite(rawHorizon)) await expire('5m', rawHorizon)
     }
     for (const level of ['hour', 'day'] as const) {
       if (cuts[level] > current[level]) await writeState(trx, `${level}_horizon`, cuts[level])
     }
     for (const [resolution, cut] of [['hour', cuts.hour], ['day', cuts.day], ['month', cuts.month]] as const) {
-      if (!Number.isFinite(cut)) continue
-      const table = ROLLUP_TABLES[resolution]
-      const r = await sql`DELETE FROM ${sql.table(table)} WHERE level IN (${sql.join(LEVEL_IDS)}) AND bucket_start < ${cut}`.execute(trx)
-      run.rollups += Number(r.numAffectedRows ?? 0)
-      if (resolution === 'hour') {
-        // the route-by-hour rows are hour rollups too
-        const routeHours = await sql`DELETE FROM ${sql.table(ROUTE_HOUR.table)} WHERE bucket_start < ${cut}`.execute(trx)
-        run.rollups += Number(routeHours.numAffectedRows ?? 0)
-      }
+      if (Number.isFinite(cut)) await expire(resolution, cut)
     }
     run.deleted = run.calls + run.rollups + run.systemSamples + run.probeChecks
     return run

@@ -2,8 +2,8 @@ import { type Kysely, type RawBuilder, sql } from 'kysely'
 import { aggregateCalls } from '../raw-aggregate.js'
 import { FINE_MS } from './plan.js'
 import type { RollupContext } from './context.js'
-import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution, ROUTE_5M, ROUTE_HOUR } from './levels.js'
-import { mergeIntoTable } from './merge.js'
+import { FINE_GRAIN, type FoldedRows, foldToLevels, ROLLUP_GRAIN, ROLLUP_SHAPES, type RollupResolution } from './levels.js'
+import { mergeFolded } from './merge.js'
 import type { CursorPosition } from '../dialect.js'
 import { readCursor, readPlanState, writeCursor } from './state.js'
 import { TABLES } from '../schema.js'
@@ -68,34 +68,27 @@ async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, 
       }
       to = next.to
       // PostgreSQL: the batches of this process the run takes whole come from memory, the rest of its stretch raw
-      const memory = ctx.txTail && cursor.tailExcept ? await takeForRun(ctx.txTail, trx, from, next.to) : null
       // with memory in use, even an empty take probes first: the stretch is then often empty (its own transaction's
       // id, left behind by the run before), and a probe is one statement where the groupings are two
-      const taken = memory && memory.txids.length <= MAX_RUN_TRANSACTIONS ? memory : null
+      const taken = ctx.txTail && cursor.tailExcept ? await takeForRun(ctx.txTail, trx, from, next.to) : null
       if (taken) {
         // folding is the run's longest stretch of JavaScript (10-30 ms after a burst), on the thread a query of this
         // process needs to read its answers: after any query in flight
-        const paused = ctx.pause?.()
-        if (paused) await paused
+        await ctx.pause?.()
         rows.push(foldToLevels({ hourly: taken.rows.flatMap((r) => r.hourly), fine: taken.rows.flatMap((r) => r.fine) }))
       }
       const stretch = taken ? sql<boolean>`(${next.batch}) AND ${cursor.tailExcept!(from, taken.txids)}` : next.batch
       // when memory took it all, one probe finds that nothing else is there instead of two groupings of nothing
       const rest = taken ? await sql`SELECT 1 AS one FROM ${sql.table(TABLES.calls)} WHERE ${stretch} LIMIT 1`.execute(trx) : null
       if (!rest || rest.rows.length > 0) {
-        const paused = ctx.pause?.()
-        if (paused) await paused
+        await ctx.pause?.()
         rows.push(await aggregateForRollup(inTrx, stretch, Number.isFinite(maxRows)))
       }
     }
     ctx.accumulator?.reset()
     let count = 0
     for (const folded of rows) {
-      for (const resolution of Object.keys(ROLLUP_SHAPES) as RollupResolution[]) {
-        await mergeIntoTable(inTrx, ROLLUP_SHAPES[resolution], folded[resolution])
-      }
-      await mergeIntoTable(inTrx, ROUTE_HOUR, folded.routeHour)
-      await mergeIntoTable(inTrx, ROUTE_5M, folded.route5m)
+      await mergeFolded(inTrx, folded, Object.keys(ROLLUP_SHAPES) as RollupResolution[])
       for (const row of folded.hour) if (row.level === 0) count += row.state.requests
     }
     await writeCursor(trx, to, from)
@@ -112,9 +105,6 @@ async function takeForRun(tail: TxTail, trx: Kysely<unknown>, from: CursorPositi
   const { deletions, horizons } = await readPlanState(trx)
   return tail.forRun(from, to, deletions, horizons.raw)
 }
-
-/** Transactions of this process above which a run reads its whole stretch raw (each splits the raw read's range). */
-const MAX_RUN_TRANSACTIONS = 256
 
 /** Rolls up until nothing is pending. */
 export async function rollUpAll(ctx: RollupContext): Promise<number> {

@@ -50,8 +50,13 @@ export interface BatchInFlight {
 
 /** Generations kept at most (see {@link TxTail.add}). */
 const MAX_GENERATIONS = 64
-/** Batches a generation holds at most (a query or run excepts at most 256 transactions from its raw read). */
+/** Batches a generation holds at most (so one always fits under {@link MAX_TAKEN_TRANSACTIONS}). */
 const MAX_GENERATION_TRANSACTIONS = 128
+/**
+ * Transactions a query or run takes from memory at most: each one it takes splits its raw read of the rest of the
+ * tail into one more index range. Generations past it are left to that raw read.
+ */
+const MAX_TAKEN_TRANSACTIONS = 256
 
 /**
  * Whether a generation's rows may be used: complete (not past the bound), and no call before `rawFrom`, the raw
@@ -204,10 +209,14 @@ export class TxTail {
   }
 }
 
-/** The usable generations every transaction of which `taken` says is taken, with those transactions, ascending. */
+/**
+ * The usable generations every transaction of which `taken` says is taken, up to {@link MAX_TAKEN_TRANSACTIONS}
+ * transactions in all, with those transactions, ascending.
+ */
 function collect(generations: readonly TailGeneration[], rawFrom: number, taken: (tx: number) => boolean): TakenTail {
   const out: TakenTail = { rows: [], txids: [] }
   for (const generation of generations) {
+    if (out.txids.length + generation.txids.length > MAX_TAKEN_TRANSACTIONS) continue
     if (!usable(generation, rawFrom) || !generation.txids.every(taken)) continue
     out.rows.push(generation.aggregates.rows())
     for (const tx of generation.txids) out.txids.push(tx)
