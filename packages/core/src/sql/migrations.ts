@@ -201,10 +201,16 @@ ${[...ROUTE_HOUR_SUMS, ...OUTCOME_COLUMNS].map((c) => `    ${c} ${t.bigint} NOT 
     latency_sketch ${t.blob} NOT NULL,
     PRIMARY KEY (bucket_start, route)
 )${d.ddl.rollupTableOptions}`,
-    `INSERT INTO ${TABLES.rollupState} (name, value)
-    SELECT '${horizon}', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
+    horizonAfterNewestCall(horizon),
   ]
 }
+
+/**
+ * The state row saying a rollup table added now is complete from the hour after the newest call on (calls rolled up
+ * before it have no rows there); no row when there is no call yet (complete everywhere).
+ */
+const horizonAfterNewestCall = (name: string): string => `INSERT INTO ${TABLES.rollupState} (name, value)
+    SELECT '${name}', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`
 
 /** The sum columns of a rollup table, in its column order (0004 added `cost_estimated_nanos` last). */
 const ROUTE_HOUR_SUMS = [
@@ -434,8 +440,7 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         await run(db, [
           rollupTable(dialect, TABLES.rollup5m),
           costEstimatedColumn(dialect, TABLES.rollup5m),
-          `INSERT INTO ${TABLES.rollupState} (name, value)
-    SELECT 'fine_horizon', MAX(ts) - (MAX(ts) % 3600000) + 3600000 FROM ${TABLES.calls} HAVING MAX(ts) IS NOT NULL`,
+          horizonAfterNewestCall('fine_horizon'),
         ])
       },
       async down(db) {
