@@ -125,7 +125,7 @@ export async function auditScenario(open: (now: () => number) => SqlStorage, dia
   )
   const one = (kind: string, subject?: string): AuditRecord => rows.find((r) => r.kind === kind && (subject === undefined || r.subject === subject))!
   expect(one('migration.run')).toMatchObject({ before: { current: null }, after: { current: expect.stringMatching(/^0008_plugins_audit_system|^\d{4}_/) } })
-  expect(one('migration.run').detail).toMatch(/applied 0001_initial.*0008_plugins_audit_system.*0009_storage_limits, applied 0010_raw_deletions, applied 0011_route_5m \(on start by (sqlite|postgres) storage\)/)
+  expect(one('migration.run').detail).toMatch(/applied 0001_initial.*0008_plugins_audit_system.*0009_storage_limits, applied 0010_raw_deletions, applied 0011_route_5m, applied 0012_route_hour_percentiles \(on start by (sqlite|postgres) storage\)/)
   expect(one('alert_rule.changed')).toMatchObject({
     before: { kind: 'requests', enabled: true, definition: expect.objectContaining({ threshold: 5 }) },
     after: { kind: 'requests', enabled: true, definition: expect.objectContaining({ threshold: 6 }) },

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CallRecord, createMonitor, createStats, memoryStorage } from '@apimeter/core'
+import { readStoredPercentiles, storedPercentiles } from '@apimeter/core/sql'
 import { recordFactory } from '@apimeter/core/testing'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import pg from 'pg'
@@ -13,6 +14,14 @@ function calls(n: number, from: number, span: number): CallRecord[] {
   const make = recordFactory({ service: 'pg' })
   return Array.from({ length: n }, (_, i) =>
     make({ direction: 'outbound', api: i % 2 ? 'a' : 'b', method: 'GET', route: '/r', statusCode: 200, durationMs: 1 + (i % 300), cost: 0.000001, tenantId: `t${i % 3}`, userId: `u${i % 4}`, timestamp: from + Math.floor((i / n) * span) }),
+  )
+}
+
+/** `n` calls from `from` over `span` ms: three APIs, five routes, four statuses, eleven tenants (`seed` shifts them). */
+function varied(n: number, from: number, span: number, seed: number): CallRecord[] {
+  const make = recordFactory({ service: 'pg' })
+  return Array.from({ length: n }, (_, i) =>
+    make({ direction: 'outbound', api: `api${(i + seed) % 3}`, method: 'GET', route: `/r${(i * 7 + seed) % 5}`, statusCode: [200, 200, 404, 500][(i + seed) % 4], durationMs: 1 + ((i * 7919 + seed) % 20_000) / 10, cost: ((i % 13) + 1) / 1e6, tenantId: `t${(i * 31 + seed) % 11}`, timestamp: from + Math.floor((i / n) * span) }),
   )
 }
 
@@ -83,11 +92,6 @@ describe('postgresStorage()', () => {
     const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER, now: () => NOW, schedule: never })
     await storage.init!()
     const reference = memoryStorage({ maxCalls: Infinity })
-    const make = recordFactory({ service: 'pg' })
-    const varied = (n: number, from: number, span: number, seed: number): CallRecord[] =>
-      Array.from({ length: n }, (_, i) =>
-        make({ direction: 'outbound', api: `api${(i + seed) % 3}`, method: 'GET', route: `/r${(i * 7 + seed) % 5}`, statusCode: [200, 200, 404, 500][(i + seed) % 4], durationMs: 1 + ((i * 7919 + seed) % 20_000) / 10, cost: ((i % 13) + 1) / 1e6, tenantId: `t${(i * 31 + seed) % 11}`, timestamp: from + Math.floor((i / n) * span) }),
-      )
     const rolled = varied(3000, NOW - 10 * DAY, 8 * DAY, 0)
     await storage.writeCalls(rolled)
     await reference.writeCalls(rolled)
@@ -106,6 +110,57 @@ describe('postgresStorage()', () => {
     expect(await db.summary({ from: '-30d' })).toEqual(await truth.summary({ from: '-30d' }))
     expect(await db.breakdown({ by: 'tenant', orderBy: 'cost', limit: 5, from: '-30d' })).toEqual(await truth.breakdown({ by: 'tenant', orderBy: 'cost', limit: 5, from: '-30d' }))
     expect(await db.timeseries({ interval: 'hour', from: '-10d', groupBy: 'route' })).toEqual(await truth.timeseries({ interval: 'hour', from: '-10d', groupBy: 'route' }))
+    await storage.close()
+  })
+
+  it("keeps each route-by-hour row's percentiles beside its sketch, and an hourly series by route reads them in its place only where they stand for the point", async () => {
+    const never = { rollupEveryCalls: Number.MAX_SAFE_INTEGER, rollupIntervalMs: Number.MAX_SAFE_INTEGER }
+    const storage = postgresStorage({ connectionString: testUrl(), schema, retention: FOREVER, now: () => NOW, schedule: never })
+    await storage.init!()
+    const reference = memoryStorage({ maxCalls: Infinity })
+    // written and rolled up twice: the second run merges into the first one's rows (read, added, written back)
+    for (const seed of [1, 2]) {
+      const part = varied(600, NOW - 2 * DAY, 2 * DAY, seed)
+      await storage.writeCalls(part)
+      await reference.writeCalls(part)
+      await storage.maintain()
+    }
+    const clock = { now: () => NOW }
+    const [stats, truth] = [createStats(storage, { clock }), createStats(reference, { clock })]
+    const stored = await query<{ bucket_start: string; route: string; requests: string; duration_min_us: string; duration_max_us: string; latency_sketch: Buffer; latency_percentiles: Buffer }>(
+      'SELECT bucket_start, route, requests, duration_min_us, duration_max_us, latency_sketch, latency_percentiles FROM apimeter_rollups_route_hour', schema)
+    expect(stored.length).toBeGreaterThan(50)
+    for (const r of stored.slice(0, 12)) {
+      const hour = await truth.summary({ from: new Date(Number(r.bucket_start)), to: new Date(Number(r.bucket_start) + 3_600_000), route: r.route })
+      const { p50, p90, p95, p99 } = hour.latency!
+      expect(readStoredPercentiles(r.latency_percentiles, Number(r.requests))).toEqual([p50, p90, p95, p99])
+      expect(r.latency_percentiles).toEqual(storedPercentiles(r.latency_sketch, Number(r.requests), Number(r.duration_min_us), Number(r.duration_max_us)))
+    }
+    const hourly = { interval: 'hour', from: '-2d', groupBy: 'route' } as const
+    expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
+    // read in place of the sketch: a value written here shows in its point
+    const [row] = await query<{ bucket_start: string; route: string; requests: string }>('SELECT bucket_start, route, requests FROM apimeter_rollups_route_hour ORDER BY bucket_start DESC, route LIMIT 1', schema)
+    const at = { start: Number(row!.bucket_start), route: row!.route }
+    const plant = async (requests: number) => {
+      const planted = Buffer.alloc(40)
+      for (const [i, v] of [requests, 1234.5, 2345.5, 3456.5, 4567.5].entries()) planted.writeDoubleLE(v, 8 * i)
+      await query(`UPDATE apimeter_rollups_route_hour SET latency_percentiles = decode('${planted.toString('hex')}', 'hex') WHERE bucket_start = ${at.start} AND route = '${at.route}'`, schema)
+    }
+    await plant(Number(row!.requests))
+    const point = async () => (await stats.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    const expected = (await truth.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    expect((await point()).latency).toEqual({ ...expected.latency, p50: 1234.5, p90: 2345.5, p95: 3456.5, p99: 4567.5 })
+    // not where the point holds more than the row: a late call of that hour and route, written and not rolled up yet
+    const late = varied(1, at.start + 1000, 1, 3).map((c) => ({ ...c, route: at.route }))
+    await storage.writeCalls(late)
+    await reference.writeCalls(late)
+    const withLate = (await truth.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    expect(await point()).toEqual(withLate)
+    expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
+    // nor where they were computed for another count (a writer that merged into the sketch and left them as they were)
+    await storage.maintain()
+    await plant(Number(row!.requests))
+    expect(await point()).toEqual(withLate)
     await storage.close()
   })
 

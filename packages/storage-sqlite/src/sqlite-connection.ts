@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ApimeterError, type CallRecord, type MaintenanceSchedule, type RetentionOptions, type SqlStorage } from '@apimeter/core'
-import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, mergeEncodedSketches, resolveRetention, sqliteDialect, TABLES, writeCallRow } from '@apimeter/core/sql'
+import { CALL_COLUMN_SPECS, CALL_COLUMNS, createSqlStorage, mergeEncodedSketches, resolveRetention, sqliteDialect, storedPercentiles, TABLES, writeCallRow } from '@apimeter/core/sql'
 import Database from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
 
@@ -34,6 +34,7 @@ export interface SqliteSettings {
 
 /** The SQL function merging two encoded latency sketches, registered on every connection this package opens or is given. */
 const SKETCH_MERGE = 'apimeter_merge_sketches'
+const SKETCH_PERCENTILES = 'apimeter_sketch_percentiles'
 
 /** Rows per prepared multi-row INSERT (38 columns × 100 rows stays far below SQLite's 32,766 parameters). */
 const ROWS_PER_STATEMENT = 100
@@ -68,6 +69,10 @@ export function openSqlite(settings: Pick<SqliteSettings, 'filename' | 'database
       const merged = mergeEncodedSketches(stored as Uint8Array, added as Uint8Array)
       return Buffer.isBuffer(merged) ? merged : Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)
     })
+    // and keep a route-by-hour row's stored percentiles current as they do (see SqlStorageConfig.sketchPercentilesFunction)
+    database.function(SKETCH_PERCENTILES, { deterministic: true }, (sketch: unknown, requests: unknown, minUs: unknown, maxUs: unknown) =>
+      storedPercentiles(sketch as Uint8Array, Number(requests), Number(minUs), Number(maxUs)),
+    )
   } catch (error) {
     if (!settings.database) database.close()
     throw new ApimeterError('STORAGE_UNAVAILABLE', `cannot use ${settings.filename ?? 'the given database'}: ${(error as Error).message}`, { cause: error, prefix: PACKAGE })
@@ -237,6 +242,7 @@ export function openSqliteStorage(settings: SqliteSettings): SqlStorage {
     insertCalls,
     executeRaw,
     sketchMergeFunction: SKETCH_MERGE,
+    sketchPercentilesFunction: SKETCH_PERCENTILES,
     async prepare() {
       open()
     },

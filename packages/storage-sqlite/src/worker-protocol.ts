@@ -174,7 +174,9 @@ export function rowsToWire(rows: AggregateRow[], summariesOnly = false): WireAgg
     for (const key of row.keys) keys.push(key)
     stateToWire(row.state, numbers, i)
     if (percentiles !== undefined) {
-      if (row.state.requests > 0) summaryPercentiles(row.state, percentiles, i * SUMMARY_PERCENTILES)
+      // read from the sketch, or as the storage read them already (a route-by-hour row's stored percentiles)
+      if (row.percentiles !== undefined) percentiles.set(row.percentiles, i * SUMMARY_PERCENTILES)
+      else if (row.state.requests > 0) summaryPercentiles(row.state, percentiles, i * SUMMARY_PERCENTILES)
     } else {
       sketches.set(encoded[i]!, at)
       at += encoded[i]!.length

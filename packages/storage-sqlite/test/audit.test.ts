@@ -30,13 +30,14 @@ describe('audit log (SQLite)', () => {
   it('a migration run by the CLI is recorded (and a run that removes the log cannot record itself)', async () => {
     const file = tmp.file()
     expect((await cli('migrate', 'latest', '--db', file)).code).toBe(0)
+    expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // 0012_route_hour_percentiles
     expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // 0011_route_5m
     expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // 0010_raw_deletions
     expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // 0009_storage_limits
     expect((await cli('migrate', 'down', '--db', file)).code).toBe(0) // drops the audit log itself
     expect((await cli('migrate', 'latest', '--db', file)).code).toBe(0)
     const rows = JSON.parse((await cli('audit', '--db', file, '--json')).out) as { kind: string; detail: string; after: { current: string } }[]
-    expect(rows.map((r) => `${r.kind} ${r.after.current}`)).toEqual(['migration.run 0011_route_5m'])
-    expect(rows[0]!.detail).toMatch(/^applied 0008_plugins_audit_system, applied 0009_storage_limits, applied 0010_raw_deletions, applied 0011_route_5m \(migrate\(\) by sqlite storage\)$/)
+    expect(rows.map((r) => `${r.kind} ${r.after.current}`)).toEqual(['migration.run 0012_route_hour_percentiles'])
+    expect(rows[0]!.detail).toMatch(/^applied 0008_plugins_audit_system, applied 0009_storage_limits, applied 0010_raw_deletions, applied 0011_route_5m, applied 0012_route_hour_percentiles \(migrate\(\) by sqlite storage\)$/)
   })
 })

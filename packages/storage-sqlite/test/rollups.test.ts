@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CallRecord, createMonitor, createStats, memoryStorage, type StatsFilter } from '@apimeter/core'
+import { readStoredPercentiles, storedPercentiles } from '@apimeter/core/sql'
 import { recordFactory, seededRandom } from '@apimeter/core/testing'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { runCli } from '../../core/src/cli/main.js'
@@ -330,6 +331,61 @@ describe('rollups and retention on SQLite', () => {
     const hourly = { interval: 'hour', from: '-2d', to: new Date(NOW - DAY), groupBy: 'route' } as const
     const expected = await truth.timeseries(hourly)
     expect((await stats.timeseries(hourly)).map((p) => p.requests)).toEqual(expected.map((p) => p.requests + 1))
+    await storage.close()
+  })
+
+  it("keeps each route-by-hour row's percentiles beside its sketch, and an hourly series by route reads them in its place only where they stand for the point", async () => {
+    const idle = { rollupEveryCalls: Number.MAX_SAFE_INTEGER, rollupIntervalMs: Number.MAX_SAFE_INTEGER }
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW, schedule: idle })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const calls = workload(2, 400, 11)
+    // half of them written and rolled up, the other half merged into the same rows by a second run (in the database)
+    for (const part of [calls.slice(0, 400), calls.slice(400)]) {
+      await reference.writeCalls(part)
+      await storage.writeCalls(part)
+      await storage.maintain()
+    }
+    const stats = createStats(storage, { clock: { now: () => NOW } })
+    const truth = createStats(reference, { clock: { now: () => NOW } })
+    const stored = await rows(storage, 'SELECT bucket_start, route, requests, duration_min_us, duration_max_us, latency_sketch, latency_percentiles FROM apimeter_rollups_route_hour')
+    expect(stored.length).toBeGreaterThan(50)
+    for (const r of stored.slice(0, 12)) {
+      // what the hour's summary of that route gives, and what its stored sketch gives
+      const hour = await truth.summary({ from: new Date(Number(r.bucket_start)), to: new Date(Number(r.bucket_start) + HOUR), route: String(r.route) })
+      const { p50, p90, p95, p99 } = hour.latency!
+      expect(readStoredPercentiles(r.latency_percentiles, Number(r.requests))).toEqual([p50, p90, p95, p99])
+      expect(r.latency_percentiles).toEqual(storedPercentiles(r.latency_sketch as Uint8Array, Number(r.requests), Number(r.duration_min_us), Number(r.duration_max_us)))
+    }
+    const hourly = { interval: 'hour', from: '-2d', groupBy: 'route' } as const
+    expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
+    // read in place of the sketch: a value written here shows in its point
+    const [row] = await rows(storage, 'SELECT bucket_start, route, requests FROM apimeter_rollups_route_hour ORDER BY bucket_start DESC, route LIMIT 1')
+    const at = { start: Number(row!.bucket_start), route: String(row!.route) }
+    const planted = Buffer.alloc(40)
+    for (const [i, v] of [Number(row!.requests), 1234.5, 2345.5, 3456.5, 4567.5].entries()) planted.writeDoubleLE(v, 8 * i)
+    await sql`UPDATE apimeter_rollups_route_hour SET latency_percentiles = ${planted} WHERE bucket_start = ${at.start} AND route = ${at.route}`.execute(storage.db)
+    const point = async () => (await stats.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    const expected = (await truth.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    expect((await point()).latency).toEqual({ ...expected.latency, p50: 1234.5, p90: 2345.5, p95: 3456.5, p99: 4567.5 })
+    // not where the point holds more than the row: a late call of that hour and route, written and not rolled up yet
+    const late = workload(1, 1, 3).map((c) => ({ ...c, route: at.route, timestamp: at.start + 1000 }))
+    await reference.writeCalls(late)
+    await storage.writeCalls(late)
+    const withLate = (await truth.timeseries(hourly)).find((p) => p.start.getTime() === at.start && p.group === at.route)!
+    expect(await point()).toEqual(withLate)
+    expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
+    // nor where they were computed for another count (a writer that merged into the sketch and left them as they were)
+    await storage.maintain()
+    await sql`UPDATE apimeter_rollups_route_hour SET latency_percentiles = ${planted} WHERE bucket_start = ${at.start} AND route = ${at.route}`.execute(storage.db)
+    expect(await point()).toEqual(withLate)
+    // and a run merging into the row in the database writes them again from the merged sketch
+    const later = workload(1, 1, 4).map((c) => ({ ...c, route: at.route, timestamp: at.start + 2000 }))
+    await reference.writeCalls(later)
+    await storage.writeCalls(later)
+    await storage.maintain()
+    const [merged] = await rows(storage, `SELECT requests, duration_min_us, duration_max_us, latency_sketch, latency_percentiles FROM apimeter_rollups_route_hour WHERE bucket_start = ${at.start} AND route = '${at.route}'`)
+    expect(merged!.latency_percentiles).toEqual(storedPercentiles(merged!.latency_sketch as Uint8Array, Number(merged!.requests), Number(merged!.duration_min_us), Number(merged!.duration_max_us)))
+    expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
     await storage.close()
   })
 

@@ -38,11 +38,11 @@ export interface SqlDialect {
   joinSketches(): RawBuilder<Uint8Array>
   /**
    * Aggregates that read many stored rows as one value each, in the same row order: `texts` a JSON array of a text
-   * column, `joined` a text expression of each row joined by `;`, `blobs` the rows' blobs end to end. Where the dialect
+   * column, `joined` a text expression of each row joined by `;`, `blobs` a blob expression of each row, end to end. Where the dialect
    * has them, an hourly series by route reads its route-by-hour rows as one row (on SQLite, building a row object and a
    * `Buffer` for each of thousands of rows cost twice what the query did).
    */
-  packRows?: { texts(column: string): RawBuilder<string>; joined(expression: RawBuilder<unknown>): RawBuilder<string>; blobs(column: string): RawBuilder<Uint8Array> }
+  packRows?: { texts(column: string): RawBuilder<string>; joined(expression: RawBuilder<unknown>): RawBuilder<string>; blobs(expression: RawBuilder<unknown>): RawBuilder<Uint8Array> }
   /** Whether the `apimeter_…` table exists (read-only; `schema` on PostgreSQL). */
   tableExists(db: Kysely<unknown>, table: string, schema?: string): Promise<boolean>
   /**

@@ -73,4 +73,5 @@ export {
   writeCallRow,
 } from './schema.js'
 export { createSqlStorage, type InsertedBatch, type SqlStorageConfig } from './sql-storage.js'
+export { readStoredPercentiles, storedPercentiles } from './rollups/stored-percentiles.js'
 export { DEFAULT_RETENTION, resolveRetention, retentionSchema, sqlStorageOptionFields, type SqlStorageOptions } from './storage-options.js'

@@ -510,5 +510,16 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         await run(db, [`DROP TABLE ${TABLES.rollupRoute5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_5m_horizon'`])
       },
     },
+    {
+      // Route-by-hour rows keep their summary percentiles beside the sketch (see stored-percentiles.ts). Rows written
+      // before have none (NULL): their sketches are read, as before, until a merge writes them.
+      name: '0012_route_hour_percentiles',
+      async up(db) {
+        await run(db, [`ALTER TABLE ${TABLES.rollupRouteHour} ADD COLUMN latency_percentiles ${dialect.types.blob}`])
+      },
+      async down(db) {
+        await run(db, [`ALTER TABLE ${TABLES.rollupRouteHour} DROP COLUMN latency_percentiles`])
+      },
+    },
   ]
 }

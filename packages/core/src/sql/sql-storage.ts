@@ -91,6 +91,12 @@ export interface SqlStorageConfig {
    */
   sketchMergeFunction?: string
   /**
+   * The name of a SQL function beside {@link sketchMergeFunction} giving a route-by-hour row's stored percentiles
+   * (`(sketch, requests, min µs, max µs) → bytes`, what `storedPercentiles` does), so that merges in the database keep
+   * them current. The SQLite adapter registers one.
+   */
+  sketchPercentilesFunction?: string
+  /**
    * Run writes, maintenance and migrations one at a time (a single-connection driver such as better-sqlite3, where a
    * raw write issued while another transaction is open would join that transaction).
    */
@@ -221,6 +227,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     dialect,
     exec: config.executeRaw,
     sketchMerge: config.sketchMergeFunction,
+    sketchPercentiles: config.sketchPercentilesFunction,
     accumulator: config.insertCalls && dialect.idsInCommitOrder ? new RollupAccumulator() : undefined,
     txTail: config.insertCalls && dialect.cursor.tailExcept ? new TxTail() : undefined,
   }

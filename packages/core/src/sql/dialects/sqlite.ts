@@ -41,7 +41,7 @@ export const sqliteDialect: SqlDialect = {
   packRows: {
     texts: (column) => sql<string>`json_group_array(${sql.ref(column)})`,
     joined: (expression) => sql<string>`group_concat(${expression}, ';')`,
-    blobs: (column) => sql<Uint8Array>`CAST(group_concat(${sql.ref(column)}, '') AS BLOB)`,
+    blobs: (expression) => sql<Uint8Array>`CAST(group_concat(${expression}, '') AS BLOB)`,
   },
   async tableExists(db, table) {
     const r = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ${table}`.execute(db)

@@ -25,6 +25,12 @@ export interface RollupContext {
    */
   sketchMerge?: string
   /**
+   * The SQL function `(sketch, requests, min µs, max µs) → latency_percentiles` the connection provides beside
+   * {@link sketchMerge} (`storedPercentiles`): a merge in the database then keeps a route-by-hour row's percentiles
+   * current. Without it such a merge clears them (the row's sketch is read instead).
+   */
+  sketchPercentiles?: string
+  /**
    * A background run's pause, awaited before each of its statements: while a query of this process is in flight it
    * returns a promise (see `QueryGate.forRun`).
    */

@@ -93,6 +93,8 @@ export interface RollupTableShape {
   keys: readonly ('level' | 'bucket_start' | KeyColumn)[]
   /** Whether the requests of each outcome are columns; otherwise the outcome is part of the key. */
   outcomeColumns: boolean
+  /** Whether its rows keep their summary percentiles beside the sketch (`latency_percentiles`, see stored-percentiles.ts). */
+  percentiles?: boolean
 }
 
 /** The level tables, one per resolution. */
@@ -108,7 +110,7 @@ export const ROLLUP_SHAPES: Record<RollupResolution, RollupTableShape> = {
  * The route-by-hour table: what an hourly timeseries by route (or of one route) reads, one row per point. Complete from
  * the `route_hour_horizon` state row on (see `Horizons.routeHour`).
  */
-export const ROUTE_HOUR: RollupTableShape = { table: TABLES.rollupRouteHour, keys: ['bucket_start', 'route'], outcomeColumns: true }
+export const ROUTE_HOUR: RollupTableShape = { table: TABLES.rollupRouteHour, keys: ['bucket_start', 'route'], outcomeColumns: true, percentiles: true }
 
 /**
  * The route-by-5-minutes table (`0011_route_5m`): the route-by-hour table's rows in 5-minute buckets, what the sub-hour

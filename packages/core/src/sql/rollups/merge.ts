@@ -5,6 +5,7 @@ import type { SqlDialect } from '../dialect.js'
 import { num } from '../num.js'
 import { addSums } from '../raw-aggregate.js'
 import { type RollupContext, execute } from './context.js'
+import { storedPercentiles } from './stored-percentiles.js'
 import { type FoldedRows, OUTCOME_COLUMNS, ROLLUP_SHAPES, type RollupResolution, type RollupRow, type RollupTableShape, routeTableOf, SUM_COLUMNS } from './levels.js'
 
 /**
@@ -17,8 +18,8 @@ const CHUNK = 200
 
 /** SQL text per (dialect, table, rows, merge), built once: rollup merges run often and with many parameters. */
 const statementCache = new Map<string, { select: string; upsert: string }>()
-function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, sketchMerge: string | undefined): { select: string; upsert: string } {
-  const cacheKey = `${dialect.name}|${shape.table}|${rows}|${sketchMerge ?? ''}`
+function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, sketchMerge: string | undefined, sketchPercentiles: string | undefined): { select: string; upsert: string } {
+  const cacheKey = `${dialect.name}|${shape.table}|${rows}|${sketchMerge ?? ''}|${sketchPercentiles ?? ''}`
   let cached = statementCache.get(cacheKey)
   if (cached) return cached
   let n = 0
@@ -32,13 +33,22 @@ function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, 
   n = 0
   // Merged by the caller (stored rows read first): the new values replace the stored ones. Merged in the database:
   // sums (and outcome counts) add, the extremes take the smaller and larger, the sketches merge through the
-  // connection's function.
+  // connection's function, and stored percentiles are read from what the row becomes (every expression of the SET
+  // sees the row as it was), or cleared where the connection has no function for them.
+  const merged = {
+    sketch: `${sketchMerge}(latency_sketch, excluded.latency_sketch)`,
+    min: 'min(duration_min_us, excluded.duration_min_us)',
+    max: 'max(duration_max_us, excluded.duration_max_us)',
+  }
   const assignments = sketchMerge
     ? [
         ...[...SUM_COLUMNS, ...(shape.outcomeColumns ? OUTCOME_COLUMNS : [])].map((c) => `${c} = ${c} + excluded.${c}`),
-        'duration_min_us = min(duration_min_us, excluded.duration_min_us)',
-        'duration_max_us = max(duration_max_us, excluded.duration_max_us)',
-        `latency_sketch = ${sketchMerge}(latency_sketch, excluded.latency_sketch)`,
+        `duration_min_us = ${merged.min}`,
+        `duration_max_us = ${merged.max}`,
+        `latency_sketch = ${merged.sketch}`,
+        ...(shape.percentiles
+          ? [`latency_percentiles = ${sketchPercentiles ? `${sketchPercentiles}(${merged.sketch}, requests + excluded.requests, ${merged.min}, ${merged.max})` : 'NULL'}`]
+          : []),
       ]
     : valueColumns(shape).map((c) => `${c} = excluded.${c}`)
   const upsert =
@@ -49,9 +59,12 @@ function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, 
   return cached
 }
 
-/** The columns a merge writes after the key: sums, outcome counts where the table has them, extremes, sketch. */
+/**
+ * The columns a merge writes after the key: sums, outcome counts where the table has them, extremes, sketch, and the
+ * stored percentiles where the table keeps them.
+ */
 function valueColumns(shape: RollupTableShape): string[] {
-  return [...SUM_COLUMNS, ...(shape.outcomeColumns ? OUTCOME_COLUMNS : []), 'duration_min_us', 'duration_max_us', 'latency_sketch']
+  return [...SUM_COLUMNS, ...(shape.outcomeColumns ? OUTCOME_COLUMNS : []), 'duration_min_us', 'duration_max_us', 'latency_sketch', ...(shape.percentiles ? ['latency_percentiles'] : [])]
 }
 
 /** A row's value for a key column of a rollup table. */
@@ -68,7 +81,7 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
   sortByKey(shape, rows)
   for (let i = 0; i < rows.length; i += CHUNK) {
     const chunk = rows.slice(i, i + CHUNK)
-    const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge)
+    const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge, ctx.sketchPercentiles)
     await ctx.pause?.()
     const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(shape, chunk))
     // What each row writes: its state, plus the stored row's where one was read. The rows' own states are left as
@@ -93,7 +106,11 @@ export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape
       )
       if (shape.outcomeColumns) for (const o of OUTCOMES) params.push(s.outcomes[o])
       const sketch = s.sketch.encode() // a copy of its own: handed over as it is
-      params.push(Math.round(s.durationMin * 1000), Math.round(s.durationMax * 1000), Buffer.from(sketch.buffer, sketch.byteOffset, sketch.byteLength))
+      const minUs = Math.round(s.durationMin * 1000)
+      const maxUs = Math.round(s.durationMax * 1000)
+      params.push(minUs, maxUs, Buffer.from(sketch.buffer, sketch.byteOffset, sketch.byteLength))
+      // read from the values written, as a query will read the row
+      if (shape.percentiles) params.push(storedPercentiles(sketch, s.requests, minUs, maxUs))
     }
     await ctx.pause?.()
     await execute(ctx, text.upsert, params)

@@ -28,6 +28,7 @@ import {
 import { FINE_MS, planQuery } from './plan.js'
 import { readPlanState } from './state.js'
 import { TABLES } from '../schema.js'
+import { readStoredPercentiles } from './stored-percentiles.js'
 
 /** Where the calls of a query are read: whole rollup buckets, or raw calls (edges, the not-yet-rolled tail). */
 export type Source =
@@ -127,6 +128,7 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
   const { db, dialect } = ctx
   const { sources, resolution } = await sourcesOf(ctx, query)
   const groups = new AggregateGroups()
+  const stored = new StoredPercentiles()
   for (const source of sources) {
     if (source.kind === 'raw') {
       if (source.tail && ctx.accumulator && (await tailFromMemory(ctx, query, source.tail, groups))) continue
@@ -139,10 +141,12 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
     // grouped in SQL: one row per group and rollup bucket, its sketches joined into one value — except an hourly
     // series by route over the route-by-hour table, whose rows are its groups already: read as they are
     const asStored = source.byRoute === true && source.unit === 'hour' && query.interval === 'hour' && query.groupBy.length === 1 && query.groupBy[0] === 'route'
-    if (asStored && dialect.packRows && (await readPackedRouteHours(ctx, dialect.packRows, source, query, groups))) continue
+    // its rows' stored percentiles stand in for their sketches where the caller reads summaries only
+    const percentiles = asStored && query.summariesOnly === true
+    if (asStored && dialect.packRows && (await readPackedRouteHours(ctx, dialect.packRows, source, query, groups, percentiles ? stored : undefined))) continue
     const groupColumns = asStored ? [] : rollupGroupColumns(query)
     const table = (source.byRoute ? routeTableOf(source.unit)?.shape.table : undefined) ?? ROLLUP_TABLES[source.unit]
-    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.byRoute === true, !asStored)} FROM ${sql.table(table)}
+    const rows = await sql<Record<string, unknown>>`SELECT ${rollupAggregates(query, dialect, source.byRoute === true, !asStored, percentiles)} FROM ${sql.table(table)}
       WHERE ${rollupWhere(source, query.filter)}${groupColumns.length > 0 ? sql` GROUP BY ${sql.join(groupColumns)}` : sql``}`.execute(db)
     // A bucket coarser than the query's interval (retention removed the finer one) is reported at its own start.
     const coarser = query.interval !== undefined && rankOf(source.unit) > rankOf(query.interval)
@@ -153,11 +157,14 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       const keys: (string | null)[] = []
       for (const column of keyColumns) keys.push(keyOf(column, row[column]))
       const group = groups.get(start, keys)
+      const fresh = group.state.requests === 0
       addPackedSums(group.state, row.sums)
       if (row.sketch) LatencySketch.decodeInto(row.sketch as Uint8Array, group.state.sketch)
+      else if (percentiles) stored.take(group, fresh, row.percentiles, num(row.bucket_start), keys[0] ?? '')
       if (coarser && source.unit !== '5m') group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
     }
   }
+  await stored.settle(ctx)
   const result = groups.rows()
   // Summaries and breakdowns carry the plan's precision; timeseries points carry their own (marked above).
   if (resolution !== 'raw' && (query.interval === undefined || resolution === 'partial')) {
@@ -275,9 +282,12 @@ function rollupGroupColumns(query: AggregateQuery): RawBuilder<unknown>[] {
  * `outcomeColumns`: the table keeps the requests per outcome in columns (route by hour), not in its key; `grouped`
  * false: each row is a group already (its columns are read as they are).
  */
-function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean, grouped: boolean): RawBuilder<unknown> {
-  const sketch = grouped ? dialect.joinSketches() : sql`latency_sketch`
-  return sql.join([...rollupGroupColumns(query), sql`${packedNumbers(outcomeColumns, grouped)} AS sums`, sql`${sketch} AS sketch`])
+function rollupAggregates(query: AggregateQuery, dialect: SqlDialect, outcomeColumns: boolean, grouped: boolean, percentiles = false): RawBuilder<unknown> {
+  const columns = [...rollupGroupColumns(query), sql`${packedNumbers(outcomeColumns, grouped)} AS sums`]
+  // route-by-hour rows as stored, summaries only: a row's sketch only where it keeps no percentiles
+  if (percentiles) columns.push(sql`CASE WHEN latency_percentiles IS NULL THEN latency_sketch END AS sketch`, sql`latency_percentiles AS percentiles`)
+  else columns.push(sql`${grouped ? dialect.joinSketches() : sql`latency_sketch`} AS sketch`)
+  return sql.join(columns)
 }
 
 /** The `sums` text of a rollup read (see {@link addPackedSums}): of each group (`grouped`), or of each row as stored. */
@@ -309,15 +319,18 @@ async function readPackedRouteHours(
   source: Extract<Source, { kind: 'rollup' }>,
   query: AggregateQuery,
   groups: AggregateGroups,
+  stored: StoredPercentiles | undefined,
 ): Promise<boolean> {
   const where = rollupWhere(source, query.filter)
   const table = sql.table(ROUTE_HOUR.table)
   const count = await countUpTo(ctx, ROUTE_HOUR.table, where, PACKED_ROWS)
   if (count > PACKED_ROWS) return false
   if (count === 0) return true
-  const each = packedNumbers(true, false, [sql`bucket_start`, sql`length(latency_sketch)`])
+  // with `stored`: a row's percentiles in place of its sketch where it keeps them (the last number says which)
+  const blob = stored ? sql`coalesce(latency_percentiles, latency_sketch)` : sql`latency_sketch`
+  const each = packedNumbers(true, false, [sql`bucket_start`, sql`length(${blob})`, stored ? sql`latency_percentiles IS NOT NULL` : sql`0`])
   const r = await sql<{ routes: unknown; sums: unknown; sketches: unknown }>`SELECT ${packRows.texts('route')} AS routes, ${packRows.joined(each)} AS sums,
-    ${packRows.blobs('latency_sketch')} AS sketches FROM ${table} WHERE ${where}`.execute(ctx.db)
+    ${packRows.blobs(blob)} AS sketches FROM ${table} WHERE ${where}`.execute(ctx.db)
   const row = r.rows[0]
   if (row === undefined || typeof row.sums !== 'string') return true // the rows went between the two reads (retention)
   const routes = (typeof row.routes === 'string' ? JSON.parse(row.routes) : row.routes) as unknown[]
@@ -329,10 +342,15 @@ async function readPackedRouteHours(
     const end = sums.indexOf(';', from)
     const packed = parsePackedSums(sums, from, end < 0 ? sums.length : end)
     from = end + 1
-    const group = groups.get(bucketStart(packed[PACKED_SUMS]!, 'hour'), [keyOf('route', routes[i])])
+    const start = packed[PACKED_SUMS]!
+    const route = keyOf('route', routes[i])
+    const group = groups.get(bucketStart(start, 'hour'), [route])
+    const fresh = group.state.requests === 0
     addParsedSums(group.state)
     const length = packed[PACKED_SUMS + 1]!
-    if (length > 0) LatencySketch.decodeInto(sketches.subarray(at, at + length), group.state.sketch)
+    const bytes = sketches.subarray(at, at + length)
+    if (packed[PACKED_SUMS + 2] === 1) stored!.take(group, fresh, bytes, start, route ?? '')
+    else if (length > 0) LatencySketch.decodeInto(bytes, group.state.sketch)
     at += length
   }
   return true
@@ -357,8 +375,11 @@ const SUM_FIELD = {
 const SUM_FIELDS = SUM_COLUMNS.map((c) => SUM_FIELD[c])
 /** How many numbers a rollup read's `sums` holds. */
 const PACKED_SUMS = SUM_COLUMNS.length + OUTCOMES.length + 2
-/** The numbers of one `sums` value, parsed; a packed read of stored rows adds two (bucket start, sketch length). */
-const packedSums = new Float64Array(PACKED_SUMS + 2)
+/**
+ * The numbers of one `sums` value, parsed; a packed read of stored rows adds three (bucket start, the length of its
+ * bytes, whether they are stored percentiles).
+ */
+const packedSums = new Float64Array(PACKED_SUMS + 3)
 
 /**
  * Adds a rollup read's `sums` into an aggregate: the {@link SUM_COLUMNS}, the requests per outcome in
@@ -423,3 +444,56 @@ function keyOf(column: string, v: unknown): string | null {
 function rankOf(unit: string): number {
   return ['minute', '5m', 'hour', 'day', 'month'].indexOf(unit === 'raw' ? 'minute' : unit)
 }
+
+/** A group standing on a stored route-by-hour row's percentiles, and what it held then. */
+interface HeldPercentiles {
+  group: AggregateRow
+  requests: number
+  bucketStart: number
+  route: string
+}
+
+/**
+ * The groups of a query that read a route-by-hour row's stored percentiles instead of its sketch (see
+ * stored-percentiles.ts). They stand for the group only while it is that row alone: a group that held other calls
+ * before the row was read, or was given more after (a raw edge, the not-yet-rolled tail), or whose stored percentiles
+ * are missing or do not match the row, reads the row's sketch after all ({@link settle}, in the query's snapshot).
+ */
+class StoredPercentiles {
+  private readonly held: HeldPercentiles[] = []
+  private readonly sketches: HeldPercentiles[] = []
+
+  /** The stored row read into `group` had `value` where its sketch would be (`fresh`: the group held nothing before). */
+  take(group: AggregateRow, fresh: boolean, value: unknown, bucketStart: number, route: string): void {
+    const requests = packedSums[0]! // the row's own requests, parsed last
+    const entry = { group, requests: group.state.requests, bucketStart, route }
+    const percentiles = fresh ? readStoredPercentiles(value, requests) : undefined
+    if (percentiles === undefined) this.sketches.push(entry)
+    else {
+      group.percentiles = percentiles
+      this.held.push(entry)
+    }
+  }
+
+  /** Reads the sketches of the rows whose percentiles cannot stand for their group (see the class comment). */
+  async settle(ctx: RollupContext): Promise<void> {
+    for (const entry of this.held) {
+      if (entry.group.state.requests === entry.requests) continue
+      delete entry.group.percentiles
+      this.sketches.push(entry)
+    }
+    const table = sql.table(ROUTE_HOUR.table)
+    for (let i = 0; i < this.sketches.length; i += SKETCH_REREAD_CHUNK) {
+      const chunk = this.sketches.slice(i, i + SKETCH_REREAD_CHUNK)
+      const byKey = new Map(chunk.map((e) => [`${e.bucketStart}|${e.route}`, e]))
+      const where = sql.join(chunk.map((e) => sql`(bucket_start = ${e.bucketStart} AND route = ${e.route})`), sql` OR `)
+      const rows = await sql<{ bucket_start: unknown; route: unknown; latency_sketch: unknown }>`SELECT bucket_start, route, latency_sketch FROM ${table} WHERE ${where}`.execute(ctx.db)
+      for (const row of rows.rows) {
+        const entry = byKey.get(`${num(row.bucket_start)}|${String(row.route)}`)
+        if (entry) LatencySketch.decodeInto(row.latency_sketch as Uint8Array, entry.group.state.sketch)
+      }
+    }
+  }
+}
+/** Rows whose sketches one statement of {@link StoredPercentiles.settle} reads. */
+const SKETCH_REREAD_CHUNK = 200
