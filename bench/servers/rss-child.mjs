@@ -1,6 +1,8 @@
 // Child process of the sqlite bench suite: the host's resident memory while it meters live traffic into a storage.
 // Plain JavaScript on the built packages (no TypeScript loader), so what is measured is what an application carries.
-//   node --expose-gc bench/servers/rss-child.mjs <memory|sqlite|sqlite-main> <calls> <dir> [burst]
+//   node --expose-gc bench/servers/rss-child.mjs <memory|sqlite|sqlite-main|control> <calls> <dir> [burst]
+// (control: the same host with the same imports making the same calls at the same pace, none of them recorded: what
+// the host's own allocation grows by)
 // Prints { baseline, peak, steady, parts } in MiB: RSS after everything is imported (the host's own baseline), the
 // highest RSS seen while metering, RSS once the last batch is written and garbage is collected, and what grew between
 // baseline and steady state, part by part (see parts() below).
@@ -55,6 +57,21 @@ const apis = ['openai', 'anthropic', 'stripe', 'twilio', null]
 const statuses = [200, 200, 200, 201, 404, 429, 500]
 const now = Date.now()
 /** The i-th call of live traffic over the last hour: 5 APIs (one inbound), 20 routes, 50 tenants, costs. */
+/** The control's stand-in for a monitor: reads each call's strings, keeps nothing. */
+function unrecorded() {
+  let seen = 0
+  let read = 0
+  return {
+    /** @param {{ route: string, tenantId: string }} call */
+    record: (call) => {
+      seen++
+      read += call.route.length + call.tenantId.length
+    },
+    health: () => ({ queued: 0, written: seen, read }),
+    flush: async () => {},
+    close: async () => {},
+  }
+}
 const liveCall = (i) => ({
   direction: apis[i % 5] ? 'outbound' : 'inbound',
   api: apis[i % 5],
@@ -71,8 +88,7 @@ const liveCall = (i) => ({
 await settle()
 const before = parts()
 const baseline = mib()
-const storage = kind === 'memory' ? memoryStorage() : sqliteStorage({ filename: join(dir, `${kind}.db`), ...(kind === 'sqlite-main' ? { thread: 'main' } : {}) })
-const monitor = createMonitor({ storage, logger: false, flushOnExit: false })
+const monitor = kind === 'control' ? unrecorded() : createMonitor({ storage: kind === 'memory' ? memoryStorage() : sqliteStorage({ filename: join(dir, `${kind}.db`), ...(kind === 'sqlite-main' ? { thread: 'main' } : {}) }), logger: false, flushOnExit: false })
 let peak = 0
 // bursts of 1,000 calls every 10 ms (up to 100,000 calls/s); traffic a storage cannot keep up with for long is held
 // while 20,000 calls wait in the buffer, instead of overflowing it
