@@ -46,6 +46,11 @@ export function storedPercentiles(sketch: Uint8Array, requests: number, minUs: n
 /**
  * The percentiles a stored `latency_percentiles` value holds for a row of `requests` calls; undefined when there is
  * none, it is not one, or it was computed for another count (see the module comment): the row's sketch is read then.
+ *
+ * @example
+ * ```ts
+ * const [p50, p90, p95, p99] = readStoredPercentiles(row.latency_percentiles, Number(row.requests)) ?? []
+ * ```
  */
 export function readStoredPercentiles(value: unknown, requests: number): number[] | undefined {
   if (!(value instanceof Uint8Array) || value.byteLength !== STORED_PERCENTILES_BYTES) return undefined
