@@ -375,6 +375,16 @@ export interface NamedMigration extends Migration {
  */
 export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): NamedMigration[] {
   const dialect = dialectOf(dialectOrName)
+  /** A migration adding a route table (see {@link routeTable}) with its horizon state row, and removing both. */
+  const routeTableMigration = (name: string, table: string, horizon: string): NamedMigration => ({
+    name,
+    async up(db) {
+      await run(db, routeTable(dialect, table, horizon))
+    },
+    async down(db) {
+      await run(db, [`DROP TABLE ${table}`, `DELETE FROM ${TABLES.rollupState} WHERE name = '${horizon}'`])
+    },
+  })
   return [
     {
       name: '0001_initial',
@@ -478,16 +488,8 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         await run(db, [`DROP TABLE ${TABLES.systemSamples}`, `DROP TABLE ${TABLES.auditLog}`])
       },
     },
-    {
-      // Route-by-hour rollups with the outcomes as columns (an hourly timeseries by route without a big GROUP BY).
-      name: '0009_storage_limits',
-      async up(db) {
-        await run(db, routeTable(dialect, TABLES.rollupRouteHour, 'route_hour_horizon'))
-      },
-      async down(db) {
-        await run(db, [`DROP TABLE ${TABLES.rollupRouteHour}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_hour_horizon'`])
-      },
-    },
+    // Route-by-hour rollups with the outcomes as columns (an hourly timeseries by route without a big GROUP BY).
+    routeTableMigration('0009_storage_limits', TABLES.rollupRouteHour, 'route_hour_horizon'),
     {
       // PostgreSQL: a trigger counts the statements that delete raw calls (state row `raw_deletions`), so a process
       // that answers the not-yet-rolled tail from memory knows when calls of it may be gone. Nothing on SQLite.
@@ -499,17 +501,9 @@ export function apimeterMigrations(dialectOrName: SqlDialect | SqlDialectName): 
         await run(db, dialect.ddl.rawDeletionsDown)
       },
     },
-    {
-      // Route-by-5-minutes rollups: the sub-hour edges of a series by route (or of one route) from rollups, not raw
-      // calls. Complete from `route_5m_horizon` on (the hour after the newest call at migration time).
-      name: '0011_route_5m',
-      async up(db) {
-        await run(db, routeTable(dialect, TABLES.rollupRoute5m, 'route_5m_horizon'))
-      },
-      async down(db) {
-        await run(db, [`DROP TABLE ${TABLES.rollupRoute5m}`, `DELETE FROM ${TABLES.rollupState} WHERE name = 'route_5m_horizon'`])
-      },
-    },
+    // Route-by-5-minutes rollups: the sub-hour edges of a series by route (or of one route) from rollups, not raw
+    // calls. Complete from `route_5m_horizon` on (the hour after the newest call at migration time).
+    routeTableMigration('0011_route_5m', TABLES.rollupRoute5m, 'route_5m_horizon'),
     {
       // Route-by-hour rows keep their summary percentiles beside the sketch (see stored-percentiles.ts). Rows written
       // before have none (NULL): their sketches are read, as before, until a merge writes them.

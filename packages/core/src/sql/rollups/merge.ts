@@ -33,22 +33,23 @@ function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, 
   n = 0
   // Merged by the caller (stored rows read first): the new values replace the stored ones. Merged in the database:
   // sums (and outcome counts) add, the extremes take the smaller and larger, the sketches merge through the
-  // connection's function, and stored percentiles are read from what the row becomes (every expression of the SET
-  // sees the row as it was), or cleared where the connection has no function for them.
-  const merged = {
-    sketch: `${sketchMerge}(latency_sketch, excluded.latency_sketch)`,
-    min: 'min(duration_min_us, excluded.duration_min_us)',
-    max: 'max(duration_max_us, excluded.duration_max_us)',
-  }
+  // connection's function.
+  const min = 'min(duration_min_us, excluded.duration_min_us)'
+  const max = 'max(duration_max_us, excluded.duration_max_us)'
+  const sketch = `${sketchMerge}(latency_sketch, excluded.latency_sketch)`
+  // Stored percentiles are read from the merged sketch (merged once: every expression of a SET sees the row as it
+  // was, so a second expression naming the merge would merge again), or cleared where the connection has no function.
+  const sketchAssignment = !shape.percentiles
+    ? `latency_sketch = ${sketch}`
+    : sketchPercentiles
+      ? `(latency_sketch, latency_percentiles) = (SELECT merged, ${sketchPercentiles}(merged, requests + excluded.requests, ${min}, ${max}) FROM (SELECT ${sketch} AS merged))`
+      : `latency_sketch = ${sketch}, latency_percentiles = NULL`
   const assignments = sketchMerge
     ? [
         ...[...SUM_COLUMNS, ...(shape.outcomeColumns ? OUTCOME_COLUMNS : [])].map((c) => `${c} = ${c} + excluded.${c}`),
-        `duration_min_us = ${merged.min}`,
-        `duration_max_us = ${merged.max}`,
-        `latency_sketch = ${merged.sketch}`,
-        ...(shape.percentiles
-          ? [`latency_percentiles = ${sketchPercentiles ? `${sketchPercentiles}(${merged.sketch}, requests + excluded.requests, ${merged.min}, ${merged.max})` : 'NULL'}`]
-          : []),
+        `duration_min_us = ${min}`,
+        `duration_max_us = ${max}`,
+        sketchAssignment,
       ]
     : valueColumns(shape).map((c) => `${c} = excluded.${c}`)
   const upsert =

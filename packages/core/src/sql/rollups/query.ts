@@ -157,10 +157,9 @@ export async function aggregateWithRollups(ctx: RollupContext, query: AggregateQ
       const keys: (string | null)[] = []
       for (const column of keyColumns) keys.push(keyOf(column, row[column]))
       const group = groups.get(start, keys)
-      const fresh = group.state.requests === 0
-      addPackedSums(group.state, row.sums)
+      const sums = addPackedSums(group.state, row.sums)
       if (row.sketch) LatencySketch.decodeInto(row.sketch as Uint8Array, group.state.sketch)
-      else if (percentiles) stored.take(group, fresh, row.percentiles, num(row.bucket_start), keys[0] ?? '')
+      else if (percentiles) stored.take(group, row.percentiles, sums[0]!, num(row.bucket_start), keys[0] ?? '')
       if (coarser && source.unit !== '5m') group.resolution = coarserResolution(group.resolution ?? 'raw', source.unit)
     }
   }
@@ -345,11 +344,10 @@ async function readPackedRouteHours(
     const start = packed[PACKED_SUMS]!
     const route = keyOf('route', routes[i])
     const group = groups.get(bucketStart(start, 'hour'), [route])
-    const fresh = group.state.requests === 0
     addParsedSums(group.state)
     const length = packed[PACKED_SUMS + 1]!
     const bytes = sketches.subarray(at, at + length)
-    if (packed[PACKED_SUMS + 2] === 1) stored!.take(group, fresh, bytes, start, route ?? '')
+    if (packed[PACKED_SUMS + 2] === 1) stored!.take(group, bytes, packed[0]!, start, route ?? '')
     else if (length > 0) LatencySketch.decodeInto(bytes, group.state.sketch)
     at += length
   }
@@ -385,11 +383,13 @@ const packedSums = new Float64Array(PACKED_SUMS + 3)
  * Adds a rollup read's `sums` into an aggregate: the {@link SUM_COLUMNS}, the requests per outcome in
  * {@link OUTCOMES} order, the smallest and the largest duration (µs), comma-separated integers. Read character by
  * character (thousands of rows: no substrings, no array); a number that is not a short plain integer is left to
- * `Number()`, which then gives it exactly as before.
+ * `Number()`, which then gives it exactly as before. Returns the numbers read ({@link packedSums}, read them before
+ * the next parse).
  */
-function addPackedSums(state: AggregateState, sums: string): void {
-  parsePackedSums(sums)
+function addPackedSums(state: AggregateState, sums: string): Float64Array {
+  const parsed = parsePackedSums(sums)
   addParsedSums(state)
+  return parsed
 }
 
 /** Adds the sums {@link parsePackedSums} read last into an aggregate. */
@@ -463,11 +463,13 @@ class StoredPercentiles {
   private readonly held: HeldPercentiles[] = []
   private readonly sketches: HeldPercentiles[] = []
 
-  /** The stored row read into `group` had `value` where its sketch would be (`fresh`: the group held nothing before). */
-  take(group: AggregateRow, fresh: boolean, value: unknown, bucketStart: number, route: string): void {
-    const requests = packedSums[0]! // the row's own requests, parsed last
-    const entry = { group, requests: group.state.requests, bucketStart, route }
-    const percentiles = fresh ? readStoredPercentiles(value, requests) : undefined
+  /**
+   * The stored row of `requests` calls, just added to `group`, had `value` where its sketch would be. The group is
+   * that row alone when it holds as many calls (a row holds at least one).
+   */
+  take(group: AggregateRow, value: unknown, requests: number, bucketStart: number, route: string): void {
+    const entry = { group, requests, bucketStart, route }
+    const percentiles = group.state.requests === requests ? readStoredPercentiles(value, requests) : undefined
     if (percentiles === undefined) this.sketches.push(entry)
     else {
       group.percentiles = percentiles
