@@ -42,6 +42,16 @@ async function rows(storage: ReturnType<typeof sqliteStorage>, query: string): P
   return (await sql.raw<Record<string, unknown>>(query).execute(storage.db)).rows
 }
 
+/** `calls` written to a SQLite storage on `file` and rolled up, and to an in-memory storage (the truth). */
+async function rolledUp(file: string, calls: CallRecord[]) {
+  const storage = sqliteStorage({ filename: file, retention: FOREVER, now: () => NOW })
+  const reference = memoryStorage({ maxCalls: Infinity })
+  await reference.writeCalls(calls)
+  await storage.writeCalls(calls)
+  await storage.maintain()
+  return { storage, reference }
+}
+
 /**
  * A database whose calls were rolled up before a rollup table existed: three days of calls written and rolled up,
  * migrated back to `before` and forward again (the table is empty, its horizon the hour after the newest call), then
@@ -49,12 +59,8 @@ async function rows(storage: ReturnType<typeof sqliteStorage>, query: string): P
  * same calls in memory.
  */
 async function rolledUpBefore(file: string, before: string, horizonRow: string, table: string) {
-  const storage = sqliteStorage({ filename: file, retention: FOREVER, now: () => NOW })
-  const reference = memoryStorage({ maxCalls: Infinity })
   const calls = workload(3, 400)
-  await reference.writeCalls(calls)
-  await storage.writeCalls(calls)
-  await storage.maintain()
+  const { storage, reference } = await rolledUp(file, calls)
   expect((await storage.migrate(before)).error).toBeUndefined()
   expect((await storage.migrate('latest')).error).toBeUndefined()
   const newest = Math.max(...calls.map((c) => c.timestamp))
@@ -293,12 +299,8 @@ describe('rollups and retention on SQLite', () => {
   }, 60_000)
 
   it('keeps one route-by-hour row per (hour, route) with its outcomes as columns, and answers hourly route series from it exactly', async () => {
-    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
-    const reference = memoryStorage({ maxCalls: Infinity })
     const calls = workload(3, 400, 5)
-    await reference.writeCalls(calls)
-    await storage.writeCalls(calls)
-    await storage.maintain()
+    const { storage, reference } = await rolledUp(tmp.file(), calls)
     const stored = await rows(storage, 'SELECT * FROM apimeter_rollups_route_hour ORDER BY bucket_start, route')
     const hours = new Set(calls.map((c) => `${c.timestamp - (c.timestamp % HOUR)}|${c.route}`))
     expect(stored.map((r) => `${Number(r.bucket_start)}|${String(r.route)}`)).toEqual([...hours].sort((a, b) => (a < b ? -1 : 1)))
@@ -390,12 +392,8 @@ describe('rollups and retention on SQLite', () => {
   })
 
   it('keeps one route-by-5-minutes row per (5 minutes, route) and reads the sub-hour edges of a series by route from it, exactly', async () => {
-    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, now: () => NOW })
-    const reference = memoryStorage({ maxCalls: Infinity })
     const calls = workload(2, 600, 11)
-    await reference.writeCalls(calls)
-    await storage.writeCalls(calls)
-    await storage.maintain()
+    const { storage, reference } = await rolledUp(tmp.file(), calls)
     const FIVE = 300_000
     const stored = await rows(storage, 'SELECT * FROM apimeter_rollups_route_5m ORDER BY bucket_start, route')
     const buckets = new Set(calls.map((c) => `${c.timestamp - (c.timestamp % FIVE)}|${c.route}`))
