@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CallRecord, createMonitor, createStats, memoryStorage } from '@apimeter/core'
-import { readStoredPercentiles, storedPercentiles } from '@apimeter/core/sql'
 import { recordFactory } from '@apimeter/core/testing'
 import { postgresStorage } from '@apimeter/storage-postgres'
 import pg from 'pg'
 import { freshSchema, query, testUrl } from './helpers.js'
+import { expectStoredPercentiles } from '../../../test/support/stored-percentiles.js'
 
 const DAY = 86_400_000
 const NOW = Date.UTC(2026, 5, 15, 12)
@@ -130,12 +130,7 @@ describe('postgresStorage()', () => {
     const stored = await query<{ bucket_start: string; route: string; requests: string; duration_min_us: string; duration_max_us: string; latency_sketch: Buffer; latency_percentiles: Buffer }>(
       'SELECT bucket_start, route, requests, duration_min_us, duration_max_us, latency_sketch, latency_percentiles FROM apimeter_rollups_route_hour', schema)
     expect(stored.length).toBeGreaterThan(50)
-    for (const r of stored.slice(0, 12)) {
-      const hour = await truth.summary({ from: new Date(Number(r.bucket_start)), to: new Date(Number(r.bucket_start) + 3_600_000), route: r.route })
-      const { p50, p90, p95, p99 } = hour.latency!
-      expect(readStoredPercentiles(r.latency_percentiles, Number(r.requests))).toEqual([p50, p90, p95, p99])
-      expect(r.latency_percentiles).toEqual(storedPercentiles(r.latency_sketch, Number(r.requests), Number(r.duration_min_us), Number(r.duration_max_us)))
-    }
+    await expectStoredPercentiles(stored.slice(0, 12), truth)
     const hourly = { interval: 'hour', from: '-2d', groupBy: 'route' } as const
     expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
     // read in place of the sketch: a value written here shows in its point

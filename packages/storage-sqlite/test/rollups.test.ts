@@ -2,11 +2,12 @@ import Database from 'better-sqlite3'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CallRecord, createMonitor, createStats, memoryStorage, type StatsFilter } from '@apimeter/core'
-import { readStoredPercentiles, storedPercentiles } from '@apimeter/core/sql'
+import { storedPercentiles } from '@apimeter/core/sql'
 import { recordFactory, seededRandom } from '@apimeter/core/testing'
 import { sqliteStorage } from '@apimeter/storage-sqlite'
 import { runCli } from '../../core/src/cli/main.js'
 import { tempDir } from './helpers.js'
+import { expectStoredPercentiles } from '../../../test/support/stored-percentiles.js'
 
 const HOUR = 3_600_000
 const DAY = 86_400_000
@@ -351,13 +352,7 @@ describe('rollups and retention on SQLite', () => {
     const truth = createStats(reference, { clock: { now: () => NOW } })
     const stored = await rows(storage, 'SELECT bucket_start, route, requests, duration_min_us, duration_max_us, latency_sketch, latency_percentiles FROM apimeter_rollups_route_hour')
     expect(stored.length).toBeGreaterThan(50)
-    for (const r of stored.slice(0, 12)) {
-      // what the hour's summary of that route gives, and what its stored sketch gives
-      const hour = await truth.summary({ from: new Date(Number(r.bucket_start)), to: new Date(Number(r.bucket_start) + HOUR), route: String(r.route) })
-      const { p50, p90, p95, p99 } = hour.latency!
-      expect(readStoredPercentiles(r.latency_percentiles, Number(r.requests))).toEqual([p50, p90, p95, p99])
-      expect(r.latency_percentiles).toEqual(storedPercentiles(r.latency_sketch as Uint8Array, Number(r.requests), Number(r.duration_min_us), Number(r.duration_max_us)))
-    }
+    await expectStoredPercentiles(stored.slice(0, 12), truth)
     const hourly = { interval: 'hour', from: '-2d', groupBy: 'route' } as const
     expect(await stats.timeseries(hourly)).toEqual(await truth.timeseries(hourly))
     // read in place of the sketch: a value written here shows in its point
