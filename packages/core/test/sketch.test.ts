@@ -106,6 +106,55 @@ describe('LatencySketch', () => {
     expect(back.quantiles([0.1, 0.5, 0.99])).toEqual(merged.quantiles([0.1, 0.5, 0.99]))
   })
 
+  it('keeps few distinct buckets as pairs and answers, encodes and merges exactly as laid out, across the switch to dense', () => {
+    const random = seededRandom(23)
+    const truth = (values: number[]): [number, number][] => {
+      const counts = new Map<number, number>()
+      for (const x of values) counts.set(latencyBucket(x), (counts.get(latencyBucket(x)) ?? 0) + 1)
+      return [...counts].sort((a, b) => a[0] - b[0])
+    }
+    const sketches: { sketch: LatencySketch; values: number[] }[] = []
+    // 1 to 40 distinct buckets (the pairs hold 16), far apart, with repeats and zero durations
+    for (let distinct = 1; distinct <= 40; distinct++) {
+      const pool = Array.from({ length: distinct }, () => Math.exp(-3 + random() * 16))
+      const values: number[] = []
+      const sketch = new LatencySketch()
+      for (let i = 0; i < distinct * 3; i++) {
+        const x = i % 7 === 6 ? 0 : pool[Math.floor(random() * distinct)]!
+        values.push(x)
+        sketch.add(x)
+      }
+      sketches.push({ sketch, values })
+    }
+    const qs = [0, 0.1, 0.5, 0.9, 0.99, 1]
+    for (const { sketch, values } of sketches) {
+      const expected = truth(values)
+      // ZERO_BUCKET is the lowest of these buckets: the zero bucket comes first in both
+      expect([...sketch.buckets].sort((a, b) => a[0] - b[0])).toEqual(expected)
+      expect(sketch.count).toBe(values.length)
+      // laid out densely (decoding always does) it encodes to the same bytes and answers the same
+      const dense = LatencySketch.decode(sketch.encode())
+      expect([...dense.buckets].sort((a, b) => a[0] - b[0])).toEqual(expected)
+      expect(dense.encode()).toEqual(sketch.encode())
+      expect(sketch.quantiles(qs, Math.min(...values), Math.max(...values))).toEqual(dense.quantiles(qs, Math.min(...values), Math.max(...values)))
+      const threshold = values[Math.floor(values.length / 2)]!
+      expect(sketch.countAtOrBelow(threshold)).toEqual(dense.countAtOrBelow(threshold))
+      expect(sketch.countAtOrBelow(threshold).atOrBelow).toBe(values.filter((x) => latencyBucket(x) <= latencyBucket(threshold)).length)
+    }
+    // merges of pairs into pairs, pairs into dense and dense into pairs: the buckets of all the values
+    for (let i = 0; i + 1 < sketches.length; i++) {
+      const a = sketches[i]!
+      const b = sketches[sketches.length - 1 - i]!
+      const merged = new LatencySketch()
+      merged.merge(a.sketch)
+      merged.merge(b.sketch)
+      expect([...merged.buckets].sort((x, y) => x[0] - y[0])).toEqual(truth([...a.values, ...b.values]))
+      expect(merged.encode()).toEqual(mergeEncodedSketches(a.sketch.encode(), b.sketch.encode()))
+      // the sketches merged from are left as they were
+      expect([...a.sketch.buckets].sort((x, y) => x[0] - y[0])).toEqual(truth(a.values))
+    }
+  })
+
   it('returns NaN quantiles for an empty sketch', () => {
     expect(new LatencySketch().quantile(0.5)).toBeNaN()
   })

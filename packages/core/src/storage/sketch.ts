@@ -43,15 +43,22 @@ export function quantileRank(q: number, count: number): number {
 /**
  * A mergeable histogram of durations; see the module comment for its accuracy. Counts live in a dense array over
  * the range of bucket indexes seen (a few hundred to ~2,000 wide), so adding, merging and encoding are plain loops
- * without hashing or sorting: rollup runs merge thousands of sketches.
+ * without hashing or sorting: rollup runs merge thousands of sketches. A sketch of a few distinct buckets keeps them
+ * as pairs instead (`few`): a rollup run of history written out of order folds about one sketch per call, each of a
+ * value or two far apart, which laid out densely would take kilobytes each.
  */
 export class LatencySketch {
-  /** Never written while empty: the first value makes `cover` allocate (shared, so an empty sketch allocates none). */
+  /** Never written while empty or few: the first dense value makes `cover` allocate (shared, so an empty sketch allocates none). */
   private counts = NO_COUNTS
+  /**
+   * While the sketch holds at most {@link FEW_BUCKETS} distinct buckets (the zero bucket aside): its (bucket, count)
+   * pairs, buckets ascending, one after the other in one array; null when empty or dense (`counts`), never both.
+   */
+  private few: number[] | null = null
   /** Bucket index of `counts[0]`. */
   private offset = 0
   private zero = 0
-  /** Values in `counts` and `zero` (not those of `pending`). */
+  /** Values in `counts` (or `few`) and `zero` (not those of `pending`). */
   private settled = 0
   /**
    * Encodings added and not yet read ({@link LatencySketch.decodeInto}): a query merges the stored sketches of a group
@@ -79,6 +86,8 @@ export class LatencySketch {
     this.settle()
     const out = new Map<number, number>()
     if (this.zero > 0) out.set(ZERO_BUCKET, this.zero)
+    const few = this.few
+    if (few !== null) for (let k = 0; k < few.length; k += 2) out.set(few[k]!, few[k + 1]!)
     for (let i = 0; i < this.counts.length; i++) if (this.counts[i]! > 0) out.set(i + this.offset, this.counts[i]!)
     return out
   }
@@ -88,8 +97,9 @@ export class LatencySketch {
     this.addBucket(latencyBucket(durationMs), times)
   }
 
-  /** Makes `counts` cover bucket indexes lo…hi. */
+  /** Makes `counts` cover bucket indexes lo…hi (laying out the few pairs first, if it holds them). */
   private cover(lo: number, hi: number): void {
+    if (this.few !== null) this.densify()
     const len = this.counts.length
     if (len > 0 && lo >= this.offset && hi < this.offset + len) return
     const curLo = len > 0 ? this.offset : lo
@@ -103,13 +113,48 @@ export class LatencySketch {
     this.offset = newLo
   }
 
+  /** Lays the few pairs out as dense counts. */
+  private densify(): void {
+    const few = this.few!
+    this.few = null
+    this.cover(few[0]!, few[few.length - 2]!)
+    for (let k = 0; k < few.length; k += 2) this.counts[few[k]! - this.offset]! += few[k + 1]!
+  }
+
   /** Adds `times` values to a bucket by index (used when reading sketches back from storage). */
   addBucket(bucket: number, times: number): void {
     if (times <= 0) return
     this.settled += times
-    if (bucket === ZERO_BUCKET) {
-      this.zero += times
-      return
+    if (bucket === ZERO_BUCKET) this.zero += times
+    else this.addCount(bucket, times)
+  }
+
+  /** Adds to the count of a bucket other than the zero bucket (`settled` is the caller's). */
+  private addCount(bucket: number, times: number): void {
+    if (this.counts.length === 0) {
+      const few = this.few
+      if (few === null) {
+        this.few = [bucket, times]
+        return
+      }
+      let k = 0
+      while (k < few.length && few[k]! < bucket) k += 2
+      if (few[k] === bucket) {
+        few[k + 1]! += times
+        return
+      }
+      if (few.length < 2 * FEW_BUCKETS) {
+        // insert the pair at k: append, then move the pairs above it up
+        few.push(bucket, times)
+        for (let j = few.length - 2; j > k; j -= 2) {
+          few[j] = few[j - 2]!
+          few[j + 1] = few[j - 1]!
+        }
+        few[k] = bucket
+        few[k + 1] = times
+        return
+      }
+      // one bucket more than few: dense from here on
     }
     const i = bucket - this.offset
     if (i < 0 || i >= this.counts.length) this.cover(bucket, bucket)
@@ -122,6 +167,11 @@ export class LatencySketch {
     if (other.settled === 0) return
     this.zero += other.zero
     this.settled += other.settled
+    const few = other.few
+    if (few !== null) {
+      for (let k = 0; k < few.length; k += 2) this.addCount(few[k]!, few[k + 1]!)
+      return
+    }
     const src = other.counts
     if (src.length === 0) return
     this.cover(other.offset, other.offset + src.length - 1)
@@ -142,6 +192,13 @@ export class LatencySketch {
     if (bucket === ZERO_BUCKET) return { atOrBelow: this.zero, edge: 0, edgeMs: 0 }
     let atOrBelow = this.zero
     let edge = 0
+    const few = this.few
+    if (few !== null) {
+      for (let k = 0; k < few.length && few[k]! <= bucket; k += 2) {
+        atOrBelow += few[k + 1]!
+        if (few[k] === bucket) edge = few[k + 1]!
+      }
+    }
     for (let i = 0; i < this.counts.length && i + this.offset <= bucket; i++) {
       atOrBelow += this.counts[i]!
       if (i + this.offset === bucket) edge = this.counts[i]!
@@ -171,12 +228,14 @@ export class LatencySketch {
     if (known >= 0 && this.settled === 0 && pending !== null && pending.length === 1 && encodedQuantiles(pending[0]!, qs, min, max, out, known)) return
     // a sketch made only of a few stored encodings (a group of a grouped query) is read from their pairs, without
     // laying out its counts: thousands of groups then cost no dense arrays
-    const sparse = this.settled === 0 && this.pending !== null ? sparsePairs(this.pending) : -1
+    let sparse = this.settled === 0 && this.pending !== null ? sparsePairs(this.pending) : -1
     let count = 0
     if (sparse >= 0) for (let i = 0; i < sparse; i++) count += sparseCounts[i]!
     else {
       this.settle()
       count = this.settled
+      // few pairs are read as sparse ones, the zero bucket (the lowest value) first
+      if (this.few !== null) sparse = this.fewAsSparse()
     }
     for (let i = 0; i < qs.length; i++) out[i] = Number.NaN
     if (count === 0) return
@@ -208,6 +267,21 @@ export class LatencySketch {
     }
   }
 
+  /** The zero bucket's count and the few pairs in `sparseBuckets` / `sparseCounts`; returns how many pairs. */
+  private fewAsSparse(): number {
+    const few = this.few!
+    let pairs = 0
+    if (this.zero > 0) {
+      sparseBuckets[0] = ZERO_BUCKET
+      sparseCounts[pairs++] = this.zero
+    }
+    for (let k = 0; k < few.length; k += 2) {
+      sparseBuckets[pairs] = few[k]!
+      sparseCounts[pairs++] = few[k + 1]!
+    }
+    return pairs
+  }
+
   /** One quantile; see {@link LatencySketch.quantiles}. */
   quantile(q: number, min?: number, max?: number): number {
     return this.quantiles([q], min, max)[0]!
@@ -219,13 +293,21 @@ export class LatencySketch {
    */
   encode(): Uint8Array {
     this.settle()
-    const out = encodeBuffer(this.counts.length + 1)
+    const few = this.few
+    const out = encodeBuffer(few !== null ? few.length / 2 + 1 : this.counts.length + 1)
     let at = 0
     let previous = 0
     if (this.zero > 0) {
       at = writeVarint(out, at, zigzag(ZERO_BUCKET))
       at = writeVarint(out, at, this.zero)
       previous = ZERO_BUCKET
+    }
+    if (few !== null) {
+      for (let k = 0; k < few.length; k += 2) {
+        at = writeVarint(out, at, zigzag(few[k]! - previous))
+        at = writeVarint(out, at, few[k + 1]!)
+        previous = few[k]!
+      }
     }
     for (let i = 0; i < this.counts.length; i++) {
       const c = this.counts[i]!
@@ -385,6 +467,9 @@ function ascendingPairs(data: Uint8Array, buckets: Int32Array, counts: Float64Ar
   for (let i = 1; i < pairs; i++) if (buckets[i]! < buckets[i - 1]!) return -1
   return pairs
 }
+
+/** Distinct buckets (besides the zero bucket) a sketch keeps as pairs before it lays its counts out densely. */
+const FEW_BUCKETS = 16
 
 /** Encodings a sketch keeps unread at most (a group of a grouped query holds one per rollup read). */
 const MAX_PENDING = 64
