@@ -122,6 +122,43 @@ describe('rollups and retention on SQLite', () => {
     await monitor.close()
   })
 
+  it('wait for more calls before the next run while writes land all over history, answering exactly meanwhile, and go back to the schedule after', async () => {
+    // on its worker thread, where a write returns once the rollup run it made due has committed
+    const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER, schedule: { rollupEveryCalls: 1000, rollupIntervalMs: Number.MAX_SAFE_INTEGER } })
+    const reference = memoryStorage({ maxCalls: Infinity })
+    const cursor = async () => Number((await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = 'cursor'`))[0]?.value ?? 0)
+    let seed = 0
+    const write = async (days: number, perDay: number): Promise<number> => {
+      const calls = workload(days, perDay, ++seed)
+      await reference.writeCalls(calls)
+      await storage.writeCalls(calls)
+      return cursor()
+    }
+    // live traffic (a day at most): a run every 1,000 calls
+    expect(await write(1, 1000)).toBe(1000)
+    expect(await write(1, 1000)).toBe(2000)
+    // 1,200 calls over 30 days: a run (they fall in ~700 hours), then the next waits for 4 × 1,000 calls
+    expect(await write(30, 40)).toBe(3200)
+    expect(await write(30, 40)).toBe(3200)
+    expect(await write(30, 40)).toBe(3200)
+    expect(await write(30, 40)).toBe(3200)
+    // 3,600 calls above the cursor: the tail read from raw calls keeps every answer exact
+    const clock = { now: () => NOW }
+    const a = createStats(storage, { clock })
+    const b = createStats(reference, { clock })
+    for (const q of [{}, { from: '-3d' }, { api: 'openai', from: '-7d', to: '-1d' }, { tenantId: 'acme' }] satisfies StatsFilter[]) expect(await a.summary(q)).toEqual(await b.summary(q))
+    expect(await a.timeseries({ interval: 'hour', from: '-2d', groupBy: 'route' })).toEqual(await b.timeseries({ interval: 'hour', from: '-2d', groupBy: 'route' }))
+    expect(await write(30, 40)).toBe(8000)
+    // live again: the run after the spaced one still waits (it cannot know), and falls in a day: back to 1,000
+    expect(await write(1, 1000)).toBe(8000)
+    expect(await write(1, 1000)).toBe(8000)
+    expect(await write(1, 1000)).toBe(8000)
+    expect(await write(1, 1000)).toBe(12_000)
+    expect(await write(1, 1000)).toBe(13_000)
+    expect(await a.summary({})).toEqual(await b.summary({}))
+    await storage.close()
+  })
+
   it('count late and out-of-order calls in buckets already rolled up', async () => {
     const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER })
     const make = recordFactory()

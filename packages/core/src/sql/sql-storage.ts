@@ -188,6 +188,29 @@ const DEFAULT_ROWS_PER_INSERT = 500
 /**
  * Builds a {@link StorageAdapter} on the shared SQL layer. Dialect packages call this with their connection.
  */
+/** The most calls a run waits for when its spacing is raised (under the rollup accumulator's bound of groups). */
+const SPACED_CALLS = 100_000
+/** The most a run's spacing is raised. */
+const MAX_SPACING = 4
+
+/**
+ * How many times the schedule's calls (and interval) the next rollup run waits for, given how many distinct hours the
+ * last run's calls fell in. Live traffic falls in an hour or two: 1. History written out of order (a backfill, a
+ * fleet's late uploads) falls all over it, and every run then merges into rows of every hour it touches, again and
+ * again as each run brings a few more calls to each: one more for each day the run spanned, up to 4, so the same
+ * rows are merged a quarter as often. The tail queries read meanwhile grows by as much.
+ *
+ * @example
+ * ```ts
+ * rollupSpacing(2, 20_000) // 1: live traffic
+ * rollupSpacing(720, 20_000) // 4: calls spread over 30 days
+ * ```
+ */
+function rollupSpacing(hours: number, everyCalls: number): number {
+  const wanted = Math.min(MAX_SPACING, Math.max(1, Math.floor(hours / 24)))
+  return Math.max(1, Math.min(wanted, Math.floor(SPACED_CALLS / everyCalls)))
+}
+
 export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   const { db, dialect, name } = config
   const housekeeping = (t: number): Promise<void> => dialect.partitions?.ensure(db, t) ?? Promise.resolve()
@@ -199,6 +222,8 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   let ready: Promise<void> | undefined
   let sinceRollup = 0
   let lastRollupAt = now()
+  /** How many times the schedule's calls and interval the next rollup run waits for (see {@link rollupSpacing}). */
+  let spacing = 1
   let lastRetentionAt = -Infinity
 
   const ensureOpen = (): void => {
@@ -296,7 +321,7 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     sinceRollup += written
     if (maintenance) return maintenance
     const t = now()
-    const rollupDue = sinceRollup >= schedule.rollupEveryCalls || t - lastRollupAt >= schedule.rollupIntervalMs
+    const rollupDue = sinceRollup >= schedule.rollupEveryCalls * spacing || t - lastRollupAt >= schedule.rollupIntervalMs * spacing
     const retentionDue = t - lastRetentionAt >= schedule.retentionIntervalMs
     if (!rollupDue && !retentionDue) return
     if (rollupDue) {
@@ -305,7 +330,12 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     }
     if (retentionDue) lastRetentionAt = t
     maintenance = exclusive(async () => {
-      if (rollupDue) await rollUpPending(queries ? { ...ctx, pause: queries.forRun() } : ctx, Math.max(schedule.rollupEveryCalls * 2, 50_000), true)
+      if (rollupDue) {
+        const spaced = (hours: number): void => {
+          spacing = rollupSpacing(hours, schedule.rollupEveryCalls)
+        }
+        await rollUpPending(queries ? { ...ctx, pause: queries.forRun() } : ctx, Math.max(schedule.rollupEveryCalls * 2 * spacing, 50_000), true, spaced)
+      }
       if (retentionDue) {
         await housekeeping(t)
         return applyRetention(ctx, config.retention, t, 20_000, true)

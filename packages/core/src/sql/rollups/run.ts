@@ -33,19 +33,21 @@ export async function aggregateForRollup(ctx: RollupContext, where: RawBuilder<b
 
 /**
  * Rolls up the next raw calls not yet in the rollups (at most `maxRows` on SQLite), in one transaction. Returns how
- * many calls it rolled up.
+ * many calls it rolled up; `ran`, when given, is told how many distinct hours those calls fell in (once the run has
+ * committed).
  */
-export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false): Promise<number> {
+export async function rollUpPending(ctx: RollupContext, maxRows = 50_000, skipIfBusy = false, ran?: (hours: number) => void): Promise<number> {
   // PostgreSQL's tail in memory: which batches this run may take is settled once its snapshot is read (see `TxTail`)
   const snapshotTaken = ctx.txTail?.runStarting() ?? (() => undefined)
   try {
-    return await rollUp(ctx, maxRows, skipIfBusy, snapshotTaken)
+    return await rollUp(ctx, maxRows, skipIfBusy, snapshotTaken, ran)
   } finally {
     snapshotTaken()
   }
 }
 
-async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void): Promise<number> {
+async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, snapshotTaken: () => void, ran?: (hours: number) => void): Promise<number> {
+  let hours = 0
   const cursor = ctx.dialect.cursor
   let position: CursorPosition | undefined
   const rolled = await ctx.dialect.writeTransaction(ctx.db, async (trx) => {
@@ -87,16 +89,25 @@ async function rollUp(ctx: RollupContext, maxRows: number, skipIfBusy: boolean, 
     }
     ctx.accumulator?.reset()
     let count = 0
+    const starts = new Set<number>()
     for (const folded of rows) {
       await mergeFolded(inTrx, folded, Object.keys(ROLLUP_SHAPES) as RollupResolution[])
-      for (const row of folded.hour) if (row.level === 0) count += row.state.requests
+      for (const row of folded.hour) {
+        if (row.level !== 0) continue
+        count += row.state.requests
+        starts.add(row.bucketStart)
+      }
     }
+    hours = starts.size
     await writeCursor(trx, to, from)
     position = to
     return count
   }, { skipIfBusy })
   // committed: the batches in memory it took are no longer in the tail
-  if (position) ctx.txTail?.rolledUp(position)
+  if (position) {
+    ctx.txTail?.rolledUp(position)
+    ran?.(hours)
+  }
   return rolled ?? 0
 }
 
