@@ -6,7 +6,7 @@ import { num } from '../num.js'
 import { addSums } from '../raw-aggregate.js'
 import { type RollupContext, execute } from './context.js'
 import { storedPercentiles } from './stored-percentiles.js'
-import { type FoldedRows, OUTCOME_COLUMNS, ROLLUP_SHAPES, type RollupResolution, type RollupRow, type RollupTableShape, routeTableOf, SUM_COLUMNS } from './levels.js'
+import { type FoldedRows, OUTCOME_COLUMNS, ROLLUP_SHAPES, type RollupResolution, type RollupRow, type RollupTableShape, routeTableOf, SUM_COLUMNS, type KeyColumn } from './levels.js'
 
 /**
  * Merging aggregated rows into a rollup table: read the stored rows of the same keys, add, upsert — or, where the
@@ -140,19 +140,24 @@ export async function mergeFolded(ctx: RollupContext, folded: FoldedRows, resolu
 }
 
 /**
- * Sorts rows in primary-key order, in place: by one string per row, its key values joined, compared once per pair (a
- * comparison reading every key column of both rows cost more than the upserts' parameters did). A bucket start has
- * 13 digits from 2001 to 2286 and a status 3 (or is 0), so the string order is the key's for the rows a run holds;
- * where it is not (a text value holding the separator), only the locality of the upserts changes, not what they write.
+ * Sorts rows in primary-key order, in place: by level and bucket start as numbers, which tells most pairs apart (a run
+ * of history written out of order holds rows of hundreds of buckets), then by the other key columns in turn. Sorting
+ * by one string per row (its key values joined) built and compared a string of ~60 characters per row and pair: 9% of
+ * a random-order backfill's time. JavaScript orders strings by UTF-16 code units and SQLite's BINARY collation by
+ * UTF-8 bytes; where they differ, only the locality of the upserts changes, not what they write.
  */
 function sortByKey(shape: RollupTableShape, rows: RollupRow[]): void {
-  const decorated = rows.map((row) => {
-    let key = ''
-    for (const c of shape.keys) key += `${keyValue(row, c)}\u0001`
-    return { key, row }
+  const rest = shape.keys.filter((c): c is KeyColumn => c !== 'level' && c !== 'bucket_start')
+  rows.sort((a, b) => {
+    if (a.level !== b.level && shape.keys[0] === 'level') return a.level - b.level
+    if (a.bucketStart !== b.bucketStart) return a.bucketStart - b.bucketStart
+    for (const c of rest) {
+      const x = a.key[c]
+      const y = b.key[c]
+      if (x !== y) return x < y ? -1 : 1
+    }
+    return 0
   })
-  decorated.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-  for (let i = 0; i < rows.length; i++) rows[i] = decorated[i]!.row
 }
 
 function keyParamsOf(shape: RollupTableShape, chunk: readonly RollupRow[]): unknown[] {
