@@ -92,8 +92,8 @@ export async function spawnListening(command: readonly string[], label: string, 
   return { child, port }
 }
 
-/** Runs `fn` `runs` times; the median time in ms and the last value. */
-export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T }> {
+/** Runs `fn` `runs` times; the median time in ms, the last value and each run's time in ms. */
+export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T; times: number[] }> {
   const times: number[] = []
   let value!: T
   for (let r = 0; r < runs; r++) {
@@ -101,7 +101,7 @@ export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise
     value = await fn()
     times.push(performance.now() - t)
   }
-  return { ms: median(times), value }
+  return { ms: median(times), value, times }
 }
 
 /**

@@ -90,7 +90,7 @@ export async function runPostgresSuite(): Promise<SuiteResult> {
       { name: `summary over 30 days (${millions} calls), via rollups`, value: summary.ms, unit: 'ms', target: '≤ 20 ms', met: summary.ms <= 20 },
       { name: 'same summary, raw scan', value: rawSummary.ms, unit: 'ms', note: `same request count: ${summary.value.requests.toLocaleString('en-US')}` },
       { name: "summary({ api: 'openai' }) over 30 days, via rollups", value: summaryApi.ms, unit: 'ms', target: '≤ 20 ms', met: summaryApi.ms <= 20 },
-      ...queryFigures({ hourly: { ms: hourly.ms, points: hourly.value.length }, hourlyRaw: hourlyRaw.ms, tenants: tenants.ms, tenantsRaw: tenantsRaw.ms, burst, afterBurstCalls: afterBurst.requests }),
+      ...queryFigures({ hourly: { ms: hourly.ms, points: hourly.value.length, times: hourly.times }, hourlyRaw: hourlyRaw.ms, tenants: tenants.ms, tenantsRaw: tenantsRaw.ms, burst, afterBurstCalls: afterBurst.requests }),
       { name: 'database size (tables and indexes)', value: Number(size.rows[0]?.bytes ?? 0) / 2 ** 20, unit: 'MiB', note: `${partitions.rowCount} partitions of apimeter_calls` },
     ]
     return {
