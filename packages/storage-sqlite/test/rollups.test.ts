@@ -159,39 +159,6 @@ describe('rollups and retention on SQLite', () => {
     await storage.close()
   })
 
-  it('prepare a few statement shapes per rollup table whatever the rows of a run (each one held prepared costs native memory)', async () => {
-    const database = new Database(tmp.file())
-    const texts = new Set<string>()
-    const prepare = database.prepare.bind(database)
-    database.prepare = ((text: string) => {
-      texts.add(text)
-      return prepare(text)
-    })
-    const storage = sqliteStorage({ database, retention: FOREVER, now: () => NOW })
-    const reference = memoryStorage({ maxCalls: Infinity })
-    // 15 runs whose calls fill a different number of rows in each table
-    for (let run = 1; run <= 15; run++) {
-      const calls = workload(2, 13 + run * 29, run)
-      await reference.writeCalls(calls)
-      await storage.writeCalls(calls)
-      await storage.maintain()
-    }
-    const shapes = new Map<string, Set<number>>()
-    for (const text of texts) {
-      const insert = /^INSERT INTO (apimeter_rollups_\w+) /.exec(text)
-      if (!insert) continue
-      const rows = text.slice(0, text.indexOf(' ON CONFLICT')).split('), (').length
-      shapes.set(insert[1]!, (shapes.get(insert[1]!) ?? new Set()).add(rows))
-    }
-    expect([...shapes.keys()].sort()).toEqual(['apimeter_rollups_5m', 'apimeter_rollups_day', 'apimeter_rollups_hour', 'apimeter_rollups_month', 'apimeter_rollups_route_5m', 'apimeter_rollups_route_hour'])
-    // 200 rows, or a power of two: nine shapes at most
-    for (const [, rows] of shapes) for (const n of rows) expect([200, 128, 64, 32, 16, 8, 4, 2, 1]).toContain(n)
-    const stats = createStats(storage, { clock: { now: () => NOW } })
-    expect(await stats.summary({})).toEqual(await createStats(reference, { clock: { now: () => NOW } }).summary({}))
-    await storage.close()
-    database.close()
-  })
-
   it('count late and out-of-order calls in buckets already rolled up', async () => {
     const storage = sqliteStorage({ filename: tmp.file(), retention: FOREVER })
     const make = recordFactory()

@@ -16,17 +16,6 @@ import { type FoldedRows, OUTCOME_COLUMNS, ROLLUP_SHAPES, type RollupResolution,
 
 const CHUNK = 200
 
-/**
- * The rows of the next statement when `left` rows remain: {@link CHUNK}, or the largest power of two not above what
- * is left. A run then uses at most nine statement shapes per table, where one for every remainder (1…199) made a new
- * statement text per table and run: SQLite holds a prepared statement's program in native memory (~2 KiB per row of
- * these upserts, ~0.44 MiB at 200 rows) until its JavaScript object is collected, which the host's heap never asks
- * for, so the remainders' statements piled up in the process's resident memory.
- */
-function statementRows(left: number): number {
-  return left >= CHUNK ? CHUNK : 2 ** Math.floor(Math.log2(left))
-}
-
 /** SQL text per (dialect, table, rows, merge), built once: rollup merges run often and with many parameters. */
 const statementCache = new Map<string, { select: string; upsert: string }>()
 function statements(dialect: SqlDialect, shape: RollupTableShape, rows: number, sketchMerge: string | undefined, sketchPercentiles: string | undefined): { select: string; upsert: string } {
@@ -91,9 +80,8 @@ function keyValue(row: RollupRow, column: RollupTableShape['keys'][number]): str
  */
 export async function mergeIntoTable(ctx: RollupContext, shape: RollupTableShape, rows: RollupRow[]): Promise<void> {
   sortByKey(shape, rows)
-  for (let i = 0; i < rows.length; ) {
-    const chunk = rows.slice(i, i + statementRows(rows.length - i))
-    i += chunk.length
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const chunk = rows.slice(i, i + CHUNK)
     const text = statements(ctx.dialect, shape, chunk.length, ctx.sketchMerge, ctx.sketchPercentiles)
     await ctx.pause?.()
     const existing = ctx.sketchMerge ? [] : await execute(ctx, text.select, keyParamsOf(shape, chunk))
