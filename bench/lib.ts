@@ -92,8 +92,12 @@ export async function spawnListening(command: readonly string[], label: string, 
   return { child, port }
 }
 
-/** Runs `fn` `runs` times; the median time in ms, the last value and each run's time in ms. */
-export async function timeMedian<T>(fn: () => Promise<T>, runs: number): Promise<{ ms: number; value: T; times: number[] }> {
+/**
+ * Runs `fn` `warmup` times untimed, then `runs` times; the median time in ms, the last value and each timed run's
+ * time in ms.
+ */
+export async function timeMedian<T>(fn: () => Promise<T>, runs: number, warmup = 0): Promise<{ ms: number; value: T; times: number[] }> {
+  for (let w = 0; w < warmup; w++) await fn()
   const times: number[] = []
   let value!: T
   for (let r = 0; r < runs; r++) {

@@ -4,7 +4,7 @@ import { postgresStorage } from '@apimeter/storage-postgres'
 import pg from 'pg'
 import { startPgCluster } from '../../scripts/pg-cluster.js'
 import { type Figure, ingestRate, median, type SuiteResult, timeMedian } from '../lib.js'
-import { BURST, call, queriesAfterBurst, queryFigures } from './rollups.js'
+import { BURST, call, queriesAfterBurst, queryFigures, WARMUP } from './rollups.js'
 
 const TOTAL = Number(process.env.APIMETER_BENCH_CALLS ?? 10_000_000)
 const DAYS = 30
@@ -59,10 +59,10 @@ export async function runPostgresSuite(): Promise<SuiteResult> {
       const rows = await aggregateCalls(storage.db, 'postgres', { filter: { from: end - 30 * DAY, api: filter.api ? [filter.api as string] : undefined }, groupBy: [] })
       return rows.reduce((n, row) => n + row.state.requests, 0)
     }
-    const summary = await timeMedian(() => stats.summary({ from: '-30d' }), 21)
-    const summaryApi = await timeMedian(() => stats.summary({ api: 'openai', from: '-30d' }), 21)
-    const hourly = await timeMedian(() => stats.timeseries({ interval: 'hour', from: '-7d', groupBy: 'route' }), 11)
-    const tenants = await timeMedian(() => stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10, from: '-30d' }), 11)
+    const summary = await timeMedian(() => stats.summary({ from: '-30d' }), 21, WARMUP)
+    const summaryApi = await timeMedian(() => stats.summary({ api: 'openai', from: '-30d' }), 21, WARMUP)
+    const hourly = await timeMedian(() => stats.timeseries({ interval: 'hour', from: '-7d', groupBy: 'route' }), 11, WARMUP)
+    const tenants = await timeMedian(() => stats.breakdown({ by: 'tenant', orderBy: 'cost', limit: 10, from: '-30d' }), 11, WARMUP)
     const rawSummary = await timeMedian(() => raw({}), 3)
     if (rawSummary.value !== summary.value.requests) throw new Error(`rollups and raw scan disagree: ${summary.value.requests} vs ${rawSummary.value}`)
     const hourlyRaw = await timeMedian(async () => aggregateCalls(storage.db, 'postgres', { filter: { from: end - 7 * DAY, to: end }, groupBy: ['route'], interval: 'hour' }), 3)
@@ -96,7 +96,7 @@ export async function runPostgresSuite(): Promise<SuiteResult> {
     return {
       id: 'postgres',
       title: 'PostgreSQL: ingest and stats over 30 days of calls',
-      method: `A throwaway PostgreSQL ${external ? '(APIMETER_BENCH_PG_URL)' : '15 cluster on loopback with durable defaults (fsync on, synchronous_commit on), shared_buffers 1GB'}, on the same machine as the benchmark. Live ingest: ${SAMPLE.toLocaleString('en-US')} calls stamped within 20 minutes through a monitor (batches of ${BATCH}, each one COPY, the pool's 4 connections, rollups maintained as in production), ${ROUNDS} rounds, median; measured from the first record() until flush() resolves. The reference rounds alternate with them: the same calls with no rollup run due before close(). Then ${TOTAL.toLocaleString('en-US')} calls over ${DAYS} days (5 APIs, 20 routes, 50 tenants) ingested the same way into monthly partitions, then \`VACUUM ANALYZE\` and \`CHECKPOINT\` (the load's dirty pages written before the queries are timed, not by the checkpointer during them), and queried; query times are medians of repeated runs (21 for summaries), the raw scan reads apimeter_calls through the same SQL layer.`,
+      method: `A throwaway PostgreSQL ${external ? '(APIMETER_BENCH_PG_URL)' : '15 cluster on loopback with durable defaults (fsync on, synchronous_commit on), shared_buffers 1GB'}, on the same machine as the benchmark. Live ingest: ${SAMPLE.toLocaleString('en-US')} calls stamped within 20 minutes through a monitor (batches of ${BATCH}, each one COPY, the pool's 4 connections, rollups maintained as in production), ${ROUNDS} rounds, median; measured from the first record() until flush() resolves. The reference rounds alternate with them: the same calls with no rollup run due before close(). Then ${TOTAL.toLocaleString('en-US')} calls over ${DAYS} days (5 APIs, 20 routes, 50 tenants) ingested the same way into monthly partitions, then \`VACUUM ANALYZE\` and \`CHECKPOINT\` (the load's dirty pages written before the queries are timed, not by the checkpointer during them), and queried; query times are medians of repeated runs (21 for summaries), each query run ${WARMUP} times untimed first, the raw scan reads apimeter_calls through the same SQL layer.`,
       figures,
     }
   } finally {
