@@ -185,9 +185,6 @@ function waitUntil(promise: Promise<unknown> | undefined, deadline: number): Pro
 /** Rows per kysely INSERT in the default insert path (bounded by SQLite's 32,766 bound parameters). */
 const DEFAULT_ROWS_PER_INSERT = 500
 
-/**
- * Builds a {@link StorageAdapter} on the shared SQL layer. Dialect packages call this with their connection.
- */
 /** The most calls a run waits for when its spacing is raised (under the rollup accumulator's bound of groups). */
 const SPACED_CALLS = 100_000
 /** The most a run's spacing is raised. */
@@ -207,10 +204,13 @@ const MAX_SPACING = 4
  * ```
  */
 function rollupSpacing(hours: number, everyCalls: number): number {
-  const wanted = Math.min(MAX_SPACING, Math.max(1, Math.floor(hours / 24)))
-  return Math.max(1, Math.min(wanted, Math.floor(SPACED_CALLS / everyCalls)))
+  const days = Math.min(MAX_SPACING, Math.floor(hours / 24))
+  return Math.max(1, Math.min(days, Math.floor(SPACED_CALLS / everyCalls)))
 }
 
+/**
+ * Builds a {@link StorageAdapter} on the shared SQL layer. Dialect packages call this with their connection.
+ */
 export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
   const { db, dialect, name } = config
   const housekeeping = (t: number): Promise<void> => dialect.partitions?.ensure(db, t) ?? Promise.resolve()
@@ -331,10 +331,10 @@ export function createSqlStorage(config: SqlStorageConfig): SqlStorage {
     if (retentionDue) lastRetentionAt = t
     maintenance = exclusive(async () => {
       if (rollupDue) {
-        const spaced = (hours: number): void => {
+        const runCtx = queries ? { ...ctx, pause: queries.forRun() } : ctx
+        await rollUpPending(runCtx, Math.max(schedule.rollupEveryCalls * 2 * spacing, 50_000), true, (hours) => {
           spacing = rollupSpacing(hours, schedule.rollupEveryCalls)
-        }
-        await rollUpPending(queries ? { ...ctx, pause: queries.forRun() } : ctx, Math.max(schedule.rollupEveryCalls * 2 * spacing, 50_000), true, spaced)
+        })
       }
       if (retentionDue) {
         await housekeeping(t)

@@ -135,9 +135,10 @@ export async function mergeFolded(ctx: RollupContext, folded: FoldedRows, resolu
  * UTF-8 bytes; where they differ, only the locality of the upserts changes, not what they write.
  */
 function sortByKey(shape: RollupTableShape, rows: RollupRow[]): void {
+  const byLevel = shape.keys[0] === 'level'
   const rest = shape.keys.filter((c): c is KeyColumn => c !== 'level' && c !== 'bucket_start')
   rows.sort((a, b) => {
-    if (a.level !== b.level && shape.keys[0] === 'level') return a.level - b.level
+    if (byLevel && a.level !== b.level) return a.level - b.level
     if (a.bucketStart !== b.bucketStart) return a.bucketStart - b.bucketStart
     for (const c of rest) {
       const x = a.key[c]
