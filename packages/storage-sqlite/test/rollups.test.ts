@@ -128,33 +128,27 @@ describe('rollups and retention on SQLite', () => {
     const reference = memoryStorage({ maxCalls: Infinity })
     const cursor = async () => Number((await rows(storage, `SELECT value FROM apimeter_rollup_state WHERE name = 'cursor'`))[0]?.value ?? 0)
     let seed = 0
-    const write = async (days: number, perDay: number): Promise<number> => {
-      const calls = workload(days, perDay, ++seed)
-      await reference.writeCalls(calls)
-      await storage.writeCalls(calls)
-      return cursor()
+    /** Writes each step's calls (`days` × `perDay`, over the last `days` days) and expects the cursor after it. */
+    const writes = async (steps: (readonly [readonly [number, number], number])[]): Promise<void> => {
+      for (const [[days, perDay], expected] of steps) {
+        const calls = workload(days, perDay, ++seed)
+        await reference.writeCalls(calls)
+        await storage.writeCalls(calls)
+        expect(await cursor()).toBe(expected)
+      }
     }
-    // live traffic (a day at most): a run every 1,000 calls
-    expect(await write(1, 1000)).toBe(1000)
-    expect(await write(1, 1000)).toBe(2000)
-    // 1,200 calls over 30 days: a run (they fall in ~700 hours), then the next waits for 4 × 1,000 calls
-    expect(await write(30, 40)).toBe(3200)
-    expect(await write(30, 40)).toBe(3200)
-    expect(await write(30, 40)).toBe(3200)
-    expect(await write(30, 40)).toBe(3200)
-    // 3,600 calls above the cursor: the tail read from raw calls keeps every answer exact
+    const LIVE = [1, 1000] as const // a day at most
+    const SPREAD = [30, 40] as const // 1,200 calls over 30 days: ~700 distinct hours
+    // live traffic: a run every 1,000 calls; then spread calls: a run, and the next waits for 4 × 1,000 calls
+    await writes([[LIVE, 1000], [LIVE, 2000], [SPREAD, 3200], [SPREAD, 3200], [SPREAD, 3200], [SPREAD, 3200]])
+    // 3,600 calls above the cursor: the tail (from memory or raw) keeps every answer exact
     const clock = { now: () => NOW }
     const a = createStats(storage, { clock })
     const b = createStats(reference, { clock })
     for (const q of [{}, { from: '-3d' }, { api: 'openai', from: '-7d', to: '-1d' }, { tenantId: 'acme' }] satisfies StatsFilter[]) expect(await a.summary(q)).toEqual(await b.summary(q))
     expect(await a.timeseries({ interval: 'hour', from: '-2d', groupBy: 'route' })).toEqual(await b.timeseries({ interval: 'hour', from: '-2d', groupBy: 'route' }))
-    expect(await write(30, 40)).toBe(8000)
-    // live again: the run after the spaced one still waits (it cannot know), and falls in a day: back to 1,000
-    expect(await write(1, 1000)).toBe(8000)
-    expect(await write(1, 1000)).toBe(8000)
-    expect(await write(1, 1000)).toBe(8000)
-    expect(await write(1, 1000)).toBe(12_000)
-    expect(await write(1, 1000)).toBe(13_000)
+    // the spaced run; live again: the run after it still waits (it cannot know), and falls in a day: back to 1,000
+    await writes([[SPREAD, 8000], [LIVE, 8000], [LIVE, 8000], [LIVE, 8000], [LIVE, 12_000], [LIVE, 13_000]])
     expect(await a.summary({})).toEqual(await b.summary({}))
     await storage.close()
   })
