@@ -56,7 +56,6 @@ const settle = async () => {
 const apis = ['openai', 'anthropic', 'stripe', 'twilio', null]
 const statuses = [200, 200, 200, 201, 404, 429, 500]
 const now = Date.now()
-/** The i-th call of live traffic over the last hour: 5 APIs (one inbound), 20 routes, 50 tenants, costs. */
 /** The control's stand-in for a monitor: reads each call's strings, keeps nothing. */
 function unrecorded() {
   let seen = 0
@@ -72,6 +71,7 @@ function unrecorded() {
     close: async () => {},
   }
 }
+/** The i-th call of live traffic over the last hour: 5 APIs (one inbound), 20 routes, 50 tenants, costs. */
 const liveCall = (i) => ({
   direction: apis[i % 5] ? 'outbound' : 'inbound',
   api: apis[i % 5],
